@@ -1,0 +1,333 @@
+"""Typed, validated configuration for one Runway environment.
+
+An environment's config is three YAML files deep-merged in order: ``base.yaml`` (platform defaults),
+``use_case.yaml`` (everything specific to the use case, under ``use_case:``) and ``<env>.yaml``.
+Values may reference environment variables as ``${NAME}`` or ``${NAME:-default}``.
+
+This module is imported when Airflow parses DAG files: it must stay light (yaml and pydantic only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jobs.common.paths import config_dir, data_dir, include_dir
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
+
+
+class ConfigError(ValueError):
+    """A config file is missing, malformed or fails validation; the message names file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- use case
+
+
+class SourceConfig(_Strict):
+    """One raw feed landing as files: ``daily`` (one file per day) or ``reference`` (one snapshot file)."""
+
+    kind: Literal["daily", "reference"]
+    format: Literal["csv"] = "csv"
+    columns: dict[str, ColumnType]
+    keys: list[str]
+    event_date: str | None = Field(None, description="SQL expression giving a row's date (daily sources)")
+    sampled: bool = Field(False, description="environments with sample_fraction < 1 keep a subset")
+    null_values: list[str] = [""]
+    expectations: str | None = Field(None, description="GX suite file under include/expectations")
+    quality: dict[str, float | int | str] = Field(
+        default_factory=dict, description="suite parameters; min_rows_per_day scales to the interval"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceConfig:
+        missing = [k for k in self.keys if k not in self.columns]
+        if missing:
+            raise ValueError(f"keys {missing} are not among the declared columns")
+        if self.kind == "daily" and not self.event_date:
+            raise ValueError("a daily source needs an event_date expression")
+        return self
+
+
+class FeaturesConfig(_Strict):
+    sql: str = Field(description="feature SQL file under include/sql")
+    table: str
+    keys: list[str]
+    date_column: str
+
+
+class ModelFeatures(_Strict):
+    numeric: list[str]
+    categorical: list[str] = []
+
+
+class ModelConfig(_Strict):
+    name: str
+    label: str
+    features: ModelFeatures
+    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    params: dict[str, Any] = {}
+    slices: list[str] = []
+
+
+class UseCase(_Strict):
+    name: str
+    sources: dict[str, SourceConfig]
+    features: FeaturesConfig
+    model: ModelConfig
+
+
+# ---------------------------------------------------------------- environment
+
+
+class Schemas(_Strict):
+    bronze: str = "bronze"
+    silver: str = "silver"
+    gold: str = "gold"
+    ml: str = "ml"
+    monitoring: str = "monitoring"
+
+
+class Storage(_Strict):
+    lakehouse_root: Path
+    landing_root: Path
+    reports_root: Path
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str
+    registry_uri: str | None = None
+    artifact_root: str | None = None
+    experiment: str
+
+
+class Schedules(_Strict):
+    feature_refresh: str | None = "@daily"
+    training: str | None = None
+    batch_inference: str | None = None
+    streaming_inference: str | None = None
+    monitoring: str | None = None
+
+
+class Access(_Strict):
+    read_catalogs: list[str]
+    write_catalog: str
+
+
+class TableOptions(_Strict):
+    allow_schema_evolution: bool = False
+
+
+class TableStoreSettings(_Strict):
+    engine: Literal["local", "spark"] = "local"
+
+
+class Compute(_Strict):
+    kind: Literal["local", "spark-submit", "databricks"] = "local"
+    spark_master: str = "local[2]"
+    driver_memory: str = "4g"
+    spark_conf: dict[str, str] = {}
+
+
+class AirflowSettings(_Strict):
+    owner: str = "runway"
+    retries: int = Field(2, ge=0)
+    retry_delay_minutes: float = Field(5, ge=0)
+    start_date: date
+    end_date: date | None = None
+    tags: list[str] = []
+
+
+class EnvConfig(_Strict):
+    env: Literal["dev", "staging", "prod"]
+    catalog: str
+    schemas: Schemas = Schemas()
+    storage: Storage
+    mlflow: MlflowSettings
+    schedules: Schedules = Schedules()
+    sample_fraction: float = Field(1.0, gt=0, le=1)
+    thresholds: dict[str, Any] = {}
+    compute: Compute = Compute()
+    table_store: TableStoreSettings = TableStoreSettings()
+    access: Access
+    tables: dict[str, TableOptions] = {}
+    airflow: AirflowSettings
+    use_case: UseCase
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("a catalog name is letters, digits and underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> EnvConfig:
+        if self.access.write_catalog != self.catalog:
+            raise ValueError(f"access.write_catalog must be the environment's own catalog '{self.catalog}'")
+        if self.catalog not in self.access.read_catalogs:
+            raise ValueError(
+                f"access.read_catalogs must include the environment's own catalog '{self.catalog}'"
+            )
+        return self
+
+    @property
+    def registered_model_name(self) -> str:
+        """``<catalog>.<ml schema>.<model>``, the Unity Catalog three-level model name."""
+        return f"{self.catalog}.{self.schemas.ml}.{self.use_case.model.name}"
+
+    def table_options(self, schema: str, table: str) -> TableOptions:
+        return self.tables.get(f"{schema}.{table}", TableOptions())
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _defaults_for_interpolation() -> dict[str, str]:
+    return {"RUNWAY_DATA_DIR": str(data_dir()), "RUNWAY_INCLUDE_DIR": str(include_dir())}
+
+
+def _expand(text: str, where: str, path: str) -> str:
+    """Expand ``${NAME}`` and ``${NAME:-default}`` (defaults may nest further references)."""
+    out, i = [], 0
+    while (start := text.find("${", i)) >= 0:
+        depth, end = 0, start
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0 and text[end] == "}":
+                break
+        else:
+            raise ConfigError(f"{where}: {path}: unclosed '${{' in {text!r}")
+        body = text[start + 2 : end]
+        name, sep, default = body.partition(":-")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(f"{where}: {path}: bad variable reference ${{{body}}}")
+        if name in os.environ:
+            value = os.environ[name]
+        elif sep:
+            value = _expand(default, where, path)
+        elif name in (defaults := _defaults_for_interpolation()):
+            value = defaults[name]
+        else:
+            raise ConfigError(
+                f"{where}: {path}: environment variable ${{{name}}} is not set and has no default"
+            )
+        out += [text[i:start], value]
+        i = end + 1
+    out.append(text[i:])
+    return "".join(out)
+
+
+def _interpolate(node: Any, where: str, path: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, where, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, where, f"{path}[{i}]") for i, v in enumerate(node)]
+    return _expand(node, where, path) if isinstance(node, str) else node
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return _interpolate(content, str(path))
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_path(tree: Any, loc: tuple[Any, ...]) -> bool:
+    node = tree
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def _explain(exc: ValidationError, layers: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        # Name the file that set the key (last layer wins), or the environment's file when it is missing.
+        owner = next((path for path, tree in reversed(layers) if _has_path(tree, loc)), layers[-1][0])
+        kind = error["type"]
+        message = "unknown key" if kind == "extra_forbidden" else error["msg"]
+        if kind == "missing":
+            message = "missing value"
+        lines.append(f"{owner}: {key}: {message}")
+    return "invalid Runway config:\n  " + "\n  ".join(lines)
+
+
+def config_files(env: str, directory: Path | None = None) -> list[Path]:
+    directory = directory or config_dir()
+    return [directory / "base.yaml", directory / "use_case.yaml", directory / f"{env}.yaml"]
+
+
+@cache
+def _load(env: str, directory: Path) -> EnvConfig:
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment '{env}': choose one of {', '.join(ENVIRONMENTS)}")
+    layers = [(path, _read_yaml(path)) for path in config_files(env, directory)]
+    base, use_case, env_tree = (tree for _, tree in layers)
+    if set(use_case) - {"use_case"}:
+        raise ConfigError(f"{layers[1][0]}: only the key 'use_case' belongs in this file")
+    merged = _deep_merge(_deep_merge(base, use_case), env_tree)
+    try:
+        return EnvConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, layers)) from None
+
+
+def load_config(env: str | None = None, directory: str | Path | None = None) -> EnvConfig:
+    """The validated config of ``env`` (default: ``$RUNWAY_ENV`` or ``dev``); cached per process."""
+    env = env or current_env()
+    return _load(env, Path(directory) if directory else config_dir())
+
+
+def current_env() -> str:
+    """The environment this deployment runs as: ``$RUNWAY_ENV``, default ``dev``."""
+    return os.environ.get("RUNWAY_ENV", "dev")
+
+
+def deployed_envs() -> list[str]:
+    """Which environments' DAGs this Airflow deployment shows: ``$RUNWAY_DAG_ENVS`` (comma list or
+    ``all``), default just the deployment's own environment."""
+    raw = os.environ.get("RUNWAY_DAG_ENVS", "").strip()
+    if not raw:
+        return [current_env()]
+    if raw == "all":
+        return list(ENVIRONMENTS)
+    envs = [e.strip() for e in raw.split(",") if e.strip()]
+    unknown = [e for e in envs if e not in ENVIRONMENTS]
+    if unknown:
+        raise ConfigError(f"RUNWAY_DAG_ENVS names unknown environments {unknown}: choose from {ENVIRONMENTS}")
+    return envs

@@ -1,0 +1,22 @@
+"""Where the project's files live. Overridable by environment variables for clusters and tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def include_dir() -> Path:
+    """SQL, configs and expectation suites: ``$RUNWAY_INCLUDE_DIR`` or ``<project>/include``."""
+    return Path(os.environ.get("RUNWAY_INCLUDE_DIR", PROJECT_ROOT / "include"))
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("RUNWAY_CONFIG_DIR", include_dir() / "configs"))
+
+
+def data_dir() -> Path:
+    """Default root of local state (landing zone, lakehouse, MLflow store): ``$RUNWAY_DATA_DIR``."""
+    return Path(os.environ.get("RUNWAY_DATA_DIR", PROJECT_ROOT / "data"))

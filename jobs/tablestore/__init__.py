@@ -1,0 +1,41 @@
+"""Delta table store: ``open_table_store(config, spark)`` returns the environment's engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jobs.tablestore.base import (
+    SchemaMismatchError,
+    TableName,
+    TableNotFoundError,
+    TablePermissionError,
+    TableStore,
+    window_predicate,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.common.config import EnvConfig
+
+
+def open_table_store(config: EnvConfig, spark: SparkSession) -> TableStore:
+    """The table store of ``config``'s environment, on its configured engine."""
+    if config.table_store.engine == "spark":
+        from jobs.tablestore.spark import SparkDeltaTableStore
+
+        return SparkDeltaTableStore(config, spark)
+    from jobs.tablestore.local import LocalDeltaTableStore
+
+    return LocalDeltaTableStore(config, spark)
+
+
+__all__ = [
+    "SchemaMismatchError",
+    "TableName",
+    "TableNotFoundError",
+    "TablePermissionError",
+    "TableStore",
+    "open_table_store",
+    "window_predicate",
+]

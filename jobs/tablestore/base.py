@@ -1,0 +1,251 @@
+"""The table-store interface every job uses: one small set of Delta verbs, two engines.
+
+Names are three-level, ``<catalog>.<schema>.<table>`` (Unity Catalog style). A store belongs to one
+environment: it may read the catalogs in ``access.read_catalogs`` and write only its own catalog.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from jobs.common.config import EnvConfig
+
+
+class TablePermissionError(PermissionError):
+    """The environment may not read or write the catalog a table lives in."""
+
+
+class SchemaMismatchError(ValueError):
+    """A write's columns or types differ from the table's and the table may not evolve."""
+
+
+class TableNotFoundError(LookupError):
+    """The table does not exist (yet)."""
+
+
+@dataclass(frozen=True)
+class TableName:
+    catalog: str
+    schema: str
+    table: str
+
+    @classmethod
+    def parse(cls, name: str) -> TableName:
+        parts = name.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"table name '{name}' must be <catalog>.<schema>.<table>")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    missing: list[str]
+    unexpected: list[str]
+    changed: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.missing or self.unexpected or self.changed)
+
+    @property
+    def only_additive(self) -> bool:
+        """New columns only (and columns the write leaves null): what schema evolution allows."""
+        return not self.changed
+
+    def describe(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"missing columns {self.missing}")
+        if self.unexpected:
+            parts.append(f"unexpected columns {self.unexpected}")
+        if self.changed:
+            parts.append(f"changed types {self.changed}")
+        return "; ".join(parts)
+
+
+def diff_schemas(table: dict[str, str], incoming: dict[str, str]) -> SchemaDiff:
+    """Compare ``{column: type}`` maps (names are case-sensitive, nullability is ignored)."""
+    return SchemaDiff(
+        missing=[c for c in table if c not in incoming],
+        unexpected=[c for c in incoming if c not in table],
+        changed=[
+            f"{c}: {table[c]} -> {incoming[c]}" for c in table if c in incoming and table[c] != incoming[c]
+        ],
+    )
+
+
+class TableStore(ABC):
+    """Delta tables of one environment. Every write is atomic (one Delta commit)."""
+
+    engine = "abstract"
+
+    def __init__(self, config: EnvConfig, spark: SparkSession):
+        self.config = config
+        self.spark = spark
+
+    # ------------------------------------------------------------------ names and access
+
+    def name(self, schema: str, table: str, catalog: str | None = None) -> TableName:
+        """A table of this environment's catalog (or of ``catalog``), by schema role or name."""
+        schema_name = getattr(self.config.schemas, schema, schema)
+        return TableName(catalog or self.config.catalog, schema_name, table)
+
+    def _check_read(self, name: TableName) -> None:
+        if name.catalog not in self.config.access.read_catalogs:
+            raise TablePermissionError(
+                f"environment '{self.config.env}' may not read catalog '{name.catalog}' ({name}); "
+                f"readable catalogs: {self.config.access.read_catalogs}"
+            )
+
+    def _check_write(self, name: TableName) -> None:
+        if name.catalog != self.config.access.write_catalog:
+            raise TablePermissionError(
+                f"environment '{self.config.env}' may not write {name}: it writes only catalog "
+                f"'{self.config.access.write_catalog}'"
+            )
+
+    def _check_schema(self, name: TableName, incoming: dict[str, str]) -> bool:
+        """Raise on a mismatch the table may not absorb; return True when the write must evolve it."""
+        if not self.exists(name):
+            return False
+        diff = diff_schemas(self._schema(name), incoming)
+        if diff.empty:
+            return False
+        allowed = self.config.table_options(name.schema, name.table).allow_schema_evolution
+        if allowed and diff.only_additive:
+            return True
+        hint = (
+            "" if allowed else f" (set tables.{name.schema}.{name.table}.allow_schema_evolution to evolve it)"
+        )
+        raise SchemaMismatchError(f"write to {name} does not match its schema: {diff.describe()}{hint}")
+
+    # ------------------------------------------------------------------ the verbs
+
+    def read(
+        self,
+        name: TableName,
+        *,
+        version: int | None = None,
+        timestamp: datetime | str | None = None,
+        window: tuple[str, date | str, date | str] | None = None,
+    ) -> DataFrame:
+        """The table (at a version or timestamp), optionally only rows with ``start <= column < end``."""
+        self._check_read(name)
+        if version is not None and timestamp is not None:
+            raise ValueError("read at a version or at a timestamp, not both")
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {name} does not exist")
+        return self._read(name, version=version, timestamp=timestamp, window=window)
+
+    def overwrite(
+        self, name: TableName, df: DataFrame, *, predicate: str | None = None, metadata: dict | None = None
+    ) -> int:
+        """Replace the rows matching ``predicate`` (replaceWhere) — or the whole table — with ``df``.
+
+        Every row of ``df`` must satisfy the predicate. Returns the new table version.
+        """
+        self._check_write(name)
+        evolve = self._check_schema(name, column_types(df))
+        return self._overwrite(name, df, predicate=predicate, evolve=evolve, metadata=metadata or {})
+
+    def overwrite_window(
+        self,
+        name: TableName,
+        df: DataFrame,
+        column: str,
+        start: date | str,
+        end: date | str,
+        *,
+        extra_predicate: str | None = None,
+        metadata: dict | None = None,
+    ) -> int:
+        """Replace the interval ``[start, end)`` of ``column``: the idempotent write of a windowed job."""
+        predicate = window_predicate(column, start, end)
+        if extra_predicate:
+            predicate = f"({extra_predicate}) AND {predicate}"
+        return self.overwrite(name, df, predicate=predicate, metadata=metadata)
+
+    def merge(self, name: TableName, df: DataFrame, keys: list[str], *, metadata: dict | None = None) -> int:
+        """Upsert ``df`` by ``keys``: matching rows are updated, new rows inserted."""
+        self._check_write(name)
+        if not keys:
+            raise ValueError("merge needs at least one key column")
+        evolve = self._check_schema(name, column_types(df))
+        return self._merge(name, df, keys, evolve=evolve, metadata=metadata or {})
+
+    def append_once(
+        self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, metadata: dict | None = None
+    ) -> bool:
+        """Append under an application transaction; a repeated (app_id, version) is a no-op.
+
+        Returns True when the rows were appended, False when this transaction was already committed.
+        """
+        self._check_write(name)
+        if self.exists(name):
+            committed = self.transaction_version(name, app_id)
+            if committed is not None and committed >= txn_version:
+                return False
+        evolve = self._check_schema(name, column_types(df))
+        return self._append(name, df, app_id, txn_version, evolve=evolve, metadata=metadata or {})
+
+    # ------------------------------------------------------------------ engine specifics
+
+    @abstractmethod
+    def exists(self, name: TableName) -> bool: ...
+
+    @abstractmethod
+    def version(self, name: TableName) -> int: ...
+
+    @abstractmethod
+    def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def transaction_version(self, name: TableName, app_id: str) -> int | None:
+        """The last committed version of application transaction ``app_id``; None if unknown."""
+
+    @abstractmethod
+    def _schema(self, name: TableName) -> dict[str, str]: ...
+
+    @abstractmethod
+    def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame: ...
+
+    @abstractmethod
+    def _overwrite(
+        self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
+    ) -> int: ...
+
+    @abstractmethod
+    def _merge(
+        self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict
+    ) -> int: ...
+
+    @abstractmethod
+    def _append(
+        self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict
+    ) -> bool:
+        """Commit the append; False when the engine skipped it as an already-seen transaction."""
+
+
+def column_types(df: DataFrame) -> dict[str, str]:
+    """``{column: Spark simple type}`` of a DataFrame, the common currency of schema checks."""
+    return {f.name: f.dataType.simpleString() for f in df.schema.fields}
+
+
+def _literal(value: date | str) -> str:
+    text = value.isoformat() if isinstance(value, date | datetime) else str(value)
+    date.fromisoformat(text[:10])  # reject anything that is not a date
+    return f"'{text}'"
+
+
+def window_predicate(column: str, start: date | str, end: date | str) -> str:
+    """SQL for ``start <= column < end``, understood by both Delta engines."""
+    return f"{column} >= {_literal(start)} AND {column} < {_literal(end)}"

@@ -1,0 +1,160 @@
+"""The ``local`` engine: Spark computes, delta-rs reads and commits Delta tables on the local disk.
+
+Tables live at ``<lakehouse_root>/<catalog>/<schema>/<table>``. Data crosses between Spark and
+delta-rs as Arrow. Needs no JVM Delta jars, so it runs wherever PySpark runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from jobs.tablestore.base import TableName, TableNotFoundError, TableStore
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def _as_bound(value: date | str, arrow_type: pa.DataType) -> pa.Scalar:
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    if pa.types.is_timestamp(arrow_type):
+        moment = value if isinstance(value, datetime) else datetime.combine(day, time())
+        if moment.tzinfo is None and arrow_type.tz:
+            moment = moment.replace(tzinfo=UTC)
+        return pa.scalar(moment, type=arrow_type)
+    return pa.scalar(day, type=pa.date32())
+
+
+class LocalDeltaTableStore(TableStore):
+    engine = "local"
+
+    def path(self, name: TableName) -> Path:
+        return Path(self.config.storage.lakehouse_root) / name.catalog / name.schema / name.table
+
+    def _table(self, name: TableName, version: int | None = None) -> DeltaTable:
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {name} does not exist (looked in {self.path(name)})")
+        return DeltaTable(str(self.path(name)), version=version)
+
+    # ------------------------------------------------------------------ metadata
+
+    def exists(self, name: TableName) -> bool:
+        return DeltaTable.is_deltatable(str(self.path(name)))
+
+    def version(self, name: TableName) -> int:
+        return self._table(name).version()
+
+    def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._table(name).history(limit)
+
+    def transaction_version(self, name: TableName, app_id: str) -> int | None:
+        return self._table(name).transaction_version(app_id)
+
+    def _arrow_schema(self, table: DeltaTable) -> pa.Schema:
+        return pa.schema(table.schema().to_arrow())
+
+    def _schema(self, name: TableName) -> dict[str, str]:
+        spark_schema = from_arrow_schema(self._arrow_schema(self._table(name)))
+        return {f.name: f.dataType.simpleString() for f in spark_schema.fields}
+
+    # ------------------------------------------------------------------ reads
+
+    def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
+        table = self._table(name, version)
+        if timestamp is not None:
+            table.load_as_version(
+                timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
+            )
+        schema = self._arrow_schema(table)
+        dataset = table.to_pyarrow_dataset()
+        expression = None
+        if window is not None:
+            column, start, end = window
+            field_type = schema.field(column).type
+            expression = (pc.field(column) >= _as_bound(start, field_type)) & (
+                pc.field(column) < _as_bound(end, field_type)
+            )
+        arrow = dataset.to_table(filter=expression) if expression is not None else dataset.to_table()
+        return self.spark.createDataFrame(arrow, schema=from_arrow_schema(arrow.schema))
+
+    # ------------------------------------------------------------------ writes
+
+    @staticmethod
+    def _to_arrow(df: DataFrame) -> pa.Table:
+        arrow = df.toArrow()
+        nullable = pa.schema([f.with_nullable(True) for f in arrow.schema])
+        return arrow.cast(nullable)
+
+    @staticmethod
+    def _commit(metadata: dict, transaction: tuple[str, int] | None = None) -> CommitProperties:
+        return CommitProperties(
+            custom_metadata={k: str(v) for k, v in metadata.items()},
+            app_transactions=[Transaction(*transaction)] if transaction else None,
+        )
+
+    def _overwrite(self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict) -> int:
+        exists = self.exists(name)
+        try:
+            write_deltalake(
+                str(self.path(name)),
+                self._to_arrow(df),
+                mode="overwrite",
+                predicate=predicate if exists else None,
+                schema_mode="merge" if evolve else None,
+                commit_properties=self._commit(metadata),
+            )
+        except DeltaError as exc:
+            if "failed validation check" in str(exc):
+                raise ValueError(
+                    f"rows written to {name} fall outside the replaced predicate: {predicate}"
+                ) from None
+            raise
+        return self.version(name)
+
+    def _merge(self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict) -> int:
+        arrow = self._to_arrow(df)
+        if not self.exists(name):
+            write_deltalake(
+                str(self.path(name)), arrow, mode="append", commit_properties=self._commit(metadata)
+            )
+            return self.version(name)
+        duplicates = arrow.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
+        if duplicates.num_rows:
+            raise ValueError(
+                f"merge into {name}: {duplicates.num_rows} key(s) appear more than once in the source"
+            )
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        (
+            DeltaTable(str(self.path(name)))
+            .merge(
+                source=arrow,
+                predicate=on,
+                source_alias="s",
+                target_alias="t",
+                merge_schema=evolve,
+                commit_properties=self._commit(metadata),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return self.version(name)
+
+    def _append(
+        self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict
+    ) -> bool:
+        write_deltalake(
+            str(self.path(name)),
+            self._to_arrow(df),
+            mode="append",
+            schema_mode="merge" if evolve else None,
+            commit_properties=self._commit(metadata, (app_id, txn_version)),
+        )
+        return True
