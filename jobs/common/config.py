@@ -82,8 +82,14 @@ class ModelConfig(_Strict):
     slices: list[str] = []
 
 
+class SeedConfig(_Strict):
+    package: str = Field(description="module exposing one pandas DataFrame per source, by source name")
+    date_columns: list[str] = Field(description="year, month, day columns that date a daily source's rows")
+
+
 class UseCase(_Strict):
     name: str
+    seed: SeedConfig | None = None
     sources: dict[str, SourceConfig]
     features: FeaturesConfig
     model: ModelConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,3 +21,10 @@ def config_dir() -> Path:
 def data_dir() -> Path:
     """Default root of local state (landing zone, lakehouse, MLflow store): ``$RUNWAY_DATA_DIR``."""
     return Path(os.environ.get("RUNWAY_DATA_DIR", PROJECT_ROOT / "data"))
+
+
+def landing_file(landing_root: Path, source: str, day: date | None = None) -> Path:
+    """Where a source's file for ``day`` lands: ``<source>/<YYYY-MM-DD>.csv``; a reference source
+    has one snapshot file, ``<source>/<source>.csv``."""
+    name = f"{day.isoformat()}.csv" if day is not None else f"{source}.csv"
+    return Path(landing_root) / source / name

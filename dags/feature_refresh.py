@@ -1,0 +1,7 @@
+"""Feature refresh DAGs, one per deployed environment (see plugins/dag_factories/feature_refresh.py)."""
+
+from dag_factories.common import deployed_envs
+from dag_factories.feature_refresh import build_feature_refresh_dag
+
+for _env in deployed_envs():
+    globals()[f"{_env}_feature_refresh"] = build_feature_refresh_dag(_env)

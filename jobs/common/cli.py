@@ -1,0 +1,111 @@
+"""What every job's entry point shares: arguments, the date window, logging, clean failures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("runway")
+RESULT_MARKER = "RUNWAY_RESULT "
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open date interval ``[start, end)``, the unit of every idempotent write."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"the window's end {self.end} must be after its start {self.start}")
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Window:
+        try:
+            return cls(date.fromisoformat(start[:10]), date.fromisoformat(end[:10]))
+        except ValueError as exc:
+            raise ValueError(f"bad date window [{start}, {end}): {exc}") from None
+
+    @property
+    def days(self) -> list[date]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[date]:
+        day = self.start
+        while day < self.end:
+            yield day
+            day += timedelta(days=1)
+
+    def __len__(self) -> int:
+        return (self.end - self.start).days
+
+    def __str__(self) -> str:
+        return f"[{self.start}, {self.end})"
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--env", default=None, help="dev, staging or prod (default: $RUNWAY_ENV or dev)")
+    return parser
+
+
+def add_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", required=True, help="first day of the interval (YYYY-MM-DD)")
+    parser.add_argument("--end", required=True, help="day after the last day of the interval (YYYY-MM-DD)")
+
+
+def add_run_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-id", default="manual", help="the orchestrator's run id, kept as lineage")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
+    for noisy in ("py4j", "great_expectations", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# Exit codes tell the orchestrator whether a retry can help.
+EXIT_BAD_INPUT = 2  # config, arguments, permissions, malformed data: a retry cannot fix it
+EXIT_QUALITY_GATE = 3  # table-level data-quality expectations failed
+EXIT_MISSING_INPUT = 4  # an input (landing file, table) is not there yet: retry later
+
+
+def write_result(payload: dict[str, Any]) -> None:
+    """Hand a small JSON result to the caller through ``$RUNWAY_RESULT_FILE`` (if set) and stdout."""
+    text = json.dumps(payload, default=str)
+    target = os.environ.get("RUNWAY_RESULT_FILE")
+    if target:
+        Path(target).write_text(text)
+    print(RESULT_MARKER + text, flush=True)
+
+
+def run_cli(main: Callable[[list[str] | None], dict[str, Any] | None], argv: list[str] | None = None) -> int:
+    """Run a job's main and report its result; expected failures end in one clear sentence."""
+    from jobs.common.config import ConfigError
+    from jobs.common.quality import QualityGateError
+
+    setup_logging()
+    try:
+        write_result({"ok": True, "result": main(argv) or {}})
+        return 0
+    except QualityGateError as exc:
+        code, message = EXIT_QUALITY_GATE, str(exc)
+    except (FileNotFoundError, LookupError) as exc:
+        code, message = EXIT_MISSING_INPUT, str(exc)
+    except (ConfigError, ValueError, PermissionError) as exc:
+        code, message = EXIT_BAD_INPUT, str(exc)
+    log.error("%s", message)
+    print(f"runway: error: {message}", file=sys.stderr, flush=True)
+    write_result({"ok": False, "exit_code": code, "error": message})
+    return code

@@ -1,0 +1,203 @@
+"""Data-quality checks with Great Expectations, on Spark DataFrames.
+
+A suite (GX JSON under ``include/expectations/``) mixes two kinds of expectation, told apart by
+``meta.severity`` (default: ``quarantine`` for per-row expectations, ``fail`` for the rest):
+
+- ``quarantine``: rows that fail go to the quarantine table with the names of what they failed;
+- ``fail``: table-level checks (columns, volume, null rates) that stop the pipeline.
+
+Every validation result is saved as JSON where a user can open it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.paths import include_dir
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger("runway.quality")
+
+ROW_KEY = "_row_key"
+QUARANTINE, FAIL = "quarantine", "fail"
+
+
+class QualityGateError(RuntimeError):
+    """Table-level expectations failed; the message summarises which and what was observed."""
+
+
+@dataclass
+class Expectation:
+    type: str
+    kwargs: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        declared = self.meta.get("severity")
+        if declared in (QUARANTINE, FAIL):
+            return declared
+        if declared is not None:
+            raise ValueError(
+                f"expectation {self.type}: severity must be '{QUARANTINE}' or '{FAIL}', not {declared!r}"
+            )
+        return QUARANTINE if _is_row_level(self.type) else FAIL
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.kwargs.items() if k != "column")
+        column = self.kwargs.get("column")
+        inner = ", ".join(x for x in (column, args) if x)
+        return f"{self.type}({inner})"
+
+
+@cache
+def _is_row_level(expectation_type: str) -> bool:
+    from great_expectations.expectations.expectation import ColumnMapExpectation, MulticolumnMapExpectation
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    impl = get_expectation_impl(expectation_type)
+    return issubclass(impl, ColumnMapExpectation | MulticolumnMapExpectation)
+
+
+def load_suite(file_name: str) -> tuple[str, list[Expectation]]:
+    """Read a GX suite JSON from ``include/expectations``; returns its name and expectations."""
+    path = Path(file_name) if Path(file_name).is_absolute() else include_dir() / "expectations" / file_name
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"expectation suite {path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expectation suite {path} is not valid JSON: {exc}") from None
+    expectations = [
+        Expectation(e["type"], e.get("kwargs", {}), e.get("meta", {})) for e in raw["expectations"]
+    ]
+    for expectation in expectations:
+        expectation.severity  # noqa: B018 - validates severities at load time
+    return raw.get("name", path.stem), expectations
+
+
+@dataclass
+class ValidationOutcome:
+    success: bool
+    result: dict[str, Any]
+    failed: list[str]  # readable lines, one per failed expectation
+    row_failures: dict[str, list[str]]  # row key -> failed expectations (quarantine severity)
+    report_path: Path | None = None
+
+    def summary(self) -> str:
+        stats = self.result.get("statistics", {})
+        head = f"{stats.get('successful_expectations', 0)}/{stats.get('evaluated_expectations', 0)} expectations passed"
+        return head + "".join(f"\n  - {line}" for line in self.failed)
+
+
+def _context():
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic
+        pass
+    return context
+
+
+def _observed(result: dict[str, Any]) -> str:
+    body = result.get("result", {})
+    if "observed_value" in body:
+        return f"observed {body['observed_value']}"
+    if "unexpected_count" in body:
+        return f"{body['unexpected_count']} of {body.get('element_count')} rows unexpected"
+    if result.get("exception_info", {}).get("raised_exception"):
+        return "error: " + str(result["exception_info"].get("exception_message"))
+    return "failed"
+
+
+def resolve_parameters(parameters: dict[str, Any], expectations: list[Expectation]) -> dict[str, Any]:
+    """Check that every ``$PARAMETER`` a suite uses is given."""
+    wanted = set(re.findall(r'"\$PARAMETER":\s*"([^"]+)"', json.dumps([e.kwargs for e in expectations])))
+    missing = sorted(wanted - set(parameters))
+    if missing:
+        raise ValueError(
+            f"expectation suite needs parameters {missing}; set them in the source's `quality` config"
+        )
+    return {k: parameters[k] for k in wanted}
+
+
+def validate(
+    df: DataFrame,
+    suite_name: str,
+    expectations: list[Expectation],
+    *,
+    severity: str,
+    parameters: dict[str, Any] | None = None,
+    report_path: Path | None = None,
+) -> ValidationOutcome:
+    """Run the ``severity`` part of a suite on ``df`` (which carries a ``_row_key`` column)."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    chosen = [e for e in expectations if e.severity == severity]
+    if not chosen:
+        return ValidationOutcome(True, {"success": True, "results": [], "statistics": {}}, [], {}, None)
+    context = _context()
+    suite = context.suites.add(
+        ExpectationSuite(
+            name=f"{suite_name}.{severity}",
+            expectations=[
+                ExpectationConfiguration(type=e.type, kwargs=e.kwargs, meta=e.meta) for e in chosen
+            ],
+        )
+    )
+    batch = (
+        context.data_sources.add_spark("runway")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": df})
+    )
+    result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+    if severity == QUARANTINE:
+        result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_KEY]}
+    outcome = batch.validate(
+        suite,
+        result_format=result_format,
+        expectation_parameters=resolve_parameters(parameters or {}, chosen),
+    )
+    result = outcome.to_json_dict()
+    failed, row_failures = [], {}
+    for item, expectation in zip(result["results"], chosen, strict=True):
+        if item["success"]:
+            continue
+        failed.append(f"{expectation.describe()}: {_observed(item)}")
+        for row in item.get("result", {}).get("unexpected_index_list") or []:
+            row_failures.setdefault(row[ROW_KEY], []).append(expectation.describe())
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        # Per-row lists can be long; the quarantine table holds them, the report keeps counts.
+        for item in result["results"]:
+            body = item.get("result", {})
+            for key in ("unexpected_index_list", "unexpected_list", "partial_unexpected_index_list"):
+                if key in body and len(body[key]) > 50:
+                    body[key] = body[key][:50] + [f"... {len(body[key]) - 50} more"]
+        report_path.write_text(json.dumps(result, indent=2, default=str))
+    return ValidationOutcome(result["success"], result, failed, row_failures, report_path)
+
+
+def volume_parameters(quality: dict[str, Any], days: int, fraction: float) -> dict[str, Any]:
+    """Suite parameters with ``min_rows``/``max_rows`` scaled from per-day bounds to the interval."""
+    parameters = dict(quality)
+    if "min_rows_per_day" in quality:
+        parameters["min_rows"] = math.floor(float(quality["min_rows_per_day"]) * days * fraction)
+    if "max_rows_per_day" in quality:
+        parameters["max_rows"] = math.ceil(float(quality["max_rows_per_day"]) * days * fraction)
+    return parameters

@@ -1,0 +1,438 @@
+"""Feature refresh for a date interval: landing → bronze → silver (+ quality gate) → gold.
+
+    python -m jobs.feature_refresh {bronze,silver,gate,gold,all} --env dev \
+        --start 2013-01-01 --end 2013-01-02 --run-id <orchestrator run id>
+
+- bronze: the landing files' raw values (strings) plus ingestion metadata; malformed lines are
+  quarantined. Daily sources replace the interval's files; reference sources are a snapshot.
+- silver: typed, sampled (staging), de-duplicated on the natural keys and checked with the source's
+  row-level expectations. Rows that fail any of it go to the quarantine table with the reasons;
+  the good rows land.
+- gate: the suite's table-level expectations (columns, volume, null rates) on the interval's silver
+  rows. Failing it stops the pipeline before gold.
+- gold: the use case's feature SQL over the interval's silver rows and the reference tables.
+
+Every write replaces exactly its interval (Delta replaceWhere) or merges by key, so reruns and
+backfills leave the same contents.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import Window, add_run_id, add_window, base_parser, run_cli
+from jobs.common.config import EnvConfig, SourceConfig, load_config
+from jobs.common.paths import include_dir, landing_file
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.feature_refresh")
+
+STEPS = ("bronze", "silver", "gate", "gold")
+CORRUPT = "_corrupt_record"
+QUARANTINE_TABLE = "quarantine"
+SPARK_TYPES = {"int": "int", "bigint": "bigint", "double": "double", "string": "string",
+               "boolean": "boolean", "date": "date", "timestamp": "timestamp"}  # fmt: skip
+
+
+# ====================================================================== pure transforms
+
+
+def check_header(path: Path, source: SourceConfig) -> list[str]:
+    """The file's header; raises when a declared column is missing."""
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise ValueError(f"landing file {path} is empty: it has no header line")
+    missing = [c for c in source.columns if c not in header]
+    if missing:
+        raise ValueError(f"landing file {path} is missing columns {missing}")
+    return header
+
+
+def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -> DataFrame:
+    """Raw rows of ``files`` as strings, with ``_corrupt_record`` set on malformed lines.
+
+    Files are grouped by header, so columns are matched by name even when a feed reorders them.
+    """
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path in files:
+        groups.setdefault(tuple(check_header(path, source)), []).append(str(path))
+    frames = []
+    for header, paths in groups.items():
+        schema = ", ".join(f"`{c}` string" for c in header) + f", {CORRUPT} string"
+        frame = spark.read.csv(
+            paths, schema=schema, header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT,
+            enforceSchema=True,
+        )  # fmt: skip
+        frames.append(
+            frame.select(
+                *[F.col(f"`{c}`") for c in source.columns],
+                F.col(CORRUPT),
+                F.col("_metadata.file_path").alias("_source_file"),
+            )
+        )
+    return reduce(lambda a, b: a.unionByName(b), frames)
+
+
+def to_bronze(raw: DataFrame, run_id: str, ingested_at: datetime, daily: bool) -> tuple[DataFrame, DataFrame]:
+    """(bronze rows, malformed lines) from raw landing rows."""
+    from pyspark.sql import functions as F
+
+    file_date = (
+        F.to_date(F.regexp_extract("_source_file", r"(\d{4}-\d{2}-\d{2})\.csv$", 1))
+        if daily
+        else F.lit(None).cast("date")
+    )
+    tagged = raw.withColumns(
+        {
+            "_file_date": file_date,
+            "_ingested_at": F.lit(ingested_at).cast("timestamp"),
+            "_run_id": F.lit(run_id),
+        }
+    )
+    malformed = tagged.where(F.col(CORRUPT).isNotNull())
+    good = tagged.where(F.col(CORRUPT).isNull()).drop(CORRUPT)
+    return good, malformed
+
+
+def quarantine_frame(
+    df: DataFrame, source: str, layer: str, record: Any, reasons: Any, run_id: str, row_key: Any = None
+) -> DataFrame:
+    """Rows in the quarantine table's shape: what failed, where it came from, the raw record."""
+    from pyspark.sql import functions as F
+
+    return df.select(
+        F.lit(source).alias("source"),
+        F.lit(layer).alias("layer"),
+        F.col("_file_date").alias("file_date"),
+        F.col("_source_file").alias("source_file"),
+        (row_key if row_key is not None else F.lit(None)).cast("string").alias("row_key"),
+        record.cast("string").alias("record"),
+        reasons.cast("array<string>").alias("failed_checks"),
+        F.lit(run_id).alias("run_id"),
+        F.current_timestamp().alias("quarantined_at"),
+    )
+
+
+def type_rows(bronze: DataFrame, source: SourceConfig, fraction: float = 1.0) -> DataFrame:
+    """Typed columns plus ``_record`` (raw JSON), ``_row_key``, ``event_date`` and ``_problems``.
+
+    ``_problems`` lists why a row cannot enter silver: unparseable values, missing keys, an event
+    date that is missing or outside its file's day. Sampling (``fraction`` < 1) is deterministic on
+    the raw key values, so reruns keep the same subset.
+    """
+    from pyspark.sql import functions as F
+
+    columns = list(source.columns)
+    raw = bronze.select(
+        *[
+            F.when(F.trim(F.col(c)).isin(source.null_values), None).otherwise(F.trim(F.col(c))).alias(c)
+            for c in columns
+        ],
+        F.to_json(F.struct(*columns)).alias("_record"),
+        "_source_file",
+        "_file_date",
+        "_ingested_at",
+    )
+    if source.sampled and fraction < 1:
+        bucket = F.pmod(F.xxhash64(*[F.coalesce(F.col(k), F.lit("")) for k in source.keys]), F.lit(10_000))
+        raw = raw.where(bucket < int(round(fraction * 10_000)))
+    typed = raw.select(
+        *[F.expr(f"try_cast(`{c}` AS {SPARK_TYPES[t]})").alias(c) for c, t in source.columns.items()],
+        *[F.col(c).alias(f"_raw_{c}") for c in columns],
+        "_record",
+        "_source_file",
+        "_file_date",
+        "_ingested_at",
+    )
+    problems = [
+        F.when(
+            F.col(f"_raw_{c}").isNotNull() & F.col(c).isNull(),
+            F.concat(F.lit(f"invalid {t} in {c}: '"), F.col(f"_raw_{c}"), F.lit("'")),
+        )
+        for c, t in source.columns.items()
+    ]
+    problems += [F.when(F.col(k).isNull(), F.lit(f"missing key {k}")) for k in source.keys]
+    if source.event_date:
+        typed = typed.withColumn("event_date", F.expr(source.event_date).cast("date"))
+        problems.append(F.when(F.col("event_date").isNull(), F.lit("event date cannot be derived")))
+        problems.append(
+            F.when(
+                F.col("_file_date").isNotNull() & (F.col("event_date") != F.col("_file_date")),
+                F.concat(
+                    F.lit("event date "), F.col("event_date").cast("string"), F.lit(" is not its file's day")
+                ),
+            )
+        )
+    return typed.select(
+        *columns,
+        *(["event_date"] if source.event_date else []),
+        "_record",
+        "_source_file",
+        "_file_date",
+        "_ingested_at",
+        F.concat_ws("|", *[F.col(k).cast("string") for k in source.keys]).alias("_row_key"),
+        F.filter(F.array(*problems), lambda p: p.isNotNull()).alias("_problems"),
+    )
+
+
+def deduplicate(typed: DataFrame, keys: list[str]) -> DataFrame:
+    """Flag all but the latest-ingested row of each natural key as a duplicate in ``_problems``."""
+    from pyspark.sql import Window as W
+    from pyspark.sql import functions as F
+
+    valid = F.size("_problems") == 0
+    order = W.partitionBy(valid, *keys).orderBy(
+        F.col("_ingested_at").desc(), F.col("_source_file").desc(), "_record"
+    )
+    rank = F.row_number().over(order)
+    duplicate = F.when(valid & (rank > 1), F.array(F.lit("duplicate of a row with the same natural key")))
+    return typed.withColumn(
+        "_problems", F.when(duplicate.isNotNull(), duplicate).otherwise(F.col("_problems"))
+    )
+
+
+def build_features(spark: SparkSession, sql: str, views: dict[str, DataFrame]) -> DataFrame:
+    """Run the use case's feature SQL over ``views`` registered as temporary views."""
+    for name, frame in views.items():
+        frame.createOrReplaceTempView(name)
+    return spark.sql(sql)
+
+
+# ====================================================================== steps (I/O)
+
+
+@dataclass
+class JobContext:
+    config: EnvConfig
+    spark: SparkSession
+    store: TableStore
+    run_id: str
+
+    @classmethod
+    def open(cls, config: EnvConfig, run_id: str) -> JobContext:
+        from jobs.common.spark import get_spark
+        from jobs.tablestore import open_table_store
+
+        spark = get_spark(config, app_name=f"runway-feature-refresh-{config.env}")
+        return cls(config, spark, open_table_store(config, spark), run_id)
+
+    def metadata(self, step: str, window: Window) -> dict[str, str]:
+        return {"job": f"feature_refresh.{step}", "run_id": self.run_id, "window": str(window)}
+
+    def report_path(self, source: str, window: Window, stage: str) -> Path:
+        safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
+        return (
+            Path(self.config.storage.reports_root) / self.config.env / "data_quality" / source
+            / f"{window.start}_{window.end}" / f"{stage}__{safe_run}.json"
+        )  # fmt: skip
+
+
+def _write_quarantine(
+    ctx: JobContext, rows: DataFrame, source: str, layer: str, window: Window | None
+) -> int:
+    predicate = f"source = '{source}' AND layer = '{layer}'"
+    name = ctx.store.name("silver", QUARANTINE_TABLE)
+    meta = ctx.metadata(f"{layer}.quarantine", window) if window else {"run_id": ctx.run_id}
+    count = rows.count()
+    if count == 0 and not ctx.store.exists(name):
+        return 0
+    if window is None:
+        ctx.store.overwrite(name, rows, predicate=predicate, metadata=meta)
+    else:
+        ctx.store.overwrite_window(
+            name, rows, "file_date", window.start, window.end, extra_predicate=predicate, metadata=meta
+        )
+    return count
+
+
+def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
+    """Land the interval's files (and the reference snapshots) in bronze."""
+    from pyspark.sql import functions as F
+
+    landing_root = Path(ctx.config.storage.landing_root)
+    ingested_at = datetime.now(UTC)  # ingestion metadata, not business time
+    summary: dict[str, Any] = {}
+    for name, source in ctx.config.use_case.sources.items():
+        daily = source.kind == "daily"
+        files = (
+            [landing_file(landing_root, name, day) for day in window]
+            if daily
+            else [landing_file(landing_root, name)]
+        )
+        absent = [str(f) for f in files if not f.is_file()]
+        if absent:
+            raise FileNotFoundError(f"no landing file for source '{name}': {', '.join(absent)}")
+        raw = read_landing(ctx.spark, files, source).cache()
+        good, malformed = to_bronze(raw, ctx.run_id, ingested_at, daily)
+        table = ctx.store.name("bronze", name)
+        meta = ctx.metadata("bronze", window)
+        if daily:
+            version = ctx.store.overwrite_window(
+                table, good, "_file_date", window.start, window.end, metadata=meta
+            )
+        else:
+            version = ctx.store.overwrite(table, good, metadata=meta)
+        bad = quarantine_frame(
+            malformed, name, "bronze", F.col(CORRUPT), F.array(F.lit("malformed line")), ctx.run_id
+        )
+        quarantined = _write_quarantine(ctx, bad, name, "bronze", window if daily else None)
+        rows = good.count()
+        raw.unpersist()
+        summary[name] = {"rows": rows, "quarantined": quarantined, "version": version}
+        log.info("bronze %s %s: %d rows, %d malformed lines quarantined", name, window, rows, quarantined)
+    return summary
+
+
+def _quality_parameters(ctx: JobContext, source: SourceConfig, days: int) -> dict[str, Any]:
+    from jobs.common.quality import volume_parameters
+
+    fraction = ctx.config.sample_fraction if source.sampled else 1.0
+    return volume_parameters(source.quality, days, fraction)
+
+
+def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
+    """Type, sample, de-duplicate and row-check bronze into silver; quarantine what fails."""
+    from pyspark.sql import functions as F
+
+    from jobs.common.quality import QUARANTINE, load_suite, validate
+
+    summary: dict[str, Any] = {}
+    for name, source in ctx.config.use_case.sources.items():
+        daily = source.kind == "daily"
+        bronze_table = ctx.store.name("bronze", name)
+        bronze = ctx.store.read(
+            bronze_table, window=("_file_date", window.start, window.end) if daily else None
+        )
+        typed = deduplicate(type_rows(bronze, source, ctx.config.sample_fraction), source.keys).cache()
+        candidates = typed.where(F.size("_problems") == 0)
+
+        row_failures: dict[str, list[str]] = {}
+        if source.expectations:
+            suite_name, expectations = load_suite(source.expectations)
+            outcome = validate(
+                candidates, suite_name, expectations, severity=QUARANTINE,
+                parameters=_quality_parameters(ctx, source, len(window)),
+                report_path=ctx.report_path(name, window, "rows"),
+            )  # fmt: skip
+            row_failures = outcome.row_failures
+        failures = ctx.spark.createDataFrame(
+            [(key, checks) for key, checks in row_failures.items()], "_row_key string, _failed array<string>"
+        )
+        checked = typed.join(F.broadcast(failures), "_row_key", "left").withColumn(
+            "_problems", F.concat("_problems", F.coalesce("_failed", F.array().cast("array<string>")))
+        )
+        good = checked.where(F.size("_problems") == 0)
+        keep = [*source.columns, *(["event_date"] if daily else []), "_source_file"]
+        table = ctx.store.name("silver", name)
+        meta = ctx.metadata("silver", window)
+        if daily:
+            version = ctx.store.overwrite_window(
+                table, good.select(*keep), "event_date", window.start, window.end, metadata=meta
+            )
+        else:
+            version = ctx.store.merge(table, good.select(*keep), source.keys, metadata=meta)
+        bad = checked.where(F.size("_problems") > 0)
+        quarantine = quarantine_frame(
+            bad, name, "silver", F.col("_record"), F.col("_problems"), ctx.run_id, F.col("_row_key")
+        )
+        quarantined = _write_quarantine(ctx, quarantine, name, "silver", window if daily else None)
+        rows = good.count()
+        typed.unpersist()
+        summary[name] = {"rows": rows, "quarantined": quarantined, "version": version}
+        log.info("silver %s %s: %d rows landed, %d quarantined", name, window, rows, quarantined)
+    return summary
+
+
+def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
+    """Table-level expectations on the interval's silver rows; raises QualityGateError on failure."""
+    from jobs.common.quality import FAIL, QualityGateError, load_suite, validate
+
+    summary: dict[str, Any] = {}
+    failures = []
+    for name, source in ctx.config.use_case.sources.items():
+        if not source.expectations:
+            continue
+        daily = source.kind == "daily"
+        silver = ctx.store.read(
+            ctx.store.name("silver", name), window=("event_date", window.start, window.end) if daily else None
+        )
+        suite_name, expectations = load_suite(source.expectations)
+        outcome = validate(
+            silver, suite_name, expectations, severity=FAIL,
+            parameters=_quality_parameters(ctx, source, len(window)),
+            report_path=ctx.report_path(name, window, "gate"),
+        )  # fmt: skip
+        summary[name] = {
+            "success": outcome.success,
+            "failed": outcome.failed,
+            "report": str(outcome.report_path),
+        }
+        log.info("quality gate %s %s: %s (report: %s)", name, window, outcome.summary(), outcome.report_path)
+        if not outcome.success:
+            failures.append(f"{name} {window}: {outcome.summary()}\n  report: {outcome.report_path}")
+    if failures:
+        raise QualityGateError("data-quality gate failed:\n" + "\n".join(failures))
+    return summary
+
+
+def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
+    """Compute the interval's features with the use case's SQL and replace them in gold."""
+    features = ctx.config.use_case.features
+    views = {}
+    for name, source in ctx.config.use_case.sources.items():
+        table = ctx.store.name("silver", name)
+        if source.kind == "daily":
+            views[name] = ctx.store.read(table, window=("event_date", window.start, window.end))
+        elif ctx.store.exists(table):
+            views[name] = ctx.store.read(table)
+    sql = (include_dir() / "sql" / features.sql).read_text()
+    gold = build_features(ctx.spark, sql, views).cache()
+    duplicated = gold.groupBy(*features.keys).count().where("count > 1").count()
+    if duplicated:
+        raise ValueError(f"feature SQL {features.sql} yields {duplicated} duplicated keys {features.keys}")
+    table = ctx.store.name("gold", features.table)
+    version = ctx.store.overwrite_window(
+        table, gold, features.date_column, window.start, window.end, metadata=ctx.metadata("gold", window)
+    )
+    rows = gold.count()
+    gold.unpersist()
+    log.info("gold %s %s: %d rows, table version %d", table, window, rows, version)
+    return {"table": str(table), "rows": rows, "version": version}
+
+
+STEP_FUNCTIONS = {"bronze": run_bronze, "silver": run_silver, "gate": run_gate, "gold": run_gold}
+
+
+def refresh(ctx: JobContext, window: Window, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
+    return {step: STEP_FUNCTIONS[step](ctx, window) for step in steps}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("step", choices=[*STEPS, "all"])
+    add_window(parser)
+    add_run_id(parser)
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    window = Window.parse(args.start, args.end)
+    ctx = JobContext.open(config, args.run_id)
+    return refresh(ctx, window, STEPS if args.step == "all" else (args.step,))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

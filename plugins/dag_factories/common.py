@@ -1,0 +1,81 @@
+"""What every Runway DAG factory shares: defaults from config, window params, the window task.
+
+Imported at DAG parse time: keep it light (no pyspark, mlflow, pandas, sklearn).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, Param, task
+
+from jobs.common.config import EnvConfig, deployed_envs  # noqa: F401 (re-exported for DAG files)
+
+
+def default_args(config: EnvConfig) -> dict[str, Any]:
+    return {
+        "owner": config.airflow.owner,
+        "retries": config.airflow.retries,
+        "retry_delay": timedelta(minutes=config.airflow.retry_delay_minutes),
+    }
+
+
+def dag_kwargs(
+    config: EnvConfig, pipeline: str, schedule: Any, doc_md: str, tags: list[str]
+) -> dict[str, Any]:
+    """Keyword arguments of ``DAG(...)`` common to all pipelines of one environment."""
+    end = config.airflow.end_date
+    return {
+        "dag_id": f"{config.env}_{pipeline}",
+        "schedule": schedule,
+        "start_date": datetime.combine(config.airflow.start_date, datetime.min.time(), tzinfo=UTC),
+        "end_date": datetime.combine(end, datetime.max.time(), tzinfo=UTC) if end else None,
+        "catchup": False,
+        "default_args": default_args(config),
+        "tags": sorted({*config.airflow.tags, config.env, pipeline, *tags}),
+        "doc_md": doc_md,
+    }
+
+
+def window_params() -> dict[str, Param]:
+    """Params for a manual run over a date range; empty means the run's data interval."""
+    return {
+        "start_date": Param(
+            None, type=["null", "string"], format="date", title="Start date",
+            description="First day to process (YYYY-MM-DD). Leave empty to use the run's data interval.",
+        ),
+        "end_date": Param(
+            None, type=["null", "string"], format="date", title="End date (exclusive)",
+            description="Day after the last day to process (YYYY-MM-DD).",
+        ),
+    }  # fmt: skip
+
+
+@task(multiple_outputs=True)
+def resolve_window(
+    params: dict | None = None, data_interval_start=None, data_interval_end=None
+) -> dict[str, str]:
+    """The run's date window ``[start, end)``: the Params if given, else the data interval."""
+    from jobs.common.cli import Window
+
+    params = params or {}
+    start, end = params.get("start_date"), params.get("end_date")
+    if start or end:
+        if not (start and end):
+            raise ValueError("give both start_date and end_date, or neither to use the data interval")
+        window = Window.parse(str(start), str(end))
+    elif data_interval_start is not None and data_interval_end is not None:
+        window = Window.parse(data_interval_start.date().isoformat(), data_interval_end.date().isoformat())
+        if window.start == window.end:
+            raise ValueError("the run has an empty data interval: give start_date and end_date")
+    else:
+        raise ValueError("this run has no data interval: give start_date and end_date")
+    return {"start": window.start.isoformat(), "end": window.end.isoformat()}
+
+
+def table_asset(config: EnvConfig, schema: str, table: str) -> Asset:
+    """The Airflow Asset standing for one Delta table of this environment."""
+    schema_name = getattr(config.schemas, schema, schema)
+    name = f"{config.catalog}.{schema_name}.{table}"
+    return Asset(name=name, uri=f"runway://{config.catalog}/{schema_name}/{table}", group="delta_table")

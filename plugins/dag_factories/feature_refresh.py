@@ -1,0 +1,56 @@
+"""The feature-refresh DAG of one environment: landing → bronze → silver → quality gate → gold."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from dag_factories.common import dag_kwargs, resolve_window, table_asset, window_params
+from jobs.common.config import load_config
+from operators.runway_job import RunwayJobOperator
+
+DOC = """
+### Feature refresh — `{env}`
+
+Refreshes the **{catalog}** catalog's Delta tables for a date window `[start, end)`:
+
+1. **bronze**: the landing files of each day (raw values + source file, ingest time, run id);
+   malformed lines go to `{catalog}.silver.quarantine`.
+2. **silver**: typed, de-duplicated on natural keys{sample}, row-level expectations applied; failing
+   rows are quarantined with the checks they failed, the good rows land.
+3. **quality_gate**: table-level expectations (columns, volume, null rates). A failure stops the run
+   before gold; the result JSON is under `{reports}`.
+4. **gold**: features from `include/sql/{sql}` into `{gold}` (emits its Asset).
+
+Scheduled runs process their data interval. For a manual run, give **start_date** and **end_date**.
+Backfill: `airflow backfill create --dag-id {dag_id} --from-date 2013-01-01 --to-date 2013-01-31`.
+Every write replaces exactly its window, so reruns and backfills are idempotent.
+"""
+
+
+def build_feature_refresh_dag(env: str) -> DAG:
+    config = load_config(env)
+    features = config.use_case.features
+    gold_asset = table_asset(config, "gold", features.table)
+    kwargs = dag_kwargs(config, "feature_refresh", config.schedules.feature_refresh, "", ["features"])
+    kwargs["doc_md"] = DOC.format(
+        env=env, catalog=config.catalog, sql=features.sql, gold=gold_asset.name, dag_id=kwargs["dag_id"],
+        reports=f"{config.storage.reports_root}/{env}/data_quality",
+        sample=f" (sample: {config.sample_fraction:.0%} of sampled sources)" if config.sample_fraction < 1 else "",
+    )  # fmt: skip
+    with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
+        window = resolve_window()
+        span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]
+
+        def step(task_id: str, name: str, **extra) -> RunwayJobOperator:
+            return RunwayJobOperator(
+                task_id=task_id, job="feature_refresh", arguments=[name, *span], env=env, **extra
+            )
+
+        bronze = step("bronze", "bronze", doc_md="Landing files → bronze Delta tables.")
+        silver = step("silver", "silver", doc_md="Bronze → typed, de-duplicated, row-checked silver.")
+        gate = step(
+            "quality_gate", "gate", doc_md="Table-level expectations on silver; stops the run on failure."
+        )
+        gold = step("gold", "gold", outlets=[gold_asset], doc_md="Feature SQL → gold.")
+        window >> bronze >> silver >> gate >> gold
+    return dag
