@@ -29,6 +29,7 @@ log = logging.getLogger("runway.quality")
 
 ROW_KEY = "_row_key"
 QUARANTINE, FAIL = "quarantine", "fail"
+INDEX_META = "runway_index"
 
 
 class QualityGateError(RuntimeError):
@@ -155,7 +156,8 @@ def validate(
         ExpectationSuite(
             name=f"{suite_name}.{severity}",
             expectations=[
-                ExpectationConfiguration(type=e.type, kwargs=e.kwargs, meta=e.meta) for e in chosen
+                ExpectationConfiguration(type=e.type, kwargs=e.kwargs, meta={**e.meta, INDEX_META: i})
+                for i, e in enumerate(chosen)
             ],
         )
     )
@@ -175,9 +177,11 @@ def validate(
     )
     result = outcome.to_json_dict()
     failed, row_failures = [], {}
-    for item, expectation in zip(result["results"], chosen, strict=True):
+    for item in result["results"]:
         if item["success"]:
             continue
+        # GX does not keep the suite's order: find the expectation by the index we tagged it with.
+        expectation = chosen[item["expectation_config"]["meta"][INDEX_META]]
         failed.append(f"{expectation.describe()}: {_observed(item)}")
         for row in item.get("result", {}).get("unexpected_index_list") or []:
             row_failures.setdefault(row[ROW_KEY], []).append(expectation.describe())

@@ -1,0 +1,70 @@
+"""Test environment: isolated data and Airflow home, the plugins folder importable, one SparkSession."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="runway-tests-"))
+
+# Before anything imports Airflow, MLflow or Spark.
+os.environ.update(
+    {
+        "RUNWAY_DATA_DIR": str(_SESSION_DIR / "data"),
+        "RUNWAY_DAG_ENVS": "all",
+        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+)
+os.environ.pop("RUNWAY_ENV", None)
+if str(ROOT / "plugins") not in sys.path:
+    sys.path.insert(0, str(ROOT / "plugins"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one local SparkSession all in-process tests share."""
+    from jobs.common.config import load_config
+    from jobs.common.spark import get_spark
+
+    session = get_spark(load_config("dev"), app_name="runway-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def dev_config(tmp_path):
+    """The dev config with its lakehouse, landing zone and reports under this test's tmp_path."""
+    from jobs.common.config import Storage, load_config
+
+    config = load_config("dev")
+    storage = Storage(
+        lakehouse_root=tmp_path / "lakehouse", landing_root=tmp_path / "landing", reports_root=tmp_path / "reports"
+    )
+    return config.model_copy(update={"storage": storage})
+
+
+@pytest.fixture
+def store(dev_config, spark):
+    from jobs.tablestore import open_table_store
+
+    return open_table_store(dev_config, spark)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated Airflow metadata DB (SQLite) for DAG runs under dag.test()."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    return Path(os.environ["AIRFLOW_HOME"])

