@@ -1,4 +1,4 @@
-"""Feature refresh DAGs, one per deployed environment (see plugins/dag_factories/feature_refresh.py)."""
+"""Airflow DAGs for feature refresh, one per deployed environment (built by plugins/dag_factories)."""
 
 from dag_factories.common import deployed_envs
 from dag_factories.feature_refresh import build_feature_refresh_dag

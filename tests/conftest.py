@@ -51,7 +51,9 @@ def dev_config(tmp_path):
 
     config = load_config("dev")
     storage = Storage(
-        lakehouse_root=tmp_path / "lakehouse", landing_root=tmp_path / "landing", reports_root=tmp_path / "reports"
+        lakehouse_root=tmp_path / "lakehouse",
+        landing_root=tmp_path / "landing",
+        reports_root=tmp_path / "reports",
     )
     return config.model_copy(update={"storage": storage})
 
@@ -66,5 +68,7 @@ def store(dev_config, spark):
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata DB (SQLite) for DAG runs under dag.test()."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ
+    )
     return Path(os.environ["AIRFLOW_HOME"])

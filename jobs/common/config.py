@@ -152,7 +152,6 @@ class AirflowSettings(_Strict):
     retries: int = Field(2, ge=0)
     retry_delay_minutes: float = Field(5, ge=0)
     start_date: date
-    end_date: date | None = None
     tags: list[str] = []
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.common.config import EnvConfig, deployed_envs  # noqa: F401 (re-exported for DAG files)
 
@@ -21,16 +22,23 @@ def default_args(config: EnvConfig) -> dict[str, Any]:
     }
 
 
+def interval_schedule(cron: str | None) -> CronDataIntervalTimetable | None:
+    """A cron schedule whose runs cover the interval since the previous tick ([D, D+1) for daily).
+
+    Airflow 3 reads a plain cron string as a trigger with an empty data interval; windowed jobs need
+    the interval, so scheduled runs and backfills process exactly the day (hour, ...) they stand for.
+    """
+    return CronDataIntervalTimetable(cron, timezone="UTC") if cron else None
+
+
 def dag_kwargs(
     config: EnvConfig, pipeline: str, schedule: Any, doc_md: str, tags: list[str]
 ) -> dict[str, Any]:
     """Keyword arguments of ``DAG(...)`` common to all pipelines of one environment."""
-    end = config.airflow.end_date
     return {
         "dag_id": f"{config.env}_{pipeline}",
         "schedule": schedule,
         "start_date": datetime.combine(config.airflow.start_date, datetime.min.time(), tzinfo=UTC),
-        "end_date": datetime.combine(end, datetime.max.time(), tzinfo=UTC) if end else None,
         "catchup": False,
         "default_args": default_args(config),
         "tags": sorted({*config.airflow.tags, config.env, pipeline, *tags}),
@@ -56,19 +64,29 @@ def window_params() -> dict[str, Param]:
 def resolve_window(
     params: dict | None = None, data_interval_start=None, data_interval_end=None
 ) -> dict[str, str]:
-    """The run's date window ``[start, end)``: the Params if given, else the data interval."""
+    """The run's date window ``[start, end)``: the Params if given, else the data interval.
+
+    A bad window fails the task at once: retrying cannot fix it.
+    """
+    try:
+        return _window(params or {}, data_interval_start, data_interval_end)
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _window(params: dict, data_interval_start, data_interval_end) -> dict[str, str]:
     from jobs.common.cli import Window
 
-    params = params or {}
     start, end = params.get("start_date"), params.get("end_date")
     if start or end:
         if not (start and end):
             raise ValueError("give both start_date and end_date, or neither to use the data interval")
         window = Window.parse(str(start), str(end))
     elif data_interval_start is not None and data_interval_end is not None:
-        window = Window.parse(data_interval_start.date().isoformat(), data_interval_end.date().isoformat())
-        if window.start == window.end:
-            raise ValueError("the run has an empty data interval: give start_date and end_date")
+        start, end = data_interval_start.date().isoformat(), data_interval_end.date().isoformat()
+        if start == end:
+            raise ValueError("the run's data interval is empty: give start_date and end_date")
+        window = Window.parse(start, end)
     else:
         raise ValueError("this run has no data interval: give start_date and end_date")
     return {"start": window.start.isoformat(), "end": window.end.isoformat()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from dag_factories.common import dag_kwargs, resolve_window, table_asset, window_params
+from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
 from jobs.common.config import load_config
 from operators.runway_job import RunwayJobOperator
 
@@ -31,7 +31,9 @@ def build_feature_refresh_dag(env: str) -> DAG:
     config = load_config(env)
     features = config.use_case.features
     gold_asset = table_asset(config, "gold", features.table)
-    kwargs = dag_kwargs(config, "feature_refresh", config.schedules.feature_refresh, "", ["features"])
+    kwargs = dag_kwargs(
+        config, "feature_refresh", interval_schedule(config.schedules.feature_refresh), "", ["features"]
+    )
     kwargs["doc_md"] = DOC.format(
         env=env, catalog=config.catalog, sql=features.sql, gold=gold_asset.name, dag_id=kwargs["dag_id"],
         reports=f"{config.storage.reports_root}/{env}/data_quality",

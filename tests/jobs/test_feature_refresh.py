@@ -22,7 +22,9 @@ WINDOW = Window(DAY1, date(2013, 1, 3))
 
 
 def make_config(root: Path, env: str = "dev"):
-    storage = Storage(lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports")
+    storage = Storage(
+        lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports"
+    )
     return load_config(env).model_copy(update={"storage": storage})
 
 
@@ -57,7 +59,13 @@ def corrupted(spark, tmp_path_factory):
     ctx = JobContext.open(config, "test-run")
     results = {step: fn(ctx, WINDOW) for step, fn in
                [("bronze", run_bronze), ("silver", run_silver), ("gate", run_gate), ("gold", run_gold)]}  # fmt: skip
-    return {"ctx": ctx, "results": results, "bad_int": bad_int, "bad_origin": bad_origin, "day2_rows": len(body)}
+    return {
+        "ctx": ctx,
+        "results": results,
+        "bad_int": bad_int,
+        "bad_origin": bad_origin,
+        "day2_rows": len(body),
+    }
 
 
 def quarantine(ctx, **where):
@@ -70,18 +78,25 @@ def test_malformed_line_is_quarantined_in_bronze(corrupted):
     [bad] = quarantine(ctx, source="flights", layer="bronze")
     assert bad.record == "this,line,is,not,a,flight"
     assert bad.failed_checks == ["malformed line"] and bad.run_id == "test-run" and bad.file_date == DAY2
-    bronze = ctx.store.read(ctx.store.name("bronze", "flights"), window=("_file_date", DAY2, date(2013, 1, 3)))
+    bronze = ctx.store.read(
+        ctx.store.name("bronze", "flights"), window=("_file_date", DAY2, date(2013, 1, 3))
+    )
     assert bronze.count() == corrupted["day2_rows"]  # every well-formed line, with ingestion metadata
     assert {r._run_id for r in bronze.select("_run_id").distinct().collect()} == {"test-run"}
 
 
 def test_bad_values_duplicates_and_failed_expectations_are_quarantined_with_reasons(corrupted):
-    rows = [(json.loads(r.record), r.failed_checks) for r in quarantine(corrupted["ctx"], source="flights", layer="silver")]
+    rows = [
+        (json.loads(r.record), r.failed_checks)
+        for r in quarantine(corrupted["ctx"], source="flights", layer="silver")
+    ]
     assert len(rows) == 3
     by_kind = {
         "bad_int": [checks for record, checks in rows if record["dep_time"] == "12h30"],
         "bad_origin": [checks for record, checks in rows if record["origin"] == "XXX"],
-        "duplicate": [checks for _, checks in rows if checks == ["duplicate of a row with the same natural key"]],
+        "duplicate": [
+            checks for _, checks in rows if checks == ["duplicate of a row with the same natural key"]
+        ],
     }
     assert by_kind["bad_int"] == [["invalid int in dep_time: '12h30'"]]
     assert len(by_kind["bad_origin"]) == 1
@@ -94,7 +109,11 @@ def test_good_rows_land_in_silver(corrupted):
     silver = ctx.store.read(ctx.store.name("silver", "flights"))
     day2 = silver.where(f"event_date = '{DAY2}'").count()
     assert day2 == corrupted["day2_rows"] - 3  # bad int, bad origin, one copy of the duplicate
-    assert corrupted["results"]["silver"]["flights"] == {"rows": silver.count(), "quarantined": 3, "version": 0}
+    assert corrupted["results"]["silver"]["flights"] == {
+        "rows": silver.count(),
+        "quarantined": 3,
+        "version": 0,
+    }
     assert dict(silver.dtypes)["dep_time"] == "int" and dict(silver.dtypes)["time_hour"] == "timestamp"
 
 
@@ -138,7 +157,11 @@ def test_a_file_missing_a_column_is_a_clear_error(spark, tmp_path):
     path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
     header, body = read_csv(path)
     drop = header.index("arr_delay")
-    write_csv(path, [h for i, h in enumerate(header) if i != drop], [[v for i, v in enumerate(r) if i != drop] for r in body])
+    write_csv(
+        path,
+        [h for i, h in enumerate(header) if i != drop],
+        [[v for i, v in enumerate(r) if i != drop] for r in body],
+    )
     with pytest.raises(ValueError, match=r"2013-01-01.csv is missing columns \['arr_delay'\]"):
         run_bronze(JobContext.open(config, "r"), Window(DAY1, DAY2))
 
@@ -159,7 +182,10 @@ def test_an_empty_day_fails_the_gate_with_a_readable_summary(spark, tmp_path):
     ctx = JobContext.open(config, "r")
     run_bronze(ctx, Window(DAY1, DAY2))
     run_silver(ctx, Window(DAY1, DAY2))
-    with pytest.raises(QualityGateError, match=r"(?s)flights \[2013-01-01, 2013-01-02\).*expect_table_row_count_to_be_between.*observed 0"):
+    with pytest.raises(
+        QualityGateError,
+        match=r"(?s)flights \[2013-01-01, 2013-01-02\).*expect_table_row_count_to_be_between.*observed 0",
+    ):
         run_gate(ctx, Window(DAY1, DAY2))
 
 

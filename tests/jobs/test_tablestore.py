@@ -7,7 +7,13 @@ from datetime import date, datetime
 
 import pytest
 
-from jobs.tablestore import SchemaMismatchError, TableName, TableNotFoundError, TablePermissionError, open_table_store
+from jobs.tablestore import (
+    SchemaMismatchError,
+    TableName,
+    TableNotFoundError,
+    TablePermissionError,
+    open_table_store,
+)
 
 SCHEMA = "day date, id int, value string"
 
@@ -42,7 +48,9 @@ def test_rows_outside_the_replaced_window_are_refused(spark, store):
     table = store.name("silver", "events")
     store.overwrite(table, rows(spark, (date(2013, 1, 1), 1, "a")))
     with pytest.raises(ValueError, match="outside the replaced predicate"):
-        store.overwrite_window(table, rows(spark, (date(2013, 1, 5), 5, "x")), "day", "2013-01-01", "2013-01-02")
+        store.overwrite_window(
+            table, rows(spark, (date(2013, 1, 5), 5, "x")), "day", "2013-01-01", "2013-01-02"
+        )
     assert content(store, table) == [(date(2013, 1, 1), 1, "a")]
 
 
@@ -57,7 +65,11 @@ def test_merge_updates_matches_and_inserts_new_keys(spark, store):
     table = store.name("silver", "planes")
     store.merge(table, rows(spark, (date(2013, 1, 1), 1, "a"), (date(2013, 1, 1), 2, "b")), ["id"])
     store.merge(table, rows(spark, (date(2013, 1, 2), 2, "B"), (date(2013, 1, 2), 3, "c")), ["id"])
-    assert content(store, table) == [(date(2013, 1, 1), 1, "a"), (date(2013, 1, 2), 2, "B"), (date(2013, 1, 2), 3, "c")]
+    assert content(store, table) == [
+        (date(2013, 1, 1), 1, "a"),
+        (date(2013, 1, 2), 2, "B"),
+        (date(2013, 1, 2), 3, "c"),
+    ]
 
 
 def test_merge_refuses_a_source_with_repeated_keys(spark, store):
@@ -117,7 +129,9 @@ def test_dev_reads_prod_read_only(spark, dev_config):
 def test_a_write_with_another_schema_names_the_columns(spark, store):
     table = store.name("gold", "features")
     store.overwrite(table, rows(spark, (date(2013, 1, 1), 1, "a")))
-    wider = spark.createDataFrame([(date(2013, 1, 1), 1, "a", 2.0)], "day date, id int, value string, extra double")
+    wider = spark.createDataFrame(
+        [(date(2013, 1, 1), 1, "a", 2.0)], "day date, id int, value string, extra double"
+    )
     with pytest.raises(SchemaMismatchError, match=r"unexpected columns \['extra'\]"):
         store.overwrite(table, wider)
     retyped = spark.createDataFrame([(date(2013, 1, 1), "1", "a")], "day date, id string, value string")
@@ -129,7 +143,9 @@ def test_a_write_with_another_schema_names_the_columns(spark, store):
 def test_a_table_configured_to_evolve_gains_new_columns(spark, store):
     table = store.name("silver", "quarantine")  # allow_schema_evolution in base.yaml
     store.overwrite(table, rows(spark, (date(2013, 1, 1), 1, "a")))
-    wider = spark.createDataFrame([(date(2013, 1, 2), 2, "b", 2.5)], "day date, id int, value string, extra double")
+    wider = spark.createDataFrame(
+        [(date(2013, 1, 2), 2, "b", 2.5)], "day date, id int, value string, extra double"
+    )
     store.overwrite_window(table, wider, "day", "2013-01-02", "2013-01-03")
     got = {r.id: r.extra for r in store.read(table).collect()}
     assert got == {1: None, 2: 2.5}

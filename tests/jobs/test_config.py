@@ -1,0 +1,124 @@
+"""Per-environment configs: valid as shipped, and bad ones fail naming the file and the key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobs.common.config import ENVIRONMENTS, ConfigError, deployed_envs, load_config
+from jobs.common.paths import config_dir
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_shipped_configs_are_valid(env):
+    config = load_config(env)
+    assert config.env == env and config.catalog == env
+    assert config.registered_model_name == f"{env}.ml.flight_delay_classifier"
+    assert config.access.write_catalog == env
+    assert config.mlflow.experiment == f"/runway/{env}/flight_delay"
+    assert config.airflow.retries >= 2
+
+
+def test_environments_differ_where_they_should():
+    dev, staging, prod = (load_config(e) for e in ENVIRONMENTS)
+    assert staging.sample_fraction < 1 == dev.sample_fraction == prod.sample_fraction
+    assert "prod" in dev.access.read_catalogs and prod.access.read_catalogs == ["prod"]
+
+
+@pytest.fixture
+def config_copy(tmp_path) -> Path:
+    target = tmp_path / "configs"
+    shutil.copytree(config_dir(), target)
+    return target
+
+
+def edit(path: Path, change) -> None:
+    tree = yaml.safe_load(path.read_text())
+    change(tree)
+    path.write_text(yaml.safe_dump(tree))
+
+
+def test_unknown_key_names_file_and_key(config_copy):
+    edit(
+        config_copy / "dev.yaml",
+        lambda t: (
+            t["storage"].update({"lakehouse_rot": "/x"})
+            if "storage" in t
+            else t.update({"storage": {"lakehouse_rot": "/x"}})
+        ),
+    )
+    with pytest.raises(ConfigError, match=r"dev\.yaml: storage\.lakehouse_rot: unknown key"):
+        load_config("dev", config_copy)
+
+
+def test_wrong_type_names_file_and_key(config_copy):
+    edit(config_copy / "staging.yaml", lambda t: t.update({"sample_fraction": "a quarter"}))
+    with pytest.raises(ConfigError, match=r"staging\.yaml: sample_fraction: .*number"):
+        load_config("staging", config_copy)
+
+
+def test_wrong_type_in_the_use_case_names_that_file(config_copy):
+    edit(
+        config_copy / "use_case.yaml",
+        lambda t: t["use_case"]["sources"]["flights"]["columns"].update({"dep_time": "integer"}),
+    )
+    with pytest.raises(ConfigError, match=r"use_case\.yaml: use_case\.sources\.flights\.columns\.dep_time"):
+        load_config("dev", config_copy)
+
+
+def test_missing_value_names_the_environment_file(config_copy):
+    edit(config_copy / "prod.yaml", lambda t: t.pop("catalog"))
+    with pytest.raises(ConfigError, match=r"prod\.yaml: catalog: missing value"):
+        load_config("prod", config_copy)
+
+
+def test_writing_another_catalog_is_rejected(config_copy):
+    edit(config_copy / "dev.yaml", lambda t: t["access"].update({"write_catalog": "prod"}))
+    with pytest.raises(ConfigError, match="write_catalog must be the environment's own catalog 'dev'"):
+        load_config("dev", config_copy)
+
+
+def test_bad_yaml_and_unknown_environment(config_copy):
+    (config_copy / "dev.yaml").write_text("env: dev\n  catalog: [oops\n")
+    with pytest.raises(ConfigError, match=r"dev\.yaml: not valid YAML"):
+        load_config("dev", config_copy)
+    with pytest.raises(ConfigError, match="unknown environment 'qa'"):
+        load_config("qa", config_copy)
+
+
+def test_environment_variables_are_interpolated(config_copy, monkeypatch):
+    edit(
+        config_copy / "dev.yaml",
+        lambda t: t.update({"mlflow": {"experiment": "${EXPERIMENT_NAME:-/fallback}"}}),
+    )
+    assert load_config("dev", config_copy).mlflow.experiment == "/fallback"
+    monkeypatch.setenv("EXPERIMENT_NAME", "/from-env")
+    from jobs.common import config as module
+
+    module._load.cache_clear()
+    assert load_config("dev", config_copy).mlflow.experiment == "/from-env"
+
+
+def test_unset_variable_without_default_is_an_error(config_copy, monkeypatch):
+    monkeypatch.delenv("RUNWAY_NOT_SET", raising=False)
+    edit(config_copy / "dev.yaml", lambda t: t.update({"catalog": "${RUNWAY_NOT_SET}"}))
+    with pytest.raises(
+        ConfigError, match=r"dev\.yaml: catalog: environment variable \$\{RUNWAY_NOT_SET\} is not set"
+    ):
+        load_config("dev", config_copy)
+
+
+def test_deployed_environments(monkeypatch):
+    monkeypatch.setenv("RUNWAY_ENV", "staging")
+    monkeypatch.delenv("RUNWAY_DAG_ENVS", raising=False)
+    assert deployed_envs() == ["staging"]
+    monkeypatch.setenv("RUNWAY_DAG_ENVS", "all")
+    assert deployed_envs() == ["dev", "staging", "prod"]
+    monkeypatch.setenv("RUNWAY_DAG_ENVS", "dev, prod")
+    assert deployed_envs() == ["dev", "prod"]
+    monkeypatch.setenv("RUNWAY_DAG_ENVS", "dev,qa")
+    with pytest.raises(ConfigError, match="unknown environments"):
+        deployed_envs()
