@@ -19,6 +19,7 @@ backfills leave the same contents.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -231,6 +232,11 @@ class JobContext:
         spark = get_spark(config, app_name=f"runway-feature-refresh-{config.env}")
         return cls(config, spark, open_table_store(config, spark), run_id)
 
+    @property
+    def validation_backend(self) -> str:
+        """GX on pandas for local compute (rows already pass through the driver), Spark on clusters."""
+        return "pandas" if self.config.compute.kind == "local" else "spark"
+
     def metadata(self, step: str, window: Window) -> dict[str, str]:
         return {"job": f"feature_refresh.{step}", "run_id": self.run_id, "window": str(window)}
 
@@ -277,10 +283,19 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
         absent = [str(f) for f in files if not f.is_file()]
         if absent:
             raise FileNotFoundError(f"no landing file for source '{name}': {', '.join(absent)}")
-        raw = read_landing(ctx.spark, files, source).cache()
-        good, malformed = to_bronze(raw, ctx.run_id, ingested_at, daily)
         table = ctx.store.name("bronze", name)
         meta = ctx.metadata("bronze", window)
+        if not daily:  # a snapshot already loaded is not written again
+            meta["source_sha256"] = hashlib.sha256(files[0].read_bytes()).hexdigest()
+            if (
+                ctx.store.exists(table)
+                and ctx.store.last_commit_metadata(table).get("source_sha256") == meta["source_sha256"]
+            ):
+                summary[name] = {"unchanged": True, "version": ctx.store.version(table)}
+                log.info("bronze %s: snapshot %s unchanged since its last load, kept", name, files[0])
+                continue
+        raw = read_landing(ctx.spark, files, source).cache()
+        good, malformed = to_bronze(raw, ctx.run_id, ingested_at, daily)
         if daily:
             version = ctx.store.overwrite_window(
                 table, good, "_file_date", window.start, window.end, metadata=meta
@@ -315,6 +330,17 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
     for name, source in ctx.config.use_case.sources.items():
         daily = source.kind == "daily"
         bronze_table = ctx.store.name("bronze", name)
+        table = ctx.store.name("silver", name)
+        meta = {**ctx.metadata("silver", window), "bronze_version": str(ctx.store.version(bronze_table))}
+        already = (
+            not daily
+            and ctx.store.exists(table)
+            and ctx.store.last_commit_metadata(table).get("bronze_version")
+        )
+        if already == meta["bronze_version"]:
+            summary[name] = {"unchanged": True, "version": ctx.store.version(table)}
+            log.info("silver %s: bronze version %s already merged, kept", name, meta["bronze_version"])
+            continue
         bronze = ctx.store.read(
             bronze_table, window=("_file_date", window.start, window.end) if daily else None
         )
@@ -327,7 +353,7 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
             outcome = validate(
                 candidates, suite_name, expectations, severity=QUARANTINE,
                 parameters=_quality_parameters(ctx, source, len(window)),
-                report_path=ctx.report_path(name, window, "rows"),
+                report_path=ctx.report_path(name, window, "rows"), backend=ctx.validation_backend,
             )  # fmt: skip
             row_failures = outcome.row_failures
         failures = ctx.spark.createDataFrame(
@@ -338,8 +364,6 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
         )
         good = checked.where(F.size("_problems") == 0)
         keep = [*source.columns, *(["event_date"] if daily else []), "_source_file"]
-        table = ctx.store.name("silver", name)
-        meta = ctx.metadata("silver", window)
         if daily:
             version = ctx.store.overwrite_window(
                 table, good.select(*keep), "event_date", window.start, window.end, metadata=meta
@@ -375,7 +399,7 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
         outcome = validate(
             silver, suite_name, expectations, severity=FAIL,
             parameters=_quality_parameters(ctx, source, len(window)),
-            report_path=ctx.report_path(name, window, "gate"),
+            report_path=ctx.report_path(name, window, "gate"), backend=ctx.validation_backend,
         )  # fmt: skip
         summary[name] = {
             "success": outcome.success,

@@ -143,8 +143,16 @@ def validate(
     severity: str,
     parameters: dict[str, Any] | None = None,
     report_path: Path | None = None,
+    backend: str = "spark",
 ) -> ValidationOutcome:
-    """Run the ``severity`` part of a suite on ``df`` (which carries a ``_row_key`` column)."""
+    """Run the ``severity`` part of a suite on ``df`` (which carries a ``_row_key`` column).
+
+    ``backend`` is GX's execution engine: ``spark`` validates the Spark DataFrame where it lives (a
+    cluster); ``pandas`` first collects it to the driver, much faster for what fits in one process
+    (the ``local`` engine already moves every row through the driver to write Delta).
+    """
+    if backend not in ("spark", "pandas"):
+        raise ValueError(f"unknown validation backend {backend!r}")
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -161,11 +169,16 @@ def validate(
             ],
         )
     )
-    batch = (
+    source = (
         context.data_sources.add_spark("runway")
-        .add_dataframe_asset("frame")
+        if backend == "spark"
+        else context.data_sources.add_pandas("runway")
+    )
+    frame = df if backend == "spark" else df.toPandas()
+    batch = (
+        source.add_dataframe_asset("frame")
         .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": df})
+        .get_batch(batch_parameters={"dataframe": frame})
     )
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
     if severity == QUARANTINE:

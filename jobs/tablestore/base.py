@@ -209,6 +209,10 @@ class TableStore(ABC):
     def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
+        """The custom metadata (run id, window, ...) of the table's latest commit."""
+
+    @abstractmethod
     def transaction_version(self, name: TableName, app_id: str) -> int | None:
         """The last committed version of application transaction ``app_id``; None if unknown."""
 

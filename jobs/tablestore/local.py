@@ -54,6 +54,12 @@ class LocalDeltaTableStore(TableStore):
     def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
         return self._table(name).history(limit)
 
+    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
+        [latest] = self.history(name, 1)
+        standard = {"timestamp", "operation", "operationParameters", "engineInfo", "clientVersion",
+                    "operationMetrics", "version", "readVersion", "isBlindAppend", "userName", "userId"}  # fmt: skip
+        return {k: v for k, v in latest.items() if k not in standard}
+
     def transaction_version(self, name: TableName, app_id: str) -> int | None:
         return self._table(name).transaction_version(app_id)
 

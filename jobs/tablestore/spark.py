@@ -53,6 +53,12 @@ class SparkDeltaTableStore(TableStore):
         history = self._delta(name).history(limit) if limit else self._delta(name).history()
         return [row.asDict(recursive=True) for row in history.collect()]
 
+    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
+        import json
+
+        [latest] = self.history(name, 1)
+        return json.loads(latest.get("userMetadata") or "{}")
+
     def transaction_version(self, name: TableName, app_id: str) -> int | None:
         """Not exposed by delta-spark's Python API: appends rely on Delta's own txnAppId check."""
         return None

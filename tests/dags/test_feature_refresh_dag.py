@@ -32,7 +32,9 @@ def run_interval(dag, day: date):
 
 def run_with_params(dag, start: date, end: date):
     """A manual run with the window given in the trigger form's Params."""
-    return dag.test(logical_date=None, run_conf={"start_date": start.isoformat(), "end_date": end.isoformat()})
+    return dag.test(
+        logical_date=None, run_conf={"start_date": start.isoformat(), "end_date": end.isoformat()}
+    )
 
 
 def test_two_days_then_a_rerun_leave_gold_identical(dag, spark):

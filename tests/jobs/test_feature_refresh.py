@@ -146,9 +146,13 @@ def test_rerun_of_bronze_and_silver_leaves_the_same_contents(corrupted):
         return silver, q
 
     before = snapshot()
-    run_bronze(ctx, WINDOW)
-    run_silver(ctx, WINDOW)
+    planes = [ctx.store.version(ctx.store.name(layer, "planes")) for layer in ("bronze", "silver")]
+    bronze = run_bronze(ctx, WINDOW)
+    silver = run_silver(ctx, WINDOW)
     assert snapshot() == before
+    # An unchanged reference snapshot is not written again.
+    assert bronze["planes"]["unchanged"] and silver["planes"]["unchanged"]
+    assert [ctx.store.version(ctx.store.name(layer, "planes")) for layer in ("bronze", "silver")] == planes
 
 
 def test_a_file_missing_a_column_is_a_clear_error(spark, tmp_path):

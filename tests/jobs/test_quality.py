@@ -1,0 +1,85 @@
+"""Great Expectations checks: severities, parameters, and the same verdict on both GX backends."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs.common.quality import FAIL, QUARANTINE, Expectation, load_suite, validate, volume_parameters
+
+EXPECTATIONS = [
+    Expectation("expect_column_values_to_be_between", {"column": "speed", "min_value": 0, "max_value": 150}),
+    Expectation(
+        "expect_column_values_to_be_in_set", {"column": "origin", "value_set": ["EWR", "JFK", "LGA"]}
+    ),
+    Expectation("expect_column_values_to_not_be_null", {"column": "origin"}),
+    Expectation("expect_table_row_count_to_be_between", {"min_value": {"$PARAMETER": "min_rows"}}),
+]
+
+
+@pytest.fixture
+def frame(spark):
+    rows = [
+        ("k1", "EWR", 10.0),
+        ("k2", "XXX", 12.0),
+        ("k3", "JFK", 1048.0),
+        ("k4", None, 5.0),
+        ("k5", "LGA", None),
+    ]
+    return spark.createDataFrame(rows, "_row_key string, origin string, speed double")
+
+
+def test_severity_defaults_to_quarantine_for_row_checks_and_fail_for_table_checks():
+    assert [e.severity for e in EXPECTATIONS] == [QUARANTINE, QUARANTINE, QUARANTINE, FAIL]
+    with pytest.raises(ValueError, match="severity must be"):
+        Expectation("expect_column_values_to_not_be_null", {"column": "x"}, {"severity": "warn"}).severity  # noqa: B018
+
+
+@pytest.mark.parametrize("backend", ["pandas", "spark"])
+def test_row_failures_name_each_failed_expectation(frame, backend, tmp_path):
+    outcome = validate(
+        frame, "t", EXPECTATIONS, severity=QUARANTINE, backend=backend, report_path=tmp_path / "r.json"
+    )
+    assert outcome.success is False
+    assert outcome.row_failures == {
+        "k2": ["expect_column_values_to_be_in_set(origin, value_set=['EWR', 'JFK', 'LGA'])"],
+        "k3": ["expect_column_values_to_be_between(speed, min_value=0, max_value=150)"],
+        "k4": ["expect_column_values_to_not_be_null(origin)"],
+    }
+    assert json.loads((tmp_path / "r.json").read_text())["success"] is False
+
+
+@pytest.mark.parametrize("backend", ["pandas", "spark"])
+def test_table_checks_use_parameters_and_summarise(frame, backend):
+    passed = validate(frame, "t", EXPECTATIONS, severity=FAIL, parameters={"min_rows": 5}, backend=backend)
+    failed = validate(frame, "t", EXPECTATIONS, severity=FAIL, parameters={"min_rows": 6}, backend=backend)
+    assert passed.success and not failed.success
+    assert (
+        "expect_table_row_count_to_be_between(min_value={'$PARAMETER': 'min_rows'}): observed 5"
+        in failed.summary()
+    )
+
+
+def test_a_missing_parameter_is_a_clear_error(frame):
+    with pytest.raises(ValueError, match=r"needs parameters \['min_rows'\]"):
+        validate(frame, "t", EXPECTATIONS, severity=FAIL, parameters={}, backend="pandas")
+
+
+def test_volume_bounds_scale_with_days_and_sample():
+    params = volume_parameters(
+        {"min_rows_per_day": 500, "max_rows_per_day": 1500, "other": 0.9}, days=3, fraction=0.25
+    )
+    assert params == {
+        "min_rows_per_day": 500,
+        "max_rows_per_day": 1500,
+        "other": 0.9,
+        "min_rows": 375,
+        "max_rows": 1125,
+    }
+
+
+def test_shipped_suites_load():
+    for file_name in ("silver_flights.json", "silver_weather.json"):
+        name, expectations = load_suite(file_name)
+        assert {e.severity for e in expectations} == {QUARANTINE, FAIL}
