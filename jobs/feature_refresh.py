@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,16 +256,12 @@ def _write_quarantine(
     predicate = f"source = '{source}' AND layer = '{layer}'"
     name = ctx.store.name("silver", QUARANTINE_TABLE)
     meta = ctx.metadata(f"{layer}.quarantine", window) if window else {"run_id": ctx.run_id}
-    count = rows.count()
-    if count == 0 and not ctx.store.exists(name):
-        return 0
+    # Written even when empty: a rerun must clear what an earlier run quarantined for this window.
     if window is None:
-        ctx.store.overwrite(name, rows, predicate=predicate, metadata=meta)
-    else:
-        ctx.store.overwrite_window(
-            name, rows, "file_date", window.start, window.end, extra_predicate=predicate, metadata=meta
-        )
-    return count
+        return ctx.store.overwrite(name, rows, predicate=predicate, metadata=meta).rows
+    return ctx.store.overwrite_window(
+        name, rows, "file_date", window.start, window.end, extra_predicate=predicate, metadata=meta
+    ).rows
 
 
 def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
@@ -297,19 +295,20 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
         raw = read_landing(ctx.spark, files, source).cache()
         good, malformed = to_bronze(raw, ctx.run_id, ingested_at, daily)
         if daily:
-            version = ctx.store.overwrite_window(
+            commit = ctx.store.overwrite_window(
                 table, good, "_file_date", window.start, window.end, metadata=meta
             )
         else:
-            version = ctx.store.overwrite(table, good, metadata=meta)
+            commit = ctx.store.overwrite(table, good, metadata=meta)
         bad = quarantine_frame(
             malformed, name, "bronze", F.col(CORRUPT), F.array(F.lit("malformed line")), ctx.run_id
         )
         quarantined = _write_quarantine(ctx, bad, name, "bronze", window if daily else None)
-        rows = good.count()
         raw.unpersist()
-        summary[name] = {"rows": rows, "quarantined": quarantined, "version": version}
-        log.info("bronze %s %s: %d rows, %d malformed lines quarantined", name, window, rows, quarantined)
+        summary[name] = {"rows": commit.rows, "quarantined": quarantined, "version": commit.version}
+        log.info(
+            "bronze %s %s: %d rows, %d malformed lines quarantined", name, window, commit.rows, quarantined
+        )
     return summary
 
 
@@ -365,20 +364,19 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
         good = checked.where(F.size("_problems") == 0)
         keep = [*source.columns, *(["event_date"] if daily else []), "_source_file"]
         if daily:
-            version = ctx.store.overwrite_window(
+            commit = ctx.store.overwrite_window(
                 table, good.select(*keep), "event_date", window.start, window.end, metadata=meta
             )
         else:
-            version = ctx.store.merge(table, good.select(*keep), source.keys, metadata=meta)
+            commit = ctx.store.merge(table, good.select(*keep), source.keys, metadata=meta)
         bad = checked.where(F.size("_problems") > 0)
         quarantine = quarantine_frame(
             bad, name, "silver", F.col("_record"), F.col("_problems"), ctx.run_id, F.col("_row_key")
         )
         quarantined = _write_quarantine(ctx, quarantine, name, "silver", window if daily else None)
-        rows = good.count()
         typed.unpersist()
-        summary[name] = {"rows": rows, "quarantined": quarantined, "version": version}
-        log.info("silver %s %s: %d rows landed, %d quarantined", name, window, rows, quarantined)
+        summary[name] = {"rows": commit.rows, "quarantined": quarantined, "version": commit.version}
+        log.info("silver %s %s: %d rows landed, %d quarantined", name, window, commit.rows, quarantined)
     return summary
 
 
@@ -430,13 +428,12 @@ def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
     if duplicated:
         raise ValueError(f"feature SQL {features.sql} yields {duplicated} duplicated keys {features.keys}")
     table = ctx.store.name("gold", features.table)
-    version = ctx.store.overwrite_window(
+    commit = ctx.store.overwrite_window(
         table, gold, features.date_column, window.start, window.end, metadata=ctx.metadata("gold", window)
     )
-    rows = gold.count()
     gold.unpersist()
-    log.info("gold %s %s: %d rows, table version %d", table, window, rows, version)
-    return {"table": str(table), "rows": rows, "version": version}
+    log.info("gold %s %s: %d rows, table version %d", table, window, commit.rows, commit.version)
+    return {"table": str(table), "rows": commit.rows, "version": commit.version}
 
 
 STEP_FUNCTIONS = {"bronze": run_bronze, "silver": run_silver, "gate": run_gate, "gold": run_gold}
@@ -454,6 +451,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)
+    if args.step in ("silver", "gate", "all"):
+        # Great Expectations takes seconds to import: overlap it with the JVM's start-up.
+        threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
     ctx = JobContext.open(config, args.run_id)
     return refresh(ctx, window, STEPS if args.step == "all" else (args.step,))
 

@@ -138,6 +138,9 @@ class TableOptions(_Strict):
 
 class TableStoreSettings(_Strict):
     engine: Literal["local", "spark"] = "local"
+    # spark engine: "unity" uses <catalog>.<schema>.<table> (Databricks Unity Catalog); "session"
+    # maps it to Spark's session catalog as <catalog>_<schema>.<table> (a self-managed cluster).
+    namespace: Literal["unity", "session"] = "unity"
 
 
 class Compute(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.tablestore.base import (
+    Commit,
     SchemaMismatchError,
     TableName,
     TableNotFoundError,
@@ -31,6 +32,7 @@ def open_table_store(config: EnvConfig, spark: SparkSession) -> TableStore:
 
 
 __all__ = [
+    "Commit",
     "SchemaMismatchError",
     "TableName",
     "TableNotFoundError",

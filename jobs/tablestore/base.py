@@ -47,6 +47,14 @@ class TableName:
 
 
 @dataclass(frozen=True)
+class Commit:
+    """What one write committed: the table's new version and how many rows it wrote."""
+
+    version: int
+    rows: int
+
+
+@dataclass(frozen=True)
 class SchemaDiff:
     missing: list[str]
     unexpected: list[str]
@@ -148,10 +156,10 @@ class TableStore(ABC):
 
     def overwrite(
         self, name: TableName, df: DataFrame, *, predicate: str | None = None, metadata: dict | None = None
-    ) -> int:
+    ) -> Commit:
         """Replace the rows matching ``predicate`` (replaceWhere) — or the whole table — with ``df``.
 
-        Every row of ``df`` must satisfy the predicate. Returns the new table version.
+        Every row of ``df`` must satisfy the predicate. Returns the commit (version, rows written).
         """
         self._check_write(name)
         evolve = self._check_schema(name, column_types(df))
@@ -167,14 +175,16 @@ class TableStore(ABC):
         *,
         extra_predicate: str | None = None,
         metadata: dict | None = None,
-    ) -> int:
+    ) -> Commit:
         """Replace the interval ``[start, end)`` of ``column``: the idempotent write of a windowed job."""
         predicate = window_predicate(column, start, end)
         if extra_predicate:
             predicate = f"({extra_predicate}) AND {predicate}"
         return self.overwrite(name, df, predicate=predicate, metadata=metadata)
 
-    def merge(self, name: TableName, df: DataFrame, keys: list[str], *, metadata: dict | None = None) -> int:
+    def merge(
+        self, name: TableName, df: DataFrame, keys: list[str], *, metadata: dict | None = None
+    ) -> Commit:
         """Upsert ``df`` by ``keys``: matching rows are updated, new rows inserted."""
         self._check_write(name)
         if not keys:
@@ -225,12 +235,12 @@ class TableStore(ABC):
     @abstractmethod
     def _overwrite(
         self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
-    ) -> int: ...
+    ) -> Commit: ...
 
     @abstractmethod
     def _merge(
         self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict
-    ) -> int: ...
+    ) -> Commit: ...
 
     @abstractmethod
     def _append(

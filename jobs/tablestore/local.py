@@ -16,7 +16,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from jobs.tablestore.base import TableName, TableNotFoundError, TableStore
+from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -105,12 +105,15 @@ class LocalDeltaTableStore(TableStore):
             app_transactions=[Transaction(*transaction)] if transaction else None,
         )
 
-    def _overwrite(self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict) -> int:
+    def _overwrite(
+        self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
+    ) -> Commit:
         exists = self.exists(name)
+        arrow = self._to_arrow(df)
         try:
             write_deltalake(
                 str(self.path(name)),
-                self._to_arrow(df),
+                arrow,
                 mode="overwrite",
                 predicate=predicate if exists else None,
                 schema_mode="merge" if evolve else None,
@@ -122,15 +125,17 @@ class LocalDeltaTableStore(TableStore):
                     f"rows written to {name} fall outside the replaced predicate: {predicate}"
                 ) from None
             raise
-        return self.version(name)
+        return Commit(self.version(name), arrow.num_rows)
 
-    def _merge(self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict) -> int:
+    def _merge(
+        self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict
+    ) -> Commit:
         arrow = self._to_arrow(df)
         if not self.exists(name):
             write_deltalake(
                 str(self.path(name)), arrow, mode="append", commit_properties=self._commit(metadata)
             )
-            return self.version(name)
+            return Commit(self.version(name), arrow.num_rows)
         duplicates = arrow.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
         if duplicates.num_rows:
             raise ValueError(
@@ -151,7 +156,7 @@ class LocalDeltaTableStore(TableStore):
             .when_not_matched_insert_all()
             .execute()
         )
-        return self.version(name)
+        return Commit(self.version(name), arrow.num_rows)
 
     def _append(
         self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jobs.tablestore.base import TableName, TableNotFoundError, TableStore
+from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -36,15 +36,23 @@ class SparkDeltaTableStore(TableStore):
                 "Use engine 'local' on machines without them."
             )
 
+    def _fqn(self, name: TableName) -> str:
+        if self.config.table_store.namespace == "session":
+            return f"spark_catalog.{name.catalog}_{name.schema}.{name.table}"
+        return str(name)
+
+    def _ensure_schema(self, name: TableName) -> None:
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self._fqn(name).rsplit('.', 1)[0]}")
+
     def _delta(self, name: TableName):
         from delta.tables import DeltaTable
 
         if not self.exists(name):
             raise TableNotFoundError(f"table {name} does not exist")
-        return DeltaTable.forName(self.spark, str(name))
+        return DeltaTable.forName(self.spark, self._fqn(name))
 
     def exists(self, name: TableName) -> bool:
-        return self.spark.catalog.tableExists(str(name))
+        return self.spark.catalog.tableExists(self._fqn(name))
 
     def version(self, name: TableName) -> int:
         return int(self._delta(name).history(1).collect()[0]["version"])
@@ -64,7 +72,7 @@ class SparkDeltaTableStore(TableStore):
         return None
 
     def _schema(self, name: TableName) -> dict[str, str]:
-        return {f.name: f.dataType.simpleString() for f in self.spark.table(str(name)).schema.fields}
+        return {f.name: f.dataType.simpleString() for f in self.spark.table(self._fqn(name)).schema.fields}
 
     def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
         reader = self.spark.read.format("delta")
@@ -72,15 +80,24 @@ class SparkDeltaTableStore(TableStore):
             reader = reader.option("versionAsOf", version)
         if timestamp is not None:
             reader = reader.option("timestampAsOf", str(timestamp))
-        df = reader.table(str(name))
+        df = reader.table(self._fqn(name))
         if window is not None:
             from jobs.tablestore.base import window_predicate
 
             df = df.where(window_predicate(*window))
         return df
 
+    def _commit(self, name: TableName) -> Commit:
+        """The latest commit, with rows written from Delta's operation metrics."""
+        [latest] = self.history(name, 1)
+        metrics = latest.get("operationMetrics") or {}
+        rows = metrics.get("numOutputRows") or (
+            int(metrics.get("numTargetRowsInserted", 0)) + int(metrics.get("numTargetRowsUpdated", 0))
+        )
+        return Commit(int(latest["version"]), int(rows))
+
     def _writer(self, df: DataFrame, evolve: bool, metadata: dict):
-        writer = df.write.format("delta")
+        writer = df.write.format("delta")  # callers create the schema first
         if evolve:
             writer = writer.option("mergeSchema", "true")
         if metadata:
@@ -89,17 +106,23 @@ class SparkDeltaTableStore(TableStore):
             writer = writer.option("userMetadata", json.dumps(metadata, default=str))
         return writer
 
-    def _overwrite(self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict) -> int:
+    def _overwrite(
+        self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
+    ) -> Commit:
+        self._ensure_schema(name)
         writer = self._writer(df, evolve, metadata).mode("overwrite")
         if predicate and self.exists(name):
             writer = writer.option("replaceWhere", predicate)
-        writer.saveAsTable(str(name))
-        return self.version(name)
+        writer.saveAsTable(self._fqn(name))
+        return self._commit(name)
 
-    def _merge(self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict) -> int:
+    def _merge(
+        self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict
+    ) -> Commit:
+        self._ensure_schema(name)
         if not self.exists(name):
-            self._writer(df, evolve, metadata).mode("append").saveAsTable(str(name))
-            return self.version(name)
+            self._writer(df, evolve, metadata).mode("append").saveAsTable(self._fqn(name))
+            return self._commit(name)
         if evolve:
             self.spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
@@ -111,17 +134,18 @@ class SparkDeltaTableStore(TableStore):
             .whenNotMatchedInsertAll()
             .execute()
         )
-        return self.version(name)
+        return self._commit(name)
 
     def _append(
         self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict
     ) -> bool:
+        self._ensure_schema(name)
         before = self.version(name) if self.exists(name) else -1
         (
             self._writer(df, evolve, metadata)
             .mode("append")
             .option("txnAppId", app_id)
             .option("txnVersion", txn_version)
-            .saveAsTable(str(name))
+            .saveAsTable(self._fqn(name))
         )
         return self.version(name) != before  # Delta skips a repeated (txnAppId, txnVersion)

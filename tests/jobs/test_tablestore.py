@@ -31,7 +31,8 @@ def test_overwrite_window_replaces_only_its_interval_and_is_idempotent(spark, st
     d1, d2, d3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
     store.overwrite(table, rows(spark, (d1, 1, "a"), (d2, 2, "b"), (d3, 3, "c")))
     replacement = rows(spark, (d2, 20, "new"), (d2, 21, "new"))
-    store.overwrite_window(table, replacement, "day", d2, d3)
+    commit = store.overwrite_window(table, replacement, "day", d2, d3)
+    assert (commit.version, commit.rows) == (1, 2)
     once = content(store, table)
     store.overwrite_window(table, replacement, "day", d2, d3)
     assert content(store, table) == once == [(d1, 1, "a"), (d2, 20, "new"), (d2, 21, "new"), (d3, 3, "c")]

@@ -1,0 +1,132 @@
+"""Runway's performance figures, printed as one JSON document (`make bench`).
+
+Each figure runs the project's real commands on the real 2013 data, in fresh folders under
+data/bench/, with job logs in data/bench/logs/. Targets are reported next to the measurements;
+nothing here is asserted by the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import runway_env  # noqa: E402
+
+ROOT = runway_env.ROOT
+BENCH = Path(os.environ.get("RUNWAY_BENCH_DIR", ROOT / "data" / "bench"))
+LOGS = BENCH / "logs"
+
+
+def run_job(label: str, data_dir: Path, *args: str) -> float:
+    """Run ``python -m jobs.<args>`` against ``data_dir``; return its wall time in seconds."""
+    env = {**os.environ, "RUNWAY_DATA_DIR": str(data_dir), "RUNWAY_ENV": "dev"}
+    LOGS.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with (LOGS / f"{label}.log").open("w") as log:
+        done = subprocess.run([sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{label} failed (exit {done.returncode}): see {LOGS / f'{label}.log'}")
+    return elapsed
+
+
+def fresh(name: str) -> Path:
+    path = BENCH / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def feature_refresh_full_year() -> dict:
+    data = fresh("year")
+    seed = run_job("year_seed", data, "jobs.seed", "--start", "2013-01-01", "--end", "2014-01-01")
+    refresh = run_job(
+        "year_refresh", data, "jobs.feature_refresh", "all", "--start", "2013-01-01", "--end", "2014-01-01"
+    )
+    return {"seconds": round(refresh, 1), "target_seconds": 90, "flights": 336_776, "seed_seconds": round(seed, 1),
+            "what": "landing -> bronze -> silver -> gate -> gold for all of 2013 as one interval, one process"}  # fmt: skip
+
+
+def feature_refresh_one_day() -> dict:
+    data = fresh("day")
+    run_job("day_seed", data, "jobs.seed", "--start", "2013-06-01", "--end", "2013-06-03")
+    first = run_job(
+        "day_first", data, "jobs.feature_refresh", "all", "--start", "2013-06-01", "--end", "2013-06-02"
+    )
+    daily = run_job(
+        "day_next", data, "jobs.feature_refresh", "all", "--start", "2013-06-02", "--end", "2013-06-03"
+    )
+    return {"seconds": round(daily, 1), "target_seconds": 20, "first_load_seconds": round(first, 1),
+            "what": "one day landing -> gold incl. interpreter and Spark start-up; 'seconds' is a daily run "
+                    "(reference snapshots unchanged), 'first_load_seconds' also loads the reference tables"}  # fmt: skip
+
+
+def dag_parsing() -> dict:
+    script = """
+import json, sys, time
+from pathlib import Path
+from airflow.models import DagBag
+folder = Path(sys.argv[1])
+files = sorted(p for p in folder.glob("*.py"))
+started = time.perf_counter()
+bag = DagBag(dag_folder=str(folder))
+total = time.perf_counter() - started
+per_file = {}
+for path in files:
+    t = time.perf_counter(); DagBag(dag_folder=str(path)); per_file[path.name] = round(time.perf_counter() - t, 3)
+print(json.dumps({"files": len(files), "dags": len(bag.dag_ids), "errors": len(bag.import_errors),
+                  "folder_seconds": round(total, 3), "per_file_seconds": per_file}))
+"""
+    env = {**os.environ, "RUNWAY_DAG_ENVS": "all"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    parsed["seconds_per_file"] = round(parsed["folder_seconds"] / max(parsed["files"], 1), 3)
+    parsed["target_seconds_per_file"] = 0.3
+    parsed["what"] = "DagBag over dags/ with all three environments deployed (Airflow already imported)"
+    return parsed
+
+
+def main() -> int:
+    runway_env.configure(BENCH)
+    started = time.perf_counter()
+    figures = {
+        "feature_refresh_full_year": feature_refresh_full_year(),
+        "feature_refresh_one_day": feature_refresh_one_day(),
+        "dag_parsing": dag_parsing(),
+    }
+    for figure in figures.values():
+        if "target_seconds" in figure:
+            figure["meets_target"] = figure["seconds"] <= figure["target_seconds"]
+    figures["dag_parsing"]["meets_target"] = (
+        figures["dag_parsing"]["seconds_per_file"] <= figures["dag_parsing"]["target_seconds_per_file"]
+    )
+    report = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "figures": figures,
+        "bench_seconds": round(time.perf_counter() - started, 1),
+    }
+    text = json.dumps(report, indent=2)
+    (BENCH / "results.json").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""The table-store verbs on the native ``spark`` engine (delta-spark), run in its own interpreter
+because it needs a SparkSession started with the Delta jars. Exits non-zero on the first failure.
+
+    RUNWAY_DELTA_JARS=/jars/delta-spark_2.13-4.x.jar,/jars/delta-storage-4.x.jar \
+        python tests/jobs/spark_engine_scenario.py /tmp/warehouse
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from jobs.common.config import Compute, TableStoreSettings, load_config
+from jobs.common.spark import get_spark
+from jobs.tablestore import SchemaMismatchError, TableName, TablePermissionError, open_table_store
+
+
+def main(warehouse: Path) -> None:
+    base = load_config("dev")
+    config = base.model_copy(
+        update={
+            "table_store": TableStoreSettings(engine="spark", namespace="session"),
+            "compute": Compute(
+                spark_conf={
+                    "spark.jars": os.environ["RUNWAY_DELTA_JARS"],
+                    "spark.sql.warehouse.dir": str(warehouse),
+                }
+            ),
+        }
+    )
+    spark = get_spark(config, "runway-spark-engine-check")
+    store = open_table_store(config, spark)
+    assert store.engine == "spark"
+    schema = "day date, id int, value string"
+    table = store.name("silver", "events")
+    d1, d2, d3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
+
+    store.overwrite(
+        table, spark.createDataFrame([(d1, 1, "a"), (d2, 2, "b")], schema), metadata={"run_id": "r1"}
+    )
+    replacement = spark.createDataFrame([(d2, 20, "new")], schema)
+    store.overwrite_window(table, replacement, "day", d2, d3)
+    store.overwrite_window(table, replacement, "day", d2, d3)
+    assert sorted(r.id for r in store.read(table).collect()) == [1, 20], "replaceWhere"
+    assert [r.id for r in store.read(table, version=0).collect()] != [], "time travel"
+
+    store.merge(table, spark.createDataFrame([(d1, 1, "A"), (d3, 3, "c")], schema), ["id"])
+    assert {r.id: r.value for r in store.read(table).collect()} == {1: "A", 20: "new", 3: "c"}, "merge"
+
+    log = store.name("ml", "log")
+    batch = spark.createDataFrame([(d1, 1, "x")], schema)
+    assert store.append_once(log, batch, "app", 0) is True
+    assert store.append_once(log, batch, "app", 0) is False, "idempotent append"
+    assert store.read(log).count() == 1
+
+    try:
+        store.overwrite(TableName("prod", "silver", "events"), batch)
+        raise AssertionError("wrote another catalog")
+    except TablePermissionError:
+        pass
+    try:
+        store.overwrite(table, spark.createDataFrame([(d1, "1", "a")], "day date, id string, value string"))
+        raise AssertionError("schema mismatch accepted")
+    except SchemaMismatchError:
+        pass
+    print("spark engine: all verbs passed")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
