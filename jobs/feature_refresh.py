@@ -312,18 +312,25 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
     return summary
 
 
-def _quality_parameters(ctx: JobContext, source: SourceConfig, days: int) -> dict[str, Any]:
-    from jobs.common.quality import volume_parameters
+def _check(ctx: JobContext, df: DataFrame, name: str, source: SourceConfig, window: Window, severity: str):
+    """Run one severity of the source's suite on ``df``; the result JSON is kept under reports."""
+    from jobs.common.quality import QUARANTINE, load_suite, validate, volume_parameters
 
+    suite_name, expectations = load_suite(source.expectations)
     fraction = ctx.config.sample_fraction if source.sampled else 1.0
-    return volume_parameters(source.quality, days, fraction)
+    return validate(
+        df, suite_name, expectations, severity=severity,
+        parameters=volume_parameters(source.quality, len(window), fraction),
+        report_path=ctx.report_path(name, window, "rows" if severity == QUARANTINE else "gate"),
+        backend=ctx.validation_backend,
+    )  # fmt: skip
 
 
 def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Type, sample, de-duplicate and row-check bronze into silver; quarantine what fails."""
     from pyspark.sql import functions as F
 
-    from jobs.common.quality import QUARANTINE, load_suite, validate
+    from jobs.common.quality import QUARANTINE
 
     summary: dict[str, Any] = {}
     for name, source in ctx.config.use_case.sources.items():
@@ -348,13 +355,7 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
 
         row_failures: dict[str, list[str]] = {}
         if source.expectations:
-            suite_name, expectations = load_suite(source.expectations)
-            outcome = validate(
-                candidates, suite_name, expectations, severity=QUARANTINE,
-                parameters=_quality_parameters(ctx, source, len(window)),
-                report_path=ctx.report_path(name, window, "rows"), backend=ctx.validation_backend,
-            )  # fmt: skip
-            row_failures = outcome.row_failures
+            row_failures = _check(ctx, candidates, name, source, window, QUARANTINE).row_failures
         failures = ctx.spark.createDataFrame(
             [(key, checks) for key, checks in row_failures.items()], "_row_key string, _failed array<string>"
         )
@@ -382,7 +383,7 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
 
 def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Table-level expectations on the interval's silver rows; raises QualityGateError on failure."""
-    from jobs.common.quality import FAIL, QualityGateError, load_suite, validate
+    from jobs.common.quality import FAIL, QualityGateError
 
     summary: dict[str, Any] = {}
     failures = []
@@ -393,12 +394,7 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
         silver = ctx.store.read(
             ctx.store.name("silver", name), window=("event_date", window.start, window.end) if daily else None
         )
-        suite_name, expectations = load_suite(source.expectations)
-        outcome = validate(
-            silver, suite_name, expectations, severity=FAIL,
-            parameters=_quality_parameters(ctx, source, len(window)),
-            report_path=ctx.report_path(name, window, "gate"), backend=ctx.validation_backend,
-        )  # fmt: skip
+        outcome = _check(ctx, silver, name, source, window, FAIL)
         summary[name] = {
             "success": outcome.success,
             "failed": outcome.failed,

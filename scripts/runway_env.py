@@ -14,7 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def configure(data_dir: Path | None = None) -> Path:
+def configure(data_dir: Path | None = None, *, override: bool = False) -> Path:
+    """Set the variables (keeping ones the caller already set, unless ``override``: tests must not
+    inherit a developer's AIRFLOW_HOME); returns the data folder."""
     data_dir = Path(data_dir or os.environ.get("RUNWAY_DATA_DIR", ROOT / "data")).resolve()
     defaults = {
         "RUNWAY_DATA_DIR": str(data_dir),
@@ -29,7 +31,10 @@ def configure(data_dir: Path | None = None) -> Path:
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
     for key, value in defaults.items():
-        os.environ.setdefault(key, value)
+        if override:
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
     if str(ROOT / "plugins") not in sys.path:
         sys.path.insert(0, str(ROOT / "plugins"))
     return data_dir

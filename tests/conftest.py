@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -13,24 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="runway-tests-"))
 
-# Before anything imports Airflow, MLflow or Spark.
-os.environ.update(
-    {
-        "RUNWAY_DATA_DIR": str(_SESSION_DIR / "data"),
-        "RUNWAY_DAG_ENVS": "all",
-        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "PYSPARK_PYTHON": sys.executable,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-    }
-)
+# Before anything imports Airflow, MLflow or Spark: the same variables as the demo, all overridden.
+sys.path.insert(0, str(ROOT / "scripts"))
+import runway_env  # noqa: E402
+
+runway_env.configure(_SESSION_DIR / "data", override=True)
+os.environ["RUNWAY_DAG_ENVS"] = "all"
 os.environ.pop("RUNWAY_ENV", None)
-if str(ROOT / "plugins") not in sys.path:
-    sys.path.insert(0, str(ROOT / "plugins"))
+logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO at interpreter exit hits closed streams
 
 
 @pytest.fixture(scope="session")
