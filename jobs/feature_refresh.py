@@ -43,8 +43,6 @@ log = logging.getLogger("runway.feature_refresh")
 STEPS = ("bronze", "silver", "gate", "gold")
 CORRUPT = "_corrupt_record"
 QUARANTINE_TABLE = "quarantine"
-SPARK_TYPES = {"int": "int", "bigint": "bigint", "double": "double", "string": "string",
-               "boolean": "boolean", "date": "date", "timestamp": "timestamp"}  # fmt: skip
 
 
 # ====================================================================== pure transforms
@@ -155,7 +153,7 @@ def type_rows(bronze: DataFrame, source: SourceConfig, fraction: float = 1.0) ->
         bucket = F.pmod(F.xxhash64(*[F.coalesce(F.col(k), F.lit("")) for k in source.keys]), F.lit(10_000))
         raw = raw.where(bucket < int(round(fraction * 10_000)))
     typed = raw.select(
-        *[F.expr(f"try_cast(`{c}` AS {SPARK_TYPES[t]})").alias(c) for c, t in source.columns.items()],
+        *[F.expr(f"try_cast(`{c}` AS {t})").alias(c) for c, t in source.columns.items()],
         *[F.col(c).alias(f"_raw_{c}") for c in columns],
         "_record",
         "_source_file",

@@ -35,10 +35,6 @@ class Window:
         except ValueError as exc:
             raise ValueError(f"bad date window [{start}, {end}): {exc}") from None
 
-    @property
-    def days(self) -> list[date]:
-        return list(self)
-
     def __iter__(self) -> Iterator[date]:
         day = self.start
         while day < self.end:

@@ -35,13 +35,6 @@ class TableName:
     schema: str
     table: str
 
-    @classmethod
-    def parse(cls, name: str) -> TableName:
-        parts = name.split(".")
-        if len(parts) != 3 or not all(parts):
-            raise ValueError(f"table name '{name}' must be <catalog>.<schema>.<table>")
-        return cls(*parts)
-
     def __str__(self) -> str:
         return f"{self.catalog}.{self.schema}.{self.table}"
 
