@@ -73,6 +73,19 @@ class ModelFeatures(_Strict):
     categorical: list[str] = []
 
 
+class TrainingConfig(_Strict):
+    window_days: int = Field(90, gt=0)
+    validation_days: int = Field(14, gt=0)
+    test_days: int = Field(14, gt=0)
+    threshold: float | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
+        if self.validation_days + self.test_days >= self.window_days:
+            raise ValueError("validation_days + test_days must leave training days inside window_days")
+        return self
+
+
 class ModelConfig(_Strict):
     name: str
     label: str
@@ -80,6 +93,7 @@ class ModelConfig(_Strict):
     estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
     params: dict[str, Any] = {}
     slices: list[str] = []
+    training: TrainingConfig = TrainingConfig()
 
 
 class SeedConfig(_Strict):

@@ -1,0 +1,141 @@
+"""Model building and scoring shared by training, validation and monitoring: the estimator pipeline
+from config, the time split, and the metrics every stage reports."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from jobs.common.config import ModelConfig
+
+
+def feature_columns(model: ModelConfig) -> list[str]:
+    return [*model.features.categorical, *model.features.numeric]
+
+
+def build_pipeline(model: ModelConfig, params: dict[str, Any] | None = None) -> Pipeline:
+    """Categoricals ordinal-encoded (unknown and missing → -1, which tree models read as missing),
+    numerics passed through, then the configured estimator with its hyperparameters."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    module, _, name = model.estimator.rpartition(".")
+    estimator_class = getattr(importlib.import_module(module), name)
+    kwargs = {**model.params, **(params or {})}
+    n_categorical = len(model.features.categorical)
+    if "categorical_features" in inspect.signature(estimator_class).parameters and n_categorical:
+        kwargs.setdefault("categorical_features", list(range(n_categorical)))
+    encode = ColumnTransformer(
+        [
+            ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                           encoded_missing_value=-1), model.features.categorical),
+            ("numeric", "passthrough", model.features.numeric),
+        ],
+        verbose_feature_names_out=False,
+    )  # fmt: skip
+    return Pipeline([("encode", encode), ("model", estimator_class(**kwargs))])
+
+
+def time_split(
+    frame: pd.DataFrame, date_column: str, end: date, validation_days: int, test_days: int
+) -> dict[str, pd.DataFrame]:
+    """Split by time, oldest to newest: train | validation | test, the test window ending at ``end``.
+    No row of a later part is older than a row of an earlier one."""
+    test_start = end - timedelta(days=test_days)
+    validation_start = test_start - timedelta(days=validation_days)
+    days = pd.to_datetime(frame[date_column]).dt.date
+    parts = {
+        "train": frame[days < validation_start],
+        "validation": frame[(days >= validation_start) & (days < test_start)],
+        "test": frame[(days >= test_start) & (days < end)],
+    }
+    empty = [name for name, part in parts.items() if part.empty]
+    if empty:
+        raise ValueError(f"no labelled rows for the {', '.join(empty)} part(s) of the window ending {end}")
+    return parts
+
+
+def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the row-weighted gap between predicted and observed rates."""
+    y_true, proba = np.asarray(y_true, dtype=float), np.asarray(proba, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(proba, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            error += mask.mean() * abs(proba[mask].mean() - y_true[mask].mean())
+    return float(error)
+
+
+def best_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """The decision threshold that maximises F1."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y_true, proba)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, f1_score, log_loss, roc_auc_score
+
+    y_true = np.asarray(y_true, dtype=int)
+    both_classes = len(np.unique(y_true)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(y_true, proba)) if both_classes else float("nan"),
+        "pr_auc": float(average_precision_score(y_true, proba)) if both_classes else float("nan"),
+        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "f1": float(f1_score(y_true, (proba >= threshold).astype(int), zero_division=0)),
+        "calibration_error": calibration_error(y_true, proba),
+        "positive_rate": float(y_true.mean()),
+        "rows": float(len(y_true)),
+    }
+
+
+def evaluation_plots(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float, importance: pd.Series
+) -> dict[str, Any]:
+    """Matplotlib figures: ROC and PR curves, confusion matrix, feature importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+    figures = {}
+    for name, draw in [
+        ("roc_curve", lambda ax: RocCurveDisplay.from_predictions(y_true, proba, ax=ax)),
+        ("pr_curve", lambda ax: PrecisionRecallDisplay.from_predictions(y_true, proba, ax=ax)),
+        ("confusion_matrix", lambda ax: ConfusionMatrixDisplay.from_predictions(y_true, (proba >= threshold).astype(int), ax=ax)),
+        ("feature_importance", lambda ax: importance.sort_values().plot.barh(ax=ax)),
+    ]:  # fmt: skip
+        figure, ax = plt.subplots(figsize=(6, 4.5))
+        draw(ax)
+        ax.set_title(name.replace("_", " "))
+        figure.tight_layout()
+        figures[name] = figure
+    return figures
+
+
+def permutation_importance_series(
+    pipeline, frame: pd.DataFrame, y: np.ndarray, columns: list[str], rows: int = 5000
+) -> pd.Series:
+    """Mean drop in ROC AUC when a feature is shuffled, on up to ``rows`` rows."""
+    from sklearn.inspection import permutation_importance
+
+    sample = frame.sample(n=min(rows, len(frame)), random_state=0)
+    y_sample = pd.Series(y, index=frame.index).loc[sample.index].to_numpy()
+    result = permutation_importance(
+        pipeline, sample[columns], y_sample, scoring="roc_auc", n_repeats=3, random_state=0
+    )
+    return pd.Series(result.importances_mean, index=columns)

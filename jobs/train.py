@@ -1,0 +1,244 @@
+"""Train the use case's model on a window of gold features, track it in MLflow and register it.
+
+    python -m jobs.train --env dev --end 2013-04-01 [--start 2013-01-01] \
+        --run-id <orchestrator run> --dag-id dev_training --reason schedule
+
+The window ends at ``--end`` (exclusive; default start: ``training.window_days`` before it). It is
+split by time into train | validation | test; the test days are held out for the validation gate.
+The run logs parameters, validation and test metrics, plots, the model with its signature and
+input example, and lineage (Delta versions read, data windows, git commit, dag and run ids, the
+trigger reason). The new version of ``<catalog>.<ml schema>.<model>`` is tagged
+``model_validation_status=PENDING``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import Window, add_run_id, base_parser, run_cli
+from jobs.common.config import EnvConfig, load_config
+from jobs.common.paths import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.train")
+
+REASONS = ("schedule", "manual", "drift", "asset")
+PENDING = "PENDING"
+
+
+def git_commit() -> str:
+    """The code version being deployed: ``$RUNWAY_GIT_COMMIT`` (set by CI/wheels) or the checkout's HEAD."""
+    if os.environ.get("RUNWAY_GIT_COMMIT"):
+        return os.environ["RUNWAY_GIT_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def configure_mlflow(config: EnvConfig) -> str:
+    """Point MLflow at the environment's tracking server and registry; return the experiment id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.registry_uri or config.mlflow.tracking_uri)
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if config.mlflow.artifact_root:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
+        location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
+    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
+
+
+def load_training_frame(
+    store: TableStore, config: EnvConfig, window: Window
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Labelled gold rows of the window as pandas, and the Delta version read (for lineage)."""
+    features = config.use_case.features
+    model = config.use_case.model
+    table = store.name("gold", features.table)
+    version = store.version(table)
+    columns = [features.date_column, *model.features.categorical, *model.features.numeric, model.label]
+    frame = (
+        store.read(table, version=version, window=(features.date_column, window.start, window.end))
+        .where(f"{model.label} IS NOT NULL")
+        .select(*columns)
+        .toPandas()
+    )
+    return frame, {str(table): version}
+
+
+def train(
+    config: EnvConfig,
+    store: TableStore,
+    window: Window,
+    *,
+    run_id: str = "manual",
+    dag_id: str = "manual",
+    reason: str = "manual",
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from jobs.common.modeling import (
+        best_threshold,
+        build_pipeline,
+        classification_metrics,
+        evaluation_plots,
+        feature_columns,
+        permutation_importance_series,
+        time_split,
+    )
+
+    if reason not in REASONS:
+        raise ValueError(f"reason must be one of {REASONS}, not {reason!r}")
+    model_cfg, training = config.use_case.model, config.use_case.model.training
+    frame, versions = load_training_frame(store, config, window)
+    parts = time_split(
+        frame, config.use_case.features.date_column, window.end, training.validation_days, training.test_days
+    )
+    columns = feature_columns(model_cfg)
+    # Numerics as float64: the signature must accept missing values at inference time.
+    xs = {name: part[columns].astype(dict.fromkeys(model_cfg.features.numeric, "float64")) for name, part in parts.items()}
+    ys = {name: part[model_cfg.label].astype(int).to_numpy() for name, part in parts.items()}
+
+    pipeline = build_pipeline(model_cfg, params)
+    pipeline.fit(xs["train"], ys["train"])
+    proba = {name: pipeline.predict_proba(xs[name])[:, 1] for name in ("validation", "test")}
+    threshold = (
+        best_threshold(ys["validation"], proba["validation"])
+        if training.threshold == "auto"
+        else float(training.threshold)
+    )
+    metrics = {
+        f"{name}_{metric}": value
+        for name in ("validation", "test")
+        for metric, value in classification_metrics(ys[name], proba[name], threshold).items()
+    }
+    test_start = window.end - timedelta(days=training.test_days)
+    lineage = {
+        "runway.env": config.env,
+        "data.window_start": str(window.start),
+        "data.window_end": str(window.end),
+        "data.test_start": str(test_start),
+        "data.test_end": str(window.end),
+        **{f"delta.version.{table}": str(version) for table, version in versions.items()},
+        "git.commit": git_commit(),
+        "airflow.dag_id": dag_id,
+        "airflow.run_id": run_id,
+        "trigger.reason": reason,
+    }
+    experiment_id = configure_mlflow(config)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {window}") as run:
+        mlflow.set_tags(lineage)
+        mlflow.log_params(
+            {
+                "estimator": model_cfg.estimator,
+                **{
+                    f"model.{k}": v
+                    for k, v in pipeline.named_steps["model"].get_params().items()
+                    if not callable(v)
+                },
+                "threshold": round(threshold, 6),
+                "rows.train": len(xs["train"]),
+                "rows.validation": len(xs["validation"]),
+                "rows.test": len(xs["test"]),
+            }
+        )
+        mlflow.log_metrics(metrics)
+        importance = permutation_importance_series(pipeline, parts["validation"], ys["validation"], columns)
+        for name, figure in evaluation_plots(ys["test"], proba["test"], threshold, importance).items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        mlflow.log_dict(importance.sort_values(ascending=False).to_dict(), "feature_importance.json")
+        example = xs["train"].head(5)
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(example, pipeline.predict_proba(example)),
+            input_example=example,
+            serialization_format="cloudpickle",
+            pyfunc_predict_fn="predict_proba",
+            registered_model_name=config.registered_model_name,
+            metadata={"threshold": threshold, "label": model_cfg.label},
+        )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in {
+        **lineage,
+        "model_validation_status": PENDING,
+        "mlflow.run_id": run.info.run_id,
+    }.items():
+        client.set_model_version_tag(config.registered_model_name, version, key, value)
+    client.update_model_version(
+        config.registered_model_name,
+        version,
+        description=(
+            f"Trained on {window} ({len(xs['train']):,} train rows), test window [{test_start}, {window.end}); "
+            f"test ROC AUC {metrics['test_roc_auc']:.3f}. Reason: {reason}. Validation pending."
+        ),
+    )
+    log.info("registered %s v%s (run %s): test ROC AUC %.3f", config.registered_model_name, version,
+             run.info.run_id, metrics["test_roc_auc"])  # fmt: skip
+    return {
+        "model_name": config.registered_model_name,
+        "version": version,
+        "mlflow_run_id": run.info.run_id,
+        "threshold": threshold,
+        "metrics": {k: round(v, 6) for k, v in metrics.items() if np.isfinite(v)},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--end", required=True, help="day after the window's last day (YYYY-MM-DD)")
+    parser.add_argument(
+        "--start", default=None, help="first day (default: training.window_days before --end)"
+    )
+    add_run_id(parser)
+    parser.add_argument("--dag-id", default="manual")
+    parser.add_argument("--reason", default="manual", choices=REASONS)
+    parser.add_argument("--params", default=None, help="JSON of estimator hyperparameters overriding config")
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    end = date.fromisoformat(args.end)
+    start = (
+        date.fromisoformat(args.start)
+        if args.start
+        else end - timedelta(days=config.use_case.model.training.window_days)
+    )
+    from jobs.common.spark import get_spark
+    from jobs.tablestore import open_table_store
+
+    store = open_table_store(config, get_spark(config, app_name=f"runway-train-{config.env}"))
+    params = json.loads(args.params) if args.params else None
+    return train(
+        config,
+        store,
+        Window(start, end),
+        run_id=args.run_id,
+        dag_id=args.dag_id,
+        reason=args.reason,
+        params=params,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,128 @@
+"""Training: time split without leakage, metrics, and a real MLflow run and registered version on
+real gold features."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.common.cli import Window
+from jobs.common.config import MlflowSettings, TrainingConfig
+from jobs.common.modeling import best_threshold, build_pipeline, calibration_error, time_split
+from jobs.feature_refresh import JobContext, refresh
+from jobs.seed import seed
+from tests.jobs.test_feature_refresh import make_config
+
+
+def test_time_split_has_no_leakage_across_time():
+    days = pd.date_range("2013-01-01", "2013-03-01", freq="D", inclusive="left")
+    frame = pd.DataFrame({"flight_date": np.repeat(days.date, 3), "x": range(3 * len(days))})
+    parts = time_split(frame, "flight_date", date(2013, 3, 1), validation_days=7, test_days=7)
+    assert parts["train"].flight_date.max() < parts["validation"].flight_date.min()
+    assert parts["validation"].flight_date.max() < parts["test"].flight_date.min()
+    assert parts["test"].flight_date.min() == date(2013, 2, 22) and parts["test"].flight_date.max() == date(
+        2013, 2, 28
+    )
+    assert sum(len(p) for p in parts.values()) == len(frame)
+    with pytest.raises(ValueError, match="no labelled rows for the validation, test part"):
+        time_split(frame, "flight_date", date(2013, 4, 1), validation_days=7, test_days=7)
+
+
+def test_calibration_error_and_threshold():
+    y = np.array([0, 0, 1, 1])
+    assert calibration_error(y, np.array([0.0, 0.0, 1.0, 1.0])) == 0
+    assert calibration_error(y, np.array([0.5, 0.5, 0.5, 0.5])) == pytest.approx(0.0)
+    assert calibration_error(y, np.array([1.0, 1.0, 0.0, 0.0])) == pytest.approx(1.0)
+    assert 0.2 < best_threshold(y, np.array([0.1, 0.2, 0.3, 0.9])) <= 0.3
+
+
+def test_pipeline_handles_unseen_and_missing_categories(dev_config):
+    model = dev_config.use_case.model
+    rows = 200
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({c: rng.normal(size=rows) for c in model.features.numeric})
+    for c in model.features.categorical:
+        frame[c] = rng.choice(["A", "B", "C"], size=rows)
+    y = (frame[model.features.numeric[0]] > 0).astype(int)
+    pipeline = build_pipeline(model, {"max_iter": 20}).fit(frame, y)
+    odd = frame.head(2).copy()
+    odd.loc[odd.index[0], model.features.categorical[0]] = "never seen"
+    odd.loc[odd.index[1], model.features.categorical[1]] = None
+    assert pipeline.predict_proba(odd).shape == (2, 2)
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    """Six real weeks of gold, then one training run tracked in a fresh MLflow store."""
+    root = tmp_path_factory.mktemp("train")
+    config = make_config(root)
+    use_case = config.use_case.model_copy(
+        update={"model": config.use_case.model.model_copy(
+            update={"training": TrainingConfig(window_days=42, validation_days=7, test_days=7)})}
+    )  # fmt: skip
+    mlflow_settings = MlflowSettings(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_root=str(root / "artifacts"),
+        experiment="/runway/dev/test",
+    )
+    config = config.model_copy(update={"use_case": use_case, "mlflow": mlflow_settings})
+    window = Window(date(2013, 1, 1), date(2013, 2, 12))
+    seed(config, window)
+    ctx = JobContext.open(config, "refresh")
+    refresh(ctx, window)
+    from jobs.train import train
+
+    result = train(config, ctx.store, window, run_id="run-1", dag_id="dev_training", reason="manual")
+    return config, result
+
+
+def test_training_registers_a_pending_version_with_lineage(trained):
+    import mlflow
+
+    config, result = trained
+    client = mlflow.MlflowClient(
+        tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri
+    )
+    version = client.get_model_version(config.registered_model_name, result["version"])
+    assert version.tags["model_validation_status"] == "PENDING"
+    assert (
+        version.tags["data.window_start"] == "2013-01-01" and version.tags["data.test_start"] == "2013-02-05"
+    )
+    assert version.tags["delta.version.dev.gold.flight_features"] == "0"
+    assert version.tags["airflow.dag_id"] == "dev_training" and version.tags["airflow.run_id"] == "run-1"
+    assert version.tags["trigger.reason"] == "manual" and len(version.tags["git.commit"]) >= 7
+    assert "Validation pending" in version.description
+
+    run = client.get_run(result["mlflow_run_id"])
+    for metric in ("roc_auc", "pr_auc", "log_loss", "f1", "calibration_error"):
+        assert f"test_{metric}" in run.data.metrics and f"validation_{metric}" in run.data.metrics
+    assert run.data.metrics["test_roc_auc"] > 0.6  # weather and schedule carry real signal
+    assert run.data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {
+        f"plots/{n}.png" for n in ("roc_curve", "pr_curve", "confusion_matrix", "feature_importance")
+    }
+
+
+def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained, spark):
+    import mlflow
+
+    config, result = trained
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{result['version']}")
+    assert model.metadata.signature is not None
+    columns = [c.name for c in model.metadata.signature.inputs.inputs]
+    from jobs.tablestore import open_table_store
+
+    store = open_table_store(config, spark)
+    gold = store.read(store.name("gold", "flight_features")).limit(50).toPandas()
+    proba = np.asarray(
+        model.predict(gold[columns].astype(dict.fromkeys(config.use_case.model.features.numeric, "float64")))
+    )
+    assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert Path(config.mlflow.artifact_root).is_dir()
