@@ -117,7 +117,10 @@ def train(
     )
     columns = feature_columns(model_cfg)
     # Numerics as float64: the signature must accept missing values at inference time.
-    xs = {name: part[columns].astype(dict.fromkeys(model_cfg.features.numeric, "float64")) for name, part in parts.items()}
+    xs = {
+        name: part[columns].astype(dict.fromkeys(model_cfg.features.numeric, "float64"))
+        for name, part in parts.items()
+    }
     ys = {name: part[model_cfg.label].astype(int).to_numpy() for name, part in parts.items()}
 
     pipeline = build_pipeline(model_cfg, params)

@@ -141,6 +141,22 @@ class Schedules(_Strict):
     monitoring: str | None = None
 
 
+class ValidationConfig(_Strict):
+    """The validation gate's mode and thresholds (metrics are those of jobs.common.modeling)."""
+
+    mode: Literal["disabled", "dry_run", "enabled"] = "enabled"
+    floors: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.6}, description="metric >= floor")
+    ceilings: dict[str, float] = Field(
+        default_factory=lambda: {"calibration_error": 0.1}, description="metric <= ceiling"
+    )
+    metric: str = Field("roc_auc", description="the metric compared with the Champion and the baseline")
+    max_regression_vs_champion: float = Field(0.01, ge=0, description="how much worse than Champion may pass")
+    min_gain_vs_baseline: float = Field(0.02, ge=0, description="margin over the business baseline")
+    slice_floor: float = Field(0.55, description="each slice's metric >= this")
+    slice_min_rows: int = Field(300, ge=1, description="smaller slices are reported, not judged")
+    required_tags: list[str] = ["data.test_start", "data.test_end", "git.commit", "trigger.reason"]
+
+
 class Access(_Strict):
     read_catalogs: list[str]
     write_catalog: str
@@ -180,7 +196,7 @@ class EnvConfig(_Strict):
     mlflow: MlflowSettings
     schedules: Schedules = Schedules()
     sample_fraction: float = Field(1.0, gt=0, le=1)
-    thresholds: dict[str, Any] = {}
+    validation: ValidationConfig = ValidationConfig()
     compute: Compute = Compute()
     table_store: TableStoreSettings = TableStoreSettings()
     access: Access

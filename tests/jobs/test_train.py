@@ -10,12 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.common.cli import Window
-from jobs.common.config import MlflowSettings, TrainingConfig
 from jobs.common.modeling import best_threshold, build_pipeline, calibration_error, time_split
-from jobs.feature_refresh import JobContext, refresh
-from jobs.seed import seed
-from tests.jobs.test_feature_refresh import make_config
 
 
 def test_time_split_has_no_leakage_across_time():
@@ -55,35 +50,10 @@ def test_pipeline_handles_unseen_and_missing_categories(dev_config):
     assert pipeline.predict_proba(odd).shape == (2, 2)
 
 
-@pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
-    """Six real weeks of gold, then one training run tracked in a fresh MLflow store."""
-    root = tmp_path_factory.mktemp("train")
-    config = make_config(root)
-    use_case = config.use_case.model_copy(
-        update={"model": config.use_case.model.model_copy(
-            update={"training": TrainingConfig(window_days=42, validation_days=7, test_days=7)})}
-    )  # fmt: skip
-    mlflow_settings = MlflowSettings(
-        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        artifact_root=str(root / "artifacts"),
-        experiment="/runway/dev/test",
-    )
-    config = config.model_copy(update={"use_case": use_case, "mlflow": mlflow_settings})
-    window = Window(date(2013, 1, 1), date(2013, 2, 12))
-    seed(config, window)
-    ctx = JobContext.open(config, "refresh")
-    refresh(ctx, window)
-    from jobs.train import train
-
-    result = train(config, ctx.store, window, run_id="run-1", dag_id="dev_training", reason="manual")
-    return config, result
-
-
 def test_training_registers_a_pending_version_with_lineage(trained):
     import mlflow
 
-    config, result = trained
+    config, result, _ = trained
     client = mlflow.MlflowClient(
         tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri
     )
@@ -111,7 +81,7 @@ def test_training_registers_a_pending_version_with_lineage(trained):
 def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained, spark):
     import mlflow
 
-    config, result = trained
+    config, result, _ = trained
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     mlflow.set_registry_uri(config.mlflow.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{result['version']}")

@@ -1,0 +1,74 @@
+"""The validation gate on a real trained version: checks recorded as tags, status, Challenger, modes."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from jobs.common.config import ValidationConfig
+from jobs.validate_model import CHALLENGER, Check, better_or_equal, performance_checks, validate_version
+
+
+def test_metric_direction():
+    assert better_or_equal("roc_auc", 0.70, 0.68, 0.02) and not better_or_equal("roc_auc", 0.69, 0.68, 0.02)
+    assert better_or_equal("log_loss", 0.40, 0.45, 0.02) and not better_or_equal("log_loss", 0.44, 0.45, 0.02)
+    assert better_or_equal("roc_auc", 0.695, 0.70, -0.01)  # within the allowed regression
+
+
+def test_champion_comparison_replaces_the_baseline(dev_config):
+    metrics = {"roc_auc": 0.70, "pr_auc": 0.40, "calibration_error": 0.02}
+    baseline = {"roc_auc": 0.5, "pr_auc": 0.2, "calibration_error": 0.2}
+    first = {c.name: c for c in performance_checks(dev_config, metrics, None, baseline)}
+    assert first["performance.vs_baseline"].passed and "performance.vs_champion" not in first
+    worse = {
+        c.name: c for c in performance_checks(dev_config, metrics, {**metrics, "roc_auc": 0.75}, baseline)
+    }
+    assert not worse["performance.vs_champion"].passed
+    assert Check("x", False, "why").tag() == "FAIL: why"
+
+
+def with_validation(config, **changes):
+    return config.model_copy(
+        update={"validation": ValidationConfig(**{**config.validation.model_dump(), **changes})}
+    )
+
+
+@pytest.fixture
+def registry(trained):
+    config, result, store = trained
+    client = mlflow.MlflowClient(
+        tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri
+    )
+    yield config, result["version"], store, client
+    client.delete_registered_model_alias(config.registered_model_name, CHALLENGER)
+
+
+def test_a_good_version_passes_and_becomes_challenger(registry):
+    config, version, store, client = registry
+    outcome = validate_version(config, store, version, run_id="validate-1")
+    assert outcome["status"] == "PASSED" and outcome["failed_checks"] == {}
+    record = client.get_model_version(config.registered_model_name, version)
+    assert record.tags["model_validation_status"] == "PASSED"
+    assert record.tags["validation.performance.vs_baseline"].startswith("PASS")
+    assert any(k.startswith("validation.slice.carrier:") for k in record.tags)
+    assert "Validation (enabled): PASSED" in record.description and "Trained on" in record.description
+    assert client.get_model_version_by_alias(config.registered_model_name, CHALLENGER).version == int(version)
+
+
+def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registry):
+    config, version, store, client = registry
+    strict = with_validation(config, floors={"roc_auc": 0.99})
+    blocked = validate_version(strict, store, version)
+    assert blocked["status"] == "FAILED" and list(blocked["failed_checks"]) == ["performance.roc_auc.floor"]
+    record = client.get_model_version(config.registered_model_name, version)
+    assert record.tags["validation.performance.roc_auc.floor"].startswith("FAIL")
+    assert record.description.count("Validation (") == 1  # replaced, not appended
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_model_version_by_alias(config.registered_model_name, CHALLENGER)
+
+    dry = validate_version(strict, store, version, mode="dry_run")
+    assert dry["status"] == "PASSED" and "performance.roc_auc.floor" in dry["failed_checks"]
+    assert validate_version(strict, store, version, mode="disabled") == {
+        "model_name": config.registered_model_name, "version": version, "status": "PASSED",
+        "mode": "disabled", "failed_checks": {}, "checks": 0,
+    }  # fmt: skip
