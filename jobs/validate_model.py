@@ -22,6 +22,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -107,7 +108,11 @@ def performance_checks(
         for name, ceiling in rules.ceilings.items()
     ]
     metric, value = rules.metric, metrics[rules.metric]
-    if champion is not None:
+    if champion is not None and champion.get("overlap"):
+        checks.append(Check("performance.vs_champion", False,
+                            f"the held-out window overlaps the data Champion v{champion['champion_version']} "
+                            "was fitted on: no fair comparison (train on a later window)"))  # fmt: skip
+    elif champion is not None:
         regression = rules.max_regression_vs_champion
         ok = better_or_equal(metric, value, champion[metric], -regression)
         checks.append(Check("performance.vs_champion", ok,
@@ -177,7 +182,7 @@ def validate_version(
             checks.append(Check("format.scoring", True, f"scored {len(inputs)} held-out rows {window}"))
             threshold = float((model.metadata.metadata or {}).get("threshold", 0.5))
             metrics = classification_metrics(y, proba, threshold)
-            champion_metrics = _champion_metrics(client, name, version, inputs, y)
+            champion_metrics = _champion_metrics(client, name, version, inputs, y, window)
             baseline = classification_metrics(y, np.zeros(len(y)), 0.5)  # "every flight on time"
             checks += performance_checks(config, metrics, champion_metrics, baseline)
             checks += slice_checks(config, frame, y, proba)
@@ -201,10 +206,20 @@ def validate_version(
             "failed_checks": {c.name: c.detail for c in failed}, "checks": len(checks)}  # fmt: skip
 
 
+def fair_comparison(champion_tags: dict[str, str], held_out: Window) -> bool:
+    """False when the Champion was fitted on days of the held-out window (it would look better than
+    it is): its training and validation days end where its own test window starts."""
+    start, fitted_until = champion_tags.get("data.window_start"), champion_tags.get("data.test_start")
+    if not (start and fitted_until):
+        return True
+    return held_out.start >= date.fromisoformat(fitted_until) or held_out.end <= date.fromisoformat(start)
+
+
 def _champion_metrics(
-    client, name: str, version: str, inputs: pd.DataFrame, y: np.ndarray
-) -> dict[str, float] | None:
-    """The current Champion's metrics on the same rows (None without a Champion, or when it is this version)."""
+    client, name: str, version: str, inputs: pd.DataFrame, y: np.ndarray, window: Window
+) -> dict[str, Any] | None:
+    """The current Champion's metrics on the same rows (None without a Champion, or when it is this
+    version; ``{"overlap": True}`` when it was fitted on the held-out days)."""
     import mlflow
 
     from jobs.common.modeling import classification_metrics
@@ -215,6 +230,8 @@ def _champion_metrics(
         return None
     if str(champion.version) == str(version):
         return None
+    if not fair_comparison(champion.tags, window):
+        return {"overlap": True, "champion_version": str(champion.version)}
     model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
     threshold = float((model.metadata.metadata or {}).get("threshold", 0.5))
     return classification_metrics(y, predicted_proba(model, inputs), threshold)

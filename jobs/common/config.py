@@ -136,6 +136,7 @@ class MlflowSettings(_Strict):
 class Schedules(_Strict):
     feature_refresh: str | None = "@daily"
     training: str | None = None
+    training_on_new_features: bool = Field(False, description="also train when the gold Asset updates")
     batch_inference: str | None = None
     streaming_inference: str | None = None
     monitoring: str | None = None
@@ -152,9 +153,26 @@ class ValidationConfig(_Strict):
     metric: str = Field("roc_auc", description="the metric compared with the Champion and the baseline")
     max_regression_vs_champion: float = Field(0.01, ge=0, description="how much worse than Champion may pass")
     min_gain_vs_baseline: float = Field(0.02, ge=0, description="margin over the business baseline")
-    slice_floor: float = Field(0.55, description="each slice's metric >= this")
+    slice_floor: float = Field(0.5, description="each slice's metric >= this")
     slice_min_rows: int = Field(300, ge=1, description="smaller slices are reported, not judged")
     required_tags: list[str] = ["data.test_start", "data.test_end", "git.commit", "trigger.reason"]
+
+
+class PromotionConfig(_Strict):
+    """How a Challenger replaces the Champion."""
+
+    metric: str = "roc_auc"
+    min_improvement: float = Field(0.0, description="Challenger must beat Champion by at least this")
+    approval: Literal["auto", "human"] = Field(
+        "auto", description="human: an approval task before Champion moves"
+    )
+
+
+class Notifications(_Strict):
+    """Where failure notifications go (validation failures, failed tasks)."""
+
+    webhook_url: str | None = Field(None, description="POSTed a JSON message (Slack/Teams-style webhook)")
+    email: list[str] = []
 
 
 class Access(_Strict):
@@ -197,6 +215,8 @@ class EnvConfig(_Strict):
     schedules: Schedules = Schedules()
     sample_fraction: float = Field(1.0, gt=0, le=1)
     validation: ValidationConfig = ValidationConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    notifications: Notifications = Notifications()
     compute: Compute = Compute()
     table_store: TableStoreSettings = TableStoreSettings()
     access: Access

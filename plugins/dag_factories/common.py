@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from dag_factories.notifications import failure_notifier
 from jobs.common.config import EnvConfig, deployed_envs  # noqa: F401 (re-exported for DAG files)
 
 
@@ -19,6 +20,7 @@ def default_args(config: EnvConfig) -> dict[str, Any]:
         "owner": config.airflow.owner,
         "retries": config.airflow.retries,
         "retry_delay": timedelta(minutes=config.airflow.retry_delay_minutes),
+        "on_failure_callback": failure_notifier(config.env),
     }
 
 

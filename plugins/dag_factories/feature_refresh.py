@@ -53,6 +53,12 @@ def build_feature_refresh_dag(env: str) -> DAG:
         gate = step(
             "quality_gate", "gate", doc_md="Table-level expectations on silver; stops the run on failure."
         )
-        gold = step("gold", "gold", outlets=[gold_asset], doc_md="Feature SQL → gold.")
+        gold = step(
+            "gold",
+            "gold",
+            outlets=[gold_asset],
+            asset_extra={"start": window["start"], "end": window["end"]},
+            doc_md="Feature SQL → gold.",
+        )
         window >> bronze >> silver >> gate >> gold
     return dag

@@ -13,17 +13,21 @@ class RunwayJobOperator(BaseOperator):
     """Run ``python -m jobs.<job> <arguments> --env <env>`` and push its small JSON result.
 
     Failures a retry cannot fix (bad input, a failed data-quality gate) fail the task at once;
-    others (a crash, a landing file not there yet) use the task's retries.
+    others (a crash, a landing file not there yet) use the task's retries. ``asset_extra`` is added
+    to the events of the task's outlet Assets (consumers read, say, which window was refreshed).
     """
 
-    template_fields: Sequence[str] = ("arguments",)
+    template_fields: Sequence[str] = ("arguments", "asset_extra")
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, job: str, arguments: list[Any], env: str, **kwargs) -> None:
+    def __init__(
+        self, *, job: str, arguments: list[Any], env: str, asset_extra: dict[str, Any] | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.arguments = arguments
         self.env = env
+        self.asset_extra = asset_extra or {}
         self._hook = None
 
     @property
@@ -38,11 +42,14 @@ class RunwayJobOperator(BaseOperator):
         from hooks.runway_job import RunwayJobError
 
         try:
-            return self.hook.run(self.job, [*self.arguments, "--env", self.env])
+            result = self.hook.run(self.job, [*self.arguments, "--env", self.env])
         except RunwayJobError as exc:
             if exc.retryable:
                 raise
             raise AirflowFailException(str(exc)) from None
+        for outlet in self.outlets if self.asset_extra else []:
+            context["outlet_events"][outlet].extra.update(self.asset_extra)  # e.g. the window refreshed
+        return result
 
     def on_kill(self) -> None:
         if self._hook is not None:

@@ -72,3 +72,14 @@ def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registr
         "model_name": config.registered_model_name, "version": version, "status": "PASSED",
         "mode": "disabled", "failed_checks": {}, "checks": 0,
     }  # fmt: skip
+
+
+def test_a_champion_fitted_on_the_held_out_days_cannot_be_compared():
+    from jobs.common.cli import Window
+    from jobs.validate_model import fair_comparison
+
+    champion = {"data.window_start": "2013-01-01", "data.test_start": "2013-03-18"}
+    assert fair_comparison(champion, Window.parse("2013-03-18", "2013-04-01"))  # after its fitted days
+    assert fair_comparison(champion, Window.parse("2012-12-01", "2013-01-01"))  # before them
+    assert not fair_comparison(champion, Window.parse("2013-02-15", "2013-03-01"))  # inside them
+    assert fair_comparison({}, Window.parse("2013-02-15", "2013-03-01"))  # no lineage: nothing to judge

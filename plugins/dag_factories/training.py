@@ -1,0 +1,197 @@
+"""The training DAG of one environment: train → validate → compare → (approve) → promote; and the
+rollback DAG that moves Champion back."""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Param, task
+
+from dag_factories.common import dag_kwargs, table_asset
+from jobs.common.config import EnvConfig, load_config
+from operators.runway_job import RunwayJobOperator
+
+REASONS = ["manual", "schedule", "asset", "drift"]
+
+DOC = """
+### Training — `{env}`
+
+Trains `{model}` on the `{window_days}` days of `{gold}` before the run's date, then:
+
+1. **train**: MLflow run with metrics, plots, lineage; a new version tagged `model_validation_status=PENDING`.
+2. **validate**: format, held-out performance vs floors and the Champion (or the "every flight on
+   time" baseline), slices. Mode: `{mode}`. A failure stops here (**validation_failed** lists the checks).
+3. **compare**: Challenger vs Champion on the same held-out window (`{metric}`, min improvement
+   `{min_improvement}`), into `{catalog}.ml.model_comparisons`.
+4. {approval}**promote**: `Champion` moves, every move audited in `{catalog}.ml.model_audit`.
+
+Schedule: `{schedule}`{asset}. Manual runs take *training_end*, *window_days*, *reason* and
+*hyperparameters* (JSON overriding the estimator's config). Roll back with `{env}_rollback`.
+"""
+
+
+def _training_params(config: EnvConfig) -> dict[str, Param]:
+    return {
+        "training_end": Param(None, type=["null", "string"], format="date", title="Training end (exclusive)",
+                              description="Day after the last training day. Empty: the run's date."),
+        "window_days": Param(None, type=["null", "integer"], minimum=1, title="Window days",
+                             description=f"Days of features before the end. Empty: {config.use_case.model.training.window_days}."),
+        "reason": Param("manual", enum=REASONS, title="Reason", description="Why this model is trained (kept in MLflow)."),
+        "hyperparameters": Param({}, type="object", title="Hyperparameters",
+                                 description="Estimator parameters overriding the config, e.g. {\"max_iter\": 50}."),
+    }  # fmt: skip
+
+
+@task(multiple_outputs=True)
+def resolve_training(
+    params: dict | None = None,
+    dag_run=None,
+    logical_date=None,
+    triggering_asset_events=None,
+    window_days: int = 0,
+) -> dict[str, str]:
+    """The training window and reason: Params first, then the triggering Asset event or drift conf,
+    then the run's date."""
+    import json
+    from datetime import date, timedelta
+
+    params = params or {}
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    reason = conf.get("reason") or params.get("reason") or "manual"
+    end = params.get("training_end") or conf.get("training_end")
+    if not end and triggering_asset_events:
+        ends = [
+            e.extra.get("end")
+            for events in triggering_asset_events.values()
+            for e in events
+            if e.extra.get("end")
+        ]
+        end, reason = (max(ends), "asset") if ends else (None, reason)
+    if not end:
+        run_type = str(getattr(dag_run, "run_type", ""))
+        reason = "schedule" if "scheduled" in run_type and reason == "manual" else reason
+        moment = logical_date or getattr(dag_run, "run_after", None)
+        if moment is None:
+            raise ValueError("no training_end: give it as a Param")
+        end = moment.date().isoformat()
+    days = int(params.get("window_days") or window_days)
+    end_day = date.fromisoformat(str(end)[:10])
+    return {
+        "start": (end_day - timedelta(days=days)).isoformat(),
+        "end": end_day.isoformat(),
+        "reason": reason,
+        "hyperparameters": json.dumps(params.get("hyperparameters") or {}),
+    }
+
+
+@task.branch
+def route_validation(result: dict) -> str:
+    return "compare" if result.get("status") == "PASSED" else "validation_failed"
+
+
+@task
+def validation_failed(result: dict) -> None:
+    """Fail with the failing checks (the notification callback fires on this failure)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    checks = "\n".join(
+        f"  - {name}: {detail}" for name, detail in (result.get("failed_checks") or {}).items()
+    )
+    raise AirflowFailException(
+        f"{result.get('model_name')} v{result.get('version')} failed validation:\n{checks}"
+    )
+
+
+@task.branch
+def route_comparison(result: dict, approval: bool) -> str:
+    if result.get("decision") != "promote":
+        return "champion_kept"
+    return "approve_promotion" if approval else "promote"
+
+
+APPROVER = (
+    "{% set r = ti.xcom_pull(task_ids='approve_promotion') %}"
+    "{% if r and r.get('responded_by_user') is mapping %}{{ r['responded_by_user'].get('name') or r['responded_by_user'].get('id') }}"
+    "{% elif r %}{{ r.get('responded_by_user') or 'unknown' }}{% else %}auto{% endif %}"
+)
+
+
+def build_training_dag(env: str) -> DAG:
+    config = load_config(env)
+    gold_asset = table_asset(config, "gold", config.use_case.features.table)
+    schedule = config.schedules.training
+    if config.schedules.training_on_new_features:
+        from airflow.timetables.assets import AssetOrTimeSchedule
+        from airflow.timetables.trigger import CronTriggerTimetable
+
+        schedule = (
+            AssetOrTimeSchedule(timetable=CronTriggerTimetable(schedule, timezone="UTC"), assets=[gold_asset])
+            if schedule else [gold_asset]
+        )  # fmt: skip
+    human = config.promotion.approval == "human"
+    kwargs = dag_kwargs(config, "training", schedule, "", ["ml", "training"])
+    kwargs["doc_md"] = DOC.format(
+        env=env, model=config.registered_model_name, window_days=config.use_case.model.training.window_days,
+        gold=gold_asset.name, mode=config.validation.mode, metric=config.promotion.metric,
+        min_improvement=config.promotion.min_improvement, catalog=config.catalog,
+        approval="**approve_promotion** (a person approves in the UI), then " if human else "",
+        schedule=config.schedules.training or "manual only",
+        asset=f", and when `{gold_asset.name}` updates" if config.schedules.training_on_new_features else "",
+    )  # fmt: skip
+    with DAG(**kwargs, max_active_runs=1, params=_training_params(config)) as dag:
+        plan = resolve_training(window_days=config.use_case.model.training.window_days)
+        run = ["--run-id", "{{ run_id }}"]
+        train = RunwayJobOperator(
+            task_id="train", job="train", env=env,
+            arguments=["--start", plan["start"], "--end", plan["end"], "--reason", plan["reason"],
+                       "--params", plan["hyperparameters"], "--dag-id", "{{ dag.dag_id }}", *run],
+        )  # fmt: skip
+        validate = RunwayJobOperator(
+            task_id="validate", job="validate_model", env=env,
+            arguments=["--version", "{{ ti.xcom_pull(task_ids='train')['version'] }}", *run],
+        )  # fmt: skip
+        compare = RunwayJobOperator(task_id="compare", job="promote", env=env, arguments=["compare", *run])
+        promote = RunwayJobOperator(
+            task_id="promote", job="promote", env=env, trigger_rule="none_failed_min_one_success",
+            arguments=["promote", "--approved-by", APPROVER, *run],
+        )  # fmt: skip
+        kept = EmptyOperator(task_id="champion_kept", doc_md="The Challenger did not beat the Champion.")
+        train >> validate
+        route_validation(validate.output) >> [compare, validation_failed(validate.output)]
+        routes = route_comparison(compare.output, human)
+        compare >> routes
+        if human:
+            from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+            approve = ApprovalOperator(
+                task_id="approve_promotion",
+                subject=f"Promote a new {config.registered_model_name} Champion?",
+                body="{% set c = ti.xcom_pull(task_ids='compare') %}Challenger v{{ c['challenger_version'] }} "
+                     "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ c['champion_version'] }} "
+                     "on {{ c['window'] }}. Approve to move Champion.",
+            )  # fmt: skip
+            routes >> [approve, kept]
+            approve >> promote
+        else:
+            routes >> [promote, kept]
+        plan >> train
+    return dag
+
+
+def build_rollback_dag(env: str) -> DAG:
+    config = load_config(env)
+    kwargs = dag_kwargs(config, "rollback", None, "", ["ml", "rollback"])
+    kwargs["doc_md"] = (
+        f"### Rollback — `{env}`\n\nMoves `Champion` of `{config.registered_model_name}` back to the version it "
+        f"replaced, from the audit trail in `{config.catalog}.ml.model_audit` (the move is audited too)."
+    )
+    params = {
+        "requested_by": Param(type="string", minLength=1, title="Requested by"),
+        "reason": Param(type="string", minLength=1, title="Reason"),
+    }
+    with DAG(**kwargs, max_active_runs=1, params=params) as dag:
+        RunwayJobOperator(
+            task_id="rollback", job="promote", env=env,
+            arguments=["rollback", "--requested-by", "{{ params.requested_by }}", "--reason", "{{ params.reason }}",
+                       "--run-id", "{{ run_id }}"],
+        )  # fmt: skip
+    return dag
