@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param, task
 
 from dag_factories.common import dag_kwargs, table_asset
 from jobs.common.config import EnvConfig, load_config
+from operators.mlflow_registry import PromoteChampionOperator, RollbackChampionOperator
 from operators.runway_job import RunwayJobOperator
 
 REASONS = ["manual", "schedule", "asset", "drift"]
@@ -67,7 +68,7 @@ def resolve_training(
         ]
         end, reason = (max(ends), "asset") if ends else (None, reason)
     if not end:
-        run_type = str(getattr(dag_run, "run_type", ""))
+        run_type = str(getattr(dag_run, "run_type", "")).lower()
         reason = "schedule" if "scheduled" in run_type and reason == "manual" else reason
         moment = logical_date or getattr(dag_run, "run_after", None)
         if moment is None:
@@ -150,10 +151,9 @@ def build_training_dag(env: str) -> DAG:
             arguments=["--version", "{{ ti.xcom_pull(task_ids='train')['version'] }}", *run],
         )  # fmt: skip
         compare = RunwayJobOperator(task_id="compare", job="promote", env=env, arguments=["compare", *run])
-        promote = RunwayJobOperator(
-            task_id="promote", job="promote", env=env, trigger_rule="none_failed_min_one_success",
-            arguments=["promote", "--approved-by", APPROVER, *run],
-        )  # fmt: skip
+        promote = PromoteChampionOperator(
+            task_id="promote", env=env, approved_by=APPROVER, trigger_rule="none_failed_min_one_success"
+        )
         kept = EmptyOperator(task_id="champion_kept", doc_md="The Challenger did not beat the Champion.")
         train >> validate
         route_validation(validate.output) >> [compare, validation_failed(validate.output)]
@@ -189,9 +189,10 @@ def build_rollback_dag(env: str) -> DAG:
         "reason": Param(type="string", minLength=1, title="Reason"),
     }
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
-        RunwayJobOperator(
-            task_id="rollback", job="promote", env=env,
-            arguments=["rollback", "--requested-by", "{{ params.requested_by }}", "--reason", "{{ params.reason }}",
-                       "--run-id", "{{ run_id }}"],
-        )  # fmt: skip
+        RollbackChampionOperator(
+            task_id="rollback",
+            env=env,
+            requested_by="{{ params.requested_by }}",
+            reason="{{ params.reason }}",
+        )
     return dag

@@ -103,3 +103,37 @@ class SetModelVersionTagsOperator(_RegistryOperator):
             "changed_tags": changed,
             "description_changed": described,
         }
+
+
+def _job_operator():
+    from operators.runway_job import RunwayJobOperator
+
+    return RunwayJobOperator
+
+
+class PromoteChampionOperator(_job_operator()):
+    """Move ``Champion`` to the Challenger that won its comparison, with an audit record in Delta
+    (``jobs.promote promote``). A retry of the same run never moves the alias twice."""
+
+    template_fields: Sequence[str] = ("arguments", "approved_by")
+
+    def __init__(self, *, env: str, approved_by: str = "auto", **kwargs):
+        self.approved_by = approved_by
+        super().__init__(job="promote", arguments=["promote", "--run-id", "{{ run_id }}"], env=env, **kwargs)
+
+    def job_arguments(self) -> list[Any]:
+        return [*self.arguments, "--approved-by", self.approved_by]
+
+
+class RollbackChampionOperator(_job_operator()):
+    """Move ``Champion`` back to the version it replaced, from the audit trail (``jobs.promote rollback``)."""
+
+    template_fields: Sequence[str] = ("arguments", "requested_by", "reason")
+
+    def __init__(self, *, env: str, requested_by: str, reason: str, **kwargs):
+        self.requested_by = requested_by
+        self.reason = reason
+        super().__init__(job="promote", arguments=["rollback", "--run-id", "{{ run_id }}"], env=env, **kwargs)
+
+    def job_arguments(self) -> list[Any]:
+        return [*self.arguments, "--requested-by", self.requested_by, "--reason", self.reason]

@@ -30,6 +30,10 @@ class RunwayJobOperator(BaseOperator):
         self.asset_extra = asset_extra or {}
         self._hook = None
 
+    def job_arguments(self) -> list[Any]:
+        """The job's command-line arguments (rendered); subclasses add their own fields."""
+        return list(self.arguments)
+
     @property
     def hook(self):
         if self._hook is None:
@@ -42,7 +46,7 @@ class RunwayJobOperator(BaseOperator):
         from hooks.runway_job import RunwayJobError
 
         try:
-            result = self.hook.run(self.job, [*self.arguments, "--env", self.env])
+            result = self.hook.run(self.job, [*self.job_arguments(), "--env", self.env])
         except RunwayJobError as exc:
             if exc.retryable:
                 raise

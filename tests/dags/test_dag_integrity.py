@@ -113,3 +113,27 @@ def test_the_window_comes_from_params_or_the_data_interval():
             _window(params, None, None)
     with pytest.raises(ValueError, match="empty"):
         _window({}, day, day)
+
+
+def test_training_window_and_reason_come_from_params_drift_assets_or_the_run_date():
+    from datetime import timezone
+    from types import SimpleNamespace
+
+    from dag_factories.training import resolve_training
+
+    resolve = resolve_training.function
+    day = datetime(2013, 5, 1, 3, tzinfo=timezone.utc)
+    manual = SimpleNamespace(conf={}, run_type="manual")
+    assert resolve({"training_end": "2013-04-01", "window_days": 30, "reason": "manual"}, manual, None, None, 90) == {
+        "start": "2013-03-02", "end": "2013-04-01", "reason": "manual", "hyperparameters": "{}"}  # fmt: skip
+    drift = SimpleNamespace(conf={"reason": "drift", "training_end": "2013-07-01"}, run_type="manual")
+    assert resolve({}, drift, None, None, 90)["reason"] == "drift"
+    events = {"asset": [SimpleNamespace(extra={"start": "2013-06-01", "end": "2013-06-02"})]}
+    by_asset = resolve({}, SimpleNamespace(conf={}, run_type="asset_triggered"), None, events, 90)
+    assert (by_asset["end"], by_asset["reason"]) == ("2013-06-02", "asset")
+    scheduled = resolve({}, SimpleNamespace(conf={}, run_type="DagRunType.SCHEDULED"), day, None, 90)
+    assert (scheduled["start"], scheduled["end"], scheduled["reason"]) == (
+        "2013-01-31",
+        "2013-05-01",
+        "schedule",
+    )
