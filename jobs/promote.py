@@ -247,10 +247,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     config = load_config(args.env)
-    from jobs.common.spark import get_spark
     from jobs.tablestore import open_table_store
 
-    store = open_table_store(config, get_spark(config, app_name=f"runway-promote-{config.env}"))
+    store = open_table_store(config)  # Spark starts only to write the Delta tables
     if args.action == "compare":
         return compare(config, store, args.run_id)
     if args.action == "promote":

@@ -13,11 +13,13 @@ trigger reason). The new version of ``<catalog>.<ml schema>.<model>`` is tagged
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import re
 import subprocess
+import threading
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def model_requirements() -> list[str]:
+    """The scoring environment, pinned to this one's versions (MLflow's import tracing is slower
+    and can miss or over-include packages)."""
+    from importlib.metadata import version
+
+    return [
+        f"{package}=={version(package)}"
+        for package in ("scikit-learn", "pandas", "numpy", "cloudpickle", "mlflow")
+    ]
+
+
 def configure_mlflow(config: EnvConfig) -> str:
     """Point MLflow at the environment's tracking server and registry; return the experiment id."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -75,13 +88,10 @@ def load_training_frame(
     table = store.name("gold", features.table)
     version = store.version(table)
     columns = [features.date_column, *model.features.categorical, *model.features.numeric, model.label]
-    frame = (
-        store.read(table, version=version, window=(features.date_column, window.start, window.end))
-        .where(f"{model.label} IS NOT NULL")
-        .select(*columns)
-        .toPandas()
+    frame = store.read_pandas(
+        table, version=version, window=(features.date_column, window.start, window.end), columns=columns
     )
-    return frame, {str(table): version}
+    return frame[frame[model.label].notna()].reset_index(drop=True), {str(table): version}
 
 
 def train(
@@ -180,6 +190,7 @@ def train(
             serialization_format="cloudpickle",
             pyfunc_predict_fn="predict_proba",
             registered_model_name=config.registered_model_name,
+            pip_requirements=model_requirements(),
             metadata={"threshold": threshold, "label": model_cfg.label},
         )
     version = str(info.registered_model_version)
@@ -220,6 +231,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--reason", default="manual", choices=REASONS)
     parser.add_argument("--params", default=None, help="JSON of estimator hyperparameters overriding config")
     args = parser.parse_args(argv)
+    # MLflow and matplotlib take seconds to import: overlap that with loading and fitting.
+    for module in ("mlflow.sklearn", "matplotlib.pyplot"):
+        threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
     config = load_config(args.env)
     end = date.fromisoformat(args.end)
     start = (
@@ -227,10 +241,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.start
         else end - timedelta(days=config.use_case.model.training.window_days)
     )
-    from jobs.common.spark import get_spark
     from jobs.tablestore import open_table_store
 
-    store = open_table_store(config, get_spark(config, app_name=f"runway-train-{config.env}"))
+    store = open_table_store(config)  # the local engine reads gold into pandas without Spark
     params = json.loads(args.params) if args.params else None
     return train(
         config,

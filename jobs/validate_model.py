@@ -242,10 +242,8 @@ def _held_out(config: EnvConfig, store: TableStore, window: Window) -> pd.DataFr
     model = config.use_case.model
     table = store.name("gold", features.table)
     columns = [*model.features.categorical, *model.features.numeric, model.label]
-    frame = (
-        store.read(table, window=(features.date_column, window.start, window.end))
-        .where(f"{model.label} IS NOT NULL").select(*columns).toPandas()
-    )  # fmt: skip
+    frame = store.read_pandas(table, window=(features.date_column, window.start, window.end), columns=columns)
+    frame = frame[frame[model.label].notna()].reset_index(drop=True)
     if frame.empty:
         raise LookupError(f"no labelled gold rows in the held-out window {window}")
     return frame
@@ -278,10 +276,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.common.spark import get_spark
     from jobs.tablestore import open_table_store
 
-    store = open_table_store(config, get_spark(config, app_name=f"runway-validate-{config.env}"))
+    store = open_table_store(config)
     return validate_version(config, store, args.version, mode=args.mode, run_id=args.run_id)
 
 

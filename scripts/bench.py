@@ -76,11 +76,13 @@ def training_full_year() -> dict:
         "train_year", data, "jobs.train", "--start", "2013-01-01", "--end", "2014-01-01", "--reason", "manual"
     )
     gold = data / "lakehouse" / "dev" / "gold" / "flight_features"
+    started = time.perf_counter()  # the baseline is timed like the job: a whole process, imports included
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_direct_fit.py"), str(gold), "2014-01-01"],
                          capture_output=True, text=True, check=True)  # fmt: skip
+    direct_seconds = time.perf_counter() - started
     direct = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"seconds": round(job, 1), "direct_seconds": direct["seconds"], "direct": direct,
-            "ratio": round(job / direct["seconds"], 2), "target_ratio": 1.5,
+    return {"seconds": round(job, 1), "direct_seconds": round(direct_seconds, 1), "direct_in_process": direct,
+            "ratio": round(job / direct_seconds, 2), "target_ratio": 1.5,
             "what": "python -m jobs.train over 2013 (split, fit, metrics, plots, MLflow logging and registration) "
                     "vs loading the gold table into pandas and fitting the same pipeline in one process"}  # fmt: skip
 

@@ -108,7 +108,7 @@ def evaluation_plots(
     """Matplotlib figures: ROC and PR curves, confusion matrix, feature importance."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
@@ -128,7 +128,7 @@ def evaluation_plots(
 
 
 def permutation_importance_series(
-    pipeline, frame: pd.DataFrame, y: np.ndarray, columns: list[str], rows: int = 5000
+    pipeline, frame: pd.DataFrame, y: np.ndarray, columns: list[str], rows: int = 3000
 ) -> pd.Series:
     """Mean drop in ROC AUC when a feature is shuffled, on up to ``rows`` rows."""
     from sklearn.inspection import permutation_importance
@@ -136,6 +136,6 @@ def permutation_importance_series(
     sample = frame.sample(n=min(rows, len(frame)), random_state=0)
     y_sample = pd.Series(y, index=frame.index).loc[sample.index].to_numpy()
     result = permutation_importance(
-        pipeline, sample[columns], y_sample, scoring="roc_auc", n_repeats=3, random_state=0
+        pipeline, sample[columns], y_sample, scoring="roc_auc", n_repeats=2, random_state=0
     )
     return pd.Series(result.importances_mean, index=columns)

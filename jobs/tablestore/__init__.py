@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from jobs.common.config import EnvConfig
 
 
-def open_table_store(config: EnvConfig, spark: SparkSession) -> TableStore:
-    """The table store of ``config``'s environment, on its configured engine."""
+def open_table_store(config: EnvConfig, spark: SparkSession | None = None) -> TableStore:
+    """The table store of ``config``'s environment, on its configured engine. Without ``spark``, a
+    session starts only when a verb needs one (pandas reads on the local engine do not)."""
     if config.table_store.engine == "spark":
         from jobs.tablestore.spark import SparkDeltaTableStore
 

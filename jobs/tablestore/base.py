@@ -89,9 +89,18 @@ class TableStore(ABC):
 
     engine = "abstract"
 
-    def __init__(self, config: EnvConfig, spark: SparkSession):
+    def __init__(self, config: EnvConfig, spark: SparkSession | None = None):
         self.config = config
-        self.spark = spark
+        self._spark = spark
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session computing with this store's tables; started on first use."""
+        if self._spark is None:
+            from jobs.common.spark import get_spark
+
+            self._spark = get_spark(self.config)
+        return self._spark
 
     # ------------------------------------------------------------------ names and access
 
@@ -146,6 +155,24 @@ class TableStore(ABC):
         if not self.exists(name):
             raise TableNotFoundError(f"table {name} does not exist")
         return self._read(name, version=version, timestamp=timestamp, window=window)
+
+    def read_pandas(
+        self,
+        name: TableName,
+        *,
+        version: int | None = None,
+        window: tuple[str, date | str, date | str] | None = None,
+        columns: list[str] | None = None,
+    ):
+        """Like ``read``, as a pandas DataFrame (for work that fits one process, e.g. model fitting)."""
+        self._check_read(name)
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {name} does not exist")
+        return self._read_pandas(name, version=version, window=window, columns=columns)
+
+    def _read_pandas(self, name: TableName, *, version, window, columns):
+        df = self._read(name, version=version, timestamp=None, window=window)
+        return (df.select(*columns) if columns else df).toPandas()
 
     def overwrite(
         self, name: TableName, df: DataFrame, *, predicate: str | None = None, metadata: dict | None = None

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
-from pyspark.sql.pandas.types import from_arrow_schema
 
 from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore
 
@@ -67,28 +66,36 @@ class LocalDeltaTableStore(TableStore):
         return pa.schema(table.schema().to_arrow())
 
     def _schema(self, name: TableName) -> dict[str, str]:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
         spark_schema = from_arrow_schema(self._arrow_schema(self._table(name)))
         return {f.name: f.dataType.simpleString() for f in spark_schema.fields}
 
     # ------------------------------------------------------------------ reads
 
-    def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
+    def _arrow(self, name: TableName, *, version, timestamp, window, columns=None) -> pa.Table:
+        """The snapshot as Arrow, the window pushed down to the files (no Spark involved)."""
         table = self._table(name, version)
         if timestamp is not None:
-            table.load_as_version(
-                timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
-            )
-        schema = self._arrow_schema(table)
-        dataset = table.to_pyarrow_dataset()
+            moment = timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
+            table.load_as_version(moment)
         expression = None
         if window is not None:
             column, start, end = window
-            field_type = schema.field(column).type
+            field_type = self._arrow_schema(table).field(column).type
             expression = (pc.field(column) >= _as_bound(start, field_type)) & (
                 pc.field(column) < _as_bound(end, field_type)
             )
-        arrow = dataset.to_table(filter=expression) if expression is not None else dataset.to_table()
+        return table.to_pyarrow_dataset().to_table(columns=columns, filter=expression)
+
+    def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        arrow = self._arrow(name, version=version, timestamp=timestamp, window=window)
         return self.spark.createDataFrame(arrow, schema=from_arrow_schema(arrow.schema))
+
+    def _read_pandas(self, name: TableName, *, version, window, columns):
+        return self._arrow(name, version=version, timestamp=None, window=window, columns=columns).to_pandas()
 
     # ------------------------------------------------------------------ writes
 

@@ -27,9 +27,9 @@ def delta_jars_available(spark) -> bool:
 class SparkDeltaTableStore(TableStore):
     engine = "spark"
 
-    def __init__(self, config, spark):
+    def __init__(self, config, spark=None):
         super().__init__(config, spark)
-        if not delta_jars_available(spark):
+        if not delta_jars_available(self.spark):
             raise RuntimeError(
                 "table_store.engine 'spark' needs delta-spark's JVM jars on the session "
                 "(spark.jars or spark.jars.packages io.delta:delta-spark_2.13); none are loaded. "
