@@ -116,13 +116,12 @@ def test_the_window_comes_from_params_or_the_data_interval():
 
 
 def test_training_window_and_reason_come_from_params_drift_assets_or_the_run_date():
-    from datetime import timezone
     from types import SimpleNamespace
 
     from dag_factories.training import resolve_training
 
     resolve = resolve_training.function
-    day = datetime(2013, 5, 1, 3, tzinfo=timezone.utc)
+    day = datetime(2013, 5, 1, 3, tzinfo=UTC)
     manual = SimpleNamespace(conf={}, run_type="manual")
     assert resolve({"training_end": "2013-04-01", "window_days": 30, "reason": "manual"}, manual, None, None, 90) == {
         "start": "2013-03-02", "end": "2013-04-01", "reason": "manual", "hyperparameters": "{}"}  # fmt: skip
