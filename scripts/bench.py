@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -56,16 +57,18 @@ def feature_refresh_full_year() -> dict:
 
 def feature_refresh_one_day() -> dict:
     data = fresh("day")
-    run_job("day_seed", data, "jobs.seed", "--start", "2013-06-01", "--end", "2013-06-03")
+    run_job("day_seed", data, "jobs.seed", "--start", "2013-06-01", "--end", "2013-06-05")
     first = run_job(
         "day_first", data, "jobs.feature_refresh", "all", "--start", "2013-06-01", "--end", "2013-06-02"
     )
-    daily = run_job(
-        "day_next", data, "jobs.feature_refresh", "all", "--start", "2013-06-02", "--end", "2013-06-03"
-    )
-    return {"seconds": round(daily, 1), "target_seconds": 20, "first_load_seconds": round(first, 1),
-            "what": "one day landing -> gold incl. interpreter and Spark start-up; 'seconds' is a daily run "
-                    "(reference snapshots unchanged), 'first_load_seconds' also loads the reference tables"}  # fmt: skip
+    daily = [
+        run_job(f"day_next_{day}", data, "jobs.feature_refresh", "all", "--start", f"2013-06-0{day}", "--end", f"2013-06-0{day + 1}")
+        for day in (2, 3, 4)
+    ]  # fmt: skip
+    return {"seconds": round(statistics.median(daily), 1), "samples": [round(x, 1) for x in daily],
+            "target_seconds": 20, "first_load_seconds": round(first, 1),
+            "what": "one day landing -> gold incl. interpreter and Spark start-up; 'seconds' is the median of three "
+                    "daily runs (reference snapshots unchanged), 'first_load_seconds' also loads the reference tables"}  # fmt: skip
 
 
 def training_full_year() -> dict:
