@@ -24,14 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.common.cli import Window, add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
-from jobs.validate_model import (
-    CHALLENGER,
-    CHAMPION,
-    better_or_equal,
-    fair_comparison,
-    model_inputs,
-    predicted_proba,
-)
+from jobs.common.lifecycle import evaluate, labelled_gold, load_version, mlflow_client, version_by_alias
+from jobs.validate_model import CHALLENGER, CHAMPION, better_or_equal, fair_comparison
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
@@ -50,54 +44,26 @@ AUDIT_SCHEMA = (
 )
 
 
-def _client(config: EnvConfig):
-    import mlflow
-
-    from jobs.train import configure_mlflow
-
-    configure_mlflow(config)
-    return mlflow.MlflowClient()
-
-
-def _alias(client, name: str, alias: str):
-    import mlflow
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def _score(config: EnvConfig, store: TableStore, version: str, window: Window) -> dict[str, float]:
-    import mlflow
-
-    from jobs.common.modeling import classification_metrics
-    from jobs.validate_model import _held_out
-
-    frame = _held_out(config, store, window)
-    y = frame[config.use_case.model.label].astype(int).to_numpy()
-    model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{version}")
-    threshold = float((model.metadata.metadata or {}).get("threshold", 0.5))
-    return classification_metrics(y, predicted_proba(model, model_inputs(config, frame)), threshold)
-
-
 def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]:
     import mlflow
 
     name, rules = config.registered_model_name, config.promotion
-    client = _client(config)
-    challenger = _alias(client, name, CHALLENGER)
+    client = mlflow_client(config)
+    challenger = version_by_alias(client, name, CHALLENGER)
     if challenger is None:
-        raise LookupError(f"{name} has no {CHALLENGER}: validate a version first")
-    champion = _alias(client, name, CHAMPION)
+        raise ValueError(f"{name} has no {CHALLENGER}: validate a version first")
+    champion = version_by_alias(client, name, CHAMPION)
     window = Window.parse(challenger.tags["data.test_start"], challenger.tags["data.test_end"])
     if champion is not None and not fair_comparison(champion.tags, window):
         raise ValueError(
             f"{name} v{challenger.version}'s held-out window {window} overlaps the data Champion "
             f"v{champion.version} was fitted on: no fair comparison"
         )
-    ours = _score(config, store, str(challenger.version), window)
-    theirs = _score(config, store, str(champion.version), window) if champion is not None else None
+    frame, _ = labelled_gold(store, config, window)  # one read, both models scored on the same rows
+    ours = evaluate(load_version(config, str(challenger.version)), config, frame)
+    theirs = (
+        evaluate(load_version(config, str(champion.version)), config, frame) if champion is not None else None
+    )
     wins = theirs is None or better_or_equal(
         rules.metric, ours[rules.metric], theirs[rules.metric], rules.min_improvement
     )
@@ -166,7 +132,7 @@ def _move_champion(
             done[0]["to_version"],
         )
         return {**done[0], "changed": False}
-    current = _alias(client, name, CHAMPION)
+    current = version_by_alias(client, name, CHAMPION)
     from_version = str(current.version) if current is not None else None
     client.set_registered_model_alias(name, CHAMPION, to_version)
     client.set_model_version_tag(
@@ -195,13 +161,13 @@ def _move_champion(
 
 def promote(config: EnvConfig, store: TableStore, run_id: str, approved_by: str = "auto") -> dict[str, Any]:
     name = config.registered_model_name
-    client = _client(config)
-    challenger = _alias(client, name, CHALLENGER)
+    client = mlflow_client(config)
+    challenger = version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         done = [e for e in audit_trail(store, name) if e["event_id"] == f"{run_id}:promote"]
         if done:
             return _summary({**done[0], "changed": False})
-        raise LookupError(f"{name} has no {CHALLENGER} to promote")
+        raise ValueError(f"{name} has no {CHALLENGER} to promote")
     if challenger.tags.get("comparison.decision") != "promote":
         raise ValueError(f"{name} v{challenger.version} did not win its comparison: {CHAMPION} stays")
     metrics = {k: v for k, v in challenger.tags.items() if k.startswith("comparison.")}
@@ -215,17 +181,17 @@ def rollback(
     config: EnvConfig, store: TableStore, run_id: str, requested_by: str, reason: str
 ) -> dict[str, Any]:
     name = config.registered_model_name
-    client = _client(config)
-    current = _alias(client, name, CHAMPION)
+    client = mlflow_client(config)
+    current = version_by_alias(client, name, CHAMPION)
     trail = audit_trail(store, name)
     done = [e for e in trail if e["event_id"] == f"{run_id}:rollback"]
     if done:
         return _summary({**done[0], "changed": False})
     if current is None:
-        raise LookupError(f"{name} has no {CHAMPION} to roll back")
+        raise ValueError(f"{name} has no {CHAMPION} to roll back")
     arrivals = [e for e in trail if e["to_version"] == str(current.version) and e["from_version"]]
     if not arrivals:
-        raise LookupError(f"the audit trail has no earlier {CHAMPION} of {name} than v{current.version}")
+        raise ValueError(f"the audit trail has no earlier {CHAMPION} of {name} than v{current.version}")
     previous = arrivals[-1]["from_version"]
     event = _move_champion(config, store, client, to_version=previous, action="rollback", run_id=run_id,
                            approved_by=requested_by, reason=reason, metrics={"replaced": str(current.version)})  # fmt: skip

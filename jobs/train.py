@@ -17,7 +17,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import subprocess
 import threading
 from datetime import date, timedelta
@@ -28,8 +27,6 @@ from jobs.common.config import EnvConfig, load_config
 from jobs.common.paths import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.train")
@@ -62,38 +59,6 @@ def model_requirements() -> list[str]:
     ]
 
 
-def configure_mlflow(config: EnvConfig) -> str:
-    """Point MLflow at the environment's tracking server and registry; return the experiment id."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    mlflow.set_registry_uri(config.mlflow.registry_uri or config.mlflow.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if config.mlflow.artifact_root:
-        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
-        location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
-    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
-
-
-def load_training_frame(
-    store: TableStore, config: EnvConfig, window: Window
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Labelled gold rows of the window as pandas, and the Delta version read (for lineage)."""
-    features = config.use_case.features
-    model = config.use_case.model
-    table = store.name("gold", features.table)
-    version = store.version(table)
-    columns = [features.date_column, *model.features.categorical, *model.features.numeric, model.label]
-    frame = store.read_pandas(
-        table, version=version, window=(features.date_column, window.start, window.end), columns=columns
-    )
-    return frame[frame[model.label].notna()].reset_index(drop=True), {str(table): version}
-
-
 def train(
     config: EnvConfig,
     store: TableStore,
@@ -108,12 +73,14 @@ def train(
     import numpy as np
     from mlflow.models import infer_signature
 
+    from jobs.common.lifecycle import configure_mlflow, labelled_gold
     from jobs.common.modeling import (
         best_threshold,
         build_pipeline,
         classification_metrics,
         evaluation_plots,
         feature_columns,
+        model_inputs,
         permutation_importance_series,
         time_split,
     )
@@ -121,16 +88,13 @@ def train(
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {REASONS}, not {reason!r}")
     model_cfg, training = config.use_case.model, config.use_case.model.training
-    frame, versions = load_training_frame(store, config, window)
+    frame, gold_version = labelled_gold(store, config, window)
+    versions = {str(store.name("gold", config.use_case.features.table)): gold_version}
     parts = time_split(
         frame, config.use_case.features.date_column, window.end, training.validation_days, training.test_days
     )
     columns = feature_columns(model_cfg)
-    # Numerics as float64: the signature must accept missing values at inference time.
-    xs = {
-        name: part[columns].astype(dict.fromkeys(model_cfg.features.numeric, "float64"))
-        for name, part in parts.items()
-    }
+    xs = {name: model_inputs(model_cfg, part) for name, part in parts.items()}
     ys = {name: part[model_cfg.label].astype(int).to_numpy() for name, part in parts.items()}
 
     pipeline = build_pipeline(model_cfg, params)

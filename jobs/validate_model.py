@@ -19,7 +19,6 @@ passes without checking.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +28,16 @@ import numpy as np
 
 from jobs.common.cli import Window, add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
+from jobs.common.lifecycle import (
+    decision_threshold,
+    evaluate,
+    labelled_gold,
+    load_version,
+    mlflow_client,
+    predicted_proba,
+    version_by_alias,
+)
+from jobs.common.modeling import classification_metrics, model_inputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,18 +68,6 @@ def better_or_equal(metric: str, value: float, reference: float, margin: float =
     if metric in LOWER_IS_BETTER:
         return value <= reference - margin + tolerance
     return value >= reference + margin - tolerance
-
-
-def predicted_proba(model, frame: pd.DataFrame) -> np.ndarray:
-    out = np.asarray(model.predict(frame))
-    return out[:, 1] if out.ndim == 2 else out
-
-
-def model_inputs(config: EnvConfig, frame: pd.DataFrame) -> pd.DataFrame:
-    features = config.use_case.model.features
-    return frame[[*features.categorical, *features.numeric]].astype(
-        dict.fromkeys(features.numeric, "float64")
-    )
 
 
 def format_checks(model, version, run_artifacts: set[str], config: EnvConfig) -> list[Check]:
@@ -150,29 +147,22 @@ def slice_checks(config: EnvConfig, frame: pd.DataFrame, y: np.ndarray, proba: n
 def validate_version(
     config: EnvConfig, store: TableStore, version: str, *, mode: str | None = None, run_id: str = "manual"
 ) -> dict[str, Any]:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
-    from jobs.common.modeling import classification_metrics
-    from jobs.train import configure_mlflow
-
     mode = mode or config.validation.mode
     name = config.registered_model_name
-    configure_mlflow(config)
-    client = mlflow.MlflowClient()
+    client = mlflow_client(config)
     record = client.get_model_version(name, version)
     if mode == "disabled":
         checks: list[Check] = []
     else:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        model = load_version(config, version)
         artifacts = (
             {a.path for a in client.list_artifacts(record.run_id, "plots")} if record.run_id else set()
         )
         checks = format_checks(model, record, artifacts, config)
         window = Window.parse(record.tags["data.test_start"], record.tags["data.test_end"])
-        frame = _held_out(config, store, window)
+        frame, _ = labelled_gold(store, config, window)
         y = frame[config.use_case.model.label].astype(int).to_numpy()
-        inputs = model_inputs(config, frame)
+        inputs = model_inputs(config.use_case.model, frame)
         try:
             proba = predicted_proba(model, inputs)
         except Exception as exc:  # schema enforcement or a broken model: the gate fails, it does not crash
@@ -180,9 +170,8 @@ def validate_version(
             checks.append(Check("format.scoring", False, f"cannot score the held-out rows: {reason}"))
         else:
             checks.append(Check("format.scoring", True, f"scored {len(inputs)} held-out rows {window}"))
-            threshold = float((model.metadata.metadata or {}).get("threshold", 0.5))
-            metrics = classification_metrics(y, proba, threshold)
-            champion_metrics = _champion_metrics(client, name, version, inputs, y, window)
+            metrics = classification_metrics(y, proba, decision_threshold(model))
+            champion_metrics = _champion_metrics(config, client, version, frame, window)
             baseline = classification_metrics(y, np.zeros(len(y)), 0.5)  # "every flight on time"
             checks += performance_checks(config, metrics, champion_metrics, baseline)
             checks += slice_checks(config, frame, y, proba)
@@ -216,37 +205,16 @@ def fair_comparison(champion_tags: dict[str, str], held_out: Window) -> bool:
 
 
 def _champion_metrics(
-    client, name: str, version: str, inputs: pd.DataFrame, y: np.ndarray, window: Window
+    config: EnvConfig, client, version: str, frame: pd.DataFrame, window: Window
 ) -> dict[str, Any] | None:
     """The current Champion's metrics on the same rows (None without a Champion, or when it is this
     version; ``{"overlap": True}`` when it was fitted on the held-out days)."""
-    import mlflow
-
-    from jobs.common.modeling import classification_metrics
-
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        return None
-    if str(champion.version) == str(version):
+    champion = version_by_alias(client, config.registered_model_name, CHAMPION)
+    if champion is None or str(champion.version) == str(version):
         return None
     if not fair_comparison(champion.tags, window):
         return {"overlap": True, "champion_version": str(champion.version)}
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
-    threshold = float((model.metadata.metadata or {}).get("threshold", 0.5))
-    return classification_metrics(y, predicted_proba(model, inputs), threshold)
-
-
-def _held_out(config: EnvConfig, store: TableStore, window: Window) -> pd.DataFrame:
-    features = config.use_case.features
-    model = config.use_case.model
-    table = store.name("gold", features.table)
-    columns = [*model.features.categorical, *model.features.numeric, model.label]
-    frame = store.read_pandas(table, window=(features.date_column, window.start, window.end), columns=columns)
-    frame = frame[frame[model.label].notna()].reset_index(drop=True)
-    if frame.empty:
-        raise LookupError(f"no labelled gold rows in the held-out window {window}")
-    return frame
+    return evaluate(load_version(config, str(champion.version)), config, frame)
 
 
 def _record(

@@ -11,7 +11,7 @@ from datetime import date
 from deltalake import DeltaTable
 
 from jobs.common.config import load_config
-from jobs.common.modeling import build_pipeline, feature_columns, time_split
+from jobs.common.modeling import build_pipeline, model_inputs, time_split
 
 
 def main(gold_path: str, end: str) -> None:
@@ -28,12 +28,8 @@ def main(gold_path: str, end: str) -> None:
         training.validation_days,
         training.test_days,
     )
-    columns = feature_columns(model)
     train = parts["train"]
-    pipeline = build_pipeline(model).fit(
-        train[columns].astype(dict.fromkeys(model.features.numeric, "float64")),
-        train[model.label].astype(int),
-    )
+    pipeline = build_pipeline(model).fit(model_inputs(model, train), train[model.label].astype(int))
     fitted = time.perf_counter()
     print(json.dumps({"load_seconds": round(loaded - started, 2), "fit_seconds": round(fitted - loaded, 2),
                       "seconds": round(fitted - started, 2), "rows": len(train),

@@ -38,15 +38,9 @@ def spark():
 @pytest.fixture
 def dev_config(tmp_path):
     """The dev config with its lakehouse, landing zone and reports under this test's tmp_path."""
-    from jobs.common.config import Storage, load_config
+    from tests.support import make_config
 
-    config = load_config("dev")
-    storage = Storage(
-        lakehouse_root=tmp_path / "lakehouse",
-        landing_root=tmp_path / "landing",
-        reports_root=tmp_path / "reports",
-    )
-    return config.model_copy(update={"storage": storage})
+    return make_config(tmp_path)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 
 def content_checksum(df) -> tuple[int, str]:
@@ -11,3 +12,13 @@ def content_checksum(df) -> tuple[int, str]:
 
     digests = sorted(r[0] for r in df.select(F.sha2(F.to_json(F.struct(*df.columns)), 256)).collect())
     return len(digests), hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def make_config(root: Path, env: str = "dev"):
+    """``env``'s config with its lakehouse, landing zone and reports under ``root``."""
+    from jobs.common.config import Storage, load_config
+
+    storage = Storage(
+        lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports"
+    )
+    return load_config(env).model_copy(update={"storage": storage})

@@ -139,3 +139,8 @@ def permutation_importance_series(
         pipeline, sample[columns], y_sample, scoring="roc_auc", n_repeats=2, random_state=0
     )
     return pd.Series(result.importances_mean, index=columns)
+
+
+def model_inputs(model: ModelConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns; numerics as float64 so the signature accepts missing values."""
+    return frame[feature_columns(model)].astype(dict.fromkeys(model.features.numeric, "float64"))

@@ -8,6 +8,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from operators.runway_job import RunwayJobOperator
+
 
 class _RegistryOperator(BaseOperator):
     """Common arguments: the registered model, and where the registry is (see MlflowRegistryHook)."""
@@ -105,13 +107,7 @@ class SetModelVersionTagsOperator(_RegistryOperator):
         }
 
 
-def _job_operator():
-    from operators.runway_job import RunwayJobOperator
-
-    return RunwayJobOperator
-
-
-class PromoteChampionOperator(_job_operator()):
+class PromoteChampionOperator(RunwayJobOperator):
     """Move ``Champion`` to the Challenger that won its comparison, with an audit record in Delta
     (``jobs.promote promote``). A retry of the same run never moves the alias twice."""
 
@@ -125,7 +121,7 @@ class PromoteChampionOperator(_job_operator()):
         return [*self.arguments, "--approved-by", self.approved_by]
 
 
-class RollbackChampionOperator(_job_operator()):
+class RollbackChampionOperator(RunwayJobOperator):
     """Move ``Champion`` back to the version it replaced, from the audit trail (``jobs.promote rollback``)."""
 
     template_fields: Sequence[str] = ("arguments", "requested_by", "reason")

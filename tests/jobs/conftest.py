@@ -10,7 +10,7 @@ from jobs.common.cli import Window
 from jobs.common.config import MlflowSettings, TrainingConfig
 from jobs.feature_refresh import JobContext, refresh
 from jobs.seed import seed
-from tests.jobs.test_feature_refresh import make_config
+from tests.support import make_config
 
 
 @pytest.fixture(scope="session")

@@ -11,21 +11,13 @@ from pathlib import Path
 import pytest
 
 from jobs.common.cli import Window
-from jobs.common.config import Storage, load_config
 from jobs.common.quality import QualityGateError
 from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, type_rows
 from jobs.seed import seed
-from tests.support import content_checksum
+from tests.support import content_checksum, make_config
 
 DAY1, DAY2 = date(2013, 1, 1), date(2013, 1, 2)
 WINDOW = Window(DAY1, date(2013, 1, 3))
-
-
-def make_config(root: Path, env: str = "dev"):
-    storage = Storage(
-        lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports"
-    )
-    return load_config(env).model_copy(update={"storage": storage})
 
 
 def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:

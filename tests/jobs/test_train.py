@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.common.modeling import best_threshold, build_pipeline, calibration_error, time_split
+from jobs.common.modeling import best_threshold, build_pipeline, calibration_error, model_inputs, time_split
 
 
 def test_time_split_has_no_leakage_across_time():
@@ -86,13 +86,10 @@ def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained
     mlflow.set_registry_uri(config.mlflow.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{result['version']}")
     assert model.metadata.signature is not None
-    columns = [c.name for c in model.metadata.signature.inputs.inputs]
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config, spark)
     gold = store.read(store.name("gold", "flight_features")).limit(50).toPandas()
-    proba = np.asarray(
-        model.predict(gold[columns].astype(dict.fromkeys(config.use_case.model.features.numeric, "float64")))
-    )
+    proba = np.asarray(model.predict(model_inputs(config.use_case.model, gold)))
     assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)
     assert Path(config.mlflow.artifact_root).is_dir()

@@ -1,0 +1,93 @@
+"""MLflow and gold-table I/O shared by the lifecycle jobs (train, validate_model, promote)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jobs.common.modeling import classification_metrics, model_inputs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from jobs.common.cli import Window
+    from jobs.common.config import EnvConfig
+    from jobs.tablestore import TableStore
+
+
+def configure_mlflow(config: EnvConfig) -> str:
+    """Point MLflow at the environment's tracking server and registry; return the experiment id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.registry_uri or config.mlflow.tracking_uri)
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if config.mlflow.artifact_root:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
+        location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
+    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
+
+
+def mlflow_client(config: EnvConfig):
+    import mlflow
+
+    configure_mlflow(config)
+    return mlflow.MlflowClient()
+
+
+def version_by_alias(client, name: str, alias: str):
+    """The model version an alias points at, or None when the alias is not set."""
+    import mlflow
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def labelled_gold(
+    store: TableStore, config: EnvConfig, window: Window, *, version: int | None = None
+) -> tuple[pd.DataFrame, int]:
+    """The window's gold rows that have a label (date, features, label) as pandas, and the Delta
+    version read (pinned, for lineage)."""
+    features, model = config.use_case.features, config.use_case.model
+    table = store.name("gold", features.table)
+    version = store.version(table) if version is None else version
+    columns = [features.date_column, *model.features.categorical, *model.features.numeric, model.label]
+    frame = store.read_pandas(
+        table, version=version, window=(features.date_column, window.start, window.end), columns=columns
+    )
+    frame = frame[frame[model.label].notna()].reset_index(drop=True)
+    if frame.empty:
+        raise LookupError(f"no labelled rows in {table} for {window}")
+    return frame, version
+
+
+def load_version(config: EnvConfig, version: str):
+    import mlflow
+
+    return mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{version}")
+
+
+def predicted_proba(model, inputs: pd.DataFrame) -> np.ndarray:
+    """P(label = 1) from a registered model (its pyfunc predicts both classes' probabilities)."""
+    out = np.asarray(model.predict(inputs))
+    return out[:, 1] if out.ndim == 2 else out
+
+
+def decision_threshold(model) -> float:
+    return float((model.metadata.metadata or {}).get("threshold", 0.5))
+
+
+def evaluate(model, config: EnvConfig, frame: pd.DataFrame) -> dict[str, Any]:
+    """The model's metrics on labelled rows, at its own decision threshold."""
+    y = frame[config.use_case.model.label].astype(int).to_numpy()
+    proba = predicted_proba(model, model_inputs(config.use_case.model, frame))
+    return classification_metrics(y, proba, decision_threshold(model))
