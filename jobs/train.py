@@ -13,12 +13,11 @@ trigger reason). The new version of ``<catalog>.<ml schema>.<model>`` is tagged
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
 import subprocess
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,9 @@ from jobs.common.config import EnvConfig, load_config
 from jobs.common.paths import PROJECT_ROOT
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.train")
@@ -59,6 +61,44 @@ def model_requirements() -> list[str]:
     ]
 
 
+def prepare_mlflow(config: EnvConfig) -> str:
+    """Connect to the tracking store and return the experiment id; also build the installed-package
+    index that ``log_model`` checks the model's requirements against (a scan of every installed
+    distribution, best done while the model fits). Only speed depends on that private helper."""
+    import matplotlib.figure  # noqa: F401  (for the plots)
+    import mlflow.sklearn  # noqa: F401
+
+    from jobs.common.lifecycle import configure_mlflow
+
+    experiment_id = configure_mlflow(config)
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_packages_to_modules_map()
+    except (ImportError, AttributeError):  # pragma: no cover - a later MLflow moved it
+        pass
+    return experiment_id
+
+
+def log_model(pipeline: Pipeline, example: pd.DataFrame, config: EnvConfig, threshold: float):
+    """Log the fitted pipeline to the active run (signature, input example, pinned requirements,
+    decision threshold) and register it as a new version of the environment's model."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=infer_signature(example, pipeline.predict_proba(example)),
+        input_example=example,
+        serialization_format="cloudpickle",
+        pyfunc_predict_fn="predict_proba",
+        registered_model_name=config.registered_model_name,
+        pip_requirements=model_requirements(),
+        metadata={"threshold": threshold, "label": config.use_case.model.label},
+    )
+
+
 def train(
     config: EnvConfig,
     store: TableStore,
@@ -69,17 +109,16 @@ def train(
     reason: str = "manual",
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    import mlflow
     import numpy as np
-    from mlflow.models import infer_signature
 
-    from jobs.common.lifecycle import configure_mlflow, labelled_gold
+    from jobs.common.lifecycle import labelled_gold
     from jobs.common.modeling import (
         best_threshold,
         build_pipeline,
         classification_metrics,
         evaluation_plots,
         feature_columns,
+        importance_plot,
         model_inputs,
         permutation_importance_series,
         time_split,
@@ -88,6 +127,12 @@ def train(
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {REASONS}, not {reason!r}")
     model_cfg, training = config.use_case.model, config.use_case.model.training
+    pipeline = build_pipeline(model_cfg, params)
+    # Importing MLflow and connecting to the tracking store take seconds: overlap them with the
+    # fit (after scikit-learn is imported, so the two threads do not queue on import locks).
+    mlflow_ready = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-setup")
+    experiment = mlflow_ready.submit(prepare_mlflow, config)
+    mlflow_ready.shutdown(wait=False)
     frame, gold_version = labelled_gold(store, config, window)
     versions = {str(store.name("gold", config.use_case.features.table)): gold_version}
     parts = time_split(
@@ -97,7 +142,6 @@ def train(
     xs = {name: model_inputs(model_cfg, part) for name, part in parts.items()}
     ys = {name: part[model_cfg.label].astype(int).to_numpy() for name, part in parts.items()}
 
-    pipeline = build_pipeline(model_cfg, params)
     pipeline.fit(xs["train"], ys["train"])
     proba = {name: pipeline.predict_proba(xs[name])[:, 1] for name in ("validation", "test")}
     threshold = (
@@ -123,7 +167,9 @@ def train(
         "airflow.run_id": run_id,
         "trigger.reason": reason,
     }
-    experiment_id = configure_mlflow(config)
+    experiment_id = experiment.result()
+    import mlflow
+
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {window}") as run:
         mlflow.set_tags(lineage)
         mlflow.log_params(
@@ -141,22 +187,17 @@ def train(
             }
         )
         mlflow.log_metrics(metrics)
-        importance = permutation_importance_series(pipeline, parts["validation"], ys["validation"], columns)
-        for name, figure in evaluation_plots(ys["test"], proba["test"], threshold, importance).items():
-            mlflow.log_figure(figure, f"plots/{name}.png")
+        # Permutation importance is mostly native predict calls: compute it while the model is logged.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance") as pool:
+            importance_future = pool.submit(
+                permutation_importance_series, pipeline, parts["validation"], ys["validation"], columns
+            )
+            info = log_model(pipeline, xs["train"].head(5), config, threshold)
+            for name, figure in evaluation_plots(ys["test"], proba["test"], threshold).items():
+                mlflow.log_figure(figure, f"plots/{name}.png")
+            importance = importance_future.result()
+        mlflow.log_figure(importance_plot(importance), "plots/feature_importance.png")
         mlflow.log_dict(importance.sort_values(ascending=False).to_dict(), "feature_importance.json")
-        example = xs["train"].head(5)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(example, pipeline.predict_proba(example)),
-            input_example=example,
-            serialization_format="cloudpickle",
-            pyfunc_predict_fn="predict_proba",
-            registered_model_name=config.registered_model_name,
-            pip_requirements=model_requirements(),
-            metadata={"threshold": threshold, "label": model_cfg.label},
-        )
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
     for key, value in {
@@ -195,9 +236,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--reason", default="manual", choices=REASONS)
     parser.add_argument("--params", default=None, help="JSON of estimator hyperparameters overriding config")
     args = parser.parse_args(argv)
-    # MLflow and matplotlib take seconds to import: overlap that with loading and fitting.
-    for module in ("mlflow.sklearn", "matplotlib.pyplot"):
-        threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
     config = load_config(args.env)
     end = date.fromisoformat(args.end)
     start = (

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.common.modeling import best_threshold, build_pipeline, calibration_error, model_inputs, time_split
+from jobs.common.modeling import (
+    best_threshold,
+    build_pipeline,
+    calibration_error,
+    feature_columns,
+    model_inputs,
+    permutation_importance_series,
+    time_split,
+)
 
 
 def test_time_split_has_no_leakage_across_time():
@@ -48,6 +56,25 @@ def test_pipeline_handles_unseen_and_missing_categories(dev_config):
     odd.loc[odd.index[0], model.features.categorical[0]] = "never seen"
     odd.loc[odd.index[1], model.features.categorical[1]] = None
     assert pipeline.predict_proba(odd).shape == (2, 2)
+
+
+def test_permutation_importance_finds_the_informative_features(dev_config):
+    model = dev_config.use_case.model
+    rows = 4000
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({c: rng.normal(size=rows) for c in model.features.numeric})
+    for c in model.features.categorical:
+        frame[c] = rng.choice(["A", "B", "C"], size=rows)
+    numeric, categorical = model.features.numeric[0], model.features.categorical[0]
+    signal = frame[numeric] + 1.5 * (frame[categorical] == "A") + rng.normal(scale=0.5, size=rows)
+    y = (signal > 0.5).astype(int).to_numpy()
+    columns = feature_columns(model)
+    pipeline = build_pipeline(model, {"max_iter": 30}).fit(frame[columns], y)
+    importance = permutation_importance_series(pipeline, frame, y, columns, rows=2000)
+    assert list(importance.index) == columns
+    assert importance.nlargest(2).index.tolist() == [numeric, categorical]
+    noise = importance.drop([numeric, categorical])
+    assert importance[categorical] > 0.05 and noise.abs().max() < 0.02
 
 
 def test_training_registers_a_pending_version_with_lineage(trained):
