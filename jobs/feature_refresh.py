@@ -129,8 +129,11 @@ def quarantine_frame(
     )
 
 
-def type_rows(bronze: DataFrame, source: SourceConfig, fraction: float = 1.0) -> DataFrame:
-    """Typed columns plus ``_record`` (raw JSON), ``_row_key``, ``event_date`` and ``_problems``.
+def type_rows(
+    bronze: DataFrame, source: SourceConfig, fraction: float = 1.0, carry: tuple[str, ...] = ()
+) -> DataFrame:
+    """Typed columns plus ``_record`` (raw JSON), ``_row_key``, ``event_date`` and ``_problems``
+    (and the ``carry`` columns, unchanged).
 
     ``_problems`` lists why a row cannot enter silver: unparseable values, missing keys, an event
     date that is missing or outside its file's day. Sampling (``fraction`` < 1) is deterministic on
@@ -148,6 +151,7 @@ def type_rows(bronze: DataFrame, source: SourceConfig, fraction: float = 1.0) ->
         "_source_file",
         "_file_date",
         "_ingested_at",
+        *carry,
     )
     if source.sampled and fraction < 1:
         bucket = F.pmod(F.xxhash64(*[F.coalesce(F.col(k), F.lit("")) for k in source.keys]), F.lit(10_000))
@@ -159,6 +163,7 @@ def type_rows(bronze: DataFrame, source: SourceConfig, fraction: float = 1.0) ->
         "_source_file",
         "_file_date",
         "_ingested_at",
+        *carry,
     )
     problems = [
         F.when(
@@ -188,6 +193,7 @@ def type_rows(bronze: DataFrame, source: SourceConfig, fraction: float = 1.0) ->
         "_ingested_at",
         F.concat_ws("|", *[F.col(k).cast("string") for k in source.keys]).alias("_row_key"),
         F.filter(F.array(*problems), lambda p: p.isNotNull()).alias("_problems"),
+        *carry,
     )
 
 

@@ -15,10 +15,16 @@ def content_checksum(df) -> tuple[int, str]:
 
 
 def make_config(root: Path, env: str = "dev"):
-    """``env``'s config with its lakehouse, landing zone and reports under ``root``."""
+    """``env``'s config with its lakehouse, landing zones, reports and checkpoints under ``root``."""
     from jobs.common.config import Storage, load_config
 
     storage = Storage(
-        lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports"
+        lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports",
+        checkpoint_root=root / "checkpoints",
+    )  # fmt: skip
+    config = load_config(env)
+    streaming = config.inference.streaming.model_copy(
+        update={"landing_dir": root / "stream" / "flight_events"}
     )
-    return load_config(env).model_copy(update={"storage": storage})
+    inference = config.inference.model_copy(update={"streaming": streaming})
+    return config.model_copy(update={"storage": storage, "inference": inference})

@@ -99,6 +99,10 @@ class ModelConfig(_Strict):
 class SeedConfig(_Strict):
     package: str = Field(description="module exposing one pandas DataFrame per source, by source name")
     date_columns: list[str] = Field(description="year, month, day columns that date a daily source's rows")
+    events_ordered_by: list[str] = Field(default_factory=list, description="the order events arrive in")
+    withheld_from_events: list[str] = Field(
+        default_factory=list, description="columns unknown when a streaming event is emitted (outcomes)"
+    )
 
 
 class UseCase(_Strict):
@@ -124,6 +128,7 @@ class Storage(_Strict):
     lakehouse_root: Path
     landing_root: Path
     reports_root: Path
+    checkpoint_root: Path = Field(description="streaming checkpoints, under <root>/<env>/<query>")
 
 
 class MlflowSettings(_Strict):
@@ -166,6 +171,26 @@ class PromotionConfig(_Strict):
     approval: Literal["auto", "human"] = Field(
         "auto", description="human: an approval task before Champion moves"
     )
+
+
+class StreamingSettings(_Strict):
+    """Streaming inference: events land as JSON-lines files; one checkpoint per environment."""
+
+    source: str = Field("flights", description="the use case source whose columns the events carry")
+    landing_dir: Path = Field(description="where event files (*.jsonl) land")
+    required: list[str] = Field(
+        default_factory=list, description="fields an event must carry (besides the source's keys)"
+    )
+    trigger_seconds: float = Field(1.0, gt=0, description="continuous mode: micro-batch interval")
+    max_files_per_trigger: int | None = Field(None, gt=0, description="cap per micro-batch (None: all)")
+
+
+class InferenceConfig(_Strict):
+    """Batch and streaming scoring with the model version an alias points at."""
+
+    alias: str = "Champion"
+    predictions_table: str = Field("predictions", description="Delta table in the ml schema")
+    streaming: StreamingSettings
 
 
 class Notifications(_Strict):
@@ -217,6 +242,7 @@ class EnvConfig(_Strict):
     validation: ValidationConfig = ValidationConfig()
     promotion: PromotionConfig = PromotionConfig()
     notifications: Notifications = Notifications()
+    inference: InferenceConfig
     compute: Compute = Compute()
     table_store: TableStoreSettings = TableStoreSettings()
     access: Access

@@ -1,0 +1,325 @@
+"""Score newly scheduled flights as their event files land, with the Champion, exactly once.
+
+    python -m jobs.streaming_inference --env dev --available-now   # drain what has landed, stop
+    python -m jobs.streaming_inference --env dev [--run-seconds N]  # continuous, 1 s micro-batches
+
+A Spark Structured Streaming query over ``inference.streaming.landing_dir`` (JSON lines). Each
+micro-batch is parsed and typed like the source's silver rows, enriched by the use case's feature
+SQL against the static silver tables (weather at the scheduled hour, the plane), scored with the
+version ``Champion`` points at *now* (so a promotion applies from the next micro-batch, no restart),
+and appended to ``<catalog>.<ml>.predictions`` under a Delta application transaction keyed by the
+query id and the batch id. With the checkpoint, a crash and restart neither loses nor duplicates a
+prediction. Malformed events (bad JSON, missing or mistyped fields) go to
+``<catalog>.<silver>.quarantine`` with the reason; the stream keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import base_parser, run_cli
+from jobs.common.config import EnvConfig, SourceConfig, load_config
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from jobs.common.scoring import ModelRef
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.streaming_inference")
+
+STREAM = "stream"
+QUERY_NAME = "streaming_inference"
+
+
+# ====================================================================== pure transforms
+
+
+def parse_events(raw: DataFrame, source: SourceConfig, required: list[str]) -> DataFrame:
+    """Typed event rows with ``_problems`` from raw JSON lines (``value``, ``_source_file``).
+
+    Each line must be a JSON object; its fields are read as text and typed exactly as the source's
+    silver rows are (same casts, same key and event-date checks); fields in ``required`` must be
+    present. ``_line`` keeps the raw line for the quarantine. Blank lines are ignored.
+    """
+    from pyspark.sql import functions as F
+
+    from jobs.feature_refresh import type_rows
+
+    fields = F.from_json("value", "map<string,string>")
+    lines = raw.where(F.trim("value") != "").select(
+        "value", "_source_file", fields.alias("_fields"), F.current_timestamp().alias("_ingested_at")
+    )
+    as_bronze = lines.select(
+        *[F.col("_fields").getItem(c).alias(c) for c in source.columns],
+        "_source_file",
+        F.lit(None).cast("date").alias("_file_date"),  # an event file is not one day's file
+        "_ingested_at",
+        F.col("_fields").isNull().alias("_malformed"),
+        F.col("value").alias("_line"),
+    )
+    typed = type_rows(as_bronze, source, carry=("_malformed", "_line"))
+    missing = [F.when(F.col(c).isNull(), F.lit(f"missing field {c}")) for c in required]
+    checks = (
+        F.filter(F.concat("_problems", F.array(*missing)), lambda p: p.isNotNull())
+        if missing
+        else F.col("_problems")
+    )
+    malformed = F.array(F.lit("malformed JSON: a line must be one JSON object"))
+    return typed.withColumn("_problems", F.when(F.col("_malformed"), malformed).otherwise(checks))
+
+
+# ====================================================================== the query (I/O)
+
+
+@dataclass
+class StreamState:
+    """What the query's micro-batches did, for the job's result and logs."""
+
+    batches: int = 0
+    skipped: int = 0  # batches already committed before a restart
+    events: int = 0
+    predictions: int = 0
+    quarantined: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+class MicroBatchScorer:
+    """The ``foreachBatch`` function: parse, enrich, score, and commit once per batch id."""
+
+    def __init__(self, config: EnvConfig, store: TableStore, checkpoint: Path):
+        self.config = config
+        self.store = store
+        self.checkpoint = checkpoint
+        self.source_name = config.inference.streaming.source
+        self.source = config.use_case.sources[self.source_name]
+        self.state = StreamState()
+        self._query_id: str | None = None
+        self._models: dict[str, ModelRef] = {}
+
+    @property
+    def query_id(self) -> str:
+        """The query's id, kept in its checkpoint across restarts (a new checkpoint is a new query)."""
+        if self._query_id is None:
+            self._query_id = json.loads((self.checkpoint / "metadata").read_text())["id"]
+        return self._query_id
+
+    def current_model(self) -> ModelRef:
+        from jobs.common.lifecycle import mlflow_client, version_by_alias
+        from jobs.common.scoring import NoModelVersionError, resolve_model
+
+        alias = self.config.inference.alias
+        version = version_by_alias(mlflow_client(self.config), self.config.registered_model_name, alias)
+        if version is None:
+            raise NoModelVersionError(f"model {self.config.registered_model_name} has no '{alias}' version")
+        if str(version.version) not in self._models:
+            self._models[str(version.version)] = resolve_model(self.config, alias)
+        return self._models[str(version.version)]
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._process(batch, batch_id)
+        except BaseException as exc:  # the query wraps it: keep the original for one clear message
+            self.state.error = exc
+            raise
+
+    def _process(self, batch: DataFrame, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        from jobs.common.scoring import model_udf, score
+        from jobs.feature_refresh import QUARANTINE_TABLE, build_features, quarantine_frame
+        from jobs.tablestore import open_table_store
+
+        # The micro-batch lives in the query's own session: read and join the static tables there.
+        store = open_table_store(self.config, batch.sparkSession)
+        predictions_table = store.name("ml", self.config.inference.predictions_table)
+        quarantine_table = store.name("silver", QUARANTINE_TABLE)
+        app_id = f"runway.{QUERY_NAME}.{self.query_id}"
+        started = time.perf_counter()
+        scored_at = datetime.now(UTC)
+        run_id = f"{self.query_id}:{batch_id}"
+        events = parse_events(batch, self.source, self.config.inference.streaming.required).persist()
+        try:
+            good = events.where(F.size("_problems") == 0)
+            bad = events.where(F.size("_problems") > 0)
+            quarantine = quarantine_frame(
+                bad, self.source_name, STREAM, F.col("_line"), F.col("_problems"), run_id, F.col("_row_key")
+            )
+            meta = {"job": QUERY_NAME, "run_id": run_id, "batch_id": str(batch_id)}
+            count_events = events.count()
+            scored_rows = 0
+            model = None
+            if not good.isEmpty():
+                model = self.current_model()
+                features = build_features(batch.sparkSession, self._feature_sql(), self._views(store, good))
+                scored = score(
+                    features, model, model_udf(batch.sparkSession, model),
+                    keys=self.config.use_case.features.keys,
+                    date_column=self.config.use_case.features.date_column,
+                    mode=STREAM, run_id=run_id, scored_at=scored_at,
+                ).persist()  # fmt: skip
+                scored_rows = scored.count()
+                if not store.append_once(predictions_table, scored, app_id, batch_id, metadata=meta):
+                    self.state.skipped += 1  # committed before a crash: the replay writes nothing
+                    log.info("batch %d: predictions already committed before a restart", batch_id)
+                scored.unpersist()
+            quarantined = bad.count()
+            if quarantined:
+                store.append_once(quarantine_table, quarantine, app_id, batch_id, metadata=meta)
+        finally:
+            events.unpersist()
+        self.state.batches += 1
+        self.state.events += count_events
+        self.state.predictions += scored_rows
+        self.state.quarantined += quarantined
+        if model is not None:
+            self.state.versions[model.version] = self.state.versions.get(model.version, 0) + scored_rows
+        log.info(
+            "batch %d: %d events, %d scored%s, %d quarantined in %.1f s",
+            batch_id, count_events, scored_rows,
+            f" by {model.name} v{model.version}" if model else "", quarantined, time.perf_counter() - started,
+        )  # fmt: skip
+
+    def _feature_sql(self) -> str:
+        from jobs.common.paths import include_dir
+
+        return (include_dir() / "sql" / self.config.use_case.features.sql).read_text()
+
+    def _views(self, store: TableStore, good: DataFrame) -> dict[str, DataFrame]:
+        """The micro-batch as the streaming source's view; the other sources as static silver
+        tables (daily ones only for the batch's event dates): a stream–static join in the SQL."""
+        from datetime import timedelta
+
+        from pyspark.sql import functions as F
+
+        first, last = good.select(F.min("event_date"), F.max("event_date")).first()
+        views = {self.source_name: good}
+        for name, source in self.config.use_case.sources.items():
+            if name == self.source_name:
+                continue
+            table = store.name("silver", name)
+            if not store.exists(table):
+                continue
+            window = ("event_date", first, last + timedelta(days=1)) if source.kind == "daily" else None
+            views[name] = store.read(table, window=window)
+        return views
+
+
+def checkpoint_dir(config: EnvConfig) -> Path:
+    return Path(config.storage.checkpoint_root) / config.env / QUERY_NAME
+
+
+def event_stream(
+    spark: SparkSession, config: EnvConfig, max_files_per_trigger: int | None = None
+) -> DataFrame:
+    """The landing directory's JSON-lines files as a stream of raw lines with their file."""
+    from pyspark.sql import functions as F
+
+    streaming = config.inference.streaming
+    Path(streaming.landing_dir).mkdir(parents=True, exist_ok=True)
+    reader = spark.readStream.format("text").option("pathGlobFilter", "*.jsonl")
+    max_files = max_files_per_trigger or streaming.max_files_per_trigger
+    if max_files:
+        reader = reader.option("maxFilesPerTrigger", max_files)
+    return reader.load(str(streaming.landing_dir)).select(
+        "value", F.col("_metadata.file_path").alias("_source_file")
+    )
+
+
+def run_stream(
+    config: EnvConfig,
+    store: TableStore,
+    *,
+    available_now: bool,
+    run_seconds: float | None = None,
+    trigger_seconds: float | None = None,
+    max_files_per_trigger: int | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run the query: until the landed files are drained (``available_now``), for ``run_seconds``,
+    until SIGTERM/SIGINT or until ``stop`` is set (continuous); stops cleanly between micro-batches."""
+    checkpoint = checkpoint_dir(config)
+    scorer = MicroBatchScorer(config, store, checkpoint)
+    interval = trigger_seconds or config.inference.streaming.trigger_seconds
+    writer = (
+        event_stream(store.spark, config, max_files_per_trigger)
+        .writeStream.queryName(f"{QUERY_NAME}_{config.env}")
+        .option("checkpointLocation", str(checkpoint))
+        .foreachBatch(scorer)
+    )
+    writer = (
+        writer.trigger(availableNow=True)
+        if available_now
+        else writer.trigger(processingTime=f"{interval} seconds")
+    )
+    query = writer.start()
+    stop = stop or threading.Event()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not available_now and in_main_thread:
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    try:
+        while query.isActive and not stop.is_set():
+            if run_seconds is not None and time.monotonic() - started >= run_seconds:
+                break
+            query.awaitTermination(0.5)
+    finally:
+        if query.isActive:
+            query.stop()
+        if not available_now and in_main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if scorer.state.error is not None:
+        raise scorer.state.error
+    if query.exception() is not None:
+        raise RuntimeError(f"the streaming query failed: {query.exception()}")
+    state = scorer.state
+    log.info("stream stopped: %d batches, %d events, %d predictions, %d quarantined, versions %s",
+             state.batches, state.events, state.predictions, state.quarantined, state.versions)  # fmt: skip
+    return {
+        "query_id": scorer.query_id if (checkpoint / "metadata").exists() else None,
+        "batches": state.batches,
+        "skipped_batches": state.skipped,
+        "events": state.events,
+        "predictions": state.predictions,
+        "quarantined": state.quarantined,
+        "model_versions": state.versions,
+        "checkpoint": str(checkpoint),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--available-now", action="store_true", help="drain the landed files, then stop")
+    parser.add_argument("--run-seconds", type=float, default=None, help="continuous: stop after this long")
+    parser.add_argument(
+        "--trigger-seconds", type=float, default=None, help="continuous: micro-batch interval"
+    )
+    parser.add_argument(
+        "--max-files-per-trigger", type=int, default=None, help="files per micro-batch at most"
+    )
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    from jobs.common.scoring import resolve_model
+    from jobs.common.spark import get_spark
+    from jobs.tablestore import open_table_store
+
+    resolve_model(config)  # fail at once, in one sentence, when there is no Champion yet
+    store = open_table_store(config, get_spark(config, app_name=f"runway-streaming-inference-{config.env}"))
+    return run_stream(
+        config, store, available_now=args.available_now, run_seconds=args.run_seconds,
+        trigger_seconds=args.trigger_seconds, max_files_per_trigger=args.max_files_per_trigger,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

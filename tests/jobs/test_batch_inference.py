@@ -1,0 +1,162 @@
+"""Batch inference with the Champion on real gold features, a real registry and a real Delta table:
+idempotent per interval, re-scored after a promotion, clear failures without a Champion or with a
+model whose signature does not fit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+
+import numpy as np
+import pytest
+
+from jobs.batch_inference import predictions_table, score_window
+from jobs.common.cli import Window
+from jobs.common.modeling import model_inputs
+from jobs.common.scoring import (
+    ModelRef,
+    NoModelVersionError,
+    SignatureMismatchError,
+    check_signature,
+    resolve_model,
+)
+
+WINDOW = Window(date(2013, 2, 1), date(2013, 2, 4))
+CHAMPION = "Champion"
+
+
+@pytest.fixture(scope="module")
+def champion(trained):
+    """The trained version as Champion (the alias is removed again after this module)."""
+    import mlflow
+
+    config, result, store = trained
+    client = mlflow.MlflowClient(
+        tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri
+    )
+    client.set_registered_model_alias(config.registered_model_name, CHAMPION, result["version"])
+    yield config, result, store, client
+    client.delete_registered_model_alias(config.registered_model_name, CHAMPION)
+
+
+def _batch_rows(store, config):
+    frame = store.read_pandas(
+        predictions_table(store, config), window=("flight_date", WINDOW.start, WINDOW.end)
+    )
+    return frame[frame.scoring_mode == "batch"]
+
+
+def test_rerunning_an_interval_replaces_its_predictions_and_matches_direct_scoring(champion):
+    import mlflow
+
+    config, result, store, _ = champion
+    gold = store.read_pandas(
+        store.name("gold", "flight_features"), window=("flight_date", WINDOW.start, WINDOW.end)
+    )
+    first = score_window(config, store, WINDOW, run_id="batch-1")
+    assert first["rows"] == len(gold) > 2000 and first["model_version"] == result["version"]
+    second = score_window(config, store, WINDOW, run_id="batch-2")
+    rows = _batch_rows(store, config)
+    assert len(rows) == len(gold) and rows.flight_id.is_unique  # replaced, not appended
+    assert set(rows.run_id) == {"batch-2"} and second["version"] == first["version"] + 1
+    assert set(rows.model_version) == {result["version"]} and set(rows.model_alias) == {CHAMPION}
+    assert set(rows.model_run_id) == {result["mlflow_run_id"]}
+
+    # The Spark UDF gives exactly what the model's own predict gives on the same rows.
+    model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{result['version']}")
+    direct = np.asarray(model.predict(model_inputs(config.use_case.model, gold)))[:, 1]
+    expected = dict(zip(gold.flight_id, direct, strict=True))
+    assert np.allclose(rows.prediction.to_numpy(), rows.flight_id.map(expected).to_numpy())
+    threshold = float(model.metadata.metadata["threshold"])
+    assert (rows.predicted_label == (rows.prediction >= threshold).astype(int)).all()
+
+    # Neighbouring days are untouched by the window's rewrite.
+    score_window(config, store, Window(date(2013, 2, 4), date(2013, 2, 5)), run_id="next-day")
+    assert len(_batch_rows(store, config)) == len(gold)
+
+
+def test_rescoring_after_a_promotion_records_the_new_version(champion):
+    config, result, store, client = champion
+    name = config.registered_model_name
+    current = client.get_model_version(name, result["version"])
+    promoted = client.create_model_version(name, current.source, run_id=current.run_id)
+    client.set_registered_model_alias(name, CHAMPION, promoted.version)
+    try:
+        score_window(config, store, WINDOW, run_id="after-promotion")
+        rows = _batch_rows(store, config)
+        assert set(rows.model_version) == {str(promoted.version)} and set(rows.run_id) == {"after-promotion"}
+        assert rows.flight_id.is_unique
+    finally:
+        client.set_registered_model_alias(name, CHAMPION, result["version"])
+
+
+def test_without_a_champion_the_job_fails_in_one_sentence(tmp_path):
+    from jobs.common.config import MlflowSettings
+    from tests.support import make_config
+
+    empty = make_config(tmp_path).model_copy(
+        update={"mlflow": MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", experiment="/x")}
+    )
+    with pytest.raises(
+        NoModelVersionError, match="has no 'Champion' version yet: train and promote one first"
+    ):
+        resolve_model(empty)
+    # Through the command line, as the Airflow task runs it: exit code 2 (no retry), one line.
+    env = {
+        **os.environ,
+        "RUNWAY_DATA_DIR": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.batch_inference", "--env", "dev", "--start", "2013-02-01", "--end", "2013-02-02"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("runway: error:")]
+    assert len(errors) == 1 and "has no 'Champion' version yet" in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_model_whose_signature_does_not_fit_the_features_fails_clearly(champion):
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    config, result, store, client = champion
+    frame = store.read_pandas(
+        store.name("gold", "flight_features"), window=("flight_date", WINDOW.start, WINDOW.end)
+    )
+    inputs = frame[["distance", "temp"]].fillna(0).assign(gate_congestion=1.0)
+    fitted = LogisticRegression().fit(inputs, frame.arr_delay.fillna(0) > 15)
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    with mlflow.start_run(
+        experiment_id=mlflow.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    ):
+        info = mlflow.sklearn.log_model(
+            fitted, name="model", signature=infer_signature(inputs, fitted.predict_proba(inputs)),
+            serialization_format="cloudpickle", registered_model_name=config.registered_model_name,
+        )  # fmt: skip
+    client.set_registered_model_alias(config.registered_model_name, CHAMPION, info.registered_model_version)
+    before = store.version(predictions_table(store, config))
+    try:
+        with pytest.raises(
+            SignatureMismatchError, match=r"cannot score these rows: missing columns \['gate_congestion'\]"
+        ):
+            score_window(config, store, WINDOW, run_id="mismatch")
+    finally:
+        client.set_registered_model_alias(config.registered_model_name, CHAMPION, result["version"])
+    assert store.version(predictions_table(store, config)) == before  # nothing written
+
+
+def test_signature_types_are_checked_against_the_columns():
+    model = ModelRef("m", "3", "r", "Champion", 0.5, (("carrier", "string"), ("distance", "double")))
+    check_signature(model, {"carrier": "string", "distance": "int", "extra": "string"})  # ints widen
+    with pytest.raises(
+        SignatureMismatchError, match=r"incompatible types \['carrier \(int, model expects string\)'"
+    ):
+        check_signature(model, {"carrier": "int", "distance": "double"})
+    with pytest.raises(SignatureMismatchError, match=r"distance \(string, model expects double\)"):
+        check_signature(model, {"carrier": "string", "distance": "string"})
