@@ -104,6 +104,7 @@ class MicroBatchScorer:
         self.source = config.use_case.sources[self.source_name]
         self.state = StreamState()
         self._query_id: str | None = None
+        self.stopping = False
         self._models: dict[str, ModelRef] = {}
 
     @property
@@ -129,7 +130,8 @@ class MicroBatchScorer:
         try:
             self._process(batch, batch_id)
         except BaseException as exc:  # the query wraps it: keep the original for one clear message
-            self.state.error = exc
+            if not self.stopping:  # a batch interrupted by stop() is replayed on the next start
+                self.state.error = exc
             raise
 
     def _process(self, batch: DataFrame, batch_id: int) -> None:
@@ -274,7 +276,7 @@ def run_stream(
             query.awaitTermination(0.5)
     finally:
         if query.isActive:
-            query.stop()
+            _stop_between_batches(query, scorer)
         if not available_now and in_main_thread:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -295,6 +297,16 @@ def run_stream(
         "model_versions": state.versions,
         "checkpoint": str(checkpoint),
     }
+
+
+def _stop_between_batches(query, scorer: MicroBatchScorer, timeout: float = 120.0) -> None:
+    """Let a running micro-batch finish, then stop (``stop()`` interrupts a batch in flight; that
+    batch would only be replayed on the next start, but a clean stop should not need it)."""
+    deadline = time.monotonic() + timeout
+    while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    scorer.stopping = True
+    query.stop()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -36,3 +36,20 @@ def trained(spark, tmp_path_factory):
 
     result = train(config, ctx.store, window, run_id="run-1", dag_id="dev_training", reason="manual")
     return config, result, ctx.store
+
+
+CHAMPION = "Champion"
+
+
+@pytest.fixture(scope="module")
+def champion(trained):
+    """The trained version as Champion (the alias is removed again after the module)."""
+    import mlflow
+
+    config, result, store = trained
+    client = mlflow.MlflowClient(
+        tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri
+    )
+    client.set_registered_model_alias(config.registered_model_name, CHAMPION, result["version"])
+    yield config, result, store, client
+    client.delete_registered_model_alias(config.registered_model_name, CHAMPION)

@@ -27,20 +27,6 @@ WINDOW = Window(date(2013, 2, 1), date(2013, 2, 4))
 CHAMPION = "Champion"
 
 
-@pytest.fixture(scope="module")
-def champion(trained):
-    """The trained version as Champion (the alias is removed again after this module)."""
-    import mlflow
-
-    config, result, store = trained
-    client = mlflow.MlflowClient(
-        tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri
-    )
-    client.set_registered_model_alias(config.registered_model_name, CHAMPION, result["version"])
-    yield config, result, store, client
-    client.delete_registered_model_alias(config.registered_model_name, CHAMPION)
-
-
 def _batch_rows(store, config):
     frame = store.read_pandas(
         predictions_table(store, config), window=("flight_date", WINDOW.start, WINDOW.end)
