@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,7 @@ class MicroBatchScorer:
         self.source = config.use_case.sources[self.source_name]
         self.state = StreamState()
         self._query_id: str | None = None
+        self._client = None
         self.stopping = False
         self._models: dict[str, ModelRef] = {}
 
@@ -115,13 +116,16 @@ class MicroBatchScorer:
         return self._query_id
 
     def current_model(self) -> ModelRef:
+        """The version the alias points at now (looked up every micro-batch; details cached per version)."""
         from jobs.common.lifecycle import mlflow_client, version_by_alias
         from jobs.common.scoring import NoModelVersionError, resolve_model
 
-        alias = self.config.inference.alias
-        version = version_by_alias(mlflow_client(self.config), self.config.registered_model_name, alias)
+        if self._client is None:
+            self._client = mlflow_client(self.config)
+        alias, name = self.config.inference.alias, self.config.registered_model_name
+        version = version_by_alias(self._client, name, alias)
         if version is None:
-            raise NoModelVersionError(f"model {self.config.registered_model_name} has no '{alias}' version")
+            raise NoModelVersionError(f"model {name} has no '{alias}' version")
         if str(version.version) not in self._models:
             self._models[str(version.version)] = resolve_model(self.config, alias)
         return self._models[str(version.version)]
@@ -141,69 +145,91 @@ class MicroBatchScorer:
         from jobs.feature_refresh import QUARANTINE_TABLE, build_features, quarantine_frame
         from jobs.tablestore import open_table_store
 
+        started = time.perf_counter()
         # The micro-batch lives in the query's own session: read and join the static tables there.
         store = open_table_store(self.config, batch.sparkSession)
-        predictions_table = store.name("ml", self.config.inference.predictions_table)
-        quarantine_table = store.name("silver", QUARANTINE_TABLE)
         app_id = f"runway.{QUERY_NAME}.{self.query_id}"
-        started = time.perf_counter()
-        scored_at = datetime.now(UTC)
         run_id = f"{self.query_id}:{batch_id}"
+        meta = {"job": QUERY_NAME, "run_id": run_id, "batch_id": str(batch_id)}
         events = parse_events(batch, self.source, self.config.inference.streaming.required).persist()
         try:
-            good = events.where(F.size("_problems") == 0)
-            bad = events.where(F.size("_problems") > 0)
-            quarantine = quarantine_frame(
-                bad, self.source_name, STREAM, F.col("_line"), F.col("_problems"), run_id, F.col("_row_key")
-            )
-            meta = {"job": QUERY_NAME, "run_id": run_id, "batch_id": str(batch_id)}
-            count_events = events.count()
-            scored_rows = 0
+            # One pass for the counts and the good rows' dates (each Spark action costs a job).
+            is_good = F.size("_problems") == 0
+            summary = events.agg(
+                F.count(F.lit(1)).alias("events"),
+                F.sum(is_good.cast("int")).alias("good"),
+                F.min(F.when(is_good, F.col("event_date"))).alias("first"),
+                F.max(F.when(is_good, F.col("event_date"))).alias("last"),
+            ).first()
+            total, good_rows = summary["events"], summary["good"] or 0
             model = None
-            if not good.isEmpty():
+            if good_rows:
                 model = self.current_model()
-                features = build_features(batch.sparkSession, self._feature_sql(), self._views(store, good))
+                good = events.where(is_good)
+                views = self._views(store, good, summary["first"], summary["last"])
+                features = build_features(batch.sparkSession, self._feature_sql(), views)
                 scored = score(
                     features, model, model_udf(batch.sparkSession, model),
                     keys=self.config.use_case.features.keys,
                     date_column=self.config.use_case.features.date_column,
-                    mode=STREAM, run_id=run_id, scored_at=scored_at,
-                ).persist()  # fmt: skip
-                scored_rows = scored.count()
-                if not store.append_once(predictions_table, scored, app_id, batch_id, metadata=meta):
+                    mode=STREAM, run_id=run_id, scored_at=datetime.now(UTC),
+                )  # fmt: skip
+                table = store.name("ml", self.config.inference.predictions_table)
+                if not store.append_once(table, scored, app_id, batch_id, metadata=meta):
                     self.state.skipped += 1  # committed before a crash: the replay writes nothing
                     log.info("batch %d: predictions already committed before a restart", batch_id)
-                scored.unpersist()
-            quarantined = bad.count()
-            if quarantined:
-                store.append_once(quarantine_table, quarantine, app_id, batch_id, metadata=meta)
+            if total > good_rows:
+                bad = events.where(~is_good)
+                quarantine = quarantine_frame(
+                    bad,
+                    self.source_name,
+                    STREAM,
+                    F.col("_line"),
+                    F.col("_problems"),
+                    run_id,
+                    F.col("_row_key"),
+                )
+                store.append_once(
+                    store.name("silver", QUARANTINE_TABLE), quarantine, app_id, batch_id, metadata=meta
+                )
         finally:
             events.unpersist()
         self.state.batches += 1
-        self.state.events += count_events
-        self.state.predictions += scored_rows
-        self.state.quarantined += quarantined
+        self.state.events += total
+        self.state.predictions += good_rows
+        self.state.quarantined += total - good_rows
         if model is not None:
-            self.state.versions[model.version] = self.state.versions.get(model.version, 0) + scored_rows
+            self.state.versions[model.version] = self.state.versions.get(model.version, 0) + good_rows
         log.info(
             "batch %d: %d events, %d scored%s, %d quarantined in %.1f s",
-            batch_id, count_events, scored_rows,
-            f" by {model.name} v{model.version}" if model else "", quarantined, time.perf_counter() - started,
+            batch_id, total, good_rows, f" by {model.name} v{model.version}" if model else "",
+            total - good_rows, time.perf_counter() - started,
         )  # fmt: skip
+
+    def warm_up(self, spark: SparkSession) -> None:
+        """Start the Python workers and load the Champion there before the first events arrive
+        (scoring the model's input example), so the first micro-batch is as fast as the rest."""
+        import mlflow
+
+        model = self.current_model()
+        example = mlflow.models.Model.load(model.uri).load_input_example()
+        if example is not None:
+            from jobs.common.scoring import model_udf
+
+            frame = spark.createDataFrame(example)
+            udf = model_udf(spark, model)
+            frame.select(udf(*[frame[c] for c, _ in model.inputs])).collect()
 
     def _feature_sql(self) -> str:
         from jobs.common.paths import include_dir
 
         return (include_dir() / "sql" / self.config.use_case.features.sql).read_text()
 
-    def _views(self, store: TableStore, good: DataFrame) -> dict[str, DataFrame]:
+    def _views(self, store: TableStore, good: DataFrame, first: date, last: date) -> dict[str, DataFrame]:
         """The micro-batch as the streaming source's view; the other sources as static silver
         tables (daily ones only for the batch's event dates): a stream–static join in the SQL."""
         from datetime import timedelta
 
-        from pyspark.sql import functions as F
-
-        first, last = good.select(F.min("event_date"), F.max("event_date")).first()
         views = {self.source_name: good}
         for name, source in self.config.use_case.sources.items():
             if name == self.source_name:
@@ -251,6 +277,7 @@ def run_stream(
     until SIGTERM/SIGINT or until ``stop`` is set (continuous); stops cleanly between micro-batches."""
     checkpoint = checkpoint_dir(config)
     scorer = MicroBatchScorer(config, store, checkpoint)
+    scorer.warm_up(store.spark)
     interval = trigger_seconds or config.inference.streaming.trigger_seconds
     writer = (
         event_stream(store.spark, config, max_files_per_trigger)
