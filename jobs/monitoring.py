@@ -1,0 +1,272 @@
+"""Monitor a window of predictions against the Champion's training reference; record alerts.
+
+    python -m jobs.monitoring monitor --env dev --start 2013-07-01 --end 2013-07-02 --run-id <run>
+    python -m jobs.monitoring alert --env dev --start ... --end ... --decision '<json>' --run-id <run>
+
+``monitor`` compares the window's scored inputs and predictions (``ml.predictions``) with the
+training window recorded in the lineage of the model version that made them (Evidently: drift of
+each feature, the share of drifted features, drift of the predictions), and, where labels have
+arrived (gold's label for past flights), the model's quality on the window. One row per metric and
+column goes to ``<catalog>.<monitoring>.metrics`` (the window's rows are replaced on a rerun); the
+Evidently HTML report is saved under reports and logged to an MLflow monitoring run.
+
+``alert`` records a drift-triggered retrain in ``<catalog>.<monitoring>.alerts`` (once per window).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import Window, add_run_id, add_window, base_parser, run_cli
+from jobs.common.config import EnvConfig, load_config
+
+if TYPE_CHECKING:
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.monitoring")
+
+METRICS_TABLE = "metrics"
+ALERTS_TABLE = "alerts"
+PREDICTION = "prediction"
+
+
+# ====================================================================== pure transforms
+
+
+def drift_rows(snapshot: dict[str, Any], features: list[str], drift_share: float) -> list[dict[str, Any]]:
+    """Monitoring rows from an Evidently snapshot (``snapshot.dict()``): one per feature's drift,
+    the dataset's drift share, and the predictions' drift."""
+    rows = []
+    for metric in snapshot["metrics"]:
+        config, value = metric["config"], metric["value"]
+        kind = config["type"].rsplit(":", 1)[-1]
+        if kind == "ValueDrift":
+            method, threshold, column = config["method"], float(config["threshold"]), config["column"]
+            score = float(value)
+            # p-value tests drift when the p-value is small; distances when they are large.
+            drifted = score < threshold if "p_value" in method else score >= threshold
+            name = "prediction_drift" if column == PREDICTION else "feature_drift"
+            rows.append(_row(name, column, score, threshold, drifted, method))
+        elif kind == "DriftedColumnsCount":
+            share = float(value["share"])
+            rows.append(
+                _row(
+                    "dataset_drift_share", None, share, drift_share, share >= drift_share, "share of features"
+                )
+            )
+            rows.append(_row("drifted_features", None, float(value["count"]), None, False, "count"))
+    missing = set(features) - {r["column"] for r in rows if r["metric"] == "feature_drift"}
+    if missing:
+        raise ValueError(f"the drift report has no result for {sorted(missing)}")
+    return rows
+
+
+def quality_rows(
+    metrics: dict[str, float], floors: dict[str, float], ceilings: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Rows for the window's model quality, each judged against its floor or ceiling."""
+    rows = []
+    for name, value in metrics.items():
+        if name in floors:
+            rows.append(_row(f"quality.{name}", None, value, floors[name], value < floors[name], "floor"))
+        elif name in ceilings:
+            rows.append(
+                _row(f"quality.{name}", None, value, ceilings[name], value > ceilings[name], "ceiling")
+            )
+        else:
+            rows.append(_row(f"quality.{name}", None, value, None, False, "reported"))
+    return rows
+
+
+def _row(metric: str, column: str | None, value: float, threshold: float | None, violated: bool, method: str):
+    return {"metric": metric, "column": column, "value": float(value),
+            "threshold": None if threshold is None else float(threshold), "violated": bool(violated), "method": method}  # fmt: skip
+
+
+# ====================================================================== I/O
+
+
+def _model_reference(config: EnvConfig, version: str):
+    """The version's lineage tags and loaded model (for the reference's predictions)."""
+    import mlflow
+
+    from jobs.common.lifecycle import mlflow_client
+
+    client = mlflow_client(config)
+    record = client.get_model_version(config.registered_model_name, version)
+    tags = record.tags
+    if "data.window_start" not in tags or "data.test_start" not in tags:
+        raise ValueError(
+            f"{config.registered_model_name} v{version} has no training window in its lineage tags"
+        )
+    model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{version}")
+    return Window.parse(tags["data.window_start"], tags["data.test_start"]), model, record.run_id
+
+
+def monitor(
+    config: EnvConfig, store: TableStore, window: Window, *, run_id: str = "manual"
+) -> dict[str, Any]:
+    import mlflow
+    import numpy as np
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    from jobs.common.lifecycle import configure_mlflow, predicted_proba
+    from jobs.common.modeling import classification_metrics, feature_columns, model_inputs
+
+    model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
+    columns = feature_columns(model_cfg)
+    predictions = store.read_pandas(
+        store.name("ml", config.inference.predictions_table),
+        window=(features.date_column, window.start, window.end),
+    )
+    if predictions.empty:
+        raise LookupError(f"no predictions for {window} yet: run inference for it first")
+    # The version that made (most of) the window's predictions, and its training reference.
+    version = str(predictions.model_version.value_counts().idxmax())
+    predictions = predictions[predictions.model_version == version]
+    reference_window, model, _ = _model_reference(config, version)
+    gold = store.name("gold", features.table)
+    reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
+                                  columns=[*features.keys, *columns])  # fmt: skip
+    if reference.empty:
+        raise LookupError(f"no gold rows for v{version}'s training window {reference_window}")
+    reference = reference.sample(n=min(len(reference), monitoring.reference_max_rows), random_state=0)
+    reference = model_inputs(model_cfg, reference).assign(
+        **{PREDICTION: predicted_proba(model, model_inputs(model_cfg, reference))}
+    )
+    current = predictions.sample(n=min(len(predictions), monitoring.current_max_rows), random_state=0)
+    current = model_inputs(model_cfg, current).assign(**{PREDICTION: current[PREDICTION].to_numpy()})
+
+    definition = DataDefinition(
+        numerical_columns=[*model_cfg.features.numeric, PREDICTION],
+        categorical_columns=model_cfg.features.categorical,
+    )
+    drift = DataDriftPreset(
+        columns=columns, drift_share=monitoring.drift_share,
+        num_method=monitoring.numeric_method, num_threshold=monitoring.numeric_threshold,
+        cat_method=monitoring.categorical_method, cat_threshold=monitoring.categorical_threshold,
+    )  # fmt: skip
+    prediction_drift = ValueDrift(
+        column=PREDICTION, method=monitoring.numeric_method, threshold=monitoring.prediction_threshold
+    )
+    snapshot = Report([drift, prediction_drift]).run(
+        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+        current_data=Dataset.from_pandas(current, data_definition=definition),
+    )
+    rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share)
+
+    labels = store.read_pandas(gold, window=(features.date_column, window.start, window.end),
+                               columns=[*features.keys, model_cfg.label])  # fmt: skip
+    labelled = predictions.merge(labels[labels[model_cfg.label].notna()], on=features.keys)
+    y = labelled[model_cfg.label].astype(int).to_numpy() if len(labelled) else np.array([], dtype=int)
+    if len(labelled) >= monitoring.quality_min_rows and len(np.unique(y)) == 2:
+        threshold = float(labelled.threshold.iloc[0])
+        quality = classification_metrics(y, labelled[PREDICTION].to_numpy(), threshold)
+        rows += quality_rows(
+            {k: quality[k] for k in ("roc_auc", "f1", "calibration_error", "log_loss", "positive_rate")},
+            monitoring.quality_floors, monitoring.quality_ceilings,
+        )  # fmt: skip
+    rows.append(_row("rows", None, float(len(predictions)), None, False, "count"))
+    rows.append(_row("labelled_rows", None, float(len(labelled)), None, False, "count"))
+
+    report_path = _report_path(config, window)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(report_path))
+    experiment_id = configure_mlflow(config)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor {window}") as run:
+        mlflow.set_tags({"runway.kind": "monitoring", "runway.env": config.env, "data.window_start": str(window.start),
+                         "data.window_end": str(window.end), "model.version": version, "airflow.run_id": run_id,
+                         "reference.window": str(reference_window)})  # fmt: skip
+        mlflow.log_metrics({_metric_key(r): r["value"] for r in rows})
+        mlflow.log_artifact(str(report_path), "monitoring")
+    commit = _write_metrics(config, store, window, rows, version=version, report=report_path,
+                            mlflow_run_id=run.info.run_id, run_id=run_id)  # fmt: skip
+    violated = sorted({r["metric"] for r in rows if r["violated"] and r["metric"] != "feature_drift"})
+    share = next(r["value"] for r in rows if r["metric"] == "dataset_drift_share")
+    log.info("monitored %s (v%s, %d predictions, %d labelled): drift share %.2f, violations %s; report %s",
+             window, version, len(predictions), len(labelled), share, violated or "none", report_path)  # fmt: skip
+    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version,
+            "model_version": version, "rows": len(predictions), "labelled_rows": len(labelled),
+            "dataset_drift_share": round(share, 4), "violations": violated, "report": str(report_path),
+            "mlflow_run_id": run.info.run_id}  # fmt: skip
+
+
+def _metric_key(row: dict[str, Any]) -> str:
+    name = row["metric"] if row["column"] is None else f"{row['metric']}.{row['column']}"
+    return re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", name)
+
+
+def _report_path(config: EnvConfig, window: Window) -> Path:
+    return Path(config.storage.reports_root) / config.env / "monitoring" / f"{window.start}_{window.end}.html"
+
+
+def _write_metrics(config, store, window, rows, *, version, report, mlflow_run_id, run_id):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).assign(
+        window_start=window.start, window_end=window.end, model_name=config.registered_model_name,
+        model_version=version, report_path=str(report), mlflow_run_id=mlflow_run_id, run_id=run_id,
+        computed_at=datetime.now(UTC),  # when it was computed: metadata, not business time
+    )  # fmt: skip
+    schema = ("window_start date, window_end date, metric string, column string, value double, threshold double, "
+              "violated boolean, method string, model_name string, model_version string, report_path string, "
+              "mlflow_run_id string, run_id string, computed_at timestamp")  # fmt: skip
+    ordered = frame[[c.split()[0] for c in schema.split(", ")]]
+    df = store.spark.createDataFrame(ordered, schema=schema)
+    return store.overwrite(
+        store.name("monitoring", METRICS_TABLE), df,
+        predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
+        metadata={"job": "monitoring.monitor", "run_id": run_id, "window": str(window)},
+    )  # fmt: skip
+
+
+def record_alert(config: EnvConfig, store: TableStore, window: Window, decision: dict[str, Any], *,
+                 run_id: str = "manual", training_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """One alert row per window (a rerun replaces it) for a drift-triggered retrain."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{
+        "window_start": window.start, "window_end": window.end, "kind": "drift_retrain",
+        "reason": str(decision.get("reason", "")), "windows": json.dumps(decision.get("windows", [])),
+        "values": json.dumps(decision.get("values", {})), "training_run_id": training_run_id or "",
+        "run_id": run_id, "created_at": datetime.now(UTC),
+    }])  # fmt: skip
+    schema = ("window_start date, window_end date, kind string, reason string, windows string, values string, "
+              "training_run_id string, run_id string, created_at timestamp")  # fmt: skip
+    commit = store.overwrite(
+        store.name("monitoring", ALERTS_TABLE), store.spark.createDataFrame(frame, schema=schema),
+        predicate=f"kind = 'drift_retrain' AND window_start = '{window.start}' AND window_end = '{window.end}'",
+        metadata={"job": "monitoring.alert", "run_id": run_id, "window": str(window)},
+    )  # fmt: skip
+    log.info("alert recorded for %s: %s", window, decision.get("reason"))
+    return {"table": str(store.name("monitoring", ALERTS_TABLE)), "version": commit.version}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["monitor", "alert"])
+    add_window(parser)
+    add_run_id(parser)
+    parser.add_argument("--decision", default="{}", help="alert: the policy decision (JSON)")
+    parser.add_argument("--training-run-id", default=None, help="alert: the retraining DAG run")
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    window = Window.parse(args.start, args.end)
+    from jobs.tablestore import open_table_store
+
+    store = open_table_store(config)
+    if args.action == "alert":
+        return record_alert(config, store, window, json.loads(args.decision), run_id=args.run_id,
+                            training_run_id=args.training_run_id)  # fmt: skip
+    return monitor(config, store, window, run_id=args.run_id)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,100 @@
+"""Monitoring on the real 2013 data with a real Evidently run, Delta tables and MLflow: adjacent
+winter weeks barely drift, January against July drifts (seasonal weather and traffic), and the
+retraining policy triggers only on the second."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from jobs.batch_inference import score_window
+from jobs.common.cli import Window
+from jobs.common.config import RetrainingPolicy
+from jobs.common.retraining import decide, window_statuses
+from jobs.monitoring import METRICS_TABLE, drift_rows, monitor, record_alert
+
+WINTER = Window(date(2013, 2, 5), date(2013, 2, 12))  # the week after the model's training window
+SUMMER = Window(date(2013, 7, 1), date(2013, 7, 8))
+
+
+@pytest.fixture(scope="module")
+def monitored(champion):
+    from jobs.feature_refresh import JobContext, refresh
+    from jobs.seed import seed
+
+    config, result, store, client = champion
+    seed(config, SUMMER)
+    refresh(JobContext(config, store.spark, store, "summer"), SUMMER)
+    outcomes = {}
+    for name, window in (("winter", WINTER), ("summer", SUMMER)):
+        score_window(config, store, window, run_id=f"score-{name}")
+        outcomes[name] = monitor(config, store, window, run_id=f"monitor-{name}")
+    return config, store, outcomes
+
+
+def test_adjacent_winter_weeks_barely_drift_and_january_against_july_does(monitored):
+    config, store, outcomes = monitored
+    winter, summer = outcomes["winter"], outcomes["summer"]
+    assert winter["dataset_drift_share"] < config.monitoring.drift_share <= summer["dataset_drift_share"]
+    rows = store.read_pandas(store.name("monitoring", METRICS_TABLE))
+    features = rows[rows.metric == "feature_drift"]
+    drifted = {day: set(group.column[group.violated]) for day, group in features.groupby("window_start")}
+    assert drifted[WINTER.start] <= {"month"}  # only the calendar moved (February after January)
+    assert {"temp", "dewp"} <= drifted[SUMMER.start]  # the season
+    assert len(drifted[SUMMER.start]) >= 3 and "carrier" not in drifted[SUMMER.start]
+    # Labels have arrived for both weeks (2013 is history): quality is judged per window.
+    quality = rows[rows.metric == "quality.roc_auc"].set_index("window_start").value
+    assert set(quality.index) == {date(2013, 2, 5), date(2013, 7, 1)} and quality[date(2013, 2, 5)] > 0.6
+    # The Evidently report is kept (file and MLflow artifact) and named in the table.
+    reports = set(rows.report_path)
+    assert reports == {winter["report"], summer["report"]} and all(
+        Path(p).stat().st_size > 10_000 for p in reports
+    )
+
+
+def test_the_policy_triggers_only_on_the_summer_window(monitored):
+    config, store, _ = monitored
+    rows = store.read_pandas(store.name("monitoring", METRICS_TABLE)).to_dict("records")
+    policy = RetrainingPolicy(violations=1, of_last=1, cooldown_days=0, checks=["data_drift"])
+    statuses = window_statuses(rows, policy)
+    assert [s.label for s in statuses] == [str(WINTER), str(SUMMER)]
+    assert decide(statuses, WINTER.end, policy, None).retrain is False
+    summer = decide(statuses, SUMMER.end, policy, None)
+    assert summer.retrain and summer.windows == [str(SUMMER)] and "data_drift" not in summer.reason
+    assert "dataset_drift_share" in summer.values[str(SUMMER)]
+
+
+def test_rerunning_a_window_replaces_its_metrics_and_alerts_are_recorded_once(monitored):
+    config, store, outcomes = monitored
+    table = store.name("monitoring", METRICS_TABLE)
+    before = store.read_pandas(table)
+    monitor(config, store, WINTER, run_id="monitor-again")
+    after = store.read_pandas(table)
+    assert len(after) == len(before) and set(after[after.window_start == WINTER.start].run_id) == {
+        "monitor-again"
+    }
+    decision = {"retrain": True, "reason": "drift", "windows": [str(SUMMER)], "values": {}}
+    record_alert(config, store, SUMMER, decision, run_id="r1", training_run_id="drift__2013-07-08")
+    record_alert(config, store, SUMMER, decision, run_id="r2", training_run_id="drift__2013-07-08")
+    alerts = store.read_pandas(store.name("monitoring", "alerts"))
+    assert len(alerts) == 1 and alerts.run_id.tolist() == ["r2"]
+
+
+def test_drift_rows_read_distance_and_p_value_methods_the_right_way():
+    snapshot = {"metrics": [
+        {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "a", "method": "Wasserstein distance (normed)", "threshold": 0.1}, "value": 0.3},
+        {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "b", "method": "K-S p_value", "threshold": 0.05}, "value": 0.3},
+        {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "prediction", "method": "K-S p_value", "threshold": 0.05}, "value": 0.01},
+        {"config": {"type": "evidently:metric_v2:DriftedColumnsCount", "columns": ["a", "b"], "drift_share": 0.5}, "value": {"count": 1.0, "share": 0.5}},
+    ]}  # fmt: skip
+    rows = {(r["metric"], r["column"]): r for r in drift_rows(snapshot, ["a", "b"], drift_share=0.5)}
+    assert rows[("feature_drift", "a")]["violated"] and not rows[("feature_drift", "b")]["violated"]
+    assert rows[("prediction_drift", "prediction")]["violated"]
+    assert (
+        rows[("dataset_drift_share", None)]["violated"]
+        and rows[("dataset_drift_share", None)]["value"] == 0.5
+    )
+    with pytest.raises(ValueError, match=r"no result for \['c'\]"):
+        drift_rows(snapshot, ["a", "b", "c"], drift_share=0.5)
