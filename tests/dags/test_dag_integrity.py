@@ -16,7 +16,14 @@ from jobs.common.config import ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
-PIPELINES = ["feature_refresh", "training", "rollback", "batch_inference", "streaming_inference"]
+PIPELINES = [
+    "feature_refresh",
+    "training",
+    "rollback",
+    "batch_inference",
+    "streaming_inference",
+    "monitoring",
+]
 HEAVY = ["pyspark", "mlflow", "sklearn", "pandas", "great_expectations", "evidently", "deltalake", "pyarrow"]
 
 

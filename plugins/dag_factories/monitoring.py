@@ -1,0 +1,107 @@
+"""The monitoring DAG of one environment: monitor the window → retraining policy (sensor) →
+alert row + notification → start the environment's training DAG with ``reason: drift``."""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, task
+
+from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
+from jobs.common.config import load_config
+from operators.runway_job import RunwayJobOperator
+from sensors.monitoring import DriftPolicySensor
+
+DOC = """
+### Monitoring — `{env}`
+
+For a window `[start, end)` of `{predictions}`:
+
+1. **monitor**: Evidently compares the scored inputs and predictions with the training window of
+   the model version that made them (per-feature drift, the share of drifted features, prediction
+   drift) and, once labels have arrived, the window's ROC AUC, F1 and calibration error. Rows go to
+   `{metrics}` (replaced on a rerun); the HTML report is under `{reports}` and in an MLflow
+   monitoring run.
+2. **check_drift**: the retraining policy — at least {n} of the last {m} windows violate
+   ({checks}), the latest included, and no drift retrain within {cooldown} days. Otherwise the run
+   ends here, *skipped* (not failed).
+3. **record_alert** (`{alerts}`), **notify** (webhook/e-mail from config) and **retrain**: starts
+   `{training}` with conf `{{"reason": "drift", "windows": [...], "values": {{...}}}}`; training
+   records the reason in MLflow. The nightly scheduled retrain stays.
+
+Scheduled runs monitor the day that ended; manual runs take **start_date** and **end_date**.
+"""
+
+
+@task
+def drift_conf(decision: dict, end: str) -> dict:
+    """The training run's conf: why it runs, which windows, what they measured, and up to when."""
+    return {
+        "reason": "drift",
+        "windows": decision["windows"],
+        "values": decision["values"],
+        "training_end": end,
+    }
+
+
+@task
+def notify(decision: dict, env: str, start: str, end: str) -> bool:
+    from hooks.notification import WebhookNotificationHook
+    from jobs.common.config import load_config
+
+    config = load_config(env)
+    text = f"[{start}, {end}): {decision['reason']}. Windows: {', '.join(decision['windows'])}."
+    return WebhookNotificationHook(config.notifications.webhook_url).send(
+        f"Runway {env}: drift triggered a retrain of {config.registered_model_name}", text
+    )
+
+
+def build_monitoring_dag(env: str) -> DAG:
+    config = load_config(env)
+    policy = config.monitoring.policy
+    predictions = table_asset(config, "ml", config.inference.predictions_table)
+    metrics = table_asset(config, "monitoring", "metrics")
+    alerts = table_asset(config, "monitoring", "alerts")
+    kwargs = dag_kwargs(
+        config, "monitoring", interval_schedule(config.schedules.monitoring), "", ["monitoring"]
+    )
+    kwargs["doc_md"] = DOC.format(
+        env=env, predictions=predictions.name, metrics=metrics.name, alerts=alerts.name,
+        reports=f"{config.storage.reports_root}/{env}/monitoring", n=policy.violations, m=policy.of_last,
+        checks=", ".join(policy.checks), cooldown=policy.cooldown_days, training=f"{env}_training",
+    )  # fmt: skip
+    with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
+        window = resolve_window()
+        span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]
+        monitor = RunwayJobOperator(
+            task_id="monitor", job="monitoring", arguments=["monitor", *span], env=env,
+            inlets=[predictions], outlets=[metrics],
+            doc_md="Drift and quality of the window against the Champion's training reference.",
+        )  # fmt: skip
+        check = DriftPolicySensor(
+            task_id="check_drift", runway_env=env, window_end=window["end"], deferrable=True,
+            poke_interval=30, timeout=30 * 60, soft_fail=True,
+            doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
+        )  # fmt: skip
+        training_run_id = "drift__{{ ti.xcom_pull(task_ids='resolve_window')['end'] }}"
+        alert = RunwayJobOperator(
+            task_id="record_alert", job="monitoring", env=env, outlets=[alerts],
+            arguments=["alert", *span, "--decision", "{{ ti.xcom_pull(task_ids='check_drift') | tojson }}",
+                       "--training-run-id", training_run_id],
+            doc_md="One alert row per window in the alerts table.",
+        )  # fmt: skip
+        retrain = TriggerDagRunOperator(
+            task_id="retrain",
+            trigger_dag_id=f"{env}_training",
+            trigger_run_id=training_run_id,  # one drift retrain per window, however often this reruns
+            conf=drift_conf(check.output, window["end"]),
+            wait_for_completion=False,
+            skip_when_already_exists=True,
+        )
+        (
+            window
+            >> monitor
+            >> check
+            >> alert
+            >> [retrain, notify(check.output, env, window["start"], window["end"])]
+        )
+    return dag
