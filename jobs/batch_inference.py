@@ -33,18 +33,15 @@ def predictions_table(store: TableStore, config: EnvConfig):
 def score_window(
     config: EnvConfig, store: TableStore, window: Window, *, run_id: str = "manual", alias: str | None = None
 ) -> dict[str, Any]:
-    from jobs.common.scoring import check_signature, model_udf, resolve_model, score
+    from jobs.common.scoring import model_udf, resolve_model, score
 
     features = config.use_case.features
     model = resolve_model(config, alias)  # once: every row of this run is scored by this version
     gold = store.read(
         store.name("gold", features.table), window=(features.date_column, window.start, window.end)
     )
-    check_signature(model, {f.name: f.dataType.simpleString() for f in gold.schema.fields})
-    if gold.isEmpty():
-        raise LookupError(f"no gold features for {window} yet: run feature refresh for it first")
     started = time.perf_counter()
-    predictions = score(
+    predictions = score(  # checks the signature against gold's columns first
         gold,
         model,
         model_udf(store.spark, model),
@@ -54,6 +51,8 @@ def score_window(
         run_id=run_id,
         scored_at=datetime.now(UTC),  # when it was scored: metadata, not business time
     )
+    if gold.isEmpty():
+        raise LookupError(f"no gold features for {window} yet: run feature refresh for it first")
     commit = store.overwrite_window(
         predictions_table(store, config),
         predictions,

@@ -96,9 +96,8 @@ class StreamState:
 class MicroBatchScorer:
     """The ``foreachBatch`` function: parse, enrich, score, and commit once per batch id."""
 
-    def __init__(self, config: EnvConfig, store: TableStore, checkpoint: Path):
+    def __init__(self, config: EnvConfig, checkpoint: Path):
         self.config = config
-        self.store = store
         self.checkpoint = checkpoint
         self.source_name = config.inference.streaming.source
         self.source = config.use_case.sources[self.source_name]
@@ -276,7 +275,7 @@ def run_stream(
     """Run the query: until the landed files are drained (``available_now``), for ``run_seconds``,
     until SIGTERM/SIGINT or until ``stop`` is set (continuous); stops cleanly between micro-batches."""
     checkpoint = checkpoint_dir(config)
-    scorer = MicroBatchScorer(config, store, checkpoint)
+    scorer = MicroBatchScorer(config, checkpoint)
     scorer.warm_up(store.spark)
     interval = trigger_seconds or config.inference.streaming.trigger_seconds
     writer = (

@@ -60,11 +60,18 @@ def labelled_gold(
     features, model = config.use_case.features, config.use_case.model
     table = store.name("gold", features.table)
     version = store.version(table) if version is None else version
-    columns = [features.date_column, *model.features.categorical, *model.features.numeric, model.label]
+    columns = list(dict.fromkeys(
+        [features.date_column, *features.keys, *model.features.categorical, *model.features.numeric, model.label]
+    ))  # fmt: skip
     frame = store.read_pandas(
         table, version=version, window=(features.date_column, window.start, window.end), columns=columns
     )
-    frame = frame[frame[model.label].notna()].reset_index(drop=True)
+    # In a fixed order (date, keys), not the files' order: estimators that sample rows (early
+    # stopping's validation split) then fit the same model whatever the table's layout.
+    frame = frame[frame[model.label].notna()].sort_values(
+        [features.date_column, *features.keys], kind="stable"
+    )
+    frame = frame.reset_index(drop=True)
     if frame.empty:
         raise LookupError(f"no labelled rows in {table} for {window}")
     return frame, version

@@ -123,7 +123,7 @@ def test_a_replayed_micro_batch_commits_nothing_twice(champion, spark):
     assert (checkpoint / "metadata").is_file()  # the query above ran; replay under its id
     files = [str(p) for p in sorted(landing.glob("2013-02-05-00[01].jsonl"))]
     batch = spark.read.text(files).select("value", F.col("_metadata.file_path").alias("_source_file"))
-    scorer = MicroBatchScorer(config, store, checkpoint)
+    scorer = MicroBatchScorer(config, checkpoint)
     table = store.name("ml", config.inference.predictions_table)
     before = store.version(table)
     scorer(batch, 10_000)
