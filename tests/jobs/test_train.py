@@ -43,13 +43,18 @@ def test_calibration_error_and_threshold():
     assert 0.2 < best_threshold(y, np.array([0.1, 0.2, 0.3, 0.9])) <= 0.3
 
 
-def test_pipeline_handles_unseen_and_missing_categories(dev_config):
-    model = dev_config.use_case.model
-    rows = 200
-    rng = np.random.default_rng(0)
+def synthetic_features(model, rows: int, seed: int) -> tuple[pd.DataFrame, np.random.Generator]:
+    """Standard-normal numerics and A/B/C categoricals under the config's feature names."""
+    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({c: rng.normal(size=rows) for c in model.features.numeric})
     for c in model.features.categorical:
         frame[c] = rng.choice(["A", "B", "C"], size=rows)
+    return frame, rng
+
+
+def test_pipeline_handles_unseen_and_missing_categories(dev_config):
+    model = dev_config.use_case.model
+    frame, _ = synthetic_features(model, rows=200, seed=0)
     y = (frame[model.features.numeric[0]] > 0).astype(int)
     pipeline = build_pipeline(model, {"max_iter": 20}).fit(frame, y)
     odd = frame.head(2).copy()
@@ -61,10 +66,7 @@ def test_pipeline_handles_unseen_and_missing_categories(dev_config):
 def test_permutation_importance_finds_the_informative_features(dev_config):
     model = dev_config.use_case.model
     rows = 4000
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame({c: rng.normal(size=rows) for c in model.features.numeric})
-    for c in model.features.categorical:
-        frame[c] = rng.choice(["A", "B", "C"], size=rows)
+    frame, rng = synthetic_features(model, rows=rows, seed=1)
     numeric, categorical = model.features.numeric[0], model.features.categorical[0]
     signal = frame[numeric] + 1.5 * (frame[categorical] == "A") + rng.normal(scale=0.5, size=rows)
     y = (signal > 0.5).astype(int).to_numpy()
