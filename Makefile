@@ -8,7 +8,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export MLFLOW_DISABLE_TELEMETRY := true
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install test demo bench lint format clean
+.PHONY: install test demo up down bench lint format clean
 
 install: $(STAMP)
 
@@ -27,6 +27,14 @@ test: install
 ## The main job: the lifecycle demo on the embedded default (local engine, dev environment).
 demo: install
 	$(PY) scripts/demo.py
+
+## The embedded stack for the UIs: Airflow standalone on :8080, the MLflow UI on :5000.
+up: install
+	$(PY) scripts/stack.py up
+
+## Stop exactly what `make up` started.
+down:
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; else echo "nothing to stop"; fi
 
 ## Performance figures as JSON.
 bench: install

@@ -18,7 +18,19 @@ def configure(data_dir: Path | None = None, *, override: bool = False) -> Path:
     """Set the variables (keeping ones the caller already set, unless ``override``: tests must not
     inherit a developer's AIRFLOW_HOME); returns the data folder."""
     data_dir = Path(data_dir or os.environ.get("RUNWAY_DATA_DIR", ROOT / "data")).resolve()
-    defaults = {
+    for key, value in variables(data_dir).items():
+        if override:
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
+    if str(ROOT / "plugins") not in sys.path:
+        sys.path.insert(0, str(ROOT / "plugins"))
+    return data_dir
+
+
+def variables(data_dir: Path) -> dict[str, str]:
+    """Runway's variables for a data folder."""
+    return {
         "RUNWAY_DATA_DIR": str(data_dir),
         "RUNWAY_ENV": "dev",
         "AIRFLOW_HOME": str(data_dir / "airflow"),
@@ -30,14 +42,6 @@ def configure(data_dir: Path | None = None, *, override: bool = False) -> Path:
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
-    for key, value in defaults.items():
-        if override:
-            os.environ[key] = value
-        else:
-            os.environ.setdefault(key, value)
-    if str(ROOT / "plugins") not in sys.path:
-        sys.path.insert(0, str(ROOT / "plugins"))
-    return data_dir
 
 
 def migrate_airflow_db() -> None:

@@ -1,0 +1,214 @@
+"""The embedded stack for the UIs: ``airflow standalone`` (API server, scheduler, DAG processor,
+triggerer; LocalExecutor) and the MLflow UI, on the same data folder as the demo.
+
+    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000]
+    make down    # stops exactly what `make up` started
+
+Each service runs in its own process group, recorded with its start time in
+``<data>/run/stack.json``; ``down`` signals those groups only (SIGTERM, then SIGKILL after a grace
+period), and only if the recorded process is still the one it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
+import runway_env  # noqa: E402
+
+GRACE_SECONDS = 30
+
+
+def state_file(data_dir: Path) -> Path:
+    return data_dir / "run" / "stack.json"
+
+
+def _started_at(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (guards against a reused pid)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def parallelism(spark_master: str, cores: int | None = None) -> int:
+    """Tasks at once on this machine: each job task is a local Spark process using ``local[N]``
+    cores, so ``cores // N`` (at least 1). On SQLite this also keeps task starts from piling up:
+    the scheduler, the API server and the task runners all write to one file."""
+    cores = cores or os.cpu_count() or 1
+    match = re.fullmatch(r"local\[(\d+|\*)(?:,\d+)?\]", spark_master.strip())
+    per_task = cores if match is None or match.group(1) == "*" else int(match.group(1))
+    return max(1, cores // max(1, per_task))
+
+
+def stack_env(data_dir: Path, airflow_port: int, envs: str, spark_master: str = "local[*]") -> dict[str, str]:
+    """The variables the stack's processes (and the jobs its tasks start) run with."""
+    env = {**os.environ, **runway_env.variables(data_dir)}
+    env.update({
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW_PARALLELISM", str(parallelism(spark_master))),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__PORT": str(airflow_port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{airflow_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{airflow_port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin"),
+        "RUNWAY_DAG_ENVS": envs,
+        # standalone starts its components as `airflow ...`: this interpreter's scripts first
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    })  # fmt: skip
+    return env
+
+
+def _wait_for(url: str, ready, seconds: float, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url}: the process exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if ready(response.read().decode()):
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(1)
+    raise SystemExit(f"{url} did not become ready in {seconds:.0f} s; see {log}")
+
+
+def _airflow_healthy(body: str) -> bool:
+    health = json.loads(body)
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    return all(health.get(p, {}).get("status") == "healthy" for p in parts)
+
+
+def airflow_login(data_dir: Path) -> tuple[str, str]:
+    """The admin user and the password ``airflow standalone`` generated for it."""
+    path = data_dir / "airflow" / "simple_auth_manager_passwords.json.generated"
+    passwords = json.loads(path.read_text())
+    user = next(iter(passwords))
+    return user, passwords[user]
+
+
+def up(data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180) -> dict:
+    """Start both services, wait until they answer, record them; returns the recorded state."""
+    state_path = state_file(data_dir)
+    if state_path.exists() and any(
+        _alive(s) for s in json.loads(state_path.read_text())["services"].values()
+    ):
+        raise SystemExit(f"the stack already runs (see {state_path}): `make down` first")
+    os.environ.update(runway_env.variables(data_dir))  # the config resolves its paths against this folder
+    from jobs.common.config import load_config
+
+    config = load_config("dev")
+    env = stack_env(data_dir, airflow_port, envs, config.compute.spark_master)
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    Path(config.mlflow.artifact_root).mkdir(parents=True, exist_ok=True)
+    commands = {
+        "airflow": [sys.executable, "-m", "airflow", "standalone"],
+        "mlflow": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", config.mlflow.tracking_uri,
+                   "--default-artifact-root", config.mlflow.artifact_root, "--host", "127.0.0.1",
+                   "--port", str(mlflow_port), "--workers", "1"],
+    }  # fmt: skip
+    services, processes = {}, {}
+    for name, command in commands.items():
+        log = data_dir / "logs" / f"{name}.log"
+        with log.open("a") as out:
+            process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        processes[name] = process
+        services[name] = {"pid": process.pid, "started_at": _started_at(process.pid), "log": str(log),
+                          "command": " ".join(command[1:4])}  # fmt: skip
+    state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
+             "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
+             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"])}  # fmt: skip
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(state, indent=2))
+    try:
+        _wait_for(f"http://127.0.0.1:{mlflow_port}/health", lambda body: "OK" in body, timeout,
+                  processes["mlflow"], Path(services["mlflow"]["log"]))  # fmt: skip
+        _wait_for(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", _airflow_healthy, timeout,
+                  processes["airflow"], Path(services["airflow"]["log"]))  # fmt: skip
+    except BaseException:
+        down(data_dir)
+        raise
+    return state
+
+
+def _alive(service: dict) -> bool:
+    return _started_at(service["pid"]) == service["started_at"] and service["started_at"] is not None
+
+
+def down(data_dir: Path) -> list[str]:
+    """Stop the process groups ``up`` recorded (and only those); returns what was stopped."""
+    state_path = state_file(data_dir)
+    if not state_path.exists():
+        return []
+    services = json.loads(state_path.read_text())["services"]
+    running = {name: s for name, s in services.items() if _alive(s)}
+    for service in running.values():
+        _signal_group(service["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while time.monotonic() < deadline and any(_group_exists(s["pid"]) for s in running.values()):
+        time.sleep(0.5)
+    for service in running.values():
+        _signal_group(service["pid"], signal.SIGKILL)  # workers that ignored SIGTERM
+    state_path.unlink()
+    return sorted(running)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("up", help="start Airflow standalone and the MLflow UI")
+    start.add_argument("--airflow-port", type=int, default=int(os.environ.get("AIRFLOW_PORT", 8080)))
+    start.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
+    start.add_argument(
+        "--envs", default=os.environ.get("RUNWAY_DAG_ENVS", "all"), help="environments to show"
+    )
+    sub.add_parser("down", help="stop what `up` started")
+    args = parser.parse_args()
+    data_dir = Path(os.environ.get("RUNWAY_DATA_DIR", runway_env.ROOT / "data")).resolve()
+    if args.command == "down":
+        stopped = down(data_dir)
+        print(f"stopped {', '.join(stopped)}" if stopped else "nothing to stop")
+        return 0
+    print("starting Airflow standalone and the MLflow UI (about 30 s) ...", flush=True)
+    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs)
+    user, password = airflow_login(data_dir)
+    print(f"""
+Airflow  {state["airflow_url"]}   login: {user} / {password}
+MLflow   {state["mlflow_url"]}
+DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {data_dir / "logs"}.
+Stop with `make down`.""")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""The embedded stack as users run it: `scripts/stack.py up` (what `make up` runs) starts Airflow
+standalone and the MLflow UI; a CLI backfill builds gold for a few days; prod training runs are
+triggered through the REST API with Params (as the UI does) and their promotion is approved, then
+rejected, through the HITL REST API. `down` stops exactly what `up` started.
+
+The stack gets its own data folder and a config copy with manual-only training, no retries (a
+failure shows at once) and validation judging only large slices (a two-month window is small).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+import requests
+from stack import stack_env  # scripts/stack.py (conftest puts scripts/ on the path)
+
+from jobs.common.cli import Window
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING_CONF = {"training_end": "2013-03-01", "window_days": 59, "reason": "manual", "hyperparameters": {}}
+BACKFILL = ("2013-02-04", "2013-02-06")  # three daily runs
+DEADLINE = 600
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stack_configs(target: Path) -> Path:
+    shutil.copytree(ROOT / "include" / "configs", target)
+    base = (target / "base.yaml").read_text()
+    for old, new in (('  training: "0 3 * * *"', "  training: null"), ("  retries: 2\n", "  retries: 0\n")):
+        assert old in base
+        base = base.replace(old, new)
+    (target / "base.yaml").write_text(base)
+    prod = (target / "prod.yaml").read_text().replace("  retries: 3\n", "  retries: 0\n")
+    (target / "prod.yaml").write_text(prod + "validation:\n  slice_min_rows: 3000\n")
+    return target
+
+
+class Api:
+    """The Airflow REST API with the admin's JWT, as the UI calls it."""
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url
+        token = requests.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        response = requests.request(
+            method, f"{self.url}/api/v2{path}", headers=self.headers, timeout=60, **kwargs
+        )
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def wait_run(self, dag_id: str, run_id: str) -> dict:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(3)
+        raise AssertionError(f"{dag_id} {run_id} still {run['state']}: {self.task_states(dag_id, run_id)}")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        tis = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in tis}
+
+    def answer_approval(self, dag_id: str, run_id: str, task_id: str, option: str) -> dict:
+        """Wait until the task asks for input, then answer it as a person in the UI would."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            response = requests.get(f"{self.url}/api/v2{path}", headers=self.headers, timeout=60)
+            if response.ok and not response.json().get("response_received"):
+                return self.call("PATCH", path, json={"chosen_options": [option], "params_input": {}})
+            run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            assert run["state"] not in ("success", "failed"), self.task_states(dag_id, run_id)
+            time.sleep(3)
+        raise AssertionError(f"{task_id} never asked for input: {self.task_states(dag_id, run_id)}")
+
+
+@pytest.fixture(scope="module")
+def stack(spark, tmp_path_factory):
+    """Prod gold for January–February, then the running stack on free ports."""
+    from jobs.common.config import load_config
+    from jobs.feature_refresh import JobContext, refresh
+    from jobs.seed import seed
+
+    root = tmp_path_factory.mktemp("stack")
+    data_dir, configs = root / "data", _stack_configs(root / "configs")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RUNWAY_DATA_DIR", str(data_dir))
+    patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
+    prod = load_config("prod")
+    window = Window(date(2013, 1, 1), date(2013, 3, 1))
+    seed(prod, window)  # the landing zone is shared: dev's backfill reads it too
+    refresh(JobContext.open(prod, "prod-gold-for-the-stack"), window)
+    patch.undo()
+
+    ports = {"airflow": _free_port(), "mlflow": _free_port()}
+    env = {
+        **stack_env(data_dir, ports["airflow"], "all", prod.compute.spark_master),
+        "RUNWAY_CONFIG_DIR": str(configs),
+    }
+    up = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "stack.py"), "up", "--airflow-port", str(ports["airflow"]),
+         "--mlflow-port", str(ports["mlflow"])],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        state = json.loads((data_dir / "run" / "stack.json").read_text())
+        passwords = json.loads(
+            (data_dir / "airflow" / "simple_auth_manager_passwords.json.generated").read_text()
+        )
+        assert f"login: admin / {passwords['admin']}" in up.stdout
+        api = Api(state["airflow_url"], "admin", passwords["admin"])
+        yield {"api": api, "env": env, "data_dir": data_dir, "state": state, "ports": ports}
+    finally:
+        down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        print(down.stdout, down.stderr)
+
+
+def _airflow(stack, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "airflow", *args], env=stack["env"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _registry(stack):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{stack['data_dir']}/mlflow/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _trigger_training(api: Api) -> str:
+    api.call("PATCH", "/dags/prod_training", json={"is_paused": False})  # the UI's "unpause on trigger"
+    run = api.call("POST", "/dags/prod_training/dagRuns", json={"logical_date": None, "conf": TRAINING_CONF,
+                                                                 "note": "from the stack test"})  # fmt: skip
+    assert run["conf"] == TRAINING_CONF and run["state"] == "queued"
+    return run["dag_run_id"]
+
+
+def test_parallelism_is_the_spark_jobs_that_fit_the_machine():
+    from stack import parallelism
+
+    assert parallelism("local[2]", cores=2) == 1  # each task's job uses both cores
+    assert parallelism("local[2]", cores=8) == 4
+    assert parallelism("local[*]", cores=8) == 1
+    assert parallelism("local[4,2]", cores=16) == 4  # local[N, maxFailures]
+    assert parallelism("spark://master:7077", cores=8) == 1  # unknown: one at a time
+
+
+def test_stack_serves_every_environments_dags_and_the_mlflow_ui(stack):
+    dags = stack["api"].call("GET", "/dags", params={"limit": 100})["dags"]
+    ids = {d["dag_id"] for d in dags}
+    pipelines = (
+        "feature_refresh",
+        "training",
+        "rollback",
+        "batch_inference",
+        "streaming_inference",
+        "monitoring",
+    )
+    assert ids == {f"{env}_{p}" for env in ("dev", "staging", "prod") for p in pipelines}
+    assert stack["api"].call("GET", "/importErrors")["total_entries"] == 0
+    health = requests.get(f"http://127.0.0.1:{stack['ports']['mlflow']}/health", timeout=10)
+    assert health.ok and "OK" in health.text
+
+
+def test_cli_backfill_of_feature_refresh_builds_gold_for_those_days(stack):
+    from deltalake import DeltaTable
+
+    api = stack["api"]
+    _airflow(stack, "dags", "unpause", "dev_feature_refresh")
+    _airflow(stack, "backfill", "create", "--dag-id", "dev_feature_refresh", "--from-date", BACKFILL[0],
+             "--to-date", BACKFILL[1], "--max-active-runs", "1")  # fmt: skip
+    backfill_runs = []
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        backfill_runs = api.call("GET", "/dags/dev_feature_refresh/dagRuns", params={"run_type": "backfill"})[
+            "dag_runs"
+        ]
+        if len(backfill_runs) == 3 and all(r["state"] in ("success", "failed") for r in backfill_runs):
+            break
+        time.sleep(3)
+    assert sorted(r["state"] for r in backfill_runs) == ["success"] * 3, backfill_runs
+    intervals = sorted(r["data_interval_start"][:10] for r in backfill_runs)
+    assert intervals == ["2013-02-04", "2013-02-05", "2013-02-06"]
+    gold = DeltaTable(str(stack["data_dir"] / "lakehouse" / "dev" / "gold" / "flight_features")).to_pandas()
+    assert sorted({str(d) for d in gold.flight_date}) == intervals
+    assert gold.flight_id.is_unique and len(gold) > 3 * 600
+
+
+def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
+    from deltalake import DeltaTable
+
+    api = stack["api"]
+    run_id = _trigger_training(api)
+    api.answer_approval("prod_training", run_id, "approve_promotion", "Approve")
+    run = api.wait_run("prod_training", run_id)
+    assert run["state"] == "success", api.task_states("prod_training", run_id)
+    assert api.task_states("prod_training", run_id)["promote"] == "success"
+    registry = _registry(stack)
+    assert (
+        str(registry.get_model_version_by_alias("prod.ml.flight_delay_classifier", "Champion").version) == "1"
+    )
+    audit = DeltaTable(str(stack["data_dir"] / "lakehouse" / "prod" / "ml" / "model_audit")).to_pandas()
+    assert audit[["action", "to_version", "approved_by"]].values.tolist() == [["promote", "1", "admin"]]
+
+
+def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
+    api = stack["api"]
+    run_id = _trigger_training(api)
+    answer = api.answer_approval("prod_training", run_id, "approve_promotion", "Reject")
+    assert answer["chosen_options"] == ["Reject"]
+    run = api.wait_run("prod_training", run_id)
+    states = api.task_states("prod_training", run_id)
+    assert run["state"] == "success" and states["promote"] == "skipped", states
+    registry = _registry(stack)
+    name = "prod.ml.flight_delay_classifier"
+    assert str(registry.get_model_version_by_alias(name, "Champion").version) == "1"
+    assert registry.get_model_version(name, "2").tags["model_validation_status"] == "PASSED"
+
+
+def test_down_stops_exactly_what_up_started(stack):
+    state = stack["state"]
+    pids = [s["pid"] for s in state["services"].values()]
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    try:
+        down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=stack["env"],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert down.returncode == 0 and "stopped airflow, mlflow" in down.stdout, down.stdout + down.stderr
+        for pgid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.killpg(pgid, 0)
+        assert bystander.poll() is None  # another process group is left alone
+        assert not (stack["data_dir"] / "run" / "stack.json").exists()
+    finally:
+        bystander.kill()
