@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -56,6 +57,7 @@ class Demo:
         self.log_path = data_dir / "logs" / "demo.log"
         self.timings: dict[str, float] = {}
         self.runs: list[tuple[str, str, str]] = []  # (dag id, run id, state)
+        self.training_ends: list[str] = []  # what each training run learned up to (for make bench)
         self.dags: dict[str, Any] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -159,6 +161,7 @@ class Demo:
     def train(self, logical_day: date, conf: dict[str, Any], run_id: str | None = None) -> str:
         """A training run; returns what became of its model (promoted, kept, failed validation)."""
         run, states = self.run("training", logical_day, conf, run_id=run_id)
+        self.training_ends.append(str(conf.get("training_end") or logical_day))
         if states.get("validation_failed") == "failed":
             return "failed validation: Champion kept"
         self.require("training", run, states)
@@ -289,6 +292,9 @@ def main() -> int:
         return 1
     total = time.perf_counter() - started
     print_summary(demo.config, demo.timings, demo.runs, total, data_dir)
+    timings = {"total_seconds": round(total, 1), "stages": {k: round(v, 1) for k, v in demo.timings.items()},
+               "dag_runs": len(demo.runs), "training_ends": demo.training_ends, "last_month": args.last_month}  # fmt: skip
+    (data_dir / "logs" / "demo_timings.json").write_text(json.dumps(timings, indent=2))
     return 0
 
 
