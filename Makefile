@@ -8,7 +8,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export MLFLOW_DISABLE_TELEMETRY := true
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install test demo up down bench lint format clean
+.PHONY: install test demo up down bench wheel lint format clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ up: install
 ## Stop exactly what `make up` started.
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; else echo "nothing to stop"; fi
+
+## The project's wheel (jobs, the runway_job entry point, configs, SQL, suites) for clusters.
+wheel: install
+	rm -rf dist build
+	$(PY) -m pip wheel --quiet --no-deps -w dist .
+	@ls dist/*.whl
 
 ## Performance figures as JSON.
 bench: install

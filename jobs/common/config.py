@@ -259,11 +259,41 @@ class TableStoreSettings(_Strict):
     namespace: Literal["unity", "session"] = "unity"
 
 
+class DatabricksCompute(_Strict):
+    """How job tasks run as Databricks runs (``compute.kind: databricks``): the project's wheel,
+    the cluster (new, optionally under a policy, or existing), its environment, limits."""
+
+    conn_id: str = "databricks_default"
+    wheel: str = Field(
+        "", description="the wheel `make wheel` builds, uploaded to a volume or workspace path"
+    )
+    new_cluster: dict[str, Any] = {}
+    existing_cluster_id: str | None = None
+    policy_id: str | None = None
+    env_vars: dict[str, str] = {}
+    timeout_seconds: int = Field(0, ge=0)
+    polling_period_seconds: int = Field(30, ge=0)
+    access_control_list: list[dict[str, str]] = []
+
+
 class Compute(_Strict):
     kind: Literal["local", "spark-submit", "databricks"] = "local"
     spark_master: str = "local[2]"
     driver_memory: str = "4g"
     spark_conf: dict[str, str] = {}
+    databricks: DatabricksCompute = DatabricksCompute()
+
+    @model_validator(mode="after")
+    def _databricks_complete(self) -> Compute:
+        if self.kind == "databricks":
+            spec = self.databricks
+            if not spec.wheel:
+                raise ValueError("compute.databricks.wheel is required with compute.kind databricks")
+            if not (spec.existing_cluster_id or spec.policy_id or spec.new_cluster.get("spark_version")):
+                raise ValueError(
+                    "compute.databricks needs existing_cluster_id, a policy_id or new_cluster.spark_version"
+                )
+        return self
 
 
 class AirflowSettings(_Strict):
@@ -421,7 +451,17 @@ def config_files(env: str, directory: Path | None = None) -> list[Path]:
 
 
 @cache
-def _load(env: str, directory: Path) -> EnvConfig:
+def _referenced_variables(env: str, directory: Path) -> tuple[str, ...]:
+    """The environment variables the config files interpolate (their values key the cache)."""
+    names: set[str] = set()
+    for path in config_files(env, directory):
+        if path.is_file():
+            names |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+    return tuple(sorted(names))
+
+
+@cache
+def _load(env: str, directory: Path, variables: tuple[tuple[str, str | None], ...] = ()) -> EnvConfig:
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment '{env}': choose one of {', '.join(ENVIRONMENTS)}")
     layers = [(path, _read_yaml(path)) for path in config_files(env, directory)]
@@ -436,9 +476,14 @@ def _load(env: str, directory: Path) -> EnvConfig:
 
 
 def load_config(env: str | None = None, directory: str | Path | None = None) -> EnvConfig:
-    """The validated config of ``env`` (default: ``$RUNWAY_ENV`` or ``dev``); cached per process."""
+    """The validated config of ``env`` (default: ``$RUNWAY_ENV`` or ``dev``); cached per process and
+    per value of the environment variables the files interpolate."""
     env = env or current_env()
-    return _load(env, Path(directory) if directory else config_dir())
+    directory = Path(directory) if directory else config_dir()
+    if env not in ENVIRONMENTS:
+        return _load(env, directory)  # raises the one-sentence error
+    variables = tuple((name, os.environ.get(name)) for name in _referenced_variables(env, directory))
+    return _load(env, directory, variables)  # a changed ${VAR} (RUNWAY_COMPUTE, ...) loads afresh
 
 
 def current_env() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -10,8 +11,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def include_dir() -> Path:
-    """SQL, configs and expectation suites: ``$RUNWAY_INCLUDE_DIR`` or ``<project>/include``."""
-    return Path(os.environ.get("RUNWAY_INCLUDE_DIR", PROJECT_ROOT / "include"))
+    """SQL, configs and expectation suites: ``$RUNWAY_INCLUDE_DIR``, else ``<project>/include`` in a
+    checkout, else the copy an installed wheel carries (``<prefix>/share/runway/include``)."""
+    if "RUNWAY_INCLUDE_DIR" in os.environ:
+        return Path(os.environ["RUNWAY_INCLUDE_DIR"])
+    checkout = PROJECT_ROOT / "include"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "runway" / "include"
 
 
 def config_dir() -> Path:

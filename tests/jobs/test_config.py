@@ -122,3 +122,21 @@ def test_deployed_environments(monkeypatch):
     monkeypatch.setenv("RUNWAY_DAG_ENVS", "dev,qa")
     with pytest.raises(ConfigError, match="unknown environments"):
         deployed_envs()
+
+
+def test_compute_mode_follows_its_variable_without_a_stale_cache(monkeypatch):
+    monkeypatch.delenv("RUNWAY_COMPUTE", raising=False)
+    assert load_config("prod").compute.kind == "local"
+    monkeypatch.setenv("RUNWAY_COMPUTE", "databricks")
+    databricks = load_config("prod")
+    assert databricks.compute.kind == "databricks" and databricks.compute.databricks.wheel.endswith(".whl")
+    assert databricks.compute.databricks.env_vars["MLFLOW_REGISTRY_URI"] == "databricks-uc"
+    monkeypatch.delenv("RUNWAY_COMPUTE")
+    assert load_config("prod").compute.kind == "local"
+
+
+def test_databricks_mode_needs_a_wheel_and_a_cluster(config_copy, monkeypatch):
+    monkeypatch.setenv("RUNWAY_COMPUTE", "databricks")
+    monkeypatch.setenv("RUNWAY_WHEEL", "")
+    with pytest.raises(ConfigError, match="compute.databricks.wheel is required"):
+        load_config("dev", config_copy)

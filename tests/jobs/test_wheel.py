@@ -1,0 +1,39 @@
+"""`make wheel` builds what a cluster installs: the jobs, the `runway_job` entry point and the
+use case's configs, SQL and suites, found by the installed code without a checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_installs_the_entry_point_and_the_include_files(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    wheel = next((tmp_path / "dist").glob("runway_mlops-*-py3-none-any.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "jobs/__main__.py" in names and "jobs/train.py" in names
+    assert not any(n.startswith(("tests/", "plugins/", "dags/")) for n in names)  # Airflow code stays out
+
+    venv = tmp_path / "cluster-env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    probe = "from jobs.common.paths import include_dir; print(include_dir())"
+    where = subprocess.run(
+        [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    include = Path(where.stdout.strip())
+    assert include == venv / "share" / "runway" / "include"
+    for relative in ("configs/base.yaml", "configs/prod.yaml", "sql/gold_flight_features.sql",
+                     "expectations/silver_flights.json"):  # fmt: skip
+        assert (include / relative).read_text() == (ROOT / "include" / relative).read_text()
+    usage = subprocess.run(
+        [str(venv / "bin" / "runway_job"), "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert usage.returncode == 0 and "feature_refresh" in usage.stdout
