@@ -28,6 +28,8 @@ def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if config.compute.kind != "local":  # a cluster's driver: its session, its settings
+        return SparkSession.builder.appName(app_name).getOrCreate()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
+from dag_factories.compute import job_task
 from jobs.common.config import load_config
-from operators.runway_job import RunwayJobOperator
 
 DOC = """
 ### Feature refresh — `{env}`
@@ -43,10 +43,8 @@ def build_feature_refresh_dag(env: str) -> DAG:
         window = resolve_window()
         span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]
 
-        def step(task_id: str, name: str, **extra) -> RunwayJobOperator:
-            return RunwayJobOperator(
-                task_id=task_id, job="feature_refresh", arguments=[name, *span], env=env, **extra
-            )
+        def step(task_id: str, name: str, **extra):
+            return job_task(config, task_id=task_id, job="feature_refresh", arguments=[name, *span], **extra)
 
         bronze = step("bronze", "bronze", doc_md="Landing files → bronze Delta tables.")
         silver = step("silver", "silver", doc_md="Bronze → typed, de-duplicated, row-checked silver.")

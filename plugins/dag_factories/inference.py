@@ -7,8 +7,8 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
+from dag_factories.compute import job_task
 from jobs.common.config import load_config
-from operators.runway_job import RunwayJobOperator
 
 BATCH_DOC = """
 ### Batch inference — `{env}`
@@ -52,11 +52,11 @@ def build_batch_inference_dag(env: str) -> DAG:
     )  # fmt: skip
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
-        score = RunwayJobOperator(
+        score = job_task(
+            config,
             task_id="score",
             job="batch_inference",
             arguments=["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"],
-            env=env,
             inlets=[gold],
             outlets=[predictions],
             asset_extra={"start": window["start"], "end": window["end"], "mode": "batch"},
@@ -82,11 +82,11 @@ def build_streaming_inference_dag(env: str) -> DAG:
         quarantine=f"{config.catalog}.{config.schemas.silver}.quarantine", trigger=streaming.trigger_seconds,
     )  # fmt: skip
     with DAG(**kwargs, max_active_runs=1) as dag:
-        RunwayJobOperator(
+        job_task(
+            config,
             task_id="drain_events",
             job="streaming_inference",
             arguments=["--available-now"],
-            env=env,
             outlets=[predictions],
             asset_extra={"mode": "stream"},
             doc_md="Score the events that landed since the last run; one Delta commit per micro-batch.",

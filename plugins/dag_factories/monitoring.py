@@ -7,8 +7,8 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, task
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
-from jobs.common.config import load_config
-from operators.runway_job import RunwayJobOperator
+from dag_factories.compute import job_task
+from jobs.common.config import ConfigError, load_config
 from sensors.monitoring import DriftPolicySensor
 
 DOC = """
@@ -57,6 +57,12 @@ def notify(decision: dict, env: str, start: str, end: str) -> bool:
 
 def build_monitoring_dag(env: str) -> DAG:
     config = load_config(env)
+    if config.compute.kind != "local":
+        raise ConfigError(
+            f"{env}_monitoring: the drift-policy sensor reads {config.catalog}.monitoring.metrics from this "
+            f"Airflow worker; with compute.kind {config.compute.kind!r} it cannot yet (planned: a SQL "
+            "warehouse read). Run monitoring with compute.kind local meanwhile."
+        )
     policy = config.monitoring.policy
     predictions = table_asset(config, "ml", config.inference.predictions_table)
     metrics = table_asset(config, "monitoring", "metrics")
@@ -72,8 +78,8 @@ def build_monitoring_dag(env: str) -> DAG:
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
         span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]
-        monitor = RunwayJobOperator(
-            task_id="monitor", job="monitoring", arguments=["monitor", *span], env=env,
+        monitor = job_task(
+            config, task_id="monitor", job="monitoring", arguments=["monitor", *span],
             inlets=[predictions], outlets=[metrics],
             doc_md="Drift and quality of the window against the Champion's training reference.",
         )  # fmt: skip
@@ -83,8 +89,8 @@ def build_monitoring_dag(env: str) -> DAG:
             doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
         )  # fmt: skip
         training_run_id = "drift__{{ ti.xcom_pull(task_ids='resolve_window')['end'] }}"
-        alert = RunwayJobOperator(
-            task_id="record_alert", job="monitoring", env=env, outlets=[alerts],
+        alert = job_task(
+            config, task_id="record_alert", job="monitoring", outlets=[alerts],
             arguments=["alert", *span, "--decision", "{{ ti.xcom_pull(task_ids='check_drift') | tojson }}",
                        "--training-run-id", training_run_id],
             doc_md="One alert row per window in the alerts table.",

@@ -7,9 +7,8 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, task
 
 from dag_factories.common import dag_kwargs, table_asset
+from dag_factories.compute import job_task, promote_task, rollback_task
 from jobs.common.config import EnvConfig, load_config
-from operators.mlflow_registry import PromoteChampionOperator, RollbackChampionOperator
-from operators.runway_job import RunwayJobOperator
 
 REASONS = ["manual", "schedule", "asset", "drift"]
 
@@ -141,18 +140,18 @@ def build_training_dag(env: str) -> DAG:
     with DAG(**kwargs, max_active_runs=1, params=_training_params(config)) as dag:
         plan = resolve_training(window_days=config.use_case.model.training.window_days)
         run = ["--run-id", "{{ run_id }}"]
-        train = RunwayJobOperator(
-            task_id="train", job="train", env=env,
+        train = job_task(
+            config, task_id="train", job="train",
             arguments=["--start", plan["start"], "--end", plan["end"], "--reason", plan["reason"],
                        "--params", plan["hyperparameters"], "--dag-id", "{{ dag.dag_id }}", *run],
         )  # fmt: skip
-        validate = RunwayJobOperator(
-            task_id="validate", job="validate_model", env=env,
+        validate = job_task(
+            config, task_id="validate", job="validate_model",
             arguments=["--version", "{{ ti.xcom_pull(task_ids='train')['version'] }}", *run],
         )  # fmt: skip
-        compare = RunwayJobOperator(task_id="compare", job="promote", env=env, arguments=["compare", *run])
-        promote = PromoteChampionOperator(
-            task_id="promote", env=env, approved_by=APPROVER, trigger_rule="none_failed_min_one_success"
+        compare = job_task(config, task_id="compare", job="promote", arguments=["compare", *run])
+        promote = promote_task(
+            config, task_id="promote", approved_by=APPROVER, trigger_rule="none_failed_min_one_success"
         )
         kept = EmptyOperator(task_id="champion_kept", doc_md="The Challenger did not beat the Champion.")
         train >> validate
@@ -189,9 +188,9 @@ def build_rollback_dag(env: str) -> DAG:
         "reason": Param(type="string", minLength=1, title="Reason"),
     }
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
-        RollbackChampionOperator(
+        rollback_task(
+            config,
             task_id="rollback",
-            env=env,
             requested_by="{{ params.requested_by }}",
             reason="{{ params.reason }}",
         )

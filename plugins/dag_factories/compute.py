@@ -1,0 +1,61 @@
+"""Which operator runs a job task, chosen at DAG parse time from the environment's
+``compute.kind``: the same DAG shape in every mode, only the operator differs.
+
+Imported at parse time: the Databricks provider is imported only in databricks mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from jobs.common.config import ConfigError, EnvConfig
+
+
+def job_task(config: EnvConfig, *, task_id: str, job: str, arguments: list[Any], **kwargs) -> BaseOperator:
+    """``runway_job <job> <arguments> --env <env>`` as a local process or a Databricks run."""
+    kind = config.compute.kind
+    if kind == "local":
+        from operators.runway_job import RunwayJobOperator
+
+        return RunwayJobOperator(task_id=task_id, job=job, arguments=arguments, env=config.env, **kwargs)
+    if kind == "databricks":
+        from operators.databricks_job import RunwayDatabricksJobOperator
+
+        return RunwayDatabricksJobOperator(
+            task_id=task_id,
+            job=job,
+            arguments=arguments,
+            env=config.env,
+            spec=databricks_spec(config),
+            **kwargs,
+        )
+    raise ConfigError(f"{config.env}: compute.kind {kind!r} is not available yet: use local or databricks")
+
+
+def databricks_spec(config: EnvConfig) -> dict[str, Any]:
+    """The run spec of ``compute.databricks``; the cluster learns its environment and mode."""
+    spec = config.compute.databricks.model_dump()
+    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "databricks", **spec["env_vars"]}
+    return spec
+
+
+def promote_task(config: EnvConfig, *, approved_by: str, **kwargs) -> BaseOperator:
+    """Move Champion to the comparison's winner (``jobs.promote promote``)."""
+    if config.compute.kind == "local":
+        from operators.mlflow_registry import PromoteChampionOperator
+
+        return PromoteChampionOperator(env=config.env, approved_by=approved_by, **kwargs)
+    arguments = ["promote", "--run-id", "{{ run_id }}", "--approved-by", approved_by]
+    return job_task(config, job="promote", arguments=arguments, **kwargs)
+
+
+def rollback_task(config: EnvConfig, *, requested_by: str, reason: str, **kwargs) -> BaseOperator:
+    """Move Champion back to the version it replaced (``jobs.promote rollback``)."""
+    if config.compute.kind == "local":
+        from operators.mlflow_registry import RollbackChampionOperator
+
+        return RollbackChampionOperator(env=config.env, requested_by=requested_by, reason=reason, **kwargs)
+    arguments = ["rollback", "--run-id", "{{ run_id }}", "--requested-by", requested_by, "--reason", reason]
+    return job_task(config, job="promote", arguments=arguments, **kwargs)

@@ -1,0 +1,231 @@
+"""Databricks mode against a local stand-in for the Jobs API (tests/plugins/databricks_standin.py:
+a test double, not Databricks). With ``compute.kind: databricks`` every job task becomes a
+``python_wheel_task`` run of the project's wheel; here each DAG runs end to end under dag.test()
+against the stand-in, the submitted payloads are pinned as golden JSON and checked against the
+Jobs API's documented fields, and a failed run and a cancelled one (``on_kill``) behave."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.plugins.databricks_standin import JobsApiStandIn, Outcome, payload_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden" / "databricks"
+RESULTS = {  # what each job prints as its result line on the (pretend) cluster
+    ("feature_refresh", "bronze"): {"rows": 900}, ("feature_refresh", "silver"): {"rows": 890},
+    ("feature_refresh", "gate"): {"passed": True}, ("feature_refresh", "gold"): {"rows": 880},
+    ("batch_inference", None): {"rows": 880, "model_version": "1"},
+    ("streaming_inference", None): {"batches": 1, "rows": 12},
+    ("train", None): {"version": "1", "run_id": "r1"},
+    ("validate_model", None): {"status": "PASSED", "model_name": "dev.ml.flight_delay_classifier", "version": "1"},
+    ("promote", "compare"): {"decision": "promote", "challenger_version": "1", "champion_version": None,
+                             "metric": "roc_auc", "challenger_value": 0.7, "champion_value": None, "window": "w"},
+    ("promote", "promote"): {"moved": True, "to_version": "1"},
+    ("promote", "rollback"): {"moved": True, "to_version": "0"},
+}  # fmt: skip
+BAD_INPUT = "no labelled rows in dev.gold.flight_features for [2013-03-01, 2013-04-01)"
+FAILING = {"train": Outcome(
+    result="FAILED", state_message="Workload failed, see run output for details", error="SystemExit: 2",
+    logs="RUNWAY_RESULT " + json.dumps({"ok": False, "exit_code": 2, "error": BAD_INPUT}) + "\n",
+)}  # fmt: skip
+
+
+def _job_and_step(payload: dict) -> tuple[str, str | None]:
+    parameters = payload["tasks"][0]["python_wheel_task"]["parameters"]
+    step = parameters[1] if len(parameters) > 1 and not parameters[1].startswith("--") else None
+    return parameters[0], step
+
+
+def script(payload: dict) -> Outcome:
+    job, step = _job_and_step(payload)
+    if os.environ.get("STANDIN_FAIL") == job:
+        return FAILING[job]
+    if os.environ.get("STANDIN_HANG") == job:
+        return Outcome(result="HANG")
+    result = RESULTS.get((job, step), RESULTS.get((job, None)))
+    logs = "spark: starting\n" + "RUNWAY_RESULT " + json.dumps({"ok": True, "result": result}) + "\n"
+    return Outcome(logs=logs)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with JobsApiStandIn(script) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def databricks_dags(standin, airflow_db, tmp_path_factory):
+    """The DAG files parsed with ``compute.kind: databricks`` and the stand-in as the connection."""
+    from airflow.models import DagBag
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RUNWAY_COMPUTE", "databricks")
+    patch.setenv("RUNWAY_DATABRICKS_POLL_SECONDS", "0")
+    patch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", standin.connection_uri)
+    patch.setenv("RUNWAY_DAG_ENVS", "dev")
+    bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
+            ("feature_refresh", "training", "inference")}  # fmt: skip
+    assert not any(bag.import_errors for bag in bags.values()), {k: b.import_errors for k, b in bags.items()}
+    yield {dag_id: dag for bag in bags.values() for dag_id, dag in bag.dags.items()}
+    patch.undo()
+
+
+def _states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def _normalised(payload: dict) -> dict:
+    """A payload without what differs per run (the run id in its name, the token derived from it)."""
+    payload = json.loads(json.dumps(payload))
+    payload["run_name"] = " ".join(payload["run_name"].split(" ")[:2])
+    payload["idempotency_token"] = f"<{len(payload['idempotency_token'])} hex chars>"
+    parameters = payload["tasks"][0]["python_wheel_task"]["parameters"]
+    if "--run-id" in parameters:
+        parameters[parameters.index("--run-id") + 1] = "<airflow run id>"
+    return payload
+
+
+CONF = {
+    "dev_feature_refresh": {"start_date": "2013-03-01", "end_date": "2013-03-02"},
+    "dev_batch_inference": {"start_date": "2013-04-01", "end_date": "2013-04-02"},
+    "dev_streaming_inference": {},
+    "dev_training": {"training_end": "2013-04-01", "reason": "manual", "hyperparameters": {}},
+    "dev_rollback": {"requested_by": "on-call", "reason": "test"},
+}
+
+
+@pytest.mark.parametrize("dag_id", list(CONF))
+def test_dag_runs_end_to_end_in_databricks_mode_with_golden_payloads(dag_id, databricks_dags, standin):
+    dag = databricks_dags[dag_id]
+    before = len(standin.submitted())
+    run = dag.test(logical_date=None, run_conf=CONF[dag_id])
+    assert str(run.state) == "success", _states(run)
+    payloads = standin.submitted()[before:]
+    job_tasks = [t for t in dag.tasks if t.__class__.__name__ == "RunwayDatabricksJobOperator"]
+    assert job_tasks and {p["tasks"][0]["task_key"] for p in payloads} == {
+        t.task_id for t in job_tasks if _states(run)[t.task_id] == "success"
+    }
+    assert standin.rejected == []
+    for payload in payloads:
+        assert payload_problems(payload) == []
+        wheel = payload["tasks"][0]["python_wheel_task"]
+        assert wheel["package_name"] == "runway_mlops" and wheel["entry_point"] == "runway_job"
+        assert wheel["parameters"][-2:] == ["--env", "dev"] and "named_parameters" not in wheel
+        golden = GOLDEN / f"{dag_id}.{payload['tasks'][0]['task_key']}.json"
+        if os.environ.get("UPDATE_GOLDEN"):
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(json.dumps(_normalised(payload), indent=2, sort_keys=True) + "\n")
+        assert _normalised(payload) == json.loads(golden.read_text()), golden.name
+
+
+def test_training_results_flow_through_xcom_in_databricks_mode(databricks_dags, standin):
+    run = databricks_dags["dev_training"].test(logical_date=None, run_conf=CONF["dev_training"])
+    states = _states(run)
+    assert states["promote"] == "success" and states["champion_kept"] == "skipped", states
+    promote = [p for p in standin.submitted() if p["tasks"][0]["task_key"] == "promote"][-1]
+    parameters = promote["tasks"][0]["python_wheel_task"]["parameters"]
+    assert (
+        parameters[:2] == ["promote", "promote"]
+        and parameters[parameters.index("--approved-by") + 1] == "auto"
+    )
+    validate = [p for p in standin.submitted() if p["tasks"][0]["task_key"] == "validate"][-1]
+    version = validate["tasks"][0]["python_wheel_task"]["parameters"]
+    assert version[version.index("--version") + 1] == "1"  # the train run's result, through XCom
+
+
+def test_a_failed_run_fails_the_task_with_its_url_and_state_message(
+    databricks_dags, standin, capfd, monkeypatch
+):
+    monkeypatch.setenv("STANDIN_FAIL", "train")
+    run = databricks_dags["dev_training"].test(logical_date=None, run_conf=CONF["dev_training"])
+    states = _states(run)
+    assert (
+        str(run.state) == "failed" and states["train"] == "failed" and states["validate"] == "upstream_failed"
+    )
+    output = capfd.readouterr()
+    text = output.out + output.err
+    failed = [r for r in standin.runs.values() if r.outcome.result == "FAILED"][-1]
+    message = next(line for line in text.splitlines() if "bad input: " + BAD_INPUT in line)
+    assert (
+        standin.page_url(failed.run_id) in message
+        and "Workload failed, see run output for details" in message
+    )
+    assert len([r for r in standin.runs.values() if r.outcome.result == "FAILED"]) == 1  # bad input: no retry
+
+
+def test_on_kill_cancels_the_remote_run(databricks_dags, standin, monkeypatch):
+    monkeypatch.setenv("STANDIN_HANG", "batch_inference")
+    task = databricks_dags["dev_batch_inference"].get_task("score")
+    operator = task.__class__(task_id="score", job=task.job, arguments=["--start", "2013-04-01", "--end", "2013-04-02"],
+                              env="dev", spec=task.spec)  # fmt: skip
+    ti = SimpleNamespace(run_id="manual__kill", try_number=1, xcom_push=lambda **_: None, stats_tags={})
+    context = {"ti": ti, "params": {}, "outlet_events": {}}
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            operator.execute(context)
+        except BaseException as exc:  # noqa: BLE001 - the cancelled run's failure is the point
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    before = len(standin.runs)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(standin.runs) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run_id = max(standin.runs)
+    time.sleep(0.5)
+    operator.on_kill()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert ("POST", "/api/2.2/jobs/runs/cancel", {"run_id": run_id}) in standin.requests
+    assert standin.runs[run_id].cancelled and errors and "CANCELED" in str(errors[0])
+
+
+def test_payload_check_rejects_what_the_jobs_api_does_not_document():
+    good = json.loads((GOLDEN / "dev_training.train.json").read_text())
+    assert payload_problems(good) == []
+    bad = json.loads(json.dumps(good))
+    bad["tasks"][0]["python_wheel_task"]["named_parameters"] = {"env": "dev"}
+    bad["tasks"][0]["new_cluster"]["num_worker"] = 2
+    bad["cluster"] = {}
+    problems = payload_problems(bad)
+    assert len(problems) == 3 and any("exclusive" in p for p in problems), problems
+
+
+def test_wheel_entry_point_dispatches_to_the_jobs(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "jobs", "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown job 'nope'" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "jobs", "promote", "compare", "--env", "nowhere"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "nowhere" in done.stderr  # the job's own config error, one line
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_modes_not_built_yet_fail_at_parse_time_with_one_sentence(monkeypatch):
+    from airflow.models import DagBag
+
+    monkeypatch.setenv("RUNWAY_DAG_ENVS", "dev")
+    monkeypatch.setenv("RUNWAY_COMPUTE", "databricks")
+    errors = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py")).import_errors
+    assert len(
+        errors
+    ) == 1 and "dev_monitoring: the drift-policy sensor reads dev.monitoring.metrics" in next(
+        iter(errors.values())
+    )
+    monkeypatch.setenv("RUNWAY_COMPUTE", "spark-submit")
+    errors = DagBag(dag_folder=str(ROOT / "dags" / "inference.py")).import_errors
+    assert "compute.kind 'spark-submit' is not available yet" in next(iter(errors.values()))
