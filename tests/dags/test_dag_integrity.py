@@ -13,17 +13,10 @@ from pathlib import Path
 import pytest
 
 from jobs.common.config import ENVIRONMENTS
+from tests.support import PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
-PIPELINES = [
-    "feature_refresh",
-    "training",
-    "rollback",
-    "batch_inference",
-    "streaming_inference",
-    "monitoring",
-]
 HEAVY = ["pyspark", "mlflow", "sklearn", "pandas", "great_expectations", "evidently", "deltalake", "pyarrow"]
 
 

@@ -24,6 +24,8 @@ import requests
 from stack import stack_env  # scripts/stack.py (conftest puts scripts/ on the path)
 
 from jobs.common.cli import Window
+from jobs.common.config import ENVIRONMENTS
+from tests.support import PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_CONF = {"training_end": "2013-03-01", "window_days": 59, "reason": "manual", "hyperparameters": {}}
@@ -170,15 +172,7 @@ def test_parallelism_is_the_spark_jobs_that_fit_the_machine():
 def test_stack_serves_every_environments_dags_and_the_mlflow_ui(stack):
     dags = stack["api"].call("GET", "/dags", params={"limit": 100})["dags"]
     ids = {d["dag_id"] for d in dags}
-    pipelines = (
-        "feature_refresh",
-        "training",
-        "rollback",
-        "batch_inference",
-        "streaming_inference",
-        "monitoring",
-    )
-    assert ids == {f"{env}_{p}" for env in ("dev", "staging", "prod") for p in pipelines}
+    assert ids == {f"{env}_{p}" for env in ENVIRONMENTS for p in PIPELINES}
     assert stack["api"].call("GET", "/importErrors")["total_entries"] == 0
     health = requests.get(f"http://127.0.0.1:{stack['ports']['mlflow']}/health", timeout=10)
     assert health.ok and "OK" in health.text
