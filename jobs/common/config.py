@@ -276,15 +276,35 @@ class DatabricksCompute(_Strict):
     access_control_list: list[dict[str, str]] = []
 
 
+class SparkSubmitCompute(_Strict):
+    """How job tasks run on a self-managed Spark cluster (``compute.kind: spark-submit``): the
+    apache-spark provider's SparkSubmitOperator submits ``jobs/__main__.py`` with the wheel on the
+    Python path. Relative paths are relative to the project checkout on the Airflow worker."""
+
+    conn_id: str = "spark_default"
+    wheel: str = Field("", description="the wheel `make wheel` builds (passed as --py-files)")
+    application: str = "jobs/__main__.py"
+    deploy_mode: Literal["client", "cluster"] = "client"
+    conf: dict[str, str] = {}
+    jars: str | None = None
+    packages: str | None = None
+    driver_memory: str | None = None
+    executor_memory: str | None = None
+    env_vars: dict[str, str] = {}
+
+
 class Compute(_Strict):
     kind: Literal["local", "spark-submit", "databricks"] = "local"
     spark_master: str = "local[2]"
     driver_memory: str = "4g"
     spark_conf: dict[str, str] = {}
     databricks: DatabricksCompute = DatabricksCompute()
+    spark_submit: SparkSubmitCompute = SparkSubmitCompute()
 
     @model_validator(mode="after")
     def _databricks_complete(self) -> Compute:
+        if self.kind == "spark-submit" and not self.spark_submit.wheel:
+            raise ValueError("compute.spark_submit.wheel is required with compute.kind spark-submit")
         if self.kind == "databricks":
             spec = self.databricks
             if not spec.wheel:

@@ -31,13 +31,37 @@ def job_task(config: EnvConfig, *, task_id: str, job: str, arguments: list[Any],
             spec=databricks_spec(config),
             **kwargs,
         )
-    raise ConfigError(f"{config.env}: compute.kind {kind!r} is not available yet: use local or databricks")
+    if kind == "spark-submit":
+        from operators.spark_submit_job import RunwaySparkSubmitJobOperator
+
+        return RunwaySparkSubmitJobOperator(
+            task_id=task_id,
+            job=job,
+            arguments=arguments,
+            env=config.env,
+            spec=spark_submit_spec(config),
+            **kwargs,
+        )
+    raise ConfigError(f"{config.env}: unknown compute.kind {kind!r}")
 
 
 def databricks_spec(config: EnvConfig) -> dict[str, Any]:
     """The run spec of ``compute.databricks``; the cluster learns its environment and mode."""
     spec = config.compute.databricks.model_dump()
     spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "databricks", **spec["env_vars"]}
+    return spec
+
+
+def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
+    """The submit spec of ``compute.spark_submit``, paths made absolute against the checkout; in
+    client mode the driver finds configs and SQL in this checkout's include/."""
+    from jobs.common.paths import PROJECT_ROOT, include_dir
+
+    spec = config.compute.spark_submit.model_dump()
+    for key in ("wheel", "application"):
+        spec[key] = str((PROJECT_ROOT / spec[key]).resolve())
+    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "spark-submit",
+                        "RUNWAY_INCLUDE_DIR": str(include_dir()), **spec["env_vars"]}  # fmt: skip
     return spec
 
 

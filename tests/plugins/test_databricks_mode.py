@@ -215,7 +215,7 @@ def test_wheel_entry_point_dispatches_to_the_jobs(tmp_path):
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_modes_not_built_yet_fail_at_parse_time_with_one_sentence(monkeypatch):
+def test_monitoring_refuses_remote_modes_at_parse_time_with_one_sentence(monkeypatch):
     from airflow.models import DagBag
 
     monkeypatch.setenv("RUNWAY_DAG_ENVS", "dev")
@@ -227,5 +227,5 @@ def test_modes_not_built_yet_fail_at_parse_time_with_one_sentence(monkeypatch):
         iter(errors.values())
     )
     monkeypatch.setenv("RUNWAY_COMPUTE", "spark-submit")
-    errors = DagBag(dag_folder=str(ROOT / "dags" / "inference.py")).import_errors
-    assert "compute.kind 'spark-submit' is not available yet" in next(iter(errors.values()))
+    errors = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py")).import_errors
+    assert "with compute.kind 'spark-submit' it cannot yet" in next(iter(errors.values()))

@@ -1,0 +1,79 @@
+"""A Runway job on a self-managed Spark cluster: the apache-spark provider's SparkSubmitOperator
+submits ``jobs/__main__.py <job> <arguments> --env <env>`` with the project's wheel as
+``--py-files``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from jobs.common.cli import RESULT_MARKER
+from operators.databricks_job import job_report
+
+
+class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
+    """Same contract as ``RunwayJobOperator``: templated ``arguments``, the job's small JSON result
+    (its ``RUNWAY_RESULT`` line in the driver's output) as the return value; bad input or a failed
+    quality gate (exit 2 or 3) fails at once, other failures may be retried; ``on_kill`` (the
+    provider's) stops the submission and the driver."""
+
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "arguments", "asset_extra")
+    ui_color = "#fdf3d8"
+
+    def __init__(
+        self, *, job: str, arguments: list[Any], env: str, spec: dict[str, Any],
+        asset_extra: dict[str, Any] | None = None, **kwargs,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            application=spec["application"], conn_id=spec["conn_id"], py_files=spec["wheel"],
+            conf=spec.get("conf") or None, jars=spec.get("jars"), packages=spec.get("packages"),
+            driver_memory=spec.get("driver_memory"), executor_memory=spec.get("executor_memory"),
+            deploy_mode=spec.get("deploy_mode"), env_vars=spec.get("env_vars") or None,
+            name=f"runway-{env}-{job}", **kwargs,
+        )  # fmt: skip
+        self.job = job
+        self.arguments = arguments
+        self.env = env
+        self.spec = spec
+        self.asset_extra = asset_extra or {}
+        self._result_lines: list[str] = []
+
+    def execute(self, context) -> dict[str, Any]:
+        from airflow.exceptions import AirflowException
+
+        from hooks.runway_job import NON_RETRYABLE_EXIT_CODES
+
+        self.application_args = [self.job, *[str(a) for a in self.arguments], "--env", self.env]
+        self._hook = self._get_hook()
+        self._capture_results(self._hook)
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            report = job_report("\n".join(self._result_lines))
+            reason = NON_RETRYABLE_EXIT_CODES.get(report.get("exit_code"))
+            if reason:
+                raise AirflowFailException(f"{reason}: {report.get('error')}") from None
+            raise AirflowException(f"{self.job} failed: {report.get('error') or exc}") from None
+        for outlet in self.outlets if self.asset_extra else []:
+            context["outlet_events"][outlet].extra.update(self.asset_extra)
+        report = job_report("\n".join(self._result_lines))
+        return report.get("result", {}) if report.get("ok") else {}
+
+    def _capture_results(self, hook) -> None:
+        """Keep the driver's result lines while the provider reads the submission's output."""
+        process_log = hook._process_spark_submit_log
+        lines = self._result_lines
+
+        def tee(itr: Iterator[Any]) -> None:
+            def lines_seen() -> Iterator[Any]:
+                for line in itr:
+                    if str(line).startswith(RESULT_MARKER):
+                        lines.append(str(line).strip())
+                    yield line
+
+            process_log(lines_seen())
+
+        hook._process_spark_submit_log = tee
