@@ -11,6 +11,9 @@ column goes to ``<catalog>.<monitoring>.metrics`` (the window's rows are replace
 Evidently HTML report is saved under reports and logged to an MLflow monitoring run.
 
 ``alert`` records a drift-triggered retrain in ``<catalog>.<monitoring>.alerts`` (once per window).
+
+``decide`` applies the retraining policy to the window ending ``--end`` (what the monitoring DAG's
+``check_drift`` runs on a cluster; locally its sensor asks the same function).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +234,29 @@ def _write_metrics(config, store, window, rows, *, version, report, mlflow_run_i
     )  # fmt: skip
 
 
+def retraining_decision(config: EnvConfig, store: TableStore, window_end: date) -> dict[str, Any]:
+    """The retraining policy's decision for the window ending ``window_end``: the monitored
+    windows' violations up to it and the last drift retrain (jobs.common.retraining)."""
+    from jobs.common.retraining import decide, window_statuses
+
+    policy = config.monitoring.policy
+    rows = _monitoring_rows(store, METRICS_TABLE, ["window_start", "window_end", "metric", "column", "value", "violated"],
+                            window_end + timedelta(days=1))  # fmt: skip
+    alerts = [a for a in _monitoring_rows(store, ALERTS_TABLE, ["window_end", "kind"], window_end)
+              if a["kind"] == "drift_retrain"]  # fmt: skip
+    last = max((date.fromisoformat(str(a["window_end"])[:10]) for a in alerts), default=None)
+    return decide(window_statuses(rows, policy), window_end, policy, last).as_dict()
+
+
+def _monitoring_rows(store: TableStore, table: str, columns: list[str], before: date) -> list[dict[str, Any]]:
+    name = store.name("monitoring", table)
+    if not store.exists(name):
+        return []
+    return store.read_pandas(name, window=("window_end", date(1900, 1, 1), before), columns=columns).to_dict(
+        "records"
+    )
+
+
 def record_alert(config: EnvConfig, store: TableStore, window: Window, decision: dict[str, Any], *,
                  run_id: str = "manual", training_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One alert row per window (a rerun replaces it) for a drift-triggered retrain."""
@@ -255,7 +281,7 @@ def record_alert(config: EnvConfig, store: TableStore, window: Window, decision:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["monitor", "alert"])
+    parser.add_argument("action", choices=["monitor", "alert", "decide"])
     add_window(parser)
     add_run_id(parser)
     parser.add_argument("--decision", default="{}", help="alert: the policy decision (JSON)")
@@ -266,6 +292,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
+    if args.action == "decide":
+        decision = retraining_decision(config, store, window.end)
+        if not decision["ready"]:  # exit 4: a retry may find it monitored
+            raise LookupError(f"the window ending {window.end} is not monitored yet: {decision['reason']}")
+        log.info("retraining policy for the window ending %s: %s", window.end, decision["reason"])
+        return decision
     if args.action == "alert":
         return record_alert(config, store, window, json.loads(args.decision), run_id=args.run_id,
                             training_run_id=args.training_run_id)  # fmt: skip

@@ -8,7 +8,7 @@ from airflow.sdk import DAG, task
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
 from dag_factories.compute import job_task
-from jobs.common.config import ConfigError, load_config
+from jobs.common.config import load_config
 from sensors.monitoring import DriftPolicySensor
 
 DOC = """
@@ -57,12 +57,6 @@ def notify(decision: dict, env: str, start: str, end: str) -> bool:
 
 def build_monitoring_dag(env: str) -> DAG:
     config = load_config(env)
-    if config.compute.kind != "local":
-        raise ConfigError(
-            f"{env}_monitoring: the drift-policy sensor reads {config.catalog}.monitoring.metrics from this "
-            f"Airflow worker; with compute.kind {config.compute.kind!r} it cannot yet (planned: a SQL "
-            "warehouse read). Run monitoring with compute.kind local meanwhile."
-        )
     policy = config.monitoring.policy
     predictions = table_asset(config, "ml", config.inference.predictions_table)
     metrics = table_asset(config, "monitoring", "metrics")
@@ -83,11 +77,17 @@ def build_monitoring_dag(env: str) -> DAG:
             inlets=[predictions], outlets=[metrics],
             doc_md="Drift and quality of the window against the Champion's training reference.",
         )  # fmt: skip
-        check = DriftPolicySensor(
-            task_id="check_drift", runway_env=env, window_end=window["end"], deferrable=True,
-            poke_interval=30, timeout=30 * 60, soft_fail=True,
-            doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
-        )  # fmt: skip
+        if config.compute.kind == "local":  # the metrics table is readable here: a (deferrable) sensor
+            check = DriftPolicySensor(
+                task_id="check_drift", runway_env=env, window_end=window["end"], deferrable=True,
+                poke_interval=30, timeout=30 * 60, soft_fail=True,
+                doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
+            )  # fmt: skip
+        else:  # the tables live on the cluster: the same decision, computed there
+            check = job_task(
+                config, task_id="check_drift", job="monitoring", arguments=["decide", *span],
+                skip_unless="retrain", doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
+            )  # fmt: skip
         training_run_id = "drift__{{ ti.xcom_pull(task_ids='resolve_window')['end'] }}"
         alert = job_task(
             config, task_id="record_alert", job="monitoring", outlets=[alerts],

@@ -13,6 +13,7 @@ from airflow.providers.databricks.operators.databricks import DatabricksSubmitRu
 from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.common.cli import RESULT_MARKER
+from operators.runway_job import skip_unless
 
 PACKAGE = "runway_mlops"
 ENTRY_POINT = "runway_job"
@@ -87,6 +88,7 @@ class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
         env: str,
         spec: dict[str, Any],
         asset_extra: dict[str, Any] | None = None,
+        skip_unless: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -100,6 +102,7 @@ class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
         self.env = env
         self.spec = spec
         self.asset_extra = asset_extra or {}
+        self.skip_unless = skip_unless
 
     def _prepare_submit_json(self, context) -> dict[str, Any]:
         ti = context["ti"]
@@ -130,7 +133,7 @@ class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
         run, output = self._run_output()
         for outlet in self.outlets if self.asset_extra else []:
             context["outlet_events"][outlet].extra.update(self.asset_extra)
-        return result_from_logs(output.get("logs", ""))
+        return skip_unless(result_from_logs(output.get("logs", "")), self.skip_unless, self.task_id)
 
     def _run_output(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run = self._hook.get_run(self.run_id)

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+
+def skip_unless(result: dict[str, Any], key: str | None, task_id: str) -> dict[str, Any]:
+    """With ``key`` set, a job whose result has ``key`` false skips the task (and, through the
+    trigger rules, what follows); the result says why (``reason``)."""
+    if key and not result.get(key):
+        raise AirflowSkipException(f"{task_id}: {result.get('reason') or f'{key} is false'}")
+    return result
 
 
 class RunwayJobOperator(BaseOperator):
@@ -21,9 +29,11 @@ class RunwayJobOperator(BaseOperator):
     ui_color = "#e8f1fb"
 
     def __init__(
-        self, *, job: str, arguments: list[Any], env: str, asset_extra: dict[str, Any] | None = None, **kwargs
-    ) -> None:
+        self, *, job: str, arguments: list[Any], env: str, asset_extra: dict[str, Any] | None = None,
+        skip_unless: str | None = None, **kwargs,
+    ) -> None:  # fmt: skip
         super().__init__(**kwargs)
+        self.skip_unless = skip_unless
         self.job = job
         self.arguments = arguments
         self.env = env
@@ -53,7 +63,7 @@ class RunwayJobOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         for outlet in self.outlets if self.asset_extra else []:
             context["outlet_events"][outlet].extra.update(self.asset_extra)  # e.g. the window refreshed
-        return result
+        return skip_unless(result, self.skip_unless, self.task_id)
 
     def on_kill(self) -> None:
         if self._hook is not None:

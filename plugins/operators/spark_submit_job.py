@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.common.cli import RESULT_MARKER
 from operators.databricks_job import job_report
+from operators.runway_job import skip_unless
 
 
 class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
@@ -25,7 +26,7 @@ class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
 
     def __init__(
         self, *, job: str, arguments: list[Any], env: str, spec: dict[str, Any],
-        asset_extra: dict[str, Any] | None = None, **kwargs,
+        asset_extra: dict[str, Any] | None = None, skip_unless: str | None = None, **kwargs,
     ) -> None:  # fmt: skip
         super().__init__(
             application=spec["application"], conn_id=spec["conn_id"], py_files=spec["wheel"],
@@ -39,6 +40,7 @@ class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
         self.env = env
         self.spec = spec
         self.asset_extra = asset_extra or {}
+        self.skip_unless = skip_unless
         self._result_lines: list[str] = []
 
     def execute(self, context) -> dict[str, Any]:
@@ -60,7 +62,9 @@ class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
         for outlet in self.outlets if self.asset_extra else []:
             context["outlet_events"][outlet].extra.update(self.asset_extra)
         report = job_report("\n".join(self._result_lines))
-        return report.get("result", {}) if report.get("ok") else {}
+        return skip_unless(
+            report.get("result", {}) if report.get("ok") else {}, self.skip_unless, self.task_id
+        )
 
     def _capture_results(self, hook) -> None:
         """Keep the driver's result lines while the provider reads the submission's output."""

@@ -31,7 +31,18 @@ RESULTS = {  # what each job prints as its result line on the (pretend) cluster
                              "metric": "roc_auc", "challenger_value": 0.7, "champion_value": None, "window": "w"},
     ("promote", "promote"): {"moved": True, "to_version": "1"},
     ("promote", "rollback"): {"moved": True, "to_version": "0"},
+    ("monitoring", "monitor"): {"rows": 900, "dataset_drift_share": 0.3, "violations": ["dataset_drift_share"]},
+    ("monitoring", "decide"): {"retrain": True, "ready": True, "reason": "2 of the last 3 windows violate",
+                               "windows": ["[2013-07-01, 2013-07-02)"], "values": {}},
+    ("monitoring", "alert"): {"table": "dev.monitoring.alerts", "version": 0},
 }  # fmt: skip
+HOLD = {
+    "retrain": False,
+    "ready": True,
+    "reason": "1 of the last 3 windows violate",
+    "windows": [],
+    "values": {},
+}
 BAD_INPUT = "no labelled rows in dev.gold.flight_features for [2013-03-01, 2013-04-01)"
 FAILING = {"train": Outcome(
     result="FAILED", state_message="Workload failed, see run output for details", error="SystemExit: 2",
@@ -52,6 +63,8 @@ def script(payload: dict) -> Outcome:
     if os.environ.get("STANDIN_HANG") == job:
         return Outcome(result="HANG")
     result = RESULTS.get((job, step), RESULTS.get((job, None)))
+    if (job, step) == ("monitoring", "decide") and os.environ.get("STANDIN_HOLD"):
+        result = HOLD
     logs = "spark: starting\n" + "RUNWAY_RESULT " + json.dumps({"ok": True, "result": result}) + "\n"
     return Outcome(logs=logs)
 
@@ -73,7 +86,7 @@ def databricks_dags(standin, airflow_db, tmp_path_factory):
     patch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", standin.connection_uri)
     patch.setenv("RUNWAY_DAG_ENVS", "dev")
     bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
-            ("feature_refresh", "training", "inference")}  # fmt: skip
+            ("feature_refresh", "training", "inference", "monitoring")}  # fmt: skip
     assert not any(bag.import_errors for bag in bags.values()), {k: b.import_errors for k, b in bags.items()}
     yield {dag_id: dag for bag in bags.values() for dag_id, dag in bag.dags.items()}
     patch.undo()
@@ -100,6 +113,7 @@ CONF = {
     "dev_streaming_inference": {},
     "dev_training": {"training_end": "2013-04-01", "reason": "manual", "hyperparameters": {}},
     "dev_rollback": {"requested_by": "on-call", "reason": "test"},
+    "dev_monitoring": {"start_date": "2013-06-01", "end_date": "2013-06-02"},
 }
 
 
@@ -215,17 +229,13 @@ def test_wheel_entry_point_dispatches_to_the_jobs(tmp_path):
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_monitoring_refuses_remote_modes_at_parse_time_with_one_sentence(monkeypatch):
-    from airflow.models import DagBag
-
-    monkeypatch.setenv("RUNWAY_DAG_ENVS", "dev")
-    monkeypatch.setenv("RUNWAY_COMPUTE", "databricks")
-    errors = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py")).import_errors
-    assert len(
-        errors
-    ) == 1 and "dev_monitoring: the drift-policy sensor reads dev.monitoring.metrics" in next(
-        iter(errors.values())
-    )
-    monkeypatch.setenv("RUNWAY_COMPUTE", "spark-submit")
-    errors = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py")).import_errors
-    assert "with compute.kind 'spark-submit' it cannot yet" in next(iter(errors.values()))
+def test_monitoring_decides_on_the_cluster_and_skips_when_the_policy_does_not_hold(
+    databricks_dags, monkeypatch
+):
+    dag = databricks_dags["dev_monitoring"]
+    assert dag.get_task("check_drift").__class__.__name__ == "RunwayDatabricksJobOperator"  # no local read
+    monkeypatch.setenv("STANDIN_HOLD", "1")
+    run = dag.test(logical_date=None, run_conf={"start_date": "2013-06-02", "end_date": "2013-06-03"})
+    states = _states(run)
+    assert str(run.state) == "success" and states["monitor"] == "success", states
+    assert {states[t] for t in ("check_drift", "record_alert", "retrain", "notify")} == {"skipped"}, states
