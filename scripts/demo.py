@@ -38,14 +38,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runway_env  # noqa: E402
 
-PIPELINES = (
-    "feature_refresh",
-    "training",
-    "rollback",
-    "batch_inference",
-    "streaming_inference",
-    "monitoring",
-)
 FIRST_DAY = date(2013, 1, 1)
 TRAINING_END = date(2013, 4, 1)  # the first model learns January–March
 STREAM_DAY = date(2013, 4, 15)
@@ -155,6 +147,8 @@ class Demo:
                 client.delete_registered_model(config.registered_model_name)
         runway_env.migrate_airflow_db()
         with self._task_output_to_log():
+            from jobs.common.config import PIPELINES
+
             forget_dag_runs([f"dev_{p}" for p in PIPELINES])
 
     def seed(self, start: date, end: date) -> dict[str, int]:

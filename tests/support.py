@@ -5,16 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-# Every environment deploys one DAG per pipeline: <env>_<pipeline>.
-PIPELINES = [
-    "feature_refresh",
-    "training",
-    "rollback",
-    "batch_inference",
-    "streaming_inference",
-    "monitoring",
-]
-
 
 def content_checksum(df) -> tuple[int, str]:
     """(row count, order-independent digest of every row's content) of a Spark DataFrame."""

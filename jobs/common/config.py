@@ -22,6 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jobs.common.paths import config_dir, data_dir, include_dir
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+# Each environment deploys one DAG per pipeline: <env>_<pipeline>.
+PIPELINES = (
+    "feature_refresh",
+    "training",
+    "rollback",
+    "batch_inference",
+    "streaming_inference",
+    "monitoring",
+)
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 
 

@@ -14,35 +14,23 @@ from jobs.common.config import ConfigError, EnvConfig
 
 
 def job_task(config: EnvConfig, *, task_id: str, job: str, arguments: list[Any], **kwargs) -> BaseOperator:
-    """``runway_job <job> <arguments> --env <env>`` as a local process or a Databricks run."""
+    """``runway_job <job> <arguments> --env <env>``: a local process, a spark-submit or a Databricks run."""
     kind = config.compute.kind
     if kind == "local":
         from operators.runway_job import RunwayJobOperator
 
         return RunwayJobOperator(task_id=task_id, job=job, arguments=arguments, env=config.env, **kwargs)
     if kind == "databricks":
-        from operators.databricks_job import RunwayDatabricksJobOperator
+        from operators.databricks_job import RunwayDatabricksJobOperator as remote_operator
 
-        return RunwayDatabricksJobOperator(
-            task_id=task_id,
-            job=job,
-            arguments=arguments,
-            env=config.env,
-            spec=databricks_spec(config),
-            **kwargs,
-        )
-    if kind == "spark-submit":
-        from operators.spark_submit_job import RunwaySparkSubmitJobOperator
+        spec = databricks_spec(config)
+    elif kind == "spark-submit":
+        from operators.spark_submit_job import RunwaySparkSubmitJobOperator as remote_operator
 
-        return RunwaySparkSubmitJobOperator(
-            task_id=task_id,
-            job=job,
-            arguments=arguments,
-            env=config.env,
-            spec=spark_submit_spec(config),
-            **kwargs,
-        )
-    raise ConfigError(f"{config.env}: unknown compute.kind {kind!r}")
+        spec = spark_submit_spec(config)
+    else:
+        raise ConfigError(f"{config.env}: unknown compute.kind {kind!r}")
+    return remote_operator(task_id=task_id, job=job, arguments=arguments, env=config.env, spec=spec, **kwargs)
 
 
 def databricks_spec(config: EnvConfig) -> dict[str, Any]:

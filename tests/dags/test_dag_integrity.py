@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.config import ENVIRONMENTS
-from tests.support import PIPELINES
+from jobs.common.config import ENVIRONMENTS, PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
