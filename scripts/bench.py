@@ -102,10 +102,12 @@ def _set_champion(data: Path, version: str) -> None:
 
 
 def _result(label: str) -> dict:
-    for line in (LOGS / f"{label}.log").read_text().splitlines():
-        if line.startswith("RUNWAY_RESULT "):
-            return json.loads(line.removeprefix("RUNWAY_RESULT "))["result"]
-    raise SystemExit(f"{label}: no result line in its log")
+    from jobs.common.cli import read_result
+
+    report = read_result((LOGS / f"{label}.log").read_text())
+    if not report.get("ok"):
+        raise SystemExit(f"{label}: no successful result line in its log")
+    return report["result"]
 
 
 def batch_scoring_full_year(version: str) -> dict:

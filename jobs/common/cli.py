@@ -76,6 +76,7 @@ def setup_logging() -> None:
 EXIT_BAD_INPUT = 2  # config, arguments, permissions, malformed data: a retry cannot fix it
 EXIT_QUALITY_GATE = 3  # table-level data-quality expectations failed
 EXIT_MISSING_INPUT = 4  # an input (landing file, table) is not there yet: retry later
+NON_RETRYABLE_EXIT_CODES = {EXIT_BAD_INPUT: "bad input", EXIT_QUALITY_GATE: "data-quality gate failed"}
 
 
 def write_result(payload: dict[str, Any]) -> None:
@@ -85,6 +86,14 @@ def write_result(payload: dict[str, Any]) -> None:
     if target:
         Path(target).write_text(text)
     print(RESULT_MARKER + text, flush=True)
+
+
+def read_result(output: str) -> dict[str, Any]:
+    """The payload ``write_result`` printed (its last ``RUNWAY_RESULT`` line) from a job's output:
+    ``{"ok": true, "result": {...}}`` or ``{"ok": false, "exit_code": N, "error": "..."}``; ``{}``
+    when the job printed none (it crashed)."""
+    lines = [line.strip() for line in (output or "").splitlines() if line.strip().startswith(RESULT_MARKER)]
+    return json.loads(lines[-1][len(RESULT_MARKER) :]) if lines else {}
 
 
 def run_cli(main: Callable[[list[str] | None], dict[str, Any] | None], argv: list[str] | None = None) -> int:

@@ -12,8 +12,7 @@ from typing import Any
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
-# Exit codes of jobs.common.cli: a retry cannot fix bad input or a failed quality gate.
-NON_RETRYABLE_EXIT_CODES = {2: "bad input", 3: "data-quality gate failed"}
+from jobs.common.cli import NON_RETRYABLE_EXIT_CODES  # a retry cannot fix bad input or a failed gate
 
 
 class RunwayJobError(RuntimeError):

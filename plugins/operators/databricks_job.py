@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.common.cli import RESULT_MARKER
-from operators.runway_job import skip_unless
+from jobs.common.cli import read_result
+from operators.runway_job import RunwayJobTask
 
 PACKAGE = "runway_mlops"
 ENTRY_POINT = "runway_job"
@@ -59,13 +58,7 @@ def wheel_task_payload(
     return payload
 
 
-def result_from_logs(logs: str) -> dict[str, Any]:
-    """The job's result from the run's stdout (its last ``RUNWAY_RESULT`` line)."""
-    payload = job_report(logs)
-    return payload.get("result", {}) if payload.get("ok") else {}
-
-
-class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
+class RunwayDatabricksJobOperator(RunwayJobTask, DatabricksSubmitRunOperator):
     """Run ``runway_job <job> <arguments> --env <env>`` on Databricks and push the job's result.
 
     Same contract as ``RunwayJobOperator``: templated ``arguments``, the small JSON result as the
@@ -97,12 +90,8 @@ class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
             polling_period_seconds=int(spec.get("polling_period_seconds", 30)),
             **kwargs,
         )
-        self.job = job
-        self.arguments = arguments
-        self.env = env
+        self._init_job_task(job, arguments, env, asset_extra, skip_unless)
         self.spec = spec
-        self.asset_extra = asset_extra or {}
-        self.skip_unless = skip_unless
 
     def _prepare_submit_json(self, context) -> dict[str, Any]:
         ti = context["ti"]
@@ -130,10 +119,9 @@ class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
             raise
         except AirflowException as exc:
             raise self._failure(exc) from None
-        run, output = self._run_output()
-        for outlet in self.outlets if self.asset_extra else []:
-            context["outlet_events"][outlet].extra.update(self.asset_extra)
-        return skip_unless(result_from_logs(output.get("logs", "")), self.skip_unless, self.task_id)
+        _, output = self._run_output()
+        report = read_result(output.get("logs", ""))
+        return self._finish(context, report.get("result", {}) if report.get("ok") else {})
 
     def _run_output(self) -> tuple[dict[str, Any], dict[str, Any]]:
         run = self._hook.get_run(self.run_id)
@@ -141,27 +129,12 @@ class RunwayDatabricksJobOperator(DatabricksSubmitRunOperator):
         return run, self._hook.get_run_output(task_run_id)
 
     def _failure(self, exc: Exception) -> Exception:
-        """The remote run failed: say where it is and why. A job that reported bad input or a
-        failed quality gate fails the task at once, as locally; anything else may be retried."""
-        from airflow.exceptions import AirflowException
-
-        from hooks.runway_job import NON_RETRYABLE_EXIT_CODES
-
+        """The remote run failed: say where it is and why (the job's own report when it left one)."""
         try:
             run, output = self._run_output()
         except Exception:  # noqa: BLE001 - the original failure is what matters
             return exc
         state = run.get("state", {})
-        where = f"run {self.run_id} ({run.get('run_page_url')}): {state.get('result_state')}, {state.get('state_message')!r}"
-        report = job_report(output.get("logs", ""))
-        reason = NON_RETRYABLE_EXIT_CODES.get(report.get("exit_code"))
-        if reason:
-            return AirflowFailException(f"{reason}: {report.get('error')} — Databricks {where}")
-        detail = report.get("error") or output.get("error") or str(exc)
-        return AirflowException(f"{self.job} failed: {detail} — Databricks {where}")
-
-
-def job_report(logs: str) -> dict[str, Any]:
-    """The job's last ``RUNWAY_RESULT`` payload, success or not."""
-    lines = [line for line in (logs or "").splitlines() if line.startswith(RESULT_MARKER)]
-    return json.loads(lines[-1][len(RESULT_MARKER) :]) if lines else {}
+        where = (f"Databricks run {self.run_id} ({run.get('run_page_url')}): {state.get('result_state')}, "
+                 f"{state.get('state_message')!r}")  # fmt: skip
+        return self._job_failure(read_result(output.get("logs", "")), output.get("error") or exc, where)

@@ -17,7 +17,45 @@ def skip_unless(result: dict[str, Any], key: str | None, task_id: str) -> dict[s
     return result
 
 
-class RunwayJobOperator(BaseOperator):
+class RunwayJobTask:
+    """What every Runway job operator (local, spark-submit, Databricks) carries and does with the
+    job's outcome, whatever runs the job."""
+
+    def _init_job_task(
+        self,
+        job: str,
+        arguments: list[Any],
+        env: str,
+        asset_extra: dict[str, Any] | None,
+        skip_unless: str | None,
+    ) -> None:
+        self.job = job
+        self.arguments = arguments
+        self.env = env
+        self.asset_extra = asset_extra or {}
+        self.skip_unless = skip_unless
+
+    def _finish(self, context, result: dict[str, Any]) -> dict[str, Any]:
+        """Tag the outlet Assets' events (e.g. the window refreshed), skip if asked, push the result."""
+        for outlet in self.outlets if self.asset_extra else []:
+            context["outlet_events"][outlet].extra.update(self.asset_extra)
+        return skip_unless(result, self.skip_unless, self.task_id)
+
+    def _job_failure(self, report: dict[str, Any], fallback: object, where: str = "") -> Exception:
+        """A remote job's failure from its result payload: bad input or a failed quality gate fails
+        the task at once, as locally; anything else may be retried."""
+        from airflow.exceptions import AirflowException
+
+        from jobs.common.cli import NON_RETRYABLE_EXIT_CODES
+
+        suffix = f" — {where}" if where else ""
+        reason = NON_RETRYABLE_EXIT_CODES.get(report.get("exit_code"))
+        if reason:
+            return AirflowFailException(f"{reason}: {report.get('error')}{suffix}")
+        return AirflowException(f"{self.job} failed: {report.get('error') or fallback}{suffix}")
+
+
+class RunwayJobOperator(RunwayJobTask, BaseOperator):
     """Run ``python -m jobs.<job> <arguments> --env <env>`` and push its small JSON result.
 
     Failures a retry cannot fix (bad input, a failed data-quality gate) fail the task at once;
@@ -33,11 +71,7 @@ class RunwayJobOperator(BaseOperator):
         skip_unless: str | None = None, **kwargs,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        self.skip_unless = skip_unless
-        self.job = job
-        self.arguments = arguments
-        self.env = env
-        self.asset_extra = asset_extra or {}
+        self._init_job_task(job, arguments, env, asset_extra, skip_unless)
         self._hook = None
 
     def job_arguments(self) -> list[Any]:
@@ -61,9 +95,7 @@ class RunwayJobOperator(BaseOperator):
             if exc.retryable:
                 raise
             raise AirflowFailException(str(exc)) from None
-        for outlet in self.outlets if self.asset_extra else []:
-            context["outlet_events"][outlet].extra.update(self.asset_extra)  # e.g. the window refreshed
-        return skip_unless(result, self.skip_unless, self.task_id)
+        return self._finish(context, result)
 
     def on_kill(self) -> None:
         if self._hook is not None:

@@ -8,14 +8,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.common.cli import RESULT_MARKER
-from operators.databricks_job import job_report
-from operators.runway_job import skip_unless
+from jobs.common.cli import RESULT_MARKER, read_result
+from operators.runway_job import RunwayJobTask
 
 
-class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
+class RunwaySparkSubmitJobOperator(RunwayJobTask, SparkSubmitOperator):
     """Same contract as ``RunwayJobOperator``: templated ``arguments``, the job's small JSON result
     (its ``RUNWAY_RESULT`` line in the driver's output) as the return value; bad input or a failed
     quality gate (exit 2 or 3) fails at once, other failures may be retried; ``on_kill`` (the
@@ -35,18 +33,12 @@ class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
             deploy_mode=spec.get("deploy_mode"), env_vars=spec.get("env_vars") or None,
             name=f"runway-{env}-{job}", **kwargs,
         )  # fmt: skip
-        self.job = job
-        self.arguments = arguments
-        self.env = env
+        self._init_job_task(job, arguments, env, asset_extra, skip_unless)
         self.spec = spec
-        self.asset_extra = asset_extra or {}
-        self.skip_unless = skip_unless
         self._result_lines: list[str] = []
 
     def execute(self, context) -> dict[str, Any]:
         from airflow.exceptions import AirflowException
-
-        from hooks.runway_job import NON_RETRYABLE_EXIT_CODES
 
         self.application_args = [self.job, *[str(a) for a in self.arguments], "--env", self.env]
         self._hook = self._get_hook()
@@ -54,17 +46,9 @@ class RunwaySparkSubmitJobOperator(SparkSubmitOperator):
         try:
             super().execute(context)
         except AirflowException as exc:
-            report = job_report("\n".join(self._result_lines))
-            reason = NON_RETRYABLE_EXIT_CODES.get(report.get("exit_code"))
-            if reason:
-                raise AirflowFailException(f"{reason}: {report.get('error')}") from None
-            raise AirflowException(f"{self.job} failed: {report.get('error') or exc}") from None
-        for outlet in self.outlets if self.asset_extra else []:
-            context["outlet_events"][outlet].extra.update(self.asset_extra)
-        report = job_report("\n".join(self._result_lines))
-        return skip_unless(
-            report.get("result", {}) if report.get("ok") else {}, self.skip_unless, self.task_id
-        )
+            raise self._job_failure(read_result("\n".join(self._result_lines)), exc) from None
+        report = read_result("\n".join(self._result_lines))
+        return self._finish(context, report.get("result", {}) if report.get("ok") else {})
 
     def _capture_results(self, hook) -> None:
         """Keep the driver's result lines while the provider reads the submission's output."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -217,7 +216,7 @@ def test_payload_check_rejects_what_the_jobs_api_does_not_document():
     assert len(problems) == 3 and any("exclusive" in p for p in problems), problems
 
 
-def test_wheel_entry_point_dispatches_to_the_jobs(tmp_path):
+def test_wheel_entry_point_dispatches_to_the_jobs():
     import subprocess
     import sys
 
@@ -226,7 +225,6 @@ def test_wheel_entry_point_dispatches_to_the_jobs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "jobs", "promote", "compare", "--env", "nowhere"],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "nowhere" in done.stderr  # the job's own config error, one line
-    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_monitoring_decides_on_the_cluster_and_skips_when_the_policy_does_not_hold(

@@ -106,11 +106,11 @@ def test_the_decide_job_makes_the_sensors_decision_for_remote_modes(monitored, c
     """`jobs.monitoring decide` (check_drift on a cluster) returns what the sensor's hook decides,
     and a window not monitored yet is missing input (exit 4: a retry may find it)."""
     from hooks.monitoring import MonitoringHook
-    from jobs.common.cli import EXIT_MISSING_INPUT, run_cli
+    from jobs.common.cli import EXIT_MISSING_INPUT, read_result, run_cli
     from jobs.monitoring import main
 
     assert run_cli(main, ["decide", "--env", "dev", "--start", "2013-07-03", "--end", "2013-07-04"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("RUNWAY_RESULT "))
+    result = read_result(capsys.readouterr().out)
     assert result["ok"] and result["result"] == MonitoringHook("dev").decide("2013-07-04")
     assert result["result"]["retrain"] and len(result["result"]["windows"]) == 2
     assert (
