@@ -63,15 +63,16 @@ def labelled_gold(
     columns = list(dict.fromkeys(
         [features.date_column, *features.keys, *model.features.categorical, *model.features.numeric, model.label]
     ))  # fmt: skip
-    frame = store.read_pandas(
-        table, version=version, window=(features.date_column, window.start, window.end), columns=columns
-    )
     # In a fixed order (date, keys), not the files' order: estimators that sample rows (early
     # stopping's validation split) then fit the same model whatever the table's layout.
-    frame = frame[frame[model.label].notna()].sort_values(
-        [features.date_column, *features.keys], kind="stable"
+    frame = store.read_pandas(
+        table,
+        version=version,
+        window=(features.date_column, window.start, window.end),
+        columns=columns,
+        order_by=[features.date_column, *features.keys],
     )
-    frame = frame.reset_index(drop=True)
+    frame = frame[frame[model.label].notna()].reset_index(drop=True)
     if frame.empty:
         raise LookupError(f"no labelled rows in {table} for {window}")
     return frame, version

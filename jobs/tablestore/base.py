@@ -163,16 +163,19 @@ class TableStore(ABC):
         version: int | None = None,
         window: tuple[str, date | str, date | str] | None = None,
         columns: list[str] | None = None,
+        order_by: list[str] | None = None,
     ):
-        """Like ``read``, as a pandas DataFrame (for work that fits one process, e.g. model fitting)."""
+        """Like ``read``, as a pandas DataFrame (for work that fits one process, e.g. model fitting),
+        in ``order_by``'s ascending order when given (else the files' order)."""
         self._check_read(name)
         if not self.exists(name):
             raise TableNotFoundError(f"table {name} does not exist")
-        return self._read_pandas(name, version=version, window=window, columns=columns)
+        return self._read_pandas(name, version=version, window=window, columns=columns, order_by=order_by)
 
-    def _read_pandas(self, name: TableName, *, version, window, columns):
+    def _read_pandas(self, name: TableName, *, version, window, columns, order_by):
         df = self._read(name, version=version, timestamp=None, window=window)
-        return (df.select(*columns) if columns else df).toPandas()
+        df = df.select(*columns) if columns else df
+        return (df.orderBy(*order_by) if order_by else df).toPandas()
 
     def overwrite(
         self, name: TableName, df: DataFrame, *, predicate: str | None = None, metadata: dict | None = None

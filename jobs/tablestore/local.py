@@ -94,8 +94,11 @@ class LocalDeltaTableStore(TableStore):
         arrow = self._arrow(name, version=version, timestamp=timestamp, window=window)
         return self.spark.createDataFrame(arrow, schema=from_arrow_schema(arrow.schema))
 
-    def _read_pandas(self, name: TableName, *, version, window, columns):
-        return self._arrow(name, version=version, timestamp=None, window=window, columns=columns).to_pandas()
+    def _read_pandas(self, name: TableName, *, version, window, columns, order_by):
+        arrow = self._arrow(name, version=version, timestamp=None, window=window, columns=columns)
+        if order_by:  # Arrow's sort is stable and several times faster than pandas' on string keys
+            arrow = arrow.sort_by([(column, "ascending") for column in order_by])
+        return arrow.to_pandas()
 
     # ------------------------------------------------------------------ writes
 

@@ -12,6 +12,7 @@ from jobs.tablestore import (
     TableName,
     TableNotFoundError,
     TablePermissionError,
+    TableStore,
     open_table_store,
 )
 
@@ -60,6 +61,21 @@ def test_read_window_filters_rows(spark, store):
     store.overwrite(table, rows(spark, *[(date(2013, 1, d), d, "v") for d in range(1, 6)]))
     got = store.read(table, window=("day", "2013-01-02", "2013-01-04")).collect()
     assert sorted(r.id for r in got) == [2, 3]
+
+
+def test_read_pandas_orders_rows_whatever_the_files_order(spark, store):
+    table = store.name("silver", "events")
+    shuffled = [(date(2013, 1, 2), 1, "c"), (date(2013, 1, 1), 2, "b"), (date(2013, 1, 1), 1, "a"),
+                (date(2013, 1, 2), 0, "d")]  # fmt: skip
+    store.overwrite(table, rows(spark, *shuffled).coalesce(1))
+    expected = [(date(2013, 1, 1), 1), (date(2013, 1, 1), 2), (date(2013, 1, 2), 0), (date(2013, 1, 2), 1)]
+    ordered = store.read_pandas(table, columns=["day", "id"], order_by=["day", "id"])
+    assert list(ordered.itertuples(index=False, name=None)) == expected
+    # the engine-independent path (Spark orderBy) gives the same order
+    generic = TableStore._read_pandas(
+        store, table, version=None, window=None, columns=["day", "id"], order_by=["day", "id"]
+    )
+    assert list(generic.itertuples(index=False, name=None)) == expected
 
 
 def test_merge_updates_matches_and_inserts_new_keys(spark, store):
