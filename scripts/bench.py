@@ -121,12 +121,21 @@ def batch_scoring_full_year(version: str) -> dict:
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_direct_predict.py"), str(gold), version],
                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
     direct = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_scoring_floor.py")], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    floor = json.loads(out.stdout.strip().splitlines()[-1])
     throughput = result["rows"] / result["scoring_seconds"]
     return {"rows": result["rows"], "scoring_seconds": result["scoring_seconds"], "job_seconds": round(job, 1),
             "rows_per_second": round(throughput), "direct": direct,
             "ratio": round(throughput / direct["rows_per_second"], 2), "target_ratio": 0.5,
+            "same_path_seconds": floor,
+            "ratio_bound_free_model": {k: round(direct["seconds"] / v, 2) for k, v in floor["free_model"].items()},
+            "ratio_spark_udf_warm": round(direct["seconds"] / floor["spark_udf"]["warm"], 2),
             "what": "rows/s from the gold window read to predictions committed (spark_udf, Delta replaceWhere) vs the "
-                    "same model's pyfunc predict on the same pandas frame in one process"}  # fmt: skip
+                    "same model's pyfunc predict on the same pandas frame in one process; same_path_seconds: the "
+                    "job's score-and-commit path with a model that costs nothing (cold: fresh Python workers; "
+                    "warm: workers up) and with the Champion once its workers have loaded it; "
+                    "ratio_bound_free_model: the best ratio any model could reach on that path"}  # fmt: skip
 
 
 def streaming_latency(files: int = 12, pace: float = 2.0) -> dict:
