@@ -225,10 +225,8 @@ def _write_metrics(config, store, window, rows, *, version, report, mlflow_run_i
     schema = ("window_start date, window_end date, metric string, column string, value double, threshold double, "
               "violated boolean, method string, model_name string, model_version string, report_path string, "
               "mlflow_run_id string, run_id string, computed_at timestamp")  # fmt: skip
-    ordered = frame[[c.split()[0] for c in schema.split(", ")]]
-    df = store.spark.createDataFrame(ordered, schema=schema)
     return store.overwrite(
-        store.name("monitoring", METRICS_TABLE), df,
+        store.name("monitoring", METRICS_TABLE), store.small_frame(frame, schema),
         predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
         metadata={"job": "monitoring.monitor", "run_id": run_id, "window": str(window)},
     )  # fmt: skip
@@ -271,7 +269,7 @@ def record_alert(config: EnvConfig, store: TableStore, window: Window, decision:
     schema = ("window_start date, window_end date, kind string, reason string, windows string, values string, "
               "training_run_id string, run_id string, created_at timestamp")  # fmt: skip
     commit = store.overwrite(
-        store.name("monitoring", ALERTS_TABLE), store.spark.createDataFrame(frame, schema=schema),
+        store.name("monitoring", ALERTS_TABLE), store.small_frame(frame, schema),
         predicate=f"kind = 'drift_retrain' AND window_start = '{window.start}' AND window_end = '{window.end}'",
         metadata={"job": "monitoring.alert", "run_id": run_id, "window": str(window)},
     )  # fmt: skip

@@ -85,17 +85,16 @@ def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]
     for key, value in {"comparison.decision": decision, "comparison.champion_version": result["champion_version"],
                        f"comparison.{rules.metric}": f"{ours[rules.metric]:.4f}"}.items():  # fmt: skip
         client.set_model_version_tag(name, str(challenger.version), key, "" if value is None else str(value))
-    row = (
-        f"{run_id}:{challenger.version}", datetime.now(UTC), name, str(challenger.version), result["champion_version"],
-        rules.metric, ours[rules.metric], result["champion_value"], rules.min_improvement, window.start, window.end,
-        decision, run_id, json.dumps({"challenger": ours, "champion": theirs}),
-    )  # fmt: skip
+    row = {
+        "comparison_id": f"{run_id}:{challenger.version}", "compared_at": datetime.now(UTC), "model_name": name,
+        "challenger_version": str(challenger.version), "champion_version": result["champion_version"],
+        "metric": rules.metric, "challenger_value": ours[rules.metric], "champion_value": result["champion_value"],
+        "min_improvement": rules.min_improvement, "window_start": window.start, "window_end": window.end,
+        "decision": decision, "run_id": run_id, "metrics": json.dumps({"challenger": ours, "champion": theirs}),
+    }  # fmt: skip
     table = store.name("ml", COMPARISONS)
     store.merge(
-        table,
-        store.spark.createDataFrame([row], COMPARISON_SCHEMA),
-        ["comparison_id"],
-        metadata={"run_id": run_id},
+        table, store.small_frame([row], COMPARISON_SCHEMA), ["comparison_id"], metadata={"run_id": run_id}
     )
     log.info(
         "compare %s v%s vs Champion %s on %s: %s",
@@ -113,8 +112,8 @@ def audit_trail(store: TableStore, name: str) -> list[dict[str, Any]]:
     table = store.name("ml", AUDIT)
     if not store.exists(table):
         return []
-    rows = store.read(table).where(f"model_name = '{name}'").orderBy("event_time").collect()
-    return [r.asDict() for r in rows]
+    events = store.read_pandas(table, order_by=["event_time"])
+    return events[events["model_name"] == name].to_dict("records")
 
 
 def _move_champion(
@@ -145,7 +144,7 @@ def _move_champion(
         "action": action, "from_version": from_version, "to_version": to_version,
         "metrics": json.dumps(metrics, default=str), "approved_by": approved_by, "run_id": run_id, "reason": reason,
     }  # fmt: skip
-    frame = store.spark.createDataFrame([tuple(event.values())], AUDIT_SCHEMA)
+    frame = store.small_frame([event], AUDIT_SCHEMA)
     store.merge(store.name("ml", AUDIT), frame, ["event_id"], metadata={"run_id": run_id, "action": action})
     log.info(
         "%s: %s moved %s -> %s (%s, approved by %s)",

@@ -201,7 +201,7 @@ def monitoring_windows() -> dict:
     )
     return {"day_seconds": round(day, 1), "month_seconds": round(month, 1),
             "month_rows": _result("monitor_month")["rows"],
-            "what": "python -m jobs.monitoring monitor, whole process (imports, Spark for the Delta write), "
+            "what": "python -m jobs.monitoring monitor, whole process (imports, Evidently, the Delta write, MLflow), "
                     "July 1st and all of July 2013 against the Champion's training window"}  # fmt: skip
 
 

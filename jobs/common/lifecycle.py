@@ -18,13 +18,25 @@ if TYPE_CHECKING:
     from jobs.tablestore import TableStore
 
 
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def configure_mlflow(config: EnvConfig) -> str:
     """Point MLflow at the environment's tracking server and registry; return the experiment id."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
+    # MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for child processes,
+    # which Runway's config reads as overrides: keep the environment as it was, so another
+    # environment's config, loaded later in this process or by a job it starts, is not redirected.
+    exported = {key: os.environ.get(key) for key in URI_VARIABLES}
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     mlflow.set_registry_uri(config.mlflow.registry_uri or config.mlflow.tracking_uri)
+    for key, value in exported.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
     if experiment is not None:
         return experiment.experiment_id

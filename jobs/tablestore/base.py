@@ -12,9 +12,19 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
     from jobs.common.config import EnvConfig
+
+    Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
+
+# Spark simple types a small_frame schema may use, and their Arrow types (timestamps are UTC
+# instants, as Spark's TIMESTAMP with the session time zone in UTC).
+SMALL_FRAME_TYPES = ("string", "double", "bigint", "int", "boolean", "date", "timestamp")
 
 
 class TablePermissionError(PermissionError):
@@ -138,6 +148,21 @@ class TableStore(ABC):
         )
         raise SchemaMismatchError(f"write to {name} does not match its schema: {diff.describe()}{hint}")
 
+    def small_frame(self, records: Sequence[Mapping[str, Any]] | pd.DataFrame, schema: str) -> Rows:
+        """A few rows (audit events, metrics, alerts) of a DDL ``schema`` (``"name type, ..."``,
+        simple types only), as this engine writes them most cheaply. Here a Spark DataFrame; the
+        local engine returns Arrow, so a job that writes only such rows never starts Spark."""
+        names = [name for name, _ in parse_small_schema(schema)]
+        if not hasattr(records, "to_dict"):  # rows as mappings: in the schema's column order
+            records = [tuple(record[name] for name in names) for record in records]
+        else:
+            records = records[names]
+        return self.spark.createDataFrame(records, schema)
+
+    def _engine_rows(self, df: Rows) -> Rows:
+        """Rows as this engine's writes take them: Spark DataFrames (Arrow is converted)."""
+        return df if hasattr(df, "sparkSession") else self.spark.createDataFrame(df)
+
     # ------------------------------------------------------------------ the verbs
 
     def read(
@@ -178,7 +203,7 @@ class TableStore(ABC):
         return (df.orderBy(*order_by) if order_by else df).toPandas()
 
     def overwrite(
-        self, name: TableName, df: DataFrame, *, predicate: str | None = None, metadata: dict | None = None
+        self, name: TableName, df: Rows, *, predicate: str | None = None, metadata: dict | None = None
     ) -> Commit:
         """Replace the rows matching ``predicate`` (replaceWhere) — or the whole table — with ``df``.
 
@@ -186,12 +211,13 @@ class TableStore(ABC):
         """
         self._check_write(name)
         evolve = self._check_schema(name, column_types(df))
+        df = self._engine_rows(df)
         return self._overwrite(name, df, predicate=predicate, evolve=evolve, metadata=metadata or {})
 
     def overwrite_window(
         self,
         name: TableName,
-        df: DataFrame,
+        df: Rows,
         column: str,
         start: date | str,
         end: date | str,
@@ -205,18 +231,16 @@ class TableStore(ABC):
             predicate = f"({extra_predicate}) AND {predicate}"
         return self.overwrite(name, df, predicate=predicate, metadata=metadata)
 
-    def merge(
-        self, name: TableName, df: DataFrame, keys: list[str], *, metadata: dict | None = None
-    ) -> Commit:
+    def merge(self, name: TableName, df: Rows, keys: list[str], *, metadata: dict | None = None) -> Commit:
         """Upsert ``df`` by ``keys``: matching rows are updated, new rows inserted."""
         self._check_write(name)
         if not keys:
             raise ValueError("merge needs at least one key column")
         evolve = self._check_schema(name, column_types(df))
-        return self._merge(name, df, keys, evolve=evolve, metadata=metadata or {})
+        return self._merge(name, self._engine_rows(df), keys, evolve=evolve, metadata=metadata or {})
 
     def append_once(
-        self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, metadata: dict | None = None
+        self, name: TableName, df: Rows, app_id: str, txn_version: int, *, metadata: dict | None = None
     ) -> bool:
         """Append under an application transaction; a repeated (app_id, version) is a no-op.
 
@@ -228,6 +252,7 @@ class TableStore(ABC):
             if committed is not None and committed >= txn_version:
                 return False
         evolve = self._check_schema(name, column_types(df))
+        df = self._engine_rows(df)
         return self._append(name, df, app_id, txn_version, evolve=evolve, metadata=metadata or {})
 
     # ------------------------------------------------------------------ engine specifics
@@ -272,9 +297,28 @@ class TableStore(ABC):
         """Commit the append; False when the engine skipped it as an already-seen transaction."""
 
 
-def column_types(df: DataFrame) -> dict[str, str]:
-    """``{column: Spark simple type}`` of a DataFrame, the common currency of schema checks."""
-    return {f.name: f.dataType.simpleString() for f in df.schema.fields}
+def column_types(df: Rows) -> dict[str, str]:
+    """``{column: Spark simple type}`` of rows to write, the common currency of schema checks."""
+    schema = df.schema
+    if not hasattr(schema, "fields"):  # Arrow
+        from pyspark.sql.pandas.types import from_arrow_schema  # type mapping only: no JVM
+
+        schema = from_arrow_schema(schema)
+    return {f.name: f.dataType.simpleString() for f in schema.fields}
+
+
+def parse_small_schema(schema: str) -> list[tuple[str, str]]:
+    """``[(column, type)]`` of a simple DDL schema; other types are refused with their column."""
+    columns = []
+    for part in schema.split(","):
+        name, _, kind = part.strip().partition(" ")
+        kind = kind.strip().lower()
+        if not name or kind not in SMALL_FRAME_TYPES:
+            raise ValueError(
+                f"small_frame schema: {part.strip()!r} is not '<column> <one of {SMALL_FRAME_TYPES}>'"
+            )
+        columns.append((name, kind))
+    return columns
 
 
 def _literal(value: date | str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -140,3 +141,20 @@ def test_databricks_mode_needs_a_wheel_and_a_cluster(config_copy, monkeypatch):
     monkeypatch.setenv("RUNWAY_WHEEL", "")
     with pytest.raises(ConfigError, match="compute.databricks.wheel is required"):
         load_config("dev", config_copy)
+
+
+def test_configuring_mlflow_for_one_environment_does_not_redirect_another(tmp_path, monkeypatch):
+    """MLflow exports its URIs to the environment; the config reads them as overrides."""
+    import mlflow
+
+    from jobs.common.lifecycle import URI_VARIABLES, configure_mlflow
+
+    for key in URI_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RUNWAY_DATA_DIR", str(tmp_path / "one"))
+    first = load_config("dev")
+    configure_mlflow(first)
+    assert mlflow.get_tracking_uri() == first.mlflow.tracking_uri
+    assert all(key not in os.environ for key in URI_VARIABLES)
+    monkeypatch.setenv("RUNWAY_DATA_DIR", str(tmp_path / "two"))
+    assert load_config("dev").mlflow.tracking_uri == f"sqlite:///{tmp_path / 'two'}/mlflow/mlflow.db"

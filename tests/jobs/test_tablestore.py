@@ -78,6 +78,49 @@ def test_read_pandas_orders_rows_whatever_the_files_order(spark, store):
     assert list(generic.itertuples(index=False, name=None)) == expected
 
 
+SMALL_SCHEMA = "event_id string, at timestamp, day date, value double, count bigint, n int, ok boolean"
+
+
+def test_small_frames_are_written_without_starting_spark(spark, store, dev_config):
+    from datetime import UTC
+
+    import pandas as pd
+
+    from jobs.tablestore.base import SMALL_FRAME_TYPES
+    from jobs.tablestore.local import ARROW_TYPES
+
+    assert set(ARROW_TYPES) == set(SMALL_FRAME_TYPES)
+    lazy = open_table_store(dev_config)  # no session given: one would start on first use of .spark
+    at = datetime(2013, 1, 1, 12, tzinfo=UTC)
+    events, metrics = lazy.name("ml", "events"), lazy.name("monitoring", "metrics")
+    row = {"event_id": "a", "at": at, "day": date(2013, 1, 1), "value": None, "count": 3, "n": 1, "ok": True}
+    lazy.merge(events, lazy.small_frame([row], SMALL_SCHEMA), ["event_id"])
+    lazy.merge(events, lazy.small_frame([{**row, "value": 0.5}], SMALL_SCHEMA), ["event_id"])
+    frame = pd.DataFrame([{**row, "event_id": "b", "value": float("nan"), "ok": False}])
+    lazy.overwrite(metrics, lazy.small_frame(frame, SMALL_SCHEMA))
+    assert lazy._spark is None
+    # the same tables as Spark would have written them: types, values, missing values as nulls
+    generic = TableStore.small_frame(store, [row], SMALL_SCHEMA)
+    spark_written = store.name("ml", "spark_events")
+    store.overwrite(spark_written, generic)
+    assert store._schema(events) == store._schema(metrics) == store._schema(spark_written)
+    assert store.read_pandas(events).to_dict("records") == [
+        {
+            "event_id": "a",
+            "at": pd.Timestamp(at),
+            "day": date(2013, 1, 1),
+            "value": 0.5,
+            "count": 3,
+            "n": 1,
+            "ok": True,
+        }
+    ]
+    assert store.read_pandas(metrics)["value"].isna().all()
+    assert store.read(metrics).where("value IS NULL").count() == 1
+    with pytest.raises(ValueError, match="'at timestamp_ntz' is not"):
+        lazy.small_frame([row], "at timestamp_ntz")
+
+
 def test_merge_updates_matches_and_inserts_new_keys(spark, store):
     table = store.name("silver", "planes")
     store.merge(table, rows(spark, (date(2013, 1, 1), 1, "a"), (date(2013, 1, 1), 2, "b")), ["id"])
