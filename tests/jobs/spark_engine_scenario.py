@@ -12,6 +12,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pyarrow
+
 from jobs.common.config import Compute, TableStoreSettings, load_config
 from jobs.common.spark import get_spark
 from jobs.tablestore import SchemaMismatchError, TableName, TablePermissionError, open_table_store
@@ -48,6 +50,15 @@ def main(warehouse: Path) -> None:
 
     store.merge(table, spark.createDataFrame([(d1, 1, "A"), (d3, 3, "c")], schema), ["id"])
     assert {r.id: r.value for r in store.read(table).collect()} == {1: "A", 20: "new", 3: "c"}, "merge"
+
+    small = store.small_frame([{"day": d3, "id": 3, "value": "C"}], schema)
+    store.merge(table, small, ["id"])
+    store.merge(
+        table, pyarrow.table({"day": [d3], "id": pyarrow.array([4], pyarrow.int32()), "value": ["d"]}), ["id"]
+    )
+    assert {r.id: r.value for r in store.read(table).collect()} == {1: "A", 20: "new", 3: "C", 4: "d"}, (
+        "small rows"
+    )
 
     log = store.name("ml", "log")
     batch = spark.createDataFrame([(d1, 1, "x")], schema)
