@@ -76,18 +76,22 @@ def training_full_year() -> dict:
     """The training job on all of 2013's gold (from the full-year figure) against fitting the same
     estimator directly on the same pandas frame in one process."""
     data = BENCH / "year"
-    job = run_job(
-        "train_year", data, "jobs.train", "--start", "2013-01-01", "--end", "2014-01-01", "--reason", "manual"
-    )
+    window = ("--start", "2013-01-01", "--end", "2014-01-01", "--reason", "manual")
+    # The first run on a fresh folder also creates the tracking store's tables and the experiment,
+    # which a deployment does once (MLflow server start-up): timed apart, not as the figure.
+    first = run_job("train_year_first", data, "jobs.train", *window)
+    job = run_job("train_year", data, "jobs.train", *window)
     gold = data / "lakehouse" / "dev" / "gold" / "flight_features"
     started = time.perf_counter()  # the baseline is timed like the job: a whole process, imports included
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_direct_fit.py"), str(gold), "2014-01-01"],
                          capture_output=True, text=True, check=True)  # fmt: skip
     direct_seconds = time.perf_counter() - started
     direct = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"seconds": round(job, 1), "direct_seconds": round(direct_seconds, 1), "direct_in_process": direct,
+    return {"seconds": round(job, 1), "first_run_seconds": round(first, 1),
+            "direct_seconds": round(direct_seconds, 1), "direct_in_process": direct,
             "ratio": round(job / direct_seconds, 2), "target_ratio": 1.5,
-            "what": "python -m jobs.train over 2013 (split, fit, metrics, plots, MLflow logging and registration) "
+            "what": "python -m jobs.train over 2013 (split, fit, metrics, plots, MLflow logging and registration; "
+                    "first_run_seconds: the first run, which also creates the tracking store and experiment) "
                     "vs loading the gold table into pandas and fitting the same pipeline in one process"}  # fmt: skip
 
 
