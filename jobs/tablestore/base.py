@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
     Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
 
-# Spark simple types a small_frame schema may use, and their Arrow types (timestamps are UTC
-# instants, as Spark's TIMESTAMP with the session time zone in UTC).
+# The Spark simple types a small_frame schema may use (the local engine maps each to Arrow).
 SMALL_FRAME_TYPES = ("string", "double", "bigint", "int", "boolean", "date", "timestamp")
 
 
