@@ -19,6 +19,7 @@ from jobs.common.cli import Window, add_run_id, add_window, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 
 if TYPE_CHECKING:
+    from jobs.common.scoring import ModelRef
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.batch_inference")
@@ -31,12 +32,19 @@ def predictions_table(store: TableStore, config: EnvConfig):
 
 
 def score_window(
-    config: EnvConfig, store: TableStore, window: Window, *, run_id: str = "manual", alias: str | None = None
+    config: EnvConfig,
+    store: TableStore,
+    window: Window,
+    *,
+    run_id: str = "manual",
+    alias: str | None = None,
+    model: ModelRef | None = None,
 ) -> dict[str, Any]:
+    """Score ``window`` with ``model`` (default: the version ``alias`` points at, resolved now)."""
     from jobs.common.scoring import model_udf, resolve_model, score
 
     features = config.use_case.features
-    model = resolve_model(config, alias)  # once: every row of this run is scored by this version
+    model = model or resolve_model(config, alias)  # once: every row of this run is scored by this version
     gold = store.read(
         store.name("gold", features.table), window=(features.date_column, window.start, window.end)
     )
@@ -90,8 +98,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     window = Window.parse(args.start, args.end)
     from jobs.tablestore import open_table_store
 
-    store = open_table_store(config)  # Spark starts once the Champion is known (a missing one fails fast)
-    return score_window(config, store, window, run_id=args.run_id, alias=args.alias)
+    store = open_table_store(config)
+    store.start_spark()  # the JVM starts while MLflow resolves the Champion (a missing one fails at once)
+    from jobs.common.scoring import resolve_model
+
+    model = resolve_model(config, args.alias)
+    return score_window(config, store, window, run_id=args.run_id, model=model)
 
 
 if __name__ == "__main__":

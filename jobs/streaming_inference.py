@@ -348,11 +348,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     config = load_config(args.env)
     from jobs.common.scoring import resolve_model
-    from jobs.common.spark import get_spark
     from jobs.tablestore import open_table_store
 
+    store = open_table_store(config)
+    store.start_spark()  # the JVM starts while MLflow resolves the Champion
     resolve_model(config)  # fail at once, in one sentence, when there is no Champion yet
-    store = open_table_store(config, get_spark(config, app_name=f"runway-streaming-inference-{config.env}"))
     return run_stream(
         config, store, available_now=args.available_now, run_seconds=args.run_seconds,
         trigger_seconds=args.trigger_seconds, max_files_per_trigger=args.max_files_per_trigger,

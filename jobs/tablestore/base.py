@@ -6,6 +6,7 @@ environment: it may read the catalogs in ``access.read_catalogs`` and write only
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -101,15 +102,22 @@ class TableStore(ABC):
     def __init__(self, config: EnvConfig, spark: SparkSession | None = None):
         self.config = config
         self._spark = spark
+        self._spark_lock = threading.Lock()
 
     @property
     def spark(self) -> SparkSession:
         """The session computing with this store's tables; started on first use."""
-        if self._spark is None:
-            from jobs.common.spark import get_spark
+        with self._spark_lock:  # one start, also when start_spark's thread is still at it
+            if self._spark is None:
+                from jobs.common.spark import get_spark
 
-            self._spark = get_spark(self.config)
-        return self._spark
+                self._spark = get_spark(self.config)
+            return self._spark
+
+    def start_spark(self) -> None:
+        """Start the session in the background (a JVM takes seconds) while the job does other
+        work; the first use of ``spark`` waits for it. The thread never holds the process's exit."""
+        threading.Thread(target=lambda: self.spark, name="spark-start", daemon=True).start()
 
     # ------------------------------------------------------------------ names and access
 

@@ -121,6 +121,14 @@ def test_small_frames_are_written_without_starting_spark(spark, store, dev_confi
         lazy.small_frame([row], "at timestamp_ntz")
 
 
+def test_a_session_started_in_the_background_is_the_one_the_verbs_use(spark, dev_config):
+    lazy = open_table_store(dev_config)
+    lazy.start_spark()
+    table = lazy.name("silver", "events")
+    lazy.overwrite(table, lazy.spark.createDataFrame([(date(2013, 1, 1), 1, "a")], SCHEMA))
+    assert lazy.spark is spark and lazy.read(table).count() == 1
+
+
 def test_merge_updates_matches_and_inserts_new_keys(spark, store):
     table = store.name("silver", "planes")
     store.merge(table, rows(spark, (date(2013, 1, 1), 1, "a"), (date(2013, 1, 1), 2, "b")), ["id"])
