@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
     Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
 
-# The Spark simple types a small_frame schema may use (the local engine maps each to Arrow).
-SMALL_FRAME_TYPES = ("string", "double", "bigint", "int", "boolean", "date", "timestamp")
-
 
 class TablePermissionError(PermissionError):
     """The environment may not read or write the catalog a table lives in."""
@@ -155,20 +152,23 @@ class TableStore(ABC):
         )
         raise SchemaMismatchError(f"write to {name} does not match its schema: {diff.describe()}{hint}")
 
-    def small_frame(self, records: Sequence[Mapping[str, Any]] | pd.DataFrame, schema: str) -> Rows:
+    def small_frame(self, records: Sequence[Mapping[str, Any]] | pd.DataFrame, schema: str) -> pa.Table:
         """A few rows (audit events, metrics, alerts) of a DDL ``schema`` (``"name type, ..."``,
-        simple types only), as this engine writes them most cheaply. Here a Spark DataFrame; the
-        local engine returns Arrow, so a job that writes only such rows never starts Spark."""
-        names = [name for name, _ in parse_small_schema(schema)]
-        if not hasattr(records, "to_dict"):  # rows as mappings: in the schema's column order
-            records = [tuple(record[name] for name in names) for record in records]
-        else:
-            records = records[names]
-        return self.spark.createDataFrame(records, schema)
+        simple types only) as Arrow, which every engine's write verbs take: the local engine commits
+        it without starting Spark, the spark engine makes it a DataFrame. From pandas, missing
+        values (None, NaN, NaT) become nulls, as Spark's conversion does."""
+        import pyarrow as pa
+
+        arrow_schema = small_schema(schema)
+        if hasattr(records, "to_dict"):  # pandas
+            return pa.Table.from_pandas(
+                records[arrow_schema.names], schema=arrow_schema, preserve_index=False
+            )
+        return pa.Table.from_pylist([dict(record) for record in records], schema=arrow_schema)
 
     def _engine_rows(self, df: Rows) -> Rows:
         """Rows as this engine's writes take them: Spark DataFrames (Arrow is converted)."""
-        return df if hasattr(df, "sparkSession") else self.spark.createDataFrame(df)
+        return self.spark.createDataFrame(df) if is_arrow(df) else df
 
     # ------------------------------------------------------------------ the verbs
 
@@ -304,28 +304,42 @@ class TableStore(ABC):
         """Commit the append; False when the engine skipped it as an already-seen transaction."""
 
 
+def is_arrow(df: Rows) -> bool:
+    """Whether rows to write are an Arrow table (else a Spark DataFrame)."""
+    import pyarrow as pa
+
+    return isinstance(df, pa.Table)
+
+
 def column_types(df: Rows) -> dict[str, str]:
     """``{column: Spark simple type}`` of rows to write, the common currency of schema checks."""
     schema = df.schema
-    if not hasattr(schema, "fields"):  # Arrow
+    if is_arrow(df):
         from pyspark.sql.pandas.types import from_arrow_schema  # type mapping only: no JVM
 
         schema = from_arrow_schema(schema)
     return {f.name: f.dataType.simpleString() for f in schema.fields}
 
 
-def parse_small_schema(schema: str) -> list[tuple[str, str]]:
-    """``[(column, type)]`` of a simple DDL schema; other types are refused with their column."""
-    columns = []
+def small_schema(schema: str) -> pa.Schema:
+    """The Arrow schema of a simple DDL schema (string, double, bigint, int, boolean, date, timestamp); other types are refused
+    with their column. Timestamps are UTC instants, as Spark's with a UTC session time zone."""
+    import pyarrow as pa
+
+    arrow_types = {
+        "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(), "int": pa.int32(),
+        "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
+    }  # fmt: skip
+    fields = []
     for part in schema.split(","):
         name, _, kind = part.strip().partition(" ")
         kind = kind.strip().lower()
-        if not name or kind not in SMALL_FRAME_TYPES:
+        if not name or kind not in arrow_types:
             raise ValueError(
-                f"small_frame schema: {part.strip()!r} is not '<column> <one of {SMALL_FRAME_TYPES}>'"
+                f"small_frame schema: {part.strip()!r} is not '<column> <one of {list(arrow_types)}>'"
             )
-        columns.append((name, kind))
-    return columns
+        fields.append((name, arrow_types[kind]))
+    return pa.schema(fields)
 
 
 def _literal(value: date | str) -> str:

@@ -15,16 +15,10 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
-from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore, parse_small_schema
+from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore, is_arrow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-
-ARROW_TYPES = {  # small_frame's simple types; timestamps are UTC instants like Spark's with a UTC session
-    "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(), "int": pa.int32(),
-    "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
-}  # fmt: skip
 
 
 def _as_bound(value: date | str, arrow_type: pa.DataType) -> pa.Scalar:
@@ -108,21 +102,12 @@ class LocalDeltaTableStore(TableStore):
 
     # ------------------------------------------------------------------ writes
 
-    def small_frame(self, records, schema: str) -> pa.Table:
-        """Arrow (no Spark session needed) for a few rows of a DDL schema: see TableStore."""
-        columns = parse_small_schema(schema)
-        arrow_schema = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns])
-        if hasattr(records, "to_dict"):  # pandas: missing values (None, NaN, NaT) become nulls, as in Spark
-            frame = records[[name for name, _ in columns]]
-            return pa.Table.from_pandas(frame, schema=arrow_schema, preserve_index=False)
-        return pa.Table.from_pylist([dict(record) for record in records], schema=arrow_schema)
-
     def _engine_rows(self, df):
         return df  # _to_arrow takes both
 
     @staticmethod
     def _to_arrow(df: DataFrame | pa.Table) -> pa.Table:
-        arrow = df if isinstance(df, pa.Table) else df.toArrow()
+        arrow = df if is_arrow(df) else df.toArrow()
         nullable = pa.schema([f.with_nullable(True) for f in arrow.schema])
         return arrow.cast(nullable)
 

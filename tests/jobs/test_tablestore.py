@@ -86,10 +86,6 @@ def test_small_frames_are_written_without_starting_spark(spark, store, dev_confi
 
     import pandas as pd
 
-    from jobs.tablestore.base import SMALL_FRAME_TYPES
-    from jobs.tablestore.local import ARROW_TYPES
-
-    assert set(ARROW_TYPES) == set(SMALL_FRAME_TYPES)
     lazy = open_table_store(dev_config)  # no session given: one would start on first use of .spark
     at = datetime(2013, 1, 1, 12, tzinfo=UTC)
     events, metrics = lazy.name("ml", "events"), lazy.name("monitoring", "metrics")
@@ -99,11 +95,13 @@ def test_small_frames_are_written_without_starting_spark(spark, store, dev_confi
     frame = pd.DataFrame([{**row, "event_id": "b", "value": float("nan"), "ok": False}])
     lazy.overwrite(metrics, lazy.small_frame(frame, SMALL_SCHEMA))
     assert lazy._spark is None
-    # the same tables as Spark would have written them: types, values, missing values as nulls
-    generic = TableStore.small_frame(store, [row], SMALL_SCHEMA)
+    # the same tables as a DataFrame of that DDL makes: types, values, missing values as nulls
     spark_written = store.name("ml", "spark_events")
-    store.overwrite(spark_written, generic)
+    store.overwrite(spark_written, spark.createDataFrame([tuple(row.values())], SMALL_SCHEMA))
     assert store._schema(events) == store._schema(metrics) == store._schema(spark_written)
+    # the spark engine's conversion of the same Arrow rows (what its verbs write)
+    converted = TableStore._engine_rows(store, lazy.small_frame([row], SMALL_SCHEMA))
+    assert converted.schema == spark.createDataFrame([tuple(row.values())], SMALL_SCHEMA).schema
     assert store.read_pandas(events).to_dict("records") == [
         {
             "event_id": "a",
@@ -124,9 +122,13 @@ def test_small_frames_are_written_without_starting_spark(spark, store, dev_confi
 def test_a_session_started_in_the_background_is_the_one_the_verbs_use(spark, dev_config):
     lazy = open_table_store(dev_config)
     lazy.start_spark()
+    deadline = time.monotonic() + 60
+    while lazy._spark is None and time.monotonic() < deadline:  # set by the thread, no verb asked yet
+        time.sleep(0.05)
+    assert lazy._spark is spark
     table = lazy.name("silver", "events")
     lazy.overwrite(table, lazy.spark.createDataFrame([(date(2013, 1, 1), 1, "a")], SCHEMA))
-    assert lazy.spark is spark and lazy.read(table).count() == 1
+    assert lazy.read(table).count() == 1
 
 
 def test_merge_updates_matches_and_inserts_new_keys(spark, store):
