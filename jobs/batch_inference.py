@@ -37,14 +37,13 @@ def score_window(
     window: Window,
     *,
     run_id: str = "manual",
-    alias: str | None = None,
     model: ModelRef | None = None,
 ) -> dict[str, Any]:
-    """Score ``window`` with ``model`` (default: the version ``alias`` points at, resolved now)."""
+    """Score ``window`` with ``model`` (default: the version the config's alias points at now)."""
     from jobs.common.scoring import model_udf, resolve_model, score
 
     features = config.use_case.features
-    model = model or resolve_model(config, alias)  # once: every row of this run is scored by this version
+    model = model or resolve_model(config)  # once: every row of this run is scored by this version
     gold = store.read(
         store.name("gold", features.table), window=(features.date_column, window.start, window.end)
     )
