@@ -1,17 +1,24 @@
-"""Champion/Challenger: compare, promote, roll back — every alias move audited in Delta.
+"""Champion/Challenger: compare, approve, promote, roll back — every alias move audited in Delta.
 
-    python -m jobs.promote compare  --env dev --run-id <run>
-    python -m jobs.promote promote  --env dev --run-id <run> [--approved-by alice]
-    python -m jobs.promote rollback --env dev --run-id <run> --requested-by bob --reason "bad AUC in prod"
+    python -m jobs.promote compare  --env dev [--run-id <run>]
+    python -m jobs.promote approve  --env prod --version 7 --approved-by alice   (or: reject)
+    python -m jobs.promote promote  --env dev [--version 7] [--run-id <run>]
+    python -m jobs.promote rollback --env dev --requested-by bob --reason "bad AUC in prod"
 
-- compare: scores ``Challenger`` and ``Champion`` on the Challenger's held-out window; the decision
-  (``promote`` or ``keep``) follows ``promotion.metric`` and ``min_improvement``. Results go to an
-  MLflow run, the Challenger's tags and the Delta table ``<catalog>.ml.model_comparisons``.
-- promote: moves ``Champion`` to a Challenger that won its comparison and clears ``Challenger``.
-- rollback: moves ``Champion`` back to the version it replaced, from the audit trail.
+- compare: scores ``Challenger`` and ``Champion`` on the Challenger's held-out window at the gold
+  version training read; the decision (``promote`` or ``keep``) follows ``promotion.metric`` and
+  ``min_improvement``. Results go to an MLflow run in the environment's experiment, the
+  Challenger's tags and the Delta table ``<catalog>.ml.model_comparisons``.
+- approve / reject: the approval record (who, when) on the version's tags; a rejection also takes
+  ``Challenger`` away. Environments with ``promotion.approval: human`` promote only approved versions.
+- promote: moves the Champion alias to a version (default: the Challenger) that passed validation,
+  won its comparison against the Champion of the moment and, where required, was approved
+  (``jobs.common.promotion`` holds the rules). Promoting the current Champion again does nothing.
+- rollback: walks the Champion history back one step (v7 → v6 → v1).
 
-Each move appends to ``<catalog>.ml.model_audit`` (when, from and to which version, metrics, who
-approved, run id). Reruns of the same orchestrator run do nothing twice.
+Each move is written to ``<catalog>.ml.model_audit`` as an intent before the alias moves and
+settled after it (or by the next call after a crash), so the trail and the alias agree. A retry of
+the same ``--run-id`` never moves twice; without ``--run-id`` every command is a new request.
 """
 
 from __future__ import annotations
@@ -24,8 +31,31 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.common.cli import Window, add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
-from jobs.common.lifecycle import evaluate, labelled_gold, load_version, mlflow_client, version_by_alias
-from jobs.validate_model import CHALLENGER, CHAMPION, better_or_equal, fair_comparison
+from jobs.common.errors import BadInputError
+from jobs.common.lifecycle import configure_mlflow, evaluate, labelled_gold, load_version, pinned_gold_version
+from jobs.common.promotion import (
+    APPROVAL_AT,
+    APPROVAL_BY,
+    APPROVAL_STATUS,
+    APPROVED,
+    COMPARED_WITH_TAG,
+    DECISION_TAG,
+    MOVE_DONE,
+    MOVE_PENDING,
+    PROMOTE,
+    REJECTED,
+    ROLLBACK,
+    Candidate,
+    Move,
+    PromotionRules,
+    better_or_equal,
+    champion_history,
+    fair_comparison,
+    promotion_refusal,
+    rollback_target,
+    settle,
+)  # fmt: skip
+from jobs.common.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
@@ -40,7 +70,8 @@ COMPARISON_SCHEMA = (
 )
 AUDIT_SCHEMA = (
     "event_id string, event_time timestamp, model_name string, alias string, action string, "
-    "from_version string, to_version string, metrics string, approved_by string, run_id string, reason string"
+    "from_version string, to_version string, metrics string, approved_by string, run_id string, reason string, "
+    "status string, request_id string"
 )
 
 
@@ -48,18 +79,26 @@ def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]
     import mlflow
 
     name, rules = config.registered_model_name, config.promotion
-    client = mlflow_client(config)
-    challenger = version_by_alias(client, name, CHALLENGER)
+    registry = ModelRegistry.for_config(config)
+    challenger = registry.by_alias(CHALLENGER)
     if challenger is None:
-        raise ValueError(f"{name} has no {CHALLENGER}: validate a version first")
-    champion = version_by_alias(client, name, CHAMPION)
+        raise BadInputError(f"{name} has no {CHALLENGER}: validate a version first")
+    if challenger.tags.get(STATUS_TAG) != PASSED:
+        raise BadInputError(
+            f"{name} v{challenger.version} is {CHALLENGER} but its {STATUS_TAG} is "
+            f"{challenger.tags.get(STATUS_TAG)}: validate it again"
+        )
+    champion = registry.by_alias(config.champion_alias)
     window = Window.parse(challenger.tags["data.test_start"], challenger.tags["data.test_end"])
     if champion is not None and not fair_comparison(champion.tags, window):
-        raise ValueError(
+        raise BadInputError(
             f"{name} v{challenger.version}'s held-out window {window} overlaps the data Champion "
             f"v{champion.version} was fitted on: no fair comparison"
         )
-    frame, _ = labelled_gold(store, config, window)  # one read, both models scored on the same rows
+    # One read at the gold version training recorded: both models scored on the same rows.
+    frame, _ = labelled_gold(
+        store, config, window, version=pinned_gold_version(store, config, challenger.tags)
+    )
     ours = evaluate(load_version(config, str(challenger.version)), config, frame)
     theirs = (
         evaluate(load_version(config, str(champion.version)), config, frame) if champion is not None else None
@@ -74,17 +113,18 @@ def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]
         "metric": rules.metric, "challenger_value": ours[rules.metric],
         "champion_value": theirs[rules.metric] if theirs else None, "decision": decision, "window": str(window),
     }  # fmt: skip
+    experiment_id = configure_mlflow(config)
     with mlflow.start_run(
-        run_name=f"compare v{challenger.version} vs Champion", tags={"airflow.run_id": run_id}
-    ):
+        experiment_id=experiment_id, run_name=f"compare v{challenger.version} vs Champion",
+        tags={"airflow.run_id": run_id},
+    ):  # fmt: skip
         mlflow.log_metrics({f"challenger_{k}": v for k, v in ours.items()})
         if theirs:
             mlflow.log_metrics({f"champion_{k}": v for k, v in theirs.items()})
         mlflow.log_params({"decision": decision, "challenger_version": challenger.version,
                            "champion_version": result["champion_version"], "min_improvement": rules.min_improvement})  # fmt: skip
-    for key, value in {"comparison.decision": decision, "comparison.champion_version": result["champion_version"],
-                       f"comparison.{rules.metric}": f"{ours[rules.metric]:.4f}"}.items():  # fmt: skip
-        client.set_model_version_tag(name, str(challenger.version), key, "" if value is None else str(value))
+    record_comparison(registry, str(challenger.version), decision, result["champion_version"],
+                      {f"comparison.{rules.metric}": f"{ours[rules.metric]:.4f}"})  # fmt: skip
     row = {
         "comparison_id": f"{run_id}:{challenger.version}", "compared_at": datetime.now(UTC), "model_name": name,
         "challenger_version": str(challenger.version), "champion_version": result["champion_version"],
@@ -107,94 +147,147 @@ def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]
     return result
 
 
+def record_comparison(
+    registry: ModelRegistry, version: str, decision: str, champion: str | None, metrics: dict[str, str]
+) -> None:
+    """The comparison's outcome on the Challenger: the decision and the Champion it was made against
+    (a promotion checks that this is still the Champion)."""
+    registry.set_tags(version, {**metrics, COMPARED_WITH_TAG: champion or ""})
+    registry.set_tags(version, {DECISION_TAG: decision})  # last: the decision stands on the rest
+
+
 def audit_trail(store: TableStore, name: str) -> list[dict[str, Any]]:
-    """The model's alias moves, oldest first."""
+    """The model's alias moves (intents and settled moves), oldest first."""
     table = store.name("ml", AUDIT)
     if not store.exists(table):
         return []
-    events = store.read_pandas(table, order_by=["event_time"])
+    events = store.read_pandas(table, order_by=["event_time", "event_id"])
     return events[events["model_name"] == name].to_dict("records")
 
 
+def rules_of(config: EnvConfig) -> PromotionRules:
+    return PromotionRules(config.promotion.approval, tuple(config.promotion.approvers))
+
+
+def _write_event(store: TableStore, event: dict[str, Any]) -> None:
+    frame = store.small_frame([event], AUDIT_SCHEMA)
+    store.merge(store.name("ml", AUDIT), frame, ["event_id"],
+                metadata={"run_id": event["run_id"], "action": event["action"], "status": event["status"]})  # fmt: skip
+
+
+def settle_pending(store: TableStore, registry: ModelRegistry, alias: str) -> list[dict[str, Any]]:
+    """Settle moves a crash left as intents (done when the alias arrived, else abandoned); returns
+    the whole trail afterwards. Every promote and rollback starts here."""
+    trail = audit_trail(store, registry.model_name)
+    pending = [e for e in trail if e.get("status") == MOVE_PENDING]
+    if not pending:
+        return trail
+    champion = registry.alias_version(alias)
+    for event in pending:
+        event["status"] = settle(Move.from_event(event), champion)
+        if event["status"] == MOVE_DONE:
+            _tag_champion(registry, event["to_version"], event.get("from_version"))
+        _write_event(store, event)
+        log.warning(
+            "settled an interrupted %s -> v%s: %s", event["action"], event["to_version"], event["status"]
+        )
+    return trail
+
+
+def _tag_champion(registry: ModelRegistry, version: str, previous: str | None) -> None:
+    registry.set_tags(version, {"champion.since": datetime.now(UTC).isoformat(timespec="seconds"),
+                                "champion.previous": previous or ""})  # fmt: skip
+
+
 def _move_champion(
-    config: EnvConfig, store: TableStore, client, *, to_version: str, action: str, run_id: str,
+    store: TableStore, registry: ModelRegistry, alias: str, *, move: Move, run_id: str,
     approved_by: str, reason: str, metrics: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
-    name = config.registered_model_name
-    event_id = f"{run_id}:{action}"
-    done = [e for e in audit_trail(store, name) if e["event_id"] == event_id]
-    if done:  # a retry of a move already made
-        log.info(
-            "%s already recorded (%s -> %s): nothing to do",
-            event_id,
-            done[0]["from_version"],
-            done[0]["to_version"],
-        )
-        return {**done[0], "changed": False}
-    current = version_by_alias(client, name, CHAMPION)
-    from_version = str(current.version) if current is not None else None
-    client.set_registered_model_alias(name, CHAMPION, to_version)
-    client.set_model_version_tag(
-        name, to_version, "champion.since", datetime.now(UTC).isoformat(timespec="seconds")
-    )
-    if from_version is not None:
-        client.set_model_version_tag(name, to_version, "champion.previous", from_version)
+    """Intent first, then the alias, then the settled record: a crash anywhere is settled by the
+    next call (``settle_pending``) so that the trail and the alias agree."""
     event = {
-        "event_id": event_id, "event_time": datetime.now(UTC), "model_name": name, "alias": CHAMPION,
-        "action": action, "from_version": from_version, "to_version": to_version,
-        "metrics": json.dumps(metrics, default=str), "approved_by": approved_by, "run_id": run_id, "reason": reason,
+        "event_id": f"{move.request_id}:{move.action}:{move.from_version}->{move.to_version}",
+        "event_time": datetime.now(UTC), "model_name": registry.model_name, "alias": alias,
+        "action": move.action, "from_version": move.from_version, "to_version": move.to_version,
+        "metrics": json.dumps(metrics, default=str), "approved_by": approved_by, "run_id": run_id,
+        "reason": reason, "status": MOVE_PENDING, "request_id": move.request_id,
     }  # fmt: skip
-    frame = store.small_frame([event], AUDIT_SCHEMA)
-    store.merge(store.name("ml", AUDIT), frame, ["event_id"], metadata={"run_id": run_id, "action": action})
-    log.info(
-        "%s: %s moved %s -> %s (%s, approved by %s)",
-        name,
-        CHAMPION,
-        from_version,
-        to_version,
-        action,
-        approved_by,
-    )
+    _write_event(store, event)
+    registry.set_alias(alias, move.to_version)
+    _tag_champion(registry, move.to_version, move.from_version)
+    event["status"] = MOVE_DONE
+    _write_event(store, event)
+    log.info("%s: %s moved %s -> %s (%s, approved by %s)", registry.model_name, alias,
+             move.from_version, move.to_version, move.action, approved_by)  # fmt: skip
     return {**event, "changed": True}
 
 
-def promote(config: EnvConfig, store: TableStore, run_id: str, approved_by: str = "auto") -> dict[str, Any]:
-    name = config.registered_model_name
-    client = mlflow_client(config)
-    challenger = version_by_alias(client, name, CHALLENGER)
-    if challenger is None:
-        done = [e for e in audit_trail(store, name) if e["event_id"] == f"{run_id}:promote"]
-        if done:
-            return _summary({**done[0], "changed": False})
-        raise ValueError(f"{name} has no {CHALLENGER} to promote")
-    if challenger.tags.get("comparison.decision") != "promote":
-        raise ValueError(f"{name} v{challenger.version} did not win its comparison: {CHAMPION} stays")
-    metrics = {k: v for k, v in challenger.tags.items() if k.startswith("comparison.")}
-    event = _move_champion(config, store, client, to_version=str(challenger.version), action="promote", run_id=run_id,
-                           approved_by=approved_by, reason=challenger.tags.get("trigger.reason", ""), metrics=metrics)  # fmt: skip
-    client.delete_registered_model_alias(name, CHALLENGER)
+def approve(config: EnvConfig, version: str, approved_by: str, *, reject: bool = False,
+            reason: str = "") -> dict[str, Any]:  # fmt: skip
+    """Record a person's decision on a version (the approval record promotion checks); a rejection
+    (also one by time-out) takes ``Challenger`` away from it."""
+    if not reject and (why := rules_of(config).may_approve(approved_by)):
+        raise BadInputError(f"{config.registered_model_name} v{version}: {why}")
+    registry = ModelRegistry.for_config(config)
+    registry.version(version)
+    decision = REJECTED if reject else APPROVED
+    registry.set_tags(version, {APPROVAL_STATUS: decision, APPROVAL_BY: approved_by, "approval.reason": reason,
+                                APPROVAL_AT: datetime.now(UTC).isoformat(timespec="seconds")})  # fmt: skip
+    cleared = registry.delete_alias(CHALLENGER, only_from=version) if reject else None
+    log.info("%s v%s %s by %s", registry.model_name, version, decision, approved_by)
+    return {"model_name": registry.model_name, "version": str(version), "decision": decision,
+            "approved_by": approved_by, "challenger_cleared": cleared is not None}  # fmt: skip
+
+
+def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | None = None) -> dict[str, Any]:
+    """Move the Champion alias to ``version`` (default: the Challenger) if the rules allow it."""
+    registry, alias = ModelRegistry.for_config(config), config.champion_alias
+    settle_pending(store, registry, alias)
+    target = str(version) if version else registry.alias_version(CHALLENGER)
+    if target is None:
+        raise BadInputError(f"{registry.model_name} has no {CHALLENGER} to promote: give --version")
+    champion = registry.alias_version(alias)
+    if champion == target:  # a retry or a repeat: nothing moves, no other version is touched
+        registry.delete_alias(CHALLENGER, only_from=target)
+        log.info("%s v%s is already %s: nothing to do", registry.model_name, target, alias)
+        return _summary({"model_name": registry.model_name, "action": PROMOTE, "from_version": champion,
+                         "to_version": target, "run_id": run_id, "changed": False})  # fmt: skip
+    record = registry.version(target)
+    candidate = Candidate.from_tags(target, record.tags)
+    if why := promotion_refusal(candidate, champion, rules_of(config)):
+        raise BadInputError(f"{registry.model_name}: {why}; {alias} stays {_label(champion)}")
+    metrics = {k: v for k, v in record.tags.items() if k.startswith("comparison.")}
+    event = _move_champion(
+        store, registry, alias, move=Move(PROMOTE, champion, target, request_id=run_id), run_id=run_id,
+        approved_by=candidate.approved_by or "auto", reason=record.tags.get("trigger.reason", ""), metrics=metrics,
+    )  # fmt: skip
+    registry.delete_alias(CHALLENGER, only_from=target)
     return _summary(event)
 
 
 def rollback(
     config: EnvConfig, store: TableStore, run_id: str, requested_by: str, reason: str
 ) -> dict[str, Any]:
-    name = config.registered_model_name
-    client = mlflow_client(config)
-    current = version_by_alias(client, name, CHAMPION)
-    trail = audit_trail(store, name)
-    done = [e for e in trail if e["event_id"] == f"{run_id}:rollback"]
-    if done:
-        return _summary({**done[0], "changed": False})
-    if current is None:
-        raise ValueError(f"{name} has no {CHAMPION} to roll back")
-    arrivals = [e for e in trail if e["to_version"] == str(current.version) and e["from_version"]]
-    if not arrivals:
-        raise ValueError(f"the audit trail has no earlier {CHAMPION} of {name} than v{current.version}")
-    previous = arrivals[-1]["from_version"]
-    event = _move_champion(config, store, client, to_version=previous, action="rollback", run_id=run_id,
-                           approved_by=requested_by, reason=reason, metrics={"replaced": str(current.version)})  # fmt: skip
+    """Walk the Champion history back one step; a retry of the same run moves nothing twice."""
+    registry, alias = ModelRegistry.for_config(config), config.champion_alias
+    trail = settle_pending(store, registry, alias)
+    champion = registry.alias_version(alias)
+    done = [e for e in trail if e.get("request_id") == run_id and e["action"] == ROLLBACK
+            and e.get("status") in (MOVE_DONE, None)]  # fmt: skip
+    if done and done[-1]["to_version"] == champion:
+        log.info("rollback of request %s already made (-> v%s): nothing to do", run_id, champion)
+        return _summary({**done[-1], "changed": False})
+    history = champion_history(Move.from_event(e) for e in trail)
+    target, why = rollback_target(history, champion)
+    if target is None:
+        raise BadInputError(f"{registry.model_name}: cannot roll back: {why}")
+    event = _move_champion(store, registry, alias, move=Move(ROLLBACK, champion, target, request_id=run_id),
+                           run_id=run_id, approved_by=requested_by, reason=reason, metrics={"replaced": champion})  # fmt: skip
     return _summary(event)
+
+
+def _label(version: str | None) -> str:
+    return f"v{version}" if version else "none"
 
 
 def _summary(event: dict[str, Any]) -> dict[str, Any]:
@@ -204,21 +297,28 @@ def _summary(event: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["compare", "promote", "rollback"])
+    parser.add_argument("action", choices=["compare", "approve", "reject", "promote", "rollback"])
     add_run_id(parser)
-    parser.add_argument("--approved-by", default="auto", help="who approved the promotion")
+    parser.add_argument("--version", default=None, help="the version to approve, reject or promote")
+    parser.add_argument("--approved-by", default="", help="who approves or rejects (approve/reject)")
     parser.add_argument("--requested-by", default="unknown", help="who asked for the rollback")
-    parser.add_argument("--reason", default="", help="why (kept in the audit trail)")
+    parser.add_argument("--reason", default="", help="why (kept in the audit trail or the approval record)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     config = load_config(args.env)
+    if args.action in ("approve", "reject"):
+        if not args.version:
+            raise BadInputError(f"{args.action} needs --version")
+        return approve(
+            config, args.version, args.approved_by, reject=args.action == "reject", reason=args.reason
+        )
     from jobs.tablestore import open_table_store
 
-    store = open_table_store(config)  # Spark starts only to write the Delta tables
+    store = open_table_store(config)  # Spark starts only if the engine needs it to write Delta
     if args.action == "compare":
         return compare(config, store, args.run_id)
     if args.action == "promote":
-        return promote(config, store, args.run_id, args.approved_by)
+        return promote(config, store, args.run_id, args.version)
     return rollback(config, store, args.run_id, args.requested_by, args.reason)
 
 

@@ -103,7 +103,7 @@ class MicroBatchScorer:
         self.source = config.use_case.sources[self.source_name]
         self.state = StreamState()
         self._query_id: str | None = None
-        self._client = None
+        self._registry = None
         self.stopping = False
         self._models: dict[str, ModelRef] = {}
 
@@ -116,13 +116,13 @@ class MicroBatchScorer:
 
     def current_model(self) -> ModelRef:
         """The version the alias points at now (looked up every micro-batch; details cached per version)."""
-        from jobs.common.lifecycle import mlflow_client, version_by_alias
+        from jobs.common.registry import ModelRegistry
         from jobs.common.scoring import NoModelVersionError, resolve_model
 
-        if self._client is None:
-            self._client = mlflow_client(self.config)
-        alias, name = self.config.inference.alias, self.config.registered_model_name
-        version = version_by_alias(self._client, name, alias)
+        if self._registry is None:
+            self._registry = ModelRegistry.for_config(self.config)
+        alias, name = self.config.champion_alias, self.config.registered_model_name
+        version = self._registry.by_alias(alias)
         if version is None:
             raise NoModelVersionError(f"model {name} has no '{alias}' version")
         if str(version.version) not in self._models:

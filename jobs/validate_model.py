@@ -11,9 +11,11 @@ Checks, each recorded as a version tag ``validation.<check>`` and in the version
 - slices: each value of the configured slice columns (carrier, origin) with enough rows reaches
   ``slice_floor``.
 
-``model_validation_status`` becomes PASSED or FAILED and a passing version gets the ``Challenger``
-alias. Modes: ``enabled`` blocks on failure; ``dry_run`` records the checks but passes; ``disabled``
-passes without checking.
+``model_validation_status`` becomes PASSED or FAILED; a passing version gets the ``Challenger``
+alias and a failing one loses it. Modes: ``enabled`` blocks on failure; ``dry_run`` records the
+checks but passes; ``disabled`` passes without checking. The held-out rows are read at the gold
+version training recorded. As a command, a FAILED gate exits with code 3 (as the data-quality gate
+does); ``--record-only`` exits 0 and leaves routing to the caller (the training DAG).
 """
 
 from __future__ import annotations
@@ -21,23 +23,24 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jobs.common.cli import Window, add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import GateFailedError
 from jobs.common.lifecycle import (
     decision_threshold,
     evaluate,
     labelled_gold,
     load_version,
-    mlflow_client,
+    pinned_gold_version,
     predicted_proba,
-    version_by_alias,
 )
 from jobs.common.modeling import classification_metrics, model_inputs
+from jobs.common.promotion import DECISION_TAG, better_or_equal, fair_comparison
+from jobs.common.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,11 +48,6 @@ if TYPE_CHECKING:
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.validate")
-
-STATUS_TAG = "model_validation_status"
-PASSED, FAILED = "PASSED", "FAILED"
-CHAMPION, CHALLENGER = "Champion", "Challenger"
-LOWER_IS_BETTER = {"log_loss", "calibration_error"}
 
 
 @dataclass(frozen=True)
@@ -60,14 +58,6 @@ class Check:
 
     def tag(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'}: {self.detail}"[:4900]
-
-
-def better_or_equal(metric: str, value: float, reference: float, margin: float = 0.0) -> bool:
-    """``value`` is at least ``reference + margin`` (or at most ``reference - margin`` when lower is better)."""
-    tolerance = 1e-9  # a value exactly at the boundary passes despite float rounding
-    if metric in LOWER_IS_BETTER:
-        return value <= reference - margin + tolerance
-    return value >= reference + margin - tolerance
 
 
 def format_checks(model, version, run_artifacts: set[str], config: EnvConfig) -> list[Check]:
@@ -94,16 +84,14 @@ def performance_checks(
 ) -> list[Check]:
     rules = config.validation
     checks = [
-        Check(f"performance.{name}.floor", metrics[name] >= floor, f"{name} {metrics[name]:.4f} >= {floor}")
+        Check(f"performance.{name}.floor", metrics[name] >= floor,
+              f"{name} {metrics[name]:.4f} {'>=' if metrics[name] >= floor else '<'} floor {floor}")
         for name, floor in rules.floors.items()
     ] + [
-        Check(
-            f"performance.{name}.ceiling",
-            metrics[name] <= ceiling,
-            f"{name} {metrics[name]:.4f} <= {ceiling}",
-        )
+        Check(f"performance.{name}.ceiling", metrics[name] <= ceiling,
+              f"{name} {metrics[name]:.4f} {'<=' if metrics[name] <= ceiling else '>'} ceiling {ceiling}")
         for name, ceiling in rules.ceilings.items()
-    ]
+    ]  # fmt: skip
     metric, value = rules.metric, metrics[rules.metric]
     if champion is not None and champion.get("overlap"):
         checks.append(Check("performance.vs_champion", False,
@@ -149,18 +137,22 @@ def validate_version(
 ) -> dict[str, Any]:
     mode = mode or config.validation.mode
     name = config.registered_model_name
-    client = mlflow_client(config)
-    record = client.get_model_version(name, version)
+    registry = ModelRegistry.for_config(config)
+    record = registry.version(version)
     if mode == "disabled":
         checks: list[Check] = []
     else:
         model = load_version(config, version)
         artifacts = (
-            {a.path for a in client.list_artifacts(record.run_id, "plots")} if record.run_id else set()
+            {a.path for a in registry.client.list_artifacts(record.run_id, "plots")}
+            if record.run_id
+            else set()
         )
         checks = format_checks(model, record, artifacts, config)
         window = Window.parse(record.tags["data.test_start"], record.tags["data.test_end"])
-        frame, _ = labelled_gold(store, config, window)
+        frame, _ = labelled_gold(
+            store, config, window, version=pinned_gold_version(store, config, record.tags)
+        )
         y = frame[config.use_case.model.label].astype(int).to_numpy()
         inputs = model_inputs(config.use_case.model, frame)
         try:
@@ -171,15 +163,13 @@ def validate_version(
         else:
             checks.append(Check("format.scoring", True, f"scored {len(inputs)} held-out rows {window}"))
             metrics = classification_metrics(y, proba, decision_threshold(model))
-            champion_metrics = _champion_metrics(config, client, version, frame, window)
+            champion_metrics = _champion_metrics(config, registry, version, frame, window)
             baseline = classification_metrics(y, np.zeros(len(y)), 0.5)  # "every flight on time"
             checks += performance_checks(config, metrics, champion_metrics, baseline)
             checks += slice_checks(config, frame, y, proba)
     failed = [c for c in checks if not c.passed]
     status = FAILED if failed and mode == "enabled" else PASSED
-    _record(client, name, version, record, checks, status, mode, run_id)
-    if status == PASSED:
-        client.set_registered_model_alias(name, CHALLENGER, version)
+    record_validation(registry, version, checks, status, mode, run_id)
     log.info(
         "%s v%s: validation %s (%s mode), %d of %d checks failed",
         name,
@@ -195,21 +185,12 @@ def validate_version(
             "failed_checks": {c.name: c.detail for c in failed}, "checks": len(checks)}  # fmt: skip
 
 
-def fair_comparison(champion_tags: dict[str, str], held_out: Window) -> bool:
-    """False when the Champion was fitted on days of the held-out window (it would look better than
-    it is): its training and validation days end where its own test window starts."""
-    start, fitted_until = champion_tags.get("data.window_start"), champion_tags.get("data.test_start")
-    if not (start and fitted_until):
-        return True
-    return held_out.start >= date.fromisoformat(fitted_until) or held_out.end <= date.fromisoformat(start)
-
-
 def _champion_metrics(
-    config: EnvConfig, client, version: str, frame: pd.DataFrame, window: Window
+    config: EnvConfig, registry: ModelRegistry, version: str, frame: pd.DataFrame, window: Window
 ) -> dict[str, Any] | None:
     """The current Champion's metrics on the same rows (None without a Champion, or when it is this
     version; ``{"overlap": True}`` when it was fitted on the held-out days)."""
-    champion = version_by_alias(client, config.registered_model_name, CHAMPION)
+    champion = registry.by_alias(config.champion_alias)
     if champion is None or str(champion.version) == str(version):
         return None
     if not fair_comparison(champion.tags, window):
@@ -217,22 +198,28 @@ def _champion_metrics(
     return evaluate(load_version(config, str(champion.version)), config, frame)
 
 
-def _record(
-    client, name: str, version: str, record, checks: list[Check], status: str, mode: str, run_id: str
+def record_validation(
+    registry: ModelRegistry, version: str, checks: list[Check], status: str, mode: str, run_id: str
 ) -> None:
-    for check in checks:
-        key = re.sub(r"[^A-Za-z0-9_\-. :/]", "_", f"validation.{check.name}")  # MLflow's tag-name alphabet
-        client.set_model_version_tag(name, version, key, check.tag())
-    client.set_model_version_tag(name, version, "validation.mode", mode)
-    client.set_model_version_tag(name, version, "validation.run_id", run_id)
-    client.set_model_version_tag(name, version, STATUS_TAG, status)
+    """The outcome on the version: one tag per check, the description, the status (last), and the
+    Challenger alias following the status — a FAILED version never stays Challenger (e.g. one
+    validated before in dry_run), and any comparison made before no longer counts."""
+    record = registry.version(version)
+    tags = {
+        re.sub(r"[^A-Za-z0-9_\-. :/]", "_", f"validation.{c.name}"): c.tag() for c in checks
+    }  # MLflow's tag alphabet
+    registry.delete_tag(version, DECISION_TAG)  # a comparison made before this validation no longer counts
+    registry.set_tags(version, {**tags, "validation.mode": mode, "validation.run_id": run_id})
+    registry.set_tags(version, {STATUS_TAG: status})  # last: a reader of the status sees the checks
     base = (record.description or "").split("\n\nValidation")[0]
     lines = [f"- {'✅' if c.passed else '❌'} {c.name}: {c.detail}" for c in checks] or [
         "- validation disabled"
     ]
-    client.update_model_version(
-        name, version, description=f"{base}\n\nValidation ({mode}): {status}\n" + "\n".join(lines)
-    )
+    registry.set_description(version, f"{base}\n\nValidation ({mode}): {status}\n" + "\n".join(lines))
+    if status == PASSED:
+        registry.set_alias(CHALLENGER, version)
+    else:
+        registry.delete_alias(CHALLENGER, only_from=version)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -241,13 +228,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--mode", choices=["disabled", "dry_run", "enabled"], default=None, help="default: config"
     )
+    parser.add_argument("--record-only", action="store_true",
+                        help="exit 0 on FAILED: the caller routes on the recorded status (the training DAG)")  # fmt: skip
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
-    return validate_version(config, store, args.version, mode=args.mode, run_id=args.run_id)
+    result = validate_version(config, store, args.version, mode=args.mode, run_id=args.run_id)
+    if result["status"] == FAILED and not args.record_only:
+        checks = "; ".join(f"{name}: {detail}" for name, detail in result["failed_checks"].items())
+        raise GateFailedError(f"{result['model_name']} v{result['version']} failed validation: {checks}")
+    return result
 
 
 if __name__ == "__main__":

@@ -14,6 +14,15 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from jobs.common.errors import (  # noqa: F401 (the exit codes are part of the job contract)
+    EXIT_BAD_INPUT,
+    EXIT_MISSING_INPUT,
+    EXIT_QUALITY_GATE,
+    EXIT_TRANSIENT,
+    NON_RETRYABLE_EXIT_CODES,
+    RunwayError,
+)
+
 log = logging.getLogger("runway")
 RESULT_MARKER = "RUNWAY_RESULT "
 
@@ -61,7 +70,19 @@ def add_window(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", default="manual", help="the orchestrator's run id, kept as lineage")
+    parser.add_argument(
+        "--run-id", default=manual_run_id(),
+        help="the orchestrator's run id: lineage, and the key that makes a retry of the same run a no-op "
+             "(default: a new id per command, so a repeated command is a new request)",
+    )  # fmt: skip
+
+
+def manual_run_id() -> str:
+    """A run id of its own for a command run by hand."""
+    import uuid
+    from datetime import UTC, datetime
+
+    return f"manual__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
 
 
 def setup_logging() -> None:
@@ -70,13 +91,6 @@ def setup_logging() -> None:
     )
     for noisy in ("py4j", "great_expectations", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-# Exit codes tell the orchestrator whether a retry can help.
-EXIT_BAD_INPUT = 2  # config, arguments, permissions, malformed data: a retry cannot fix it
-EXIT_QUALITY_GATE = 3  # table-level data-quality expectations failed
-EXIT_MISSING_INPUT = 4  # an input (landing file, table) is not there yet: retry later
-NON_RETRYABLE_EXIT_CODES = {EXIT_BAD_INPUT: "bad input", EXIT_QUALITY_GATE: "data-quality gate failed"}
 
 
 def write_result(payload: dict[str, Any]) -> None:
@@ -109,18 +123,15 @@ def run_cli(main: Callable[[list[str] | None], dict[str, Any] | None], argv: lis
 
 
 def _report(main: Callable[[list[str] | None], dict[str, Any] | None], argv: list[str] | None) -> int:
-    from jobs.common.config import ConfigError
-    from jobs.common.quality import QualityGateError
-
     setup_logging()
     try:
         write_result({"ok": True, "result": main(argv) or {}})
         return 0
-    except QualityGateError as exc:
-        code, message = EXIT_QUALITY_GATE, str(exc)
+    except RunwayError as exc:
+        code, message = exc.exit_code, str(exc)
     except (FileNotFoundError, LookupError) as exc:
         code, message = EXIT_MISSING_INPUT, str(exc)
-    except (ConfigError, ValueError, PermissionError) as exc:
+    except (ValueError, PermissionError) as exc:
         code, message = EXIT_BAD_INPUT, str(exc)
     log.error("%s", message)
     print(f"runway: error: {message}", file=sys.stderr, flush=True)

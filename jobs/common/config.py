@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jobs.common.errors import BadInputError
 from jobs.common.paths import config_dir, data_dir, include_dir
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -34,7 +35,7 @@ PIPELINES = (
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """A config file is missing, malformed or fails validation; the message names file and key."""
 
 
@@ -178,7 +179,13 @@ class PromotionConfig(_Strict):
     metric: str = "roc_auc"
     min_improvement: float = Field(0.0, description="Challenger must beat Champion by at least this")
     approval: Literal["auto", "human"] = Field(
-        "auto", description="human: an approval task before Champion moves"
+        "auto", description="human: an approval record by a person before Champion moves"
+    )
+    approvers: list[str] = Field(
+        default_factory=list, description="who may approve (Airflow user names); empty: any user"
+    )
+    approval_timeout_hours: float = Field(
+        72, gt=0, description="an unanswered approval request expires (the Champion stays)"
     )
 
 
@@ -374,6 +381,11 @@ class EnvConfig(_Strict):
     def registered_model_name(self) -> str:
         """``<catalog>.<ml schema>.<model>``, the Unity Catalog three-level model name."""
         return f"{self.catalog}.{self.schemas.ml}.{self.use_case.model.name}"
+
+    @property
+    def champion_alias(self) -> str:
+        """The alias scoring follows and promotion moves (``inference.alias``): one setting for both."""
+        return self.inference.alias
 
     def table_options(self, schema: str, table: str) -> TableOptions:
         return self.tables.get(f"{schema}.{table}", TableOptions())

@@ -23,6 +23,21 @@ URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 def configure_mlflow(config: EnvConfig) -> str:
     """Point MLflow at the environment's tracking server and registry; return the experiment id."""
+    import mlflow
+
+    point_mlflow(config)
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if config.mlflow.artifact_root:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
+        location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
+    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
+
+
+def point_mlflow(config: EnvConfig) -> None:
+    """Point MLflow at the environment's tracking server and registry (no call to either)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
@@ -37,14 +52,6 @@ def configure_mlflow(config: EnvConfig) -> str:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if config.mlflow.artifact_root:
-        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
-        location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
-    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
 
 
 def mlflow_client(config: EnvConfig):
@@ -52,16 +59,6 @@ def mlflow_client(config: EnvConfig):
 
     configure_mlflow(config)
     return mlflow.MlflowClient()
-
-
-def version_by_alias(client, name: str, alias: str):
-    """The model version an alias points at, or None when the alias is not set."""
-    import mlflow
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        return None
 
 
 def labelled_gold(
@@ -88,6 +85,14 @@ def labelled_gold(
     if frame.empty:
         raise LookupError(f"no labelled rows in {table} for {window}")
     return frame, version
+
+
+def pinned_gold_version(store: TableStore, config: EnvConfig, tags: dict[str, str]) -> int | None:
+    """The gold table's Delta version a model version was trained on (its lineage tag), so that
+    validation and comparison score the rows training held out, whatever gold became since."""
+    table = store.name("gold", config.use_case.features.table)
+    recorded = tags.get(f"delta.version.{table}")
+    return int(recorded) if recorded not in (None, "") else None
 
 
 def load_version(config: EnvConfig, version: str):

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.errors import GateFailedError
 from jobs.common.paths import include_dir
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ QUARANTINE, FAIL = "quarantine", "fail"
 INDEX_META = "runway_index"
 
 
-class QualityGateError(RuntimeError):
+class QualityGateError(GateFailedError):
     """Table-level expectations failed; the message summarises which and what was observed."""
 
 

@@ -53,12 +53,11 @@ def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
     """The version ``alias`` (default: the config's, ``Champion``) points at now, with its signature."""
     import mlflow
 
-    from jobs.common.lifecycle import mlflow_client, version_by_alias
+    from jobs.common.registry import ModelRegistry
 
-    alias = alias or config.inference.alias
+    alias = alias or config.champion_alias
     name = config.registered_model_name
-    client = mlflow_client(config)
-    version = version_by_alias(client, name, alias)
+    version = ModelRegistry.for_config(config).by_alias(alias)  # an outage is transient, not "no model"
     if version is None:
         raise NoModelVersionError(
             f"model {name} has no '{alias}' version yet: train and promote one first "

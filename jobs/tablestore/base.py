@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.errors import BadInputError, MissingInputError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -24,15 +26,15 @@ if TYPE_CHECKING:
     Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
 
 
-class TablePermissionError(PermissionError):
+class TablePermissionError(BadInputError, PermissionError):
     """The environment may not read or write the catalog a table lives in."""
 
 
-class SchemaMismatchError(ValueError):
+class SchemaMismatchError(BadInputError):
     """A write's columns or types differ from the table's and the table may not evolve."""
 
 
-class TableNotFoundError(LookupError):
+class TableNotFoundError(MissingInputError):
     """The table does not exist (yet)."""
 
 

@@ -51,23 +51,3 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
     spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "spark-submit",
                         "RUNWAY_INCLUDE_DIR": str(include_dir()), **spec["env_vars"]}  # fmt: skip
     return spec
-
-
-def promote_task(config: EnvConfig, *, approved_by: str, **kwargs) -> BaseOperator:
-    """Move Champion to the comparison's winner (``jobs.promote promote``)."""
-    if config.compute.kind == "local":
-        from operators.mlflow_registry import PromoteChampionOperator
-
-        return PromoteChampionOperator(env=config.env, approved_by=approved_by, **kwargs)
-    arguments = ["promote", "--run-id", "{{ run_id }}", "--approved-by", approved_by]
-    return job_task(config, job="promote", arguments=arguments, **kwargs)
-
-
-def rollback_task(config: EnvConfig, *, requested_by: str, reason: str, **kwargs) -> BaseOperator:
-    """Move Champion back to the version it replaced (``jobs.promote rollback``)."""
-    if config.compute.kind == "local":
-        from operators.mlflow_registry import RollbackChampionOperator
-
-        return RollbackChampionOperator(env=config.env, requested_by=requested_by, reason=reason, **kwargs)
-    arguments = ["rollback", "--run-id", "{{ run_id }}", "--requested-by", requested_by, "--reason", reason]
-    return job_task(config, job="promote", arguments=arguments, **kwargs)

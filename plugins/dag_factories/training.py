@@ -7,7 +7,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, task
 
 from dag_factories.common import dag_kwargs, table_asset
-from dag_factories.compute import job_task, promote_task, rollback_task
+from dag_factories.compute import job_task
 from jobs.common.config import EnvConfig, load_config
 
 REASONS = ["manual", "schedule", "asset", "drift"]
@@ -18,11 +18,13 @@ DOC = """
 Trains `{model}` on the `{window_days}` days of `{gold}` before the run's date, then:
 
 1. **train**: MLflow run with metrics, plots, lineage; a new version tagged `model_validation_status=PENDING`.
-2. **validate**: format, held-out performance vs floors and the Champion (or the "every flight on
-   time" baseline), slices. Mode: `{mode}`. A failure stops here (**validation_failed** lists the checks).
+2. **validate**: format, held-out performance vs floors and the Champion (or the business
+   baseline), slices. Mode: `{mode}`. A failure stops here (**validation_failed** lists the checks)
+   and the version loses `Challenger`.
 3. **compare**: Challenger vs Champion on the same held-out window (`{metric}`, min improvement
    `{min_improvement}`), into `{catalog}.ml.model_comparisons`.
-4. {approval}**promote**: `Champion` moves, every move audited in `{catalog}.ml.model_audit`.
+4. {approval}**promote**: `Champion` moves to the compared version — only if it passed validation,
+   won against the Champion of the moment{approved} — audited in `{catalog}.ml.model_audit`.
 
 Schedule: `{schedule}`{asset}. Manual runs take *training_end*, *window_days*, *reason* and
 *hyperparameters* (JSON overriding the estimator's config). Roll back with `{env}_rollback`.
@@ -108,11 +110,8 @@ def route_comparison(result: dict, approval: bool) -> str:
     return "approve_promotion" if approval else "promote"
 
 
-APPROVER = (
-    "{% set r = ti.xcom_pull(task_ids='approve_promotion') %}"
-    "{% if r and r.get('responded_by_user') is mapping %}{{ r['responded_by_user'].get('name') or r['responded_by_user'].get('id') }}"
-    "{% elif r %}{{ r.get('responded_by_user') or 'unknown' }}{% else %}auto{% endif %}"
-)
+CANDIDATE = "{{ ti.xcom_pull(task_ids='compare')['challenger_version'] }}"
+APPROVER = "{{ ti.xcom_pull(task_ids='approve_promotion', key='responded_by') }}"
 
 
 def build_training_dag(env: str) -> DAG:
@@ -133,7 +132,9 @@ def build_training_dag(env: str) -> DAG:
         env=env, model=config.registered_model_name, window_days=config.use_case.model.training.window_days,
         gold=gold_asset.name, mode=config.validation.mode, metric=config.promotion.metric,
         min_improvement=config.promotion.min_improvement, catalog=config.catalog,
-        approval="**approve_promotion** (a person approves in the UI), then " if human else "",
+        approval=(f"**approve_promotion** (a person approves in the UI{' — ' + ', '.join(config.promotion.approvers) if config.promotion.approvers else ''}; "
+                  f"unanswered after {config.promotion.approval_timeout_hours:g} h it is rejected), the approval record, then ") if human else "",
+        approved=" and was approved by a person" if human else "",
         schedule=config.schedules.training or "manual only",
         asset=f", and when `{gold_asset.name}` updates" if config.schedules.training_on_new_features else "",
     )  # fmt: skip
@@ -147,29 +148,36 @@ def build_training_dag(env: str) -> DAG:
         )  # fmt: skip
         validate = job_task(
             config, task_id="validate", job="validate_model",
-            arguments=["--version", "{{ ti.xcom_pull(task_ids='train')['version'] }}", *run],
+            arguments=["--version", "{{ ti.xcom_pull(task_ids='train')['version'] }}", "--record-only", *run],
         )  # fmt: skip
         compare = job_task(config, task_id="compare", job="promote", arguments=["compare", *run])
-        promote = promote_task(
-            config, task_id="promote", approved_by=APPROVER, trigger_rule="none_failed_min_one_success"
-        )
+        promote = job_task(config, task_id="promote", job="promote", arguments=["promote", "--version", CANDIDATE, *run],
+                           trigger_rule="none_failed_min_one_success")  # fmt: skip
         kept = EmptyOperator(task_id="champion_kept", doc_md="The Challenger did not beat the Champion.")
         train >> validate
         route_validation(validate.output) >> [compare, validation_failed(validate.output)]
         routes = route_comparison(compare.output, human)
         compare >> routes
         if human:
-            from airflow.providers.standard.operators.hitl import ApprovalOperator
+            from operators.approval import PromotionApprovalOperator
 
-            approve = ApprovalOperator(
-                task_id="approve_promotion",
+            approve = PromotionApprovalOperator(
+                task_id="approve_promotion", approve_task_id="record_approval", reject_task_id="record_rejection",
+                approvers=config.promotion.approvers, timeout_hours=config.promotion.approval_timeout_hours,
                 subject=f"Promote a new {config.registered_model_name} Champion?",
                 body="{% set c = ti.xcom_pull(task_ids='compare') %}Challenger v{{ c['challenger_version'] }} "
                      "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ c['champion_version'] }} "
                      "on {{ c['window'] }}. Approve to move Champion.",
             )  # fmt: skip
+            decision = ["--version", CANDIDATE, "--approved-by", APPROVER, *run]
+            approved = job_task(
+                config, task_id="record_approval", job="promote", arguments=["approve", *decision]
+            )
+            rejected = job_task(config, task_id="record_rejection", job="promote", arguments=["reject", *decision],
+                                doc_md="The approver said no (or did not answer in time): the version loses Challenger.")  # fmt: skip
             routes >> [approve, kept]
-            approve >> promote
+            approve >> [approved, rejected]
+            approved >> promote
         else:
             routes >> [promote, kept]
         plan >> train
@@ -180,18 +188,16 @@ def build_rollback_dag(env: str) -> DAG:
     config = load_config(env)
     kwargs = dag_kwargs(config, "rollback", None, "", ["ml", "rollback"])
     kwargs["doc_md"] = (
-        f"### Rollback — `{env}`\n\nMoves `Champion` of `{config.registered_model_name}` back to the version it "
-        f"replaced, from the audit trail in `{config.catalog}.ml.model_audit` (the move is audited too)."
+        f"### Rollback — `{env}`\n\nMoves `Champion` of `{config.registered_model_name}` one step back "
+        f"through the Champion history in `{config.catalog}.ml.model_audit` (v7 → v6 → v1; the move is "
+        "audited too). A retry of the same run moves once; a new run walks further back."
     )
     params = {
         "requested_by": Param(type="string", minLength=1, title="Requested by"),
         "reason": Param(type="string", minLength=1, title="Reason"),
     }
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
-        rollback_task(
-            config,
-            task_id="rollback",
-            requested_by="{{ params.requested_by }}",
-            reason="{{ params.reason }}",
-        )
+        job_task(config, task_id="rollback", job="promote",
+                 arguments=["rollback", "--requested-by", "{{ params.requested_by }}",
+                            "--reason", "{{ params.reason }}", "--run-id", "{{ run_id }}"])  # fmt: skip
     return dag

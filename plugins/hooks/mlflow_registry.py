@@ -1,5 +1,5 @@
-"""MLflow model registry access for Airflow tasks: every MLflow call of Runway's operators and
-sensors goes through this hook.
+"""MLflow model registry access for Airflow tasks: Airflow's connection lookup in front of Runway's
+registry layer (``jobs.common.registry``), which every operator, sensor and trigger uses.
 
 Where the tracking and registry URIs come from, first match wins:
 1. explicit ``tracking_uri`` / ``registry_uri`` arguments;
@@ -12,13 +12,14 @@ The MLflow client is built on first use, never when the hook is created.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
+
+    from jobs.common.registry import ModelRegistry
 
 
 class MlflowRegistryHook(BaseHook):
@@ -50,7 +51,9 @@ class MlflowRegistryHook(BaseHook):
             extra = conn.extra_dejson
             tracking = extra.get("tracking_uri") or conn.host
             if not tracking:
-                raise ValueError(
+                from jobs.common.errors import BadInputError
+
+                raise BadInputError(
                     f"connection {self.mlflow_conn_id} gives no tracking URI (host or extra.tracking_uri)"
                 )
             return tracking, extra.get("registry_uri") or tracking
@@ -70,76 +73,10 @@ class MlflowRegistryHook(BaseHook):
             self._client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
         return self._client
 
-    @property
-    def client(self) -> MlflowClient:
-        return self.get_conn()
+    def registry(self, model_name: str) -> ModelRegistry:
+        """One registered model, through Runway's registry layer (jobs.common.registry): the same
+        reads, idempotent writes and error rules as the jobs'."""
+        from jobs.common.registry import ModelRegistry
 
-    # ------------------------------------------------------------------ reads
-
-    def get_version(self, name: str, version: str | int) -> ModelVersion:
-        return self.client.get_model_version(name, str(version))
-
-    def version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
-        """The version an alias points at, or None when the alias is not set."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.get_model_version_by_alias(name, alias)
-        except MlflowException as exc:
-            if exc.error_code in (
-                "INVALID_PARAMETER_VALUE",
-                "RESOURCE_DOES_NOT_EXIST",
-            ) and "not found" in str(exc):
-                return None
-            raise
-
-    def resolve_version(self, name: str, version: str | int | None = None, alias: str | None = None) -> str:
-        """A concrete version number from a version or an alias (exactly one of them)."""
-        if (version in (None, "")) == (alias in (None, "")):
-            raise ValueError("give a model version or an alias, not both or neither")
-        if alias:
-            found = self.version_by_alias(name, alias)
-            if found is None:
-                raise LookupError(f"model {name} has no alias '{alias}'")
-            return str(found.version)
-        return str(self.get_version(name, version).version)
-
-    def version_tag(self, name: str, version: str | int, key: str) -> str | None:
-        return self.get_version(name, version).tags.get(key)
-
-    # ------------------------------------------------------------------ writes (idempotent)
-
-    def set_alias(self, name: str, alias: str, version: str | int) -> str | None:
-        """Point ``alias`` at ``version``. Returns the version it pointed at before (None if unset);
-        when it already points there, nothing is written."""
-        current = self.version_by_alias(name, alias)
-        previous = str(current.version) if current is not None else None
-        if previous != str(version):
-            self.get_version(name, version)  # a clear error for a version that does not exist
-            self.client.set_registered_model_alias(name, alias, str(version))
-            self.log.info("%s: alias %s moved %s -> %s", name, alias, previous, version)
-        return previous
-
-    def delete_alias(self, name: str, alias: str) -> str | None:
-        """Remove ``alias``; returns the version it pointed at (None if it was not set)."""
-        current = self.version_by_alias(name, alias)
-        if current is None:
-            return None
-        self.client.delete_registered_model_alias(name, alias)
-        self.log.info("%s: alias %s removed from version %s", name, alias, current.version)
-        return str(current.version)
-
-    def set_version_tags(self, name: str, version: str | int, tags: dict[str, Any]) -> dict[str, str]:
-        """Set the tags whose value differs; returns those it changed."""
-        existing = self.get_version(name, version).tags
-        changed = {k: str(v) for k, v in tags.items() if existing.get(k) != str(v)}
-        for key, value in changed.items():
-            self.client.set_model_version_tag(name, str(version), key, value)
-        return changed
-
-    def set_description(self, name: str, version: str | int, description: str) -> bool:
-        """Replace the version's description; False when it already reads so."""
-        if (self.get_version(name, version).description or "") == description:
-            return False
-        self.client.update_model_version(name, str(version), description=description)
-        return True
+        tracking, registry = self.get_uris()
+        return ModelRegistry(self.get_conn(), model_name, registry or tracking)

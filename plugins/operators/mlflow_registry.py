@@ -8,8 +8,6 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from operators.runway_job import RunwayJobOperator
-
 
 class _RegistryOperator(BaseOperator):
     """Common arguments: the registered model, and where the registry is (see MlflowRegistryHook)."""
@@ -45,9 +43,9 @@ class SetModelAliasOperator(_RegistryOperator):
         self.from_alias = from_alias
 
     def execute(self, context) -> dict[str, Any]:
-        hook = self.hook
-        version = hook.resolve_version(self.model_name, self.version, self.from_alias)
-        previous = hook.set_alias(self.model_name, self.alias, version)
+        registry = self.hook.registry(self.model_name)
+        version = registry.resolve(self.version, self.from_alias)
+        previous = registry.set_alias(self.alias, version)
         return {"model": self.model_name, "alias": self.alias, "version": version, "previous": previous,
                 "changed": previous != version}  # fmt: skip
 
@@ -62,7 +60,7 @@ class DeleteModelAliasOperator(_RegistryOperator):
         self.alias = alias
 
     def execute(self, context) -> dict[str, Any]:
-        previous = self.hook.delete_alias(self.model_name, self.alias)
+        previous = self.hook.registry(self.model_name).delete_alias(self.alias)
         return {
             "model": self.model_name,
             "alias": self.alias,
@@ -93,43 +91,13 @@ class SetModelVersionTagsOperator(_RegistryOperator):
         self.alias = alias
 
     def execute(self, context) -> dict[str, Any]:
-        hook = self.hook
-        version = hook.resolve_version(self.model_name, self.version, self.alias)
-        changed = hook.set_version_tags(self.model_name, version, self.tags)
-        described = self.description is not None and hook.set_description(
-            self.model_name, version, self.description
-        )
+        registry = self.hook.registry(self.model_name)
+        version = registry.resolve(self.version, self.alias)
+        changed = registry.set_tags(version, self.tags)
+        described = self.description is not None and registry.set_description(version, self.description)
         return {
             "model": self.model_name,
             "version": version,
             "changed_tags": changed,
             "description_changed": described,
         }
-
-
-class PromoteChampionOperator(RunwayJobOperator):
-    """Move ``Champion`` to the Challenger that won its comparison, with an audit record in Delta
-    (``jobs.promote promote``). A retry of the same run never moves the alias twice."""
-
-    template_fields: Sequence[str] = ("arguments", "approved_by")
-
-    def __init__(self, *, env: str, approved_by: str = "auto", **kwargs):
-        self.approved_by = approved_by
-        super().__init__(job="promote", arguments=["promote", "--run-id", "{{ run_id }}"], env=env, **kwargs)
-
-    def job_arguments(self) -> list[Any]:
-        return [*self.arguments, "--approved-by", self.approved_by]
-
-
-class RollbackChampionOperator(RunwayJobOperator):
-    """Move ``Champion`` back to the version it replaced, from the audit trail (``jobs.promote rollback``)."""
-
-    template_fields: Sequence[str] = ("arguments", "requested_by", "reason")
-
-    def __init__(self, *, env: str, requested_by: str, reason: str, **kwargs):
-        self.requested_by = requested_by
-        self.reason = reason
-        super().__init__(job="promote", arguments=["rollback", "--run-id", "{{ run_id }}"], env=env, **kwargs)
-
-    def job_arguments(self) -> list[Any]:
-        return [*self.arguments, "--requested-by", self.requested_by, "--reason", self.reason]

@@ -56,9 +56,9 @@ class ModelVersionTagSensor(BaseSensorOperator):
         return value in self.target_values
 
     def poke(self, context) -> PokeReturnValue:
-        hook = self.hook
-        version = hook.resolve_version(self.model_name, self.version, self.alias)
-        value = hook.version_tag(self.model_name, version, self.tag_key)
+        registry = self.hook.registry(self.model_name)
+        version = registry.resolve(self.version, self.alias)
+        value = registry.tag(version, self.tag_key)
         self.log.info(
             "%s v%s: %s = %s (waiting for %s)",
             self.model_name,
@@ -78,8 +78,9 @@ class ModelVersionTagSensor(BaseSensorOperator):
         from triggers.mlflow_registry import ModelVersionTagTrigger
 
         hook = self.hook
-        version = hook.resolve_version(self.model_name, self.version, self.alias)
-        value = hook.version_tag(self.model_name, version, self.tag_key)
+        registry = hook.registry(self.model_name)
+        version = registry.resolve(self.version, self.alias)
+        value = registry.tag(version, self.tag_key)
         if self._check(value, version):
             return {"version": version, "value": value}
         tracking_uri, registry_uri = hook.get_uris()

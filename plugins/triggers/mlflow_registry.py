@@ -58,10 +58,11 @@ class ModelVersionTagTrigger(BaseTrigger):
         }
 
     def _read_tag(self) -> str | None:
-        from hooks.mlflow_registry import MlflowRegistryHook
+        from jobs.common.registry import ModelRegistry
 
-        hook = MlflowRegistryHook(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
-        return hook.version_tag(self.model_name, self.version, self.tag_key)
+        return ModelRegistry.at(self.tracking_uri, self.registry_uri, self.model_name).tag(
+            self.version, self.tag_key
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = time.monotonic() + self.timeout

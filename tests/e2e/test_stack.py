@@ -223,7 +223,8 @@ def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
         str(registry.get_model_version_by_alias("prod.ml.flight_delay_classifier", "Champion").version) == "1"
     )
     audit = DeltaTable(str(stack["data_dir"] / "lakehouse" / "prod" / "ml" / "model_audit")).to_pandas()
-    assert audit[["action", "to_version", "approved_by"]].values.tolist() == [["promote", "1", "admin"]]
+    assert audit[["action", "to_version", "approved_by", "status"]].values.tolist() == [["promote", "1", "admin", "done"]]
+    assert registry.get_model_version("prod.ml.flight_delay_classifier", "1").tags["approval.by"] == "admin"
 
 
 def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
@@ -238,6 +239,10 @@ def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
     name = "prod.ml.flight_delay_classifier"
     assert str(registry.get_model_version_by_alias(name, "Champion").version) == "1"
     assert registry.get_model_version(name, "2").tags["model_validation_status"] == "PASSED"
+    assert states["record_rejection"] == "success" and states["record_approval"] == "skipped", states
+    assert registry.get_model_version(name, "2").tags["approval.status"] == "rejected"
+    with pytest.raises(Exception, match="not found"):  # a rejected candidate is no Challenger
+        registry.get_model_version_by_alias(name, "Challenger")
 
 
 def test_down_stops_exactly_what_up_started(stack):

@@ -6,7 +6,9 @@ import mlflow
 import pytest
 
 from jobs.common.config import ValidationConfig
-from jobs.validate_model import CHALLENGER, Check, better_or_equal, performance_checks, validate_version
+from jobs.common.promotion import better_or_equal
+from jobs.common.registry import CHALLENGER
+from jobs.validate_model import Check, performance_checks, validate_version
 
 
 def test_metric_direction():
@@ -74,9 +76,41 @@ def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registr
     }  # fmt: skip
 
 
+def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(registry):
+    """Finding 1 on a real model: dry_run made it Challenger, enabled failed it, promote moved it."""
+    from jobs.common.errors import BadInputError
+    from jobs.promote import promote
+
+    config, version, store, client = registry
+    strict = with_validation(config, floors={"roc_auc": 0.99})
+    assert validate_version(strict, store, version, mode="dry_run")["status"] == "PASSED"
+    assert client.get_model_version_by_alias(config.registered_model_name, CHALLENGER).version == int(version)
+    failed = validate_version(strict, store, version, mode="enabled")
+    assert failed["failed_checks"]["performance.roc_auc.floor"].endswith("< floor 0.99")  # says what it missed
+    with pytest.raises(mlflow.exceptions.MlflowException, match="not found"):
+        client.get_model_version_by_alias(config.registered_model_name, CHALLENGER)
+    with pytest.raises(BadInputError, match="not validated"):
+        promote(config, store, "run", version)
+
+
+def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, monkeypatch, tmp_path):
+    from jobs.common.cli import read_result, run_cli
+    from jobs.validate_model import main
+
+    config, version, store, client = registry
+    strict = with_validation(config, floors={"roc_auc": 0.99})
+    monkeypatch.setattr("jobs.validate_model.load_config", lambda env=None: strict)
+    monkeypatch.setattr("jobs.tablestore.open_table_store", lambda config, spark=None: store)
+    monkeypatch.setenv("RUNWAY_RESULT_FILE", str(tmp_path / "result.json"))
+    assert run_cli(main, ["--version", version]) == 3
+    result = read_result("RUNWAY_RESULT " + (tmp_path / "result.json").read_text())
+    assert "failed validation: performance.roc_auc.floor: roc_auc" in result["error"]
+    assert run_cli(main, ["--version", version, "--record-only"]) == 0
+
+
 def test_a_champion_fitted_on_the_held_out_days_cannot_be_compared():
     from jobs.common.cli import Window
-    from jobs.validate_model import fair_comparison
+    from jobs.common.promotion import fair_comparison
 
     champion = {"data.window_start": "2013-01-01", "data.test_start": "2013-03-18"}
     assert fair_comparison(champion, Window.parse("2013-03-18", "2013-04-01"))  # after its fitted days

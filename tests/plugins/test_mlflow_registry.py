@@ -29,11 +29,11 @@ def registry(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps({"conn_type": "mlflow", "host": uri}))
     hook = MlflowRegistryHook(tracking_uri=uri)
-    hook.client.create_registered_model(MODEL)
+    hook.get_conn().create_registered_model(MODEL)
     for n in (1, 2):
         (tmp_path / f"model{n}").mkdir()
-        hook.client.create_model_version(MODEL, source=str(tmp_path / f"model{n}"))
-    return hook
+        hook.get_conn().create_model_version(MODEL, source=str(tmp_path / f"model{n}"))
+    return hook.registry(MODEL)
 
 
 def op_kwargs(task_id: str) -> dict:
@@ -43,8 +43,8 @@ def op_kwargs(task_id: str) -> dict:
 def test_hook_builds_its_client_lazily_and_resolves_uris(registry, monkeypatch):
     hook = MlflowRegistryHook(mlflow_conn_id="mlflow_test")
     assert hook._client is None
-    assert hook.get_uris()[0] == registry.tracking_uri
-    assert hook.version_by_alias(MODEL, "Champion") is None
+    assert hook.get_uris()[0] == registry.where
+    assert hook.registry(MODEL).by_alias("Champion") is None
     from jobs.common.config import load_config
 
     from_config = MlflowRegistryHook(runway_env="staging")
@@ -60,28 +60,28 @@ def test_set_alias_is_idempotent_and_copies_aliases(registry):
     copied = SetModelAliasOperator(**op_kwargs("c"), alias="Previous", from_alias="Champion").execute({})
     assert copied["version"] == "1"
     moved = SetModelAliasOperator(**op_kwargs("d"), alias="Champion", version="2").execute({})
-    assert (moved["previous"], registry.version_by_alias(MODEL, "Champion").version) == ("1", 2)
+    assert (moved["previous"], registry.by_alias("Champion").version) == ("1", 2)
 
 
 def test_set_alias_refuses_a_missing_version_or_alias(registry):
-    from mlflow.exceptions import MlflowException
+    from jobs.common.errors import BadInputError
 
-    with pytest.raises(MlflowException):
+    with pytest.raises(BadInputError, match="v9"):
         SetModelAliasOperator(**op_kwargs("a"), alias="Champion", version="9").execute({})
-    with pytest.raises(LookupError, match="no alias 'Challenger'"):
+    with pytest.raises(BadInputError, match="no alias 'Challenger'"):
         SetModelAliasOperator(**op_kwargs("b"), alias="Champion", from_alias="Challenger").execute({})
-    assert registry.version_by_alias(MODEL, "Champion") is None
+    assert registry.by_alias("Champion") is None
 
 
 def test_delete_alias_is_idempotent(registry):
-    registry.set_alias(MODEL, "Challenger", 2)
+    registry.set_alias("Challenger", 2)
     assert DeleteModelAliasOperator(**op_kwargs("a"), alias="Challenger").execute({})["previous"] == "2"
     assert DeleteModelAliasOperator(**op_kwargs("b"), alias="Challenger").execute({})["changed"] is False
-    assert registry.version_by_alias(MODEL, "Challenger") is None
+    assert registry.by_alias("Challenger") is None
 
 
 def test_tags_and_description_are_set_once(registry):
-    registry.set_alias(MODEL, "Challenger", 2)
+    registry.set_alias("Challenger", 2)
     task = SetModelVersionTagsOperator(
         **op_kwargs("t"), alias="Challenger", tags={"model_validation_status": "PASSED", "auc": 0.71},
         description="validated",
@@ -92,7 +92,7 @@ def test_tags_and_description_are_set_once(registry):
         and first["description_changed"]
     )
     assert again["changed_tags"] == {} and not again["description_changed"]
-    version = registry.get_version(MODEL, 2)
+    version = registry.version(2)
     assert version.tags["auc"] == "0.71" and version.description == "validated"
 
 
@@ -101,18 +101,18 @@ def sensor(**kwargs) -> ModelVersionTagSensor:
 
 
 def test_sensor_pokes_until_the_tag_passes_and_fails_fast_on_failure(registry):
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "PENDING"})
+    registry.set_tags(2, {"model_validation_status": "PENDING"})
     assert sensor().poke({}).is_done is False
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "PASSED"})
+    registry.set_tags(2, {"model_validation_status": "PASSED"})
     done = sensor().poke({})
     assert done.is_done and done.xcom_value == {"version": "2", "value": "PASSED"}
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "FAILED"})
+    registry.set_tags(2, {"model_validation_status": "FAILED"})
     with pytest.raises(AirflowFailException, match="model_validation_status is FAILED"):
         sensor().poke({})
 
 
 def test_deferrable_sensor_hands_a_serializable_trigger_to_the_triggerer(registry):
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "PENDING"})
+    registry.set_tags(2, {"model_validation_status": "PENDING"})
     with pytest.raises(TaskDeferred) as deferred:
         sensor(deferrable=True).execute({})
     trigger = deferred.value.trigger
@@ -120,7 +120,7 @@ def test_deferrable_sensor_hands_a_serializable_trigger_to_the_triggerer(registr
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
     assert rebuilt.serialize() == (classpath, kwargs)
-    assert kwargs["tracking_uri"] == registry.tracking_uri and kwargs["version"] == "2"
+    assert kwargs["tracking_uri"] == registry.where and kwargs["version"] == "2"
     assert deferred.value.method_name == "execute_complete"
 
 
@@ -132,15 +132,15 @@ async def first_event(trigger: ModelVersionTagTrigger):
 def make_trigger(registry, timeout: float = 5) -> ModelVersionTagTrigger:
     return ModelVersionTagTrigger(
         model_name=MODEL, version="2", tag_key="model_validation_status", target_values=["PASSED"],
-        failure_values=["FAILED"], tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri,
+        failure_values=["FAILED"], tracking_uri=registry.where, registry_uri=registry.where,
         poke_interval=0.1, timeout=timeout,
     )  # fmt: skip
 
 
 def test_trigger_yields_success_once_the_tag_changes(registry):
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "PENDING"})
+    registry.set_tags(2, {"model_validation_status": "PENDING"})
     later = threading.Timer(
-        0.5, lambda: registry.set_version_tags(MODEL, 2, {"model_validation_status": "PASSED"})
+        0.5, lambda: registry.set_tags(2, {"model_validation_status": "PASSED"})
     )
     later.start()
     started = time.monotonic()
@@ -151,13 +151,27 @@ def test_trigger_yields_success_once_the_tag_changes(registry):
 
 
 def test_trigger_reports_failure_and_timeout(registry):
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "PENDING"})
+    registry.set_tags(2, {"model_validation_status": "PENDING"})
     timeout = asyncio.run(first_event(make_trigger(registry, timeout=0.3)))
     assert timeout["status"] == "timeout"
     with pytest.raises(AirflowSensorTimeout):
         sensor().execute_complete({}, timeout)
-    registry.set_version_tags(MODEL, 2, {"model_validation_status": "FAILED"})
+    registry.set_tags(2, {"model_validation_status": "FAILED"})
     failed = asyncio.run(first_event(make_trigger(registry)))
     assert failed["status"] == "failed"
     with pytest.raises(AirflowFailException, match="is FAILED"):
         sensor().execute_complete({}, failed)
+
+
+def test_a_registry_that_does_not_answer_is_transient_never_not_set(monkeypatch):
+    """A closed port: reads raise RegistryUnavailableError (retried), never "the alias is not set"."""
+    from jobs.common.errors import EXIT_TRANSIENT
+    from jobs.common.registry import ModelRegistry, RegistryUnavailableError
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = ModelRegistry.at("http://127.0.0.1:9", None, MODEL)
+    for read in (lambda: down.by_alias("Champion"), lambda: down.version(1), lambda: down.set_alias("Champion", 1)):
+        with pytest.raises(RegistryUnavailableError, match="127.0.0.1:9 did not answer") as raised:
+            read()
+        assert raised.value.exit_code == EXIT_TRANSIENT
