@@ -6,16 +6,21 @@ environment: it may read the catalogs in ``access.read_catalogs`` and write only
 
 from __future__ import annotations
 
+import logging
+import random
+import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.errors import BadInputError, MissingInputError
+from jobs.common.errors import BadInputError, MissingInputError, TransientError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import TypeVar
 
     import pandas as pd
     import pyarrow as pa
@@ -24,6 +29,11 @@ if TYPE_CHECKING:
     from jobs.common.config import EnvConfig
 
     Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
+    T = TypeVar("T")
+
+log = logging.getLogger("runway.tablestore")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+COMMIT_ATTEMPTS = 6  # tries of one write that loses commit races to concurrent writers
 
 
 class TablePermissionError(BadInputError, PermissionError):
@@ -38,11 +48,24 @@ class TableNotFoundError(MissingInputError):
     """The table does not exist (yet)."""
 
 
+class CommitConflictError(TransientError):
+    """A write kept losing commit races to concurrent writers of the same table: retry later."""
+
+
 @dataclass(frozen=True)
 class TableName:
+    """``<catalog>.<schema>.<table>``, each part a plain identifier (never a path)."""
+
     catalog: str
     schema: str
     table: str
+
+    def __post_init__(self) -> None:
+        for role, part in (("catalog", self.catalog), ("schema", self.schema), ("table", self.table)):
+            if not IDENTIFIER.fullmatch(str(part)):
+                raise BadInputError(
+                    f"table name part {part!r} ({role}) is not a plain identifier (letters, digits, _)"
+                )
 
     def __str__(self) -> str:
         return f"{self.catalog}.{self.schema}.{self.table}"
@@ -219,9 +242,13 @@ class TableStore(ABC):
         Every row of ``df`` must satisfy the predicate. Returns the commit (version, rows written).
         """
         self._check_write(name)
-        evolve = self._check_schema(name, column_types(df))
         df = self._engine_rows(df)
-        return self._overwrite(name, df, predicate=predicate, evolve=evolve, metadata=metadata or {})
+
+        def attempt() -> Commit:
+            evolve = self._check_schema(name, column_types(df))
+            return self._overwrite(name, df, predicate=predicate, evolve=evolve, metadata=metadata or {})
+
+        return self._retrying(name, "overwrite", attempt)
 
     def overwrite_window(
         self,
@@ -244,9 +271,14 @@ class TableStore(ABC):
         """Upsert ``df`` by ``keys``: matching rows are updated, new rows inserted."""
         self._check_write(name)
         if not keys:
-            raise ValueError("merge needs at least one key column")
-        evolve = self._check_schema(name, column_types(df))
-        return self._merge(name, self._engine_rows(df), keys, evolve=evolve, metadata=metadata or {})
+            raise BadInputError("merge needs at least one key column")
+        df = self._engine_rows(df)
+
+        def attempt() -> Commit:
+            evolve = self._check_schema(name, column_types(df))
+            return self._merge(name, df, keys, evolve=evolve, metadata=metadata or {})
+
+        return self._retrying(name, "merge into", attempt)
 
     def append_once(
         self, name: TableName, df: Rows, app_id: str, txn_version: int, *, metadata: dict | None = None
@@ -256,15 +288,42 @@ class TableStore(ABC):
         Returns True when the rows were appended, False when this transaction was already committed.
         """
         self._check_write(name)
-        if self.exists(name):
-            committed = self.transaction_version(name, app_id)
-            if committed is not None and committed >= txn_version:
-                return False
-        evolve = self._check_schema(name, column_types(df))
         df = self._engine_rows(df)
-        return self._append(name, df, app_id, txn_version, evolve=evolve, metadata=metadata or {})
+
+        def attempt() -> bool:  # the check is repeated after a lost race: the winner may be this txn
+            if self.exists(name):
+                committed = self.transaction_version(name, app_id)
+                if committed is not None and committed >= txn_version:
+                    return False
+            evolve = self._check_schema(name, column_types(df))
+            return self._append(name, df, app_id, txn_version, evolve=evolve, metadata=metadata or {})
+
+        return self._retrying(name, "append to", attempt)
+
+    def _retrying(self, name: TableName, what: str, attempt: Callable[[], T]) -> T:
+        """Run one write, again with growing random back-off while it loses commit races (a table
+        created or committed meanwhile by another writer); then one sentence, retryable."""
+        for tries in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except Exception as exc:
+                if not self._is_commit_conflict(exc):
+                    raise
+                if tries == COMMIT_ATTEMPTS:
+                    raise CommitConflictError(
+                        f"{what} {name} lost {tries} commit races to concurrent writers; nothing of it was "
+                        "committed: retry later"
+                    ) from exc
+                log.warning("%s %s lost a commit race (%s): try %d of %d", what, name, type(exc).__name__,
+                            tries + 1, COMMIT_ATTEMPTS)  # fmt: skip
+                time.sleep(min(2.0, 0.05 * 2**tries) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ engine specifics
+
+    @abstractmethod
+    def _is_commit_conflict(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the engine's "a concurrent commit won": the write may be tried again."""
 
     @abstractmethod
     def exists(self, name: TableName) -> bool: ...

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
+from jobs.common.errors import BadInputError
 from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore, is_arrow
 
 if TYPE_CHECKING:
@@ -43,6 +44,15 @@ class LocalDeltaTableStore(TableStore):
         return DeltaTable(str(self.path(name)), version=version)
 
     # ------------------------------------------------------------------ metadata
+
+    def _is_commit_conflict(self, exc: Exception) -> bool:
+        return isinstance(exc, CommitFailedError)
+
+    def _create_if_missing(self, name: TableName, schema: pa.Schema) -> None:
+        """Create the empty table, so that a first merge merges and a first transactional append checks
+        its transaction like every later one: two first writers then never both append."""
+        if not self.exists(name):
+            DeltaTable.create(str(self.path(name)), schema, mode="ignore")
 
     def exists(self, name: TableName) -> bool:
         return DeltaTable.is_deltatable(str(self.path(name)))
@@ -121,20 +131,19 @@ class LocalDeltaTableStore(TableStore):
     def _overwrite(
         self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
     ) -> Commit:
-        exists = self.exists(name)
         arrow = self._to_arrow(df)
-        try:
+        try:  # with its predicate also when it creates the table: a racing creator then conflicts
             write_deltalake(
                 str(self.path(name)),
                 arrow,
                 mode="overwrite",
-                predicate=predicate if exists else None,
+                predicate=predicate,
                 schema_mode="merge" if evolve else None,
                 commit_properties=self._commit(metadata),
             )
         except DeltaError as exc:
             if "failed validation check" in str(exc):
-                raise ValueError(
+                raise BadInputError(
                     f"rows written to {name} fall outside the replaced predicate: {predicate}"
                 ) from None
             raise
@@ -144,14 +153,10 @@ class LocalDeltaTableStore(TableStore):
         self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict
     ) -> Commit:
         arrow = self._to_arrow(df)
-        if not self.exists(name):
-            write_deltalake(
-                str(self.path(name)), arrow, mode="append", commit_properties=self._commit(metadata)
-            )
-            return Commit(self.version(name), arrow.num_rows)
+        self._create_if_missing(name, arrow.schema)
         duplicates = arrow.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
         if duplicates.num_rows:
-            raise ValueError(
+            raise BadInputError(
                 f"merge into {name}: {duplicates.num_rows} key(s) appear more than once in the source"
             )
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
@@ -174,9 +179,17 @@ class LocalDeltaTableStore(TableStore):
     def _append(
         self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict
     ) -> bool:
+        arrow = self._to_arrow(df)
+        self._create_if_missing(name, arrow.schema)
+        # Check the transaction on the snapshot the append commits against: a concurrent commit of
+        # the same transaction then makes this commit conflict (and the retry sees it committed).
+        snapshot = DeltaTable(str(self.path(name)))
+        committed = snapshot.transaction_version(app_id)
+        if committed is not None and committed >= txn_version:
+            return False
         write_deltalake(
-            str(self.path(name)),
-            self._to_arrow(df),
+            snapshot,
+            arrow,
             mode="append",
             schema_mode="merge" if evolve else None,
             commit_properties=self._commit(metadata, (app_id, txn_version)),

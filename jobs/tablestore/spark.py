@@ -51,6 +51,26 @@ class SparkDeltaTableStore(TableStore):
             raise TableNotFoundError(f"table {name} does not exist")
         return DeltaTable.forName(self.spark, self._fqn(name))
 
+    CONFLICTS = {
+        "DeltaConcurrentModificationException", "ConcurrentWriteException", "MetadataChangedException",
+        "ProtocolChangedException", "ConcurrentAppendException", "ConcurrentDeleteReadException",
+        "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+    }  # fmt: skip
+
+    def _is_commit_conflict(self, exc: Exception) -> bool:
+        return any(cls.__name__ in self.CONFLICTS for cls in type(exc).__mro__)
+
+    def _create_if_missing(self, name: TableName, df: DataFrame) -> None:
+        """Create the empty table (see the local engine's); a lost create race is a conflict or a
+        table that now exists, both fine."""
+        self._ensure_schema(name)
+        if not self.exists(name):
+            try:
+                df.limit(0).write.format("delta").mode("ignore").saveAsTable(self._fqn(name))
+            except Exception:
+                if not self.exists(name):
+                    raise
+
     def exists(self, name: TableName) -> bool:
         return self.spark.catalog.tableExists(self._fqn(name))
 
@@ -109,9 +129,9 @@ class SparkDeltaTableStore(TableStore):
     def _overwrite(
         self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
     ) -> Commit:
-        self._ensure_schema(name)
+        self._create_if_missing(name, df)
         writer = self._writer(df, evolve, metadata).mode("overwrite")
-        if predicate and self.exists(name):
+        if predicate:
             writer = writer.option("replaceWhere", predicate)
         writer.saveAsTable(self._fqn(name))
         return self._commit(name)
@@ -119,10 +139,7 @@ class SparkDeltaTableStore(TableStore):
     def _merge(
         self, name: TableName, df: DataFrame, keys: list[str], *, evolve: bool, metadata: dict
     ) -> Commit:
-        self._ensure_schema(name)
-        if not self.exists(name):
-            self._writer(df, evolve, metadata).mode("append").saveAsTable(self._fqn(name))
-            return self._commit(name)
+        self._create_if_missing(name, df)
         if evolve:
             self.spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
@@ -139,8 +156,8 @@ class SparkDeltaTableStore(TableStore):
     def _append(
         self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict
     ) -> bool:
-        self._ensure_schema(name)
-        before = self.version(name) if self.exists(name) else -1
+        self._create_if_missing(name, df)
+        before = self.version(name)
         (
             self._writer(df, evolve, metadata)
             .mode("append")

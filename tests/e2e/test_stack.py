@@ -223,7 +223,9 @@ def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
         str(registry.get_model_version_by_alias("prod.ml.flight_delay_classifier", "Champion").version) == "1"
     )
     audit = DeltaTable(str(stack["data_dir"] / "lakehouse" / "prod" / "ml" / "model_audit")).to_pandas()
-    assert audit[["action", "to_version", "approved_by", "status"]].values.tolist() == [["promote", "1", "admin", "done"]]
+    assert audit[["action", "to_version", "approved_by", "status"]].values.tolist() == [
+        ["promote", "1", "admin", "done"]
+    ]
     assert registry.get_model_version("prod.ml.flight_delay_classifier", "1").tags["approval.by"] == "admin"
 
 

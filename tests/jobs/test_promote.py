@@ -34,7 +34,9 @@ class Crash(Exception):
 
 def lifecycle_config(root, env: str = "dev", **promotion):
     config = make_config(root, env)
-    mlflow_settings = MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment=f"/test/{env}")
+    mlflow_settings = MlflowSettings(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment=f"/test/{env}"
+    )
     rules = PromotionConfig(**{**config.promotion.model_dump(), **promotion})
     return config.model_copy(update={"mlflow": mlflow_settings, "promotion": rules})
 
@@ -57,7 +59,9 @@ class Lifecycle:
         self.source.mkdir(parents=True, exist_ok=True)
 
     def new_version(self) -> str:
-        record = self.registry.client.create_model_version(self.config.registered_model_name, str(self.source))
+        record = self.registry.client.create_model_version(
+            self.config.registered_model_name, str(self.source)
+        )
         self.registry.set_tags(record.version, {STATUS_TAG: "PENDING"})
         return str(record.version)
 
@@ -197,7 +201,9 @@ def test_a_crash_mid_move_is_settled_by_the_retry(model, crash_at):
 
 @contextmanager
 def crashing(where: str):
-    target = "jobs.common.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.promote.{where}"
+    target = (
+        "jobs.common.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.promote.{where}"
+    )
     with mock.patch(target, side_effect=Crash(where)):
         yield
 

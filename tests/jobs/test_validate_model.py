@@ -86,7 +86,9 @@ def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(regis
     assert validate_version(strict, store, version, mode="dry_run")["status"] == "PASSED"
     assert client.get_model_version_by_alias(config.registered_model_name, CHALLENGER).version == int(version)
     failed = validate_version(strict, store, version, mode="enabled")
-    assert failed["failed_checks"]["performance.roc_auc.floor"].endswith("< floor 0.99")  # says what it missed
+    assert failed["failed_checks"]["performance.roc_auc.floor"].endswith(
+        "< floor 0.99"
+    )  # says what it missed
     with pytest.raises(mlflow.exceptions.MlflowException, match="not found"):
         client.get_model_version_by_alias(config.registered_model_name, CHALLENGER)
     with pytest.raises(BadInputError, match="not validated"):

@@ -139,9 +139,7 @@ def make_trigger(registry, timeout: float = 5) -> ModelVersionTagTrigger:
 
 def test_trigger_yields_success_once_the_tag_changes(registry):
     registry.set_tags(2, {"model_validation_status": "PENDING"})
-    later = threading.Timer(
-        0.5, lambda: registry.set_tags(2, {"model_validation_status": "PASSED"})
-    )
+    later = threading.Timer(0.5, lambda: registry.set_tags(2, {"model_validation_status": "PASSED"}))
     later.start()
     started = time.monotonic()
     event = asyncio.run(first_event(make_trigger(registry)))
@@ -171,7 +169,11 @@ def test_a_registry_that_does_not_answer_is_transient_never_not_set(monkeypatch)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     down = ModelRegistry.at("http://127.0.0.1:9", None, MODEL)
-    for read in (lambda: down.by_alias("Champion"), lambda: down.version(1), lambda: down.set_alias("Champion", 1)):
+    for read in (
+        lambda: down.by_alias("Champion"),
+        lambda: down.version(1),
+        lambda: down.set_alias("Champion", 1),
+    ):
         with pytest.raises(RegistryUnavailableError, match="127.0.0.1:9 did not answer") as raised:
             read()
         assert raised.value.exit_code == EXIT_TRANSIENT
