@@ -8,7 +8,7 @@ test_validate_model and the training DAG; what is under test is where the aliase
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from unittest import mock
 
 import mlflow
@@ -51,10 +51,8 @@ class Lifecycle:
         self.store = open_table_store(config)  # the audit trail: Arrow commits, no Spark
         self.registry = ModelRegistry.for_config(config)
         client = self.registry.client
-        try:
+        with suppress(mlflow.exceptions.MlflowException):  # created by an earlier Lifecycle
             client.create_registered_model(config.registered_model_name)
-        except mlflow.exceptions.MlflowException:
-            pass
         self.source = config.storage.lakehouse_root.parent / "model"
         self.source.mkdir(parents=True, exist_ok=True)
 
