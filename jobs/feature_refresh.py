@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import logging
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -452,8 +450,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)
     if args.step in ("silver", "gate", "all"):
-        # Great Expectations takes seconds to import: overlap it with the JVM's start-up.
-        threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
+        from jobs.common.quality import preload_gx
+
+        preload_gx()  # overlap GX's import with the JVM's start-up
     ctx = JobContext.open(config, args.run_id)
     return refresh(ctx, window, STEPS if args.step == "all" else (args.step,))
 

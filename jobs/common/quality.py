@@ -11,10 +11,12 @@ Every validation result is saved as JSON where a user can open it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -61,8 +63,32 @@ class Expectation:
         return f"{self.type}({inner})"
 
 
+_gx_import: threading.Thread | None = None
+_gx_lock = threading.Lock()
+
+
+def preload_gx() -> None:
+    """Start importing Great Expectations in the background (it takes seconds), to overlap it with
+    other start-up work; every use of GX here waits for that import to finish first."""
+    global _gx_import
+    with _gx_lock:
+        if _gx_import is None:
+            _gx_import = threading.Thread(
+                target=importlib.import_module, args=("great_expectations",), name="gx-import", daemon=True
+            )
+            _gx_import.start()
+
+
+def _gx_ready() -> None:
+    """Wait for a background import of GX: a suite loaded while it runs sees a partly initialised
+    package (``ExpectationNotFoundError`` for expectations that exist)."""
+    if _gx_import is not None:
+        _gx_import.join()
+
+
 @cache
 def _is_row_level(expectation_type: str) -> bool:
+    _gx_ready()
     from great_expectations.expectations.expectation import ColumnMapExpectation, MulticolumnMapExpectation
     from great_expectations.expectations.registry import get_expectation_impl
 
@@ -102,6 +128,7 @@ class ValidationOutcome:
 
 
 def _context():
+    _gx_ready()
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
@@ -154,6 +181,7 @@ def validate(
     """
     if backend not in ("spark", "pandas"):
         raise ValueError(f"unknown validation backend {backend!r}")
+    _gx_ready()
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 

@@ -83,3 +83,20 @@ def test_shipped_suites_load():
     for file_name in ("silver_flights.json", "silver_weather.json"):
         name, expectations = load_suite(file_name)
         assert {e.severity for e in expectations} == {QUARANTINE, FAIL}
+
+
+def test_a_suite_loads_while_gx_is_still_being_imported_in_the_background():
+    """Finding 8: the gate imported GX in a thread and loaded the suite before it finished
+    (ExpectationNotFoundError for expect_column_values_to_not_be_null). A fresh interpreter, as a job."""
+    import subprocess
+    import sys
+
+    script = (
+        "from jobs.common import quality\n"
+        "quality.preload_gx()\n"
+        "name, expectations = quality.load_suite('silver_flights.json')\n"
+        "print(name, len(expectations), {e.severity for e in expectations})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "quarantine" in done.stdout and "fail" in done.stdout
