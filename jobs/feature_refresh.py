@@ -12,6 +12,11 @@
   rows. Failing it stops the pipeline before gold.
 - gold: the use case's feature SQL over the interval's silver rows and the reference tables.
 
+Write-audit-publish for daily sources: bronze and silver write the interval to staged tables
+(``<source>__staged``); only the gate, once the staged rows pass, publishes them to bronze and
+silver and records the pass per day in ``silver.gate_log``. A re-delivery that fails the gate
+leaves the last good rows in place, and gold refuses days whose latest gate did not pass.
+
 Every write replaces exactly its interval (Delta replaceWhere) or merges by key, so reruns and
 backfills leave the same contents.
 """
@@ -41,6 +46,14 @@ log = logging.getLogger("runway.feature_refresh")
 STEPS = ("bronze", "silver", "gate", "gold")
 CORRUPT = "_corrupt_record"
 QUARANTINE_TABLE = "quarantine"
+GATE_LOG = "gate_log"
+GATE_LOG_SCHEMA = "source string, day date, status string, run_id string, checked_at timestamp, detail string"
+PASSED_GATE, FAILED_GATE = "passed", "failed"
+
+
+def staged(table: str) -> str:
+    """Where a daily source's interval waits for the gate (write-audit-publish)."""
+    return f"{table}__staged"
 
 
 # ====================================================================== pure transforms
@@ -283,7 +296,7 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
         absent = [str(f) for f in files if not f.is_file()]
         if absent:
             raise FileNotFoundError(f"no landing file for source '{name}': {', '.join(absent)}")
-        table = ctx.store.name("bronze", name)
+        table = ctx.store.name("bronze", staged(name) if daily else name)
         meta = ctx.metadata("bronze", window)
         if not daily:  # a snapshot already loaded is not written again
             meta["source_sha256"] = hashlib.sha256(files[0].read_bytes()).hexdigest()
@@ -337,8 +350,8 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name, source in ctx.config.use_case.sources.items():
         daily = source.kind == "daily"
-        bronze_table = ctx.store.name("bronze", name)
-        table = ctx.store.name("silver", name)
+        bronze_table = ctx.store.name("bronze", staged(name) if daily else name)
+        table = ctx.store.name("silver", staged(name) if daily else name)
         meta = {**ctx.metadata("silver", window), "bronze_version": str(ctx.store.version(bronze_table))}
         already = (
             not daily
@@ -384,17 +397,19 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
 
 
 def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
-    """Table-level expectations on the interval's silver rows; raises QualityGateError on failure."""
+    """Table-level expectations on the interval's staged silver rows; when every daily source
+    passes, publish the staged bronze and silver rows and log the pass per day. Raises
+    QualityGateError (nothing published) on failure."""
     from jobs.common.quality import FAIL, QualityGateError
 
     summary: dict[str, Any] = {}
     failures = []
-    for name, source in ctx.config.use_case.sources.items():
+    daily = {name: source for name, source in ctx.config.use_case.sources.items() if source.kind == "daily"}
+    for name, source in daily.items():
         if not source.expectations:
             continue
-        daily = source.kind == "daily"
         silver = ctx.store.read(
-            ctx.store.name("silver", name), window=("event_date", window.start, window.end) if daily else None
+            ctx.store.name("silver", staged(name)), window=("event_date", window.start, window.end)
         )
         outcome = _check(ctx, silver, name, source, window, FAIL)
         summary[name] = {
@@ -404,14 +419,76 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
         }
         log.info("quality gate %s %s: %s (report: %s)", name, window, outcome.summary(), outcome.report_path)
         if not outcome.success:
-            failures.append(f"{name} {window}: {outcome.summary()}\n  report: {outcome.report_path}")
+            failures.append((name, f"{name} {window}: {outcome.summary()}\n  report: {outcome.report_path}"))
     if failures:
-        raise QualityGateError("data-quality gate failed:\n" + "\n".join(failures))
+        _log_gate(
+            ctx, window, {name: FAILED_GATE for name, _ in failures}, {name: text for name, text in failures}
+        )
+        raise QualityGateError(
+            "data-quality gate failed (nothing published: the last good rows stay):\n"
+            + "\n".join(text for _, text in failures)
+        )
+    for name in daily:
+        summary.setdefault(name, {"success": True, "failed": [], "report": None})
+        summary[name]["published"] = _publish(ctx, name, window)
+    _log_gate(ctx, window, dict.fromkeys(daily, PASSED_GATE), {})
     return summary
 
 
+def _publish(ctx: JobContext, name: str, window: Window) -> dict[str, int]:
+    """The staged interval of a daily source replaces its interval in bronze, then in silver."""
+    published = {}
+    for layer, column in (("bronze", "_file_date"), ("silver", "event_date")):
+        rows = ctx.store.read(ctx.store.name(layer, staged(name)), window=(column, window.start, window.end))
+        commit = ctx.store.overwrite_window(ctx.store.name(layer, name), rows, column, window.start, window.end,
+                                            metadata=ctx.metadata(f"{layer}.publish", window))  # fmt: skip
+        published[layer] = commit.rows
+    log.info(
+        "published %s %s: %d bronze, %d silver rows", name, window, published["bronze"], published["silver"]
+    )
+    return published
+
+
+def _log_gate(ctx: JobContext, window: Window, status: dict[str, str], detail: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    rows = [{"source": name, "day": day, "status": outcome, "run_id": ctx.run_id, "checked_at": now,
+             "detail": detail.get(name, "")[:2000]} for name, outcome in status.items() for day in window]  # fmt: skip
+    ctx.store.merge(ctx.store.name("silver", GATE_LOG), ctx.store.small_frame(rows, GATE_LOG_SCHEMA),
+                    ["source", "day"], metadata=ctx.metadata("gate.log", window))  # fmt: skip
+
+
+def ungated_days(ctx: JobContext, window: Window) -> list[str]:
+    """The window's days whose latest gate (any daily source) did not pass, with why."""
+    table = ctx.store.name("silver", GATE_LOG)
+    log_rows = (
+        ctx.store.read_pandas(table, window=("day", window.start, window.end))
+        if ctx.store.exists(table)
+        else None
+    )
+    latest = {} if log_rows is None else {(r.source, r.day): r for r in log_rows.itertuples()}
+    problems = []
+    for name, source in ctx.config.use_case.sources.items():
+        if source.kind != "daily":
+            continue
+        for day in window:
+            row = latest.get((name, day))
+            if row is None:
+                problems.append(f"{name} {day} was never published by the gate")
+            elif row.status != PASSED_GATE:
+                problems.append(f"{name} {day} failed its gate in run {row.run_id}")
+    return problems
+
+
 def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
-    """Compute the interval's features with the use case's SQL and replace them in gold."""
+    """Compute the interval's features with the use case's SQL and replace them in gold; refuses a
+    window whose silver did not pass its gate."""
+    from jobs.common.quality import QualityGateError
+
+    if problems := ungated_days(ctx, window):
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise QualityGateError(
+            f"gold {window} refused: {shown} (gold keeps its rows; rerun the refresh after fixing the landing files)"
+        )
     features = ctx.config.use_case.features
     views = {}
     for name, source in ctx.config.use_case.sources.items():

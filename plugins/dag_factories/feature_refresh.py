@@ -13,13 +13,16 @@ DOC = """
 
 Refreshes the **{catalog}** catalog's Delta tables for a date window `[start, end)`:
 
-1. **bronze**: the landing files of each day (raw values + source file, ingest time, run id);
-   malformed lines go to `{catalog}.silver.quarantine`.
-2. **silver**: typed, de-duplicated on natural keys{sample}, row-level expectations applied; failing
-   rows are quarantined with the checks they failed, the good rows land.
-3. **quality_gate**: table-level expectations (columns, volume, null rates). A failure stops the run
-   before gold; the result JSON is under `{reports}`.
-4. **gold**: features from `include/sql/{sql}` into `{gold}` (emits its Asset).
+1. **bronze**: the landing files of each day (raw values + source file, ingest time, run id) into
+   staged tables (`<source>__staged`); malformed lines go to `{catalog}.silver.quarantine`.
+2. **silver**: typed, de-duplicated on natural keys{sample}, row-level expectations applied, into
+   the staged silver tables; failing rows are quarantined with the checks they failed.
+3. **quality_gate**: table-level expectations (columns, volume, null rates) on the staged rows. Pass:
+   the staged days are published to bronze and silver and logged in `{catalog}.silver.gate_log`.
+   Fail: nothing is published (the last good rows stay) and the run stops; the result JSON is under
+   `{reports}`.
+4. **gold**: features from `include/sql/{sql}` into `{gold}` (emits its Asset); refuses days whose
+   latest gate did not pass.
 
 Scheduled runs process their data interval. For a manual run, give **start_date** and **end_date**.
 Backfill: `airflow backfill create --dag-id {dag_id} --from-date 2013-01-01 --to-date 2013-01-31`.

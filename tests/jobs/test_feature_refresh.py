@@ -12,7 +12,7 @@ import pytest
 
 from jobs.common.cli import Window
 from jobs.common.quality import QualityGateError
-from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, type_rows
+from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, staged, type_rows
 from jobs.seed import seed
 from tests.support import content_checksum, make_config
 
@@ -190,9 +190,45 @@ def test_staging_keeps_a_deterministic_sample(spark, tmp_path):
     seed(config, Window(DAY1, DAY2))
     ctx = JobContext.open(config, "r")
     run_bronze(ctx, Window(DAY1, DAY2))
-    bronze = ctx.store.read(ctx.store.name("bronze", "flights"))
+    bronze = ctx.store.read(ctx.store.name("bronze", staged("flights")))  # awaiting the gate
     source = config.use_case.sources["flights"]
     first = sorted(r._row_key for r in type_rows(bronze, source, config.sample_fraction).collect())
     second = sorted(r._row_key for r in type_rows(bronze, source, config.sample_fraction).collect())
     assert first == second
     assert 0.15 * bronze.count() < len(first) < 0.35 * bronze.count()  # sample_fraction 0.25
+
+
+def test_a_bad_redelivery_leaves_the_last_good_day_in_place_and_gold_refuses_it(spark, tmp_path):
+    """Finding 6: a committed day's file replaced by a header-only file emptied bronze and silver
+    before the gate looked, and a following gold step deleted the day's features."""
+    config = make_config(tmp_path)
+    day = Window(DAY1, DAY2)
+    seed(config, day)
+    ctx = JobContext.open(config, "good")
+    for step in (run_bronze, run_silver, run_gate, run_gold):
+        step(ctx, day)
+    tables = [ctx.store.name(layer, name) for layer, name in
+              (("bronze", "flights"), ("silver", "flights"), ("gold", "flight_features"))]  # fmt: skip
+    before = [content_checksum(ctx.store.read(t)) for t in tables]
+    path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    header, _ = read_csv(path)
+    write_csv(path, header, [])  # the re-delivery
+    bad = JobContext.open(config, "redelivery")
+    run_bronze(bad, day)
+    run_silver(bad, day)
+    with pytest.raises(QualityGateError, match="nothing published"):
+        run_gate(bad, day)
+    with pytest.raises(QualityGateError, match=r"gold \[2013-01-01, 2013-01-02\) refused: flights 2013-01-01 failed its gate in run redelivery"):
+        run_gold(bad, day)
+    assert [content_checksum(ctx.store.read(t)) for t in tables] == before  # nothing good was lost
+    assert before[0][0] > 800
+
+
+def test_gold_refuses_a_window_the_gate_never_published(spark, tmp_path):
+    config = make_config(tmp_path)
+    seed(config, Window(DAY1, DAY2))
+    ctx = JobContext.open(config, "r")
+    run_bronze(ctx, Window(DAY1, DAY2))
+    run_silver(ctx, Window(DAY1, DAY2))
+    with pytest.raises(QualityGateError, match="flights 2013-01-01 was never published by the gate"):
+        run_gold(ctx, Window(DAY1, DAY2))
