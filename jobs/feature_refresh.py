@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.common.cli import Window, add_run_id, add_window, base_parser, run_cli
 from jobs.common.config import EnvConfig, SourceConfig, load_config
+from jobs.common.errors import BadInputError
 from jobs.common.paths import include_dir, landing_file
 
 if TYPE_CHECKING:
@@ -59,20 +60,64 @@ def staged(table: str) -> str:
 # ====================================================================== pure transforms
 
 
+DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+REPLACEMENT = "\ufffd"  # what a UTF-8 reader makes of bytes that are not UTF-8
+
+
 def check_header(path: Path, source: SourceConfig) -> list[str]:
-    """The file's header; raises when a declared column is missing."""
-    with path.open(newline="") as handle:
-        header = next(csv.reader(handle), None)
-    if not header:
-        raise ValueError(f"landing file {path} is empty: it has no header line")
+    """The file's header; raises one sentence when it cannot be read as the source's CSV (not
+    UTF-8, another delimiter, a declared column missing). Extra columns are logged and ignored."""
+    with path.open("rb") as handle:
+        first = handle.readline()
+    try:
+        line = first.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"landing file {path}: its header is not UTF-8 (byte 0x{first[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    header = next(csv.reader([line]), None)
+    if not header or not "".join(header).strip():
+        raise BadInputError(f"landing file {path} is empty: it has no header line")
     missing = [c for c in source.columns if c not in header]
+    if missing and len(header) == 1:
+        for delimiter, label in DELIMITERS.items():
+            if not [c for c in source.columns if c not in header[0].split(delimiter)]:
+                raise BadInputError(
+                    f"landing file {path} is {label}-delimited: Runway reads comma-separated CSV"
+                )
     if missing:
-        raise ValueError(f"landing file {path} is missing columns {missing}")
+        raise BadInputError(f"landing file {path} is missing columns {missing}")
+    if extra := [c for c in header if c not in source.columns]:
+        log.warning("landing file %s has columns the source does not declare, ignored: %s", path, extra)
     return header
 
 
+def undecodable_lines(path: Path, header: list[str]) -> list[str]:
+    """Where the file has bytes that are not UTF-8: ``line N, column C (byte 0xNN at offset O)``."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        return []
+    except UnicodeDecodeError:
+        pass
+    found, offset = [], 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fields = next(csv.reader([raw.decode("utf-8", errors="replace")]), [])
+            index = next((i for i, field in enumerate(fields) if REPLACEMENT in field), None)
+            column = header[index] if index is not None and index < len(header) else "?"
+            found.append(
+                f"line {number}, column {column} (byte 0x{raw[exc.start]:02x} at offset {offset + exc.start})"
+            )
+        offset += len(raw) + 1
+    return found
+
+
 def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -> DataFrame:
-    """Raw rows of ``files`` as strings, with ``_corrupt_record`` set on malformed lines.
+    """Raw rows of ``files`` as strings, with ``_corrupt_record`` set on malformed lines and
+    ``_bad_bytes`` on lines whose bytes are not UTF-8 (naming file, line, column, offset).
 
     Files are grouped by header, so columns are matched by name even when a feed reorders them.
     """
@@ -81,8 +126,12 @@ def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -
     from pyspark.sql import functions as F
 
     groups: dict[tuple[str, ...], list[str]] = {}
+    bad_bytes = {}
     for path in files:
-        groups.setdefault(tuple(check_header(path, source)), []).append(str(path))
+        header = check_header(path, source)
+        groups.setdefault(tuple(header), []).append(str(path))
+        if found := undecodable_lines(path, header):
+            bad_bytes[path.name] = f"bytes that are not UTF-8 in {path.name}: " + "; ".join(found[:20])
     frames = []
     for header, paths in groups.items():
         schema = ", ".join(f"`{c}` string" for c in header) + f", {CORRUPT} string"
@@ -97,11 +146,21 @@ def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -
                 F.col("_metadata.file_path").alias("_source_file"),
             )
         )
-    return reduce(lambda a, b: a.unionByName(b), frames)
+    raw = reduce(lambda a, b: a.unionByName(b), frames)
+    replaced = reduce(
+        lambda a, b: a | b,
+        [F.coalesce(F.col(f"`{c}`").contains(REPLACEMENT), F.lit(False)) for c in source.columns],
+    )
+    reason = F.lit(None).cast("string")
+    for name, text in bad_bytes.items():
+        reason = F.when(F.col("_source_file").endswith("/" + name), F.lit(text)).otherwise(reason)
+    return raw.withColumn(
+        "_bad_bytes", F.when(replaced, F.coalesce(reason, F.lit("bytes that are not UTF-8")))
+    )
 
 
 def to_bronze(raw: DataFrame, run_id: str, ingested_at: datetime, daily: bool) -> tuple[DataFrame, DataFrame]:
-    """(bronze rows, malformed lines) from raw landing rows."""
+    """(bronze rows, malformed lines with ``_record`` and ``_reason``) from raw landing rows."""
     from pyspark.sql import functions as F
 
     file_date = (
@@ -116,8 +175,13 @@ def to_bronze(raw: DataFrame, run_id: str, ingested_at: datetime, daily: bool) -
             "_run_id": F.lit(run_id),
         }
     )
-    malformed = tagged.where(F.col(CORRUPT).isNotNull())
-    good = tagged.where(F.col(CORRUPT).isNull()).drop(CORRUPT)
+    values = [c for c in raw.columns if c not in (CORRUPT, "_bad_bytes", "_source_file")]
+    bad = F.col(CORRUPT).isNotNull() | F.col("_bad_bytes").isNotNull()
+    malformed = tagged.where(bad).withColumns({
+        "_record": F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*values))),
+        "_reason": F.coalesce(F.col("_bad_bytes"), F.lit("malformed line")),
+    })  # fmt: skip
+    good = tagged.where(~bad).drop(CORRUPT, "_bad_bytes")
     return good, malformed
 
 
@@ -168,7 +232,7 @@ def type_rows(
         bucket = F.pmod(F.xxhash64(*[F.coalesce(F.col(k), F.lit("")) for k in source.keys]), F.lit(10_000))
         raw = raw.where(bucket < int(round(fraction * 10_000)))
     typed = raw.select(
-        *[F.expr(f"try_cast(`{c}` AS {t})").alias(c) for c, t in source.columns.items()],
+        *[_strict_cast(c, t).alias(c) for c, t in source.columns.items()],
         *[F.col(c).alias(f"_raw_{c}") for c in columns],
         "_record",
         "_source_file",
@@ -206,6 +270,24 @@ def type_rows(
         F.filter(F.array(*problems), lambda p: p.isNotNull()).alias("_problems"),
         *carry,
     )
+
+
+# Spark's casts accept prefixes (``2013-01-17T1`` is 01:00); a value must be whole to be read.
+STRICT_FORMATS = {
+    "date": r"^\d{4}-\d{2}-\d{2}$",
+    "timestamp": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$",
+    "int": r"^[+-]?\d+$",
+    "bigint": r"^[+-]?\d+$",
+}
+
+
+def _strict_cast(column: str, kind: str):
+    """``try_cast`` of a raw string that only accepts whole values of ``kind`` (else null: invalid)."""
+    from pyspark.sql import functions as F
+
+    cast = F.expr(f"try_cast(`{column}` AS {kind})")
+    pattern = STRICT_FORMATS.get(kind)
+    return cast if pattern is None else F.when(F.col(f"`{column}`").rlike(pattern), cast)
 
 
 def deduplicate(typed: DataFrame, keys: list[str]) -> DataFrame:
@@ -316,7 +398,7 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
         else:
             commit = ctx.store.overwrite(table, good, metadata=meta)
         bad = quarantine_frame(
-            malformed, name, "bronze", F.col(CORRUPT), F.array(F.lit("malformed line")), ctx.run_id
+            malformed, name, "bronze", F.col("_record"), F.array(F.col("_reason")), ctx.run_id
         )
         quarantined = _write_quarantine(ctx, bad, name, "bronze", window if daily else None)
         raw.unpersist()

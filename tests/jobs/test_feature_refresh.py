@@ -218,7 +218,10 @@ def test_a_bad_redelivery_leaves_the_last_good_day_in_place_and_gold_refuses_it(
     run_silver(bad, day)
     with pytest.raises(QualityGateError, match="nothing published"):
         run_gate(bad, day)
-    with pytest.raises(QualityGateError, match=r"gold \[2013-01-01, 2013-01-02\) refused: flights 2013-01-01 failed its gate in run redelivery"):
+    with pytest.raises(
+        QualityGateError,
+        match=r"gold \[2013-01-01, 2013-01-02\) refused: flights 2013-01-01 failed its gate in run redelivery",
+    ):
         run_gold(bad, day)
     assert [content_checksum(ctx.store.read(t)) for t in tables] == before  # nothing good was lost
     assert before[0][0] > 800
@@ -232,3 +235,62 @@ def test_gold_refuses_a_window_the_gate_never_published(spark, tmp_path):
     run_silver(ctx, Window(DAY1, DAY2))
     with pytest.raises(QualityGateError, match="flights 2013-01-01 was never published by the gate"):
         run_gold(ctx, Window(DAY1, DAY2))
+
+
+@pytest.fixture
+def one_day(spark, tmp_path):
+    config = make_config(tmp_path)
+    seed(config, Window(DAY1, DAY2))
+    return config, Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+
+
+def test_bytes_that_are_not_utf8_are_quarantined_with_file_line_and_column(one_day):
+    """Finding 7: bad bytes early in a file rejected the day with a bare codec error; later in the
+    file they landed in silver and gold as 'N3756\\ufffd'."""
+    config, path = one_day
+    header, body = read_csv(path)
+    tailnum = header.index("tailnum")
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(body[0][tailnum].encode(), body[0][tailnum].encode() + b"\xe9", 1)
+    lines[600] = lines[600].replace(body[599][tailnum].encode(), b"N\xff" + body[599][tailnum].encode(), 1)
+    path.write_bytes(b"\n".join(lines))
+    ctx = JobContext.open(config, "r")
+    result = run_bronze(ctx, Window(DAY1, DAY2))
+    assert result["flights"]["quarantined"] == 2 and result["flights"]["rows"] == len(body) - 2
+    rows = ctx.store.read(ctx.store.name("silver", "quarantine")).where("layer = 'bronze'").collect()
+    reasons = " ".join(r.failed_checks[0] for r in rows)
+    assert "line 2, column tailnum (byte 0xe9" in reasons and "line 601, column tailnum (byte 0xff" in reasons
+    assert f"{DAY1}.csv" in reasons
+    staged_rows = ctx.store.read(ctx.store.name("bronze", staged("flights")))
+    assert staged_rows.where("tailnum LIKE '%\ufffd%'").count() == 0
+
+
+def test_a_header_that_is_not_utf8_names_the_file_and_offset(one_day):
+    config, path = one_day
+    path.write_bytes(b"ye\xe9r," + path.read_bytes())
+    with pytest.raises(ValueError, match=rf"{DAY1}.csv: its header is not UTF-8 \(byte 0xe9 at offset 2\)"):
+        run_bronze(JobContext.open(config, "r"), Window(DAY1, DAY2))
+
+
+def test_a_cut_timestamp_is_invalid_not_another_hour(one_day):
+    config, path = one_day
+    header, body = read_csv(path)
+    body[0][header.index("time_hour")] = body[0][header.index("time_hour")][:12]  # 2013-01-01T0
+    write_csv(path, header, body)
+    ctx = JobContext.open(config, "r")
+    run_bronze(ctx, Window(DAY1, DAY2))
+    run_silver(ctx, Window(DAY1, DAY2))
+    rows = ctx.store.read(ctx.store.name("silver", "quarantine")).where("layer = 'silver'").collect()
+    assert any("invalid timestamp in time_hour: '2013-01-01T1'" in c for r in rows for c in r.failed_checks)
+
+
+def test_another_delimiter_and_extra_columns_are_reported(one_day, caplog):
+    config, path = one_day
+    header, body = read_csv(path)
+    write_csv(path, [*header, "note"], [[*row, "x"] for row in body])
+    ctx = JobContext.open(config, "r")
+    assert run_bronze(ctx, Window(DAY1, DAY2))["flights"]["rows"] == len(body)
+    assert "columns the source does not declare, ignored: ['note']" in caplog.text
+    path.write_text("\n".join(";".join(row) for row in [header, *body]))
+    with pytest.raises(ValueError, match=f"{DAY1}.csv is semicolon-delimited"):
+        run_bronze(ctx, Window(DAY1, DAY2))
