@@ -509,6 +509,12 @@ def _load(env: str, directory: Path, variables: tuple[tuple[str, str | None], ..
     base, use_case, env_tree = (tree for _, tree in layers)
     if set(use_case) - {"use_case"}:
         raise ConfigError(f"{layers[1][0]}: only the key 'use_case' belongs in this file")
+    declared = env_tree.get("env")
+    if declared != env:
+        raise ConfigError(
+            f"{layers[2][0]}: declares env {declared!r} but was loaded for '{env}': an environment's file "
+            "must say which environment it configures (env: <name>)"
+        )
     merged = _deep_merge(_deep_merge(base, use_case), env_tree)
     try:
         return EnvConfig.model_validate(merged)
@@ -525,6 +531,20 @@ def load_config(env: str | None = None, directory: str | Path | None = None) -> 
         return _load(env, directory)  # raises the one-sentence error
     variables = tuple((name, os.environ.get(name)) for name in _referenced_variables(env, directory))
     return _load(env, directory, variables)  # a changed ${VAR} (RUNWAY_COMPUTE, ...) loads afresh
+
+
+def shared_mlflow(config: EnvConfig) -> list[str]:
+    """The other environments whose MLflow tracking store is this one's (stated at start-up)."""
+    others = []
+    for env in ENVIRONMENTS:
+        if env == config.env:
+            continue
+        try:
+            if load_config(env).mlflow.tracking_uri == config.mlflow.tracking_uri:
+                others.append(env)
+        except ConfigError:
+            continue
+    return others
 
 
 def current_env() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 
 URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_STATED: set[str] = set()  # environments whose shared MLflow store this process has stated
+log = logging.getLogger("runway.lifecycle")
 
 
 def configure_mlflow(config: EnvConfig) -> str:
@@ -37,9 +40,20 @@ def configure_mlflow(config: EnvConfig) -> str:
 
 
 def point_mlflow(config: EnvConfig) -> None:
-    """Point MLflow at the environment's tracking server and registry (no call to either)."""
+    """Point MLflow at the environment's tracking server and registry (no call to either); says
+    once per process when other environments share that server."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
+
+    from jobs.common.config import shared_mlflow
+
+    if config.env not in _STATED and (others := shared_mlflow(config)):
+        log.warning(
+            "MLflow tracking store %s is shared by %s and %s: runs and models are kept apart only by their "
+            "experiment and model names; set RUNWAY_%s_MLFLOW_TRACKING_URI for a store of its own",
+            config.mlflow.tracking_uri, config.env, ", ".join(others), config.env.upper(),
+        )  # fmt: skip
+    _STATED.add(config.env)
 
     # MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for child processes,
     # which Runway's config reads as overrides: keep the environment as it was, so another

@@ -158,3 +158,22 @@ def test_configuring_mlflow_for_one_environment_does_not_redirect_another(tmp_pa
     assert all(key not in os.environ for key in URI_VARIABLES)
     monkeypatch.setenv("RUNWAY_DATA_DIR", str(tmp_path / "two"))
     assert load_config("dev").mlflow.tracking_uri == f"sqlite:///{tmp_path / 'two'}/mlflow/mlflow.db"
+
+
+def test_an_environment_file_must_declare_the_environment_it_is_loaded_for(config_copy):
+    """Finding 9: a dev.yaml that is a copy of prod.yaml made `--env dev` jobs write prod tables."""
+    shutil.copy(config_copy / "prod.yaml", config_copy / "dev.yaml")
+    with pytest.raises(ConfigError, match=r"dev.yaml: declares env 'prod' but was loaded for 'dev'"):
+        load_config("dev", config_copy)
+
+
+def test_each_environment_can_have_its_own_mlflow_and_a_shared_one_is_stated(monkeypatch, caplog):
+    from jobs.common import lifecycle
+
+    monkeypatch.setenv("RUNWAY_PROD_MLFLOW_TRACKING_URI", "http://mlflow-prod.internal:5000")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow-shared.internal:5000")
+    assert load_config("prod").mlflow.tracking_uri == "http://mlflow-prod.internal:5000"
+    assert load_config("dev").mlflow.tracking_uri == "http://mlflow-shared.internal:5000"
+    monkeypatch.setattr(lifecycle, "_STATED", set())
+    lifecycle.point_mlflow(load_config("dev"))
+    assert "is shared by dev and staging" in caplog.text and "RUNWAY_DEV_MLFLOW_TRACKING_URI" in caplog.text
