@@ -15,8 +15,10 @@ prediction. Malformed events (bad JSON, missing or mistyped fields) go to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,8 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.common.cli import base_parser, run_cli
 from jobs.common.config import EnvConfig, SourceConfig, load_config
+from jobs.common.errors import TransientError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pyspark.sql import DataFrame, SparkSession
 
     from jobs.common.scoring import ModelRef
@@ -245,6 +250,39 @@ def checkpoint_dir(config: EnvConfig) -> Path:
     return Path(config.storage.checkpoint_root) / config.env / QUERY_NAME
 
 
+class CheckpointInUseError(TransientError):
+    """Another streaming query holds the checkpoint: one writer per checkpoint."""
+
+
+@contextlib.contextmanager
+def exclusive_checkpoint(checkpoint: Path) -> Iterator[None]:
+    """Hold the checkpoint's lock (``<checkpoint>.lock``, an OS file lock released when the process
+    dies, also by kill -9) for the query's life: a second query on the same checkpoint — the
+    scheduled ``--available-now`` drain next to the continuous service — fails at once."""
+    import fcntl
+
+    lock_path = checkpoint.parent / f"{checkpoint.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise CheckpointInUseError(
+                f"streaming checkpoint {checkpoint} is in use by {holder}: one query per checkpoint; "
+                "this run can try again once that one stops"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def event_stream(
     spark: SparkSession, config: EnvConfig, max_files_per_trigger: int | None = None
 ) -> DataFrame:
@@ -275,6 +313,15 @@ def run_stream(
     """Run the query: until the landed files are drained (``available_now``), for ``run_seconds``,
     until SIGTERM/SIGINT or until ``stop`` is set (continuous); stops cleanly between micro-batches."""
     checkpoint = checkpoint_dir(config)
+    with exclusive_checkpoint(checkpoint):
+        return _run_stream(config, store, checkpoint, available_now=available_now, run_seconds=run_seconds,
+                           trigger_seconds=trigger_seconds, max_files_per_trigger=max_files_per_trigger, stop=stop)  # fmt: skip
+
+
+def _run_stream(
+    config: EnvConfig, store: TableStore, checkpoint: Path, *, available_now: bool, run_seconds: float | None,
+    trigger_seconds: float | None, max_files_per_trigger: int | None, stop: threading.Event | None,
+) -> dict[str, Any]:  # fmt: skip
     scorer = MicroBatchScorer(config, checkpoint)
     scorer.warm_up(store.spark)
     interval = trigger_seconds or config.inference.streaming.trigger_seconds

@@ -15,6 +15,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from jobs.common.cli import Window
 from jobs.seed import emit_events
 from jobs.streaming_inference import STREAM, MicroBatchScorer, checkpoint_dir, run_stream
@@ -182,3 +184,30 @@ def test_exactly_once_across_a_kill_9_and_restart(champion, tmp_path):
     assert len(rows) == len(expected) and set(rows.flight_id) == expected  # none lost, none twice
     bad = _quarantined(isolated_store)
     assert list(bad.record) == [BAD_LINES[0]]
+
+
+def test_one_query_per_checkpoint_and_the_lock_dies_with_its_process(dev_config, tmp_path):
+    """Finding 10: the 10-minute --available-now drain could run on the checkpoint of the continuous
+    service. A second query now fails at once; a killed holder (kill -9) frees the checkpoint."""
+    import subprocess
+    import sys
+
+    from jobs.common.errors import EXIT_TRANSIENT
+    from jobs.streaming_inference import CheckpointInUseError, exclusive_checkpoint
+    from jobs.tablestore import open_table_store
+
+    checkpoint = checkpoint_dir(dev_config)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from jobs.streaming_inference import exclusive_checkpoint\n"
+         f"with exclusive_checkpoint(Path({str(checkpoint)!r})):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(CheckpointInUseError, match=rf"in use by pid {holder.pid}") as raised:
+        run_stream(dev_config, open_table_store(dev_config), available_now=True)
+    assert raised.value.exit_code == EXIT_TRANSIENT
+    holder.kill()
+    holder.wait()
+    with exclusive_checkpoint(checkpoint):
+        pass  # free again
