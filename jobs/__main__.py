@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-JOBS = ("seed", "feature_refresh", "train", "validate_model", "promote", "batch_inference",
+JOBS = ("seed", "feature_refresh", "train", "validate_model", "promote", "batch_inference", "maintenance",
         "streaming_inference", "monitoring")  # fmt: skip
 
 

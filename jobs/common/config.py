@@ -31,6 +31,7 @@ PIPELINES = (
     "batch_inference",
     "streaming_inference",
     "monitoring",
+    "maintenance",
 )
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 
@@ -155,6 +156,19 @@ class Schedules(_Strict):
     batch_inference: str | None = None
     streaming_inference: str | None = None
     monitoring: str | None = None
+    maintenance: str | None = "0 4 * * 0"
+
+
+class MaintenanceConfig(_Strict):
+    """Table upkeep (jobs/maintenance.py): compaction and vacuum of every table of the catalog."""
+
+    compact: bool = True
+    vacuum: bool = True
+    retention_hours: float = Field(
+        168,
+        ge=168,
+        description="files no version of this many hours reads are deleted (Delta's minimum: 7 days)",
+    )
 
 
 class ValidationConfig(_Strict):
@@ -353,6 +367,7 @@ class EnvConfig(_Strict):
     notifications: Notifications = Notifications()
     inference: InferenceConfig
     monitoring: MonitoringConfig = MonitoringConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     compute: Compute = Compute()
     table_store: TableStoreSettings = TableStoreSettings()
     access: Access

@@ -300,6 +300,34 @@ class TableStore(ABC):
 
         return self._retrying(name, "append to", attempt)
 
+    # ------------------------------------------------------------------ upkeep
+
+    def tables(self) -> list[TableName]:
+        """Every Delta table of this environment's catalog."""
+        return sorted(self._tables(self.config.catalog), key=str)
+
+    def compact(self, name: TableName) -> dict[str, int]:
+        """Rewrite small files into larger ones (OPTIMIZE): the same rows, fewer files; retried
+        when a concurrent writer commits first. Returns files removed and added."""
+        self._check_write(name)
+        return self._retrying(name, "compact", lambda: self._compact(name))
+
+    def vacuum(self, name: TableName, retention_hours: float, *, enforce: bool = True) -> int:
+        """Delete the files no version of the last ``retention_hours`` reads (readers and time
+        travel within it are safe); Delta refuses less than 7 days unless ``enforce`` is off.
+        Returns how many files were deleted."""
+        self._check_write(name)
+        return self._vacuum(name, retention_hours, enforce)
+
+    @abstractmethod
+    def _tables(self, catalog: str) -> list[TableName]: ...
+
+    @abstractmethod
+    def _compact(self, name: TableName) -> dict[str, int]: ...
+
+    @abstractmethod
+    def _vacuum(self, name: TableName, retention_hours: float, enforce: bool) -> int: ...
+
     def _retrying(self, name: TableName, what: str, attempt: Callable[[], T]) -> T:
         """Run one write, again with growing random back-off while it loses commit races (a table
         created or committed meanwhile by another writer); then one sentence, retryable."""

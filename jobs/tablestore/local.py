@@ -54,6 +54,30 @@ class LocalDeltaTableStore(TableStore):
         if not self.exists(name):
             DeltaTable.create(str(self.path(name)), schema, mode="ignore")
 
+    def _tables(self, catalog: str) -> list[TableName]:
+        root = Path(self.config.storage.lakehouse_root) / catalog
+        found = []
+        for path in sorted(root.glob("*/*")):
+            if DeltaTable.is_deltatable(str(path)):
+                try:
+                    found.append(TableName(catalog, path.parent.name, path.name))
+                except BadInputError:  # a folder that is no table name of Runway's
+                    continue
+        return found
+
+    def _compact(self, name: TableName) -> dict[str, int]:
+        metrics = self._table(name).optimize.compact()
+        return {
+            "files_removed": int(metrics.get("numFilesRemoved", 0)),
+            "files_added": int(metrics.get("numFilesAdded", 0)),
+        }
+
+    def _vacuum(self, name: TableName, retention_hours: float, enforce: bool) -> int:
+        deleted = self._table(name).vacuum(
+            retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=enforce
+        )
+        return len(deleted)
+
     def exists(self, name: TableName) -> bool:
         return DeltaTable.is_deltatable(str(self.path(name)))
 

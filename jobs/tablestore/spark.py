@@ -71,6 +71,32 @@ class SparkDeltaTableStore(TableStore):
                 if not self.exists(name):
                     raise
 
+    def _tables(self, catalog: str) -> list[TableName]:
+        found = []
+        for role in ("bronze", "silver", "gold", "ml", "monitoring"):
+            probe = self.name(role, "probe", catalog)
+            database = self._fqn(probe).rsplit(".", 1)[0]
+            if not self.spark.catalog.databaseExists(database):
+                continue
+            found += [self.name(role, t.name, catalog) for t in self.spark.catalog.listTables(database)]
+        return found
+
+    def _compact(self, name: TableName) -> dict[str, int]:
+        [row] = (
+            self.spark.sql(f"OPTIMIZE {self._fqn(name)}")
+            .select("metrics.numFilesRemoved", "metrics.numFilesAdded")
+            .collect()
+        )
+        return {"files_removed": int(row[0]), "files_added": int(row[1])}
+
+    def _vacuum(self, name: TableName, retention_hours: float, enforce: bool) -> int:
+        if not enforce:
+            self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        statement = f"VACUUM {self._fqn(name)} RETAIN {float(retention_hours)} HOURS"
+        doomed = self.spark.sql(statement + " DRY RUN").count()  # VACUUM itself does not list them
+        self.spark.sql(statement).collect()
+        return doomed
+
     def exists(self, name: TableName) -> bool:
         return self.spark.catalog.tableExists(self._fqn(name))
 

@@ -34,6 +34,7 @@ RESULTS = {  # what each job prints as its result line on the (pretend) cluster
     ("monitoring", "decide"): {"retrain": True, "ready": True, "reason": "2 of the last 3 windows violate",
                                "windows": ["[2013-07-01, 2013-07-02)"], "values": {}},
     ("monitoring", "alert"): {"table": "dev.monitoring.alerts", "version": 0},
+    ("maintenance", None): {"tables": {}, "retention_hours": 168},
 }  # fmt: skip
 HOLD = {
     "retrain": False,
@@ -85,7 +86,7 @@ def databricks_dags(standin, airflow_db, tmp_path_factory):
     patch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", standin.connection_uri)
     patch.setenv("RUNWAY_DAG_ENVS", "dev")
     bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
-            ("feature_refresh", "training", "inference", "monitoring")}  # fmt: skip
+            ("feature_refresh", "training", "inference", "monitoring", "maintenance")}  # fmt: skip
     assert not any(bag.import_errors for bag in bags.values()), {k: b.import_errors for k, b in bags.items()}
     yield {dag_id: dag for bag in bags.values() for dag_id, dag in bag.dags.items()}
     patch.undo()
@@ -113,6 +114,7 @@ CONF = {
     "dev_training": {"training_end": "2013-04-01", "reason": "manual", "hyperparameters": {}},
     "dev_rollback": {"requested_by": "on-call", "reason": "test"},
     "dev_monitoring": {"start_date": "2013-06-01", "end_date": "2013-06-02"},
+    "dev_maintenance": {},
 }
 
 
