@@ -86,8 +86,9 @@ def resolve_training(
 
 
 @task.branch
-def route_validation(result: dict) -> str:
-    return "compare" if result.get("status") == "PASSED" else "validation_failed"
+def route_validation(status: dict) -> str:
+    """Branch on the status the registry holds for the version (from the validation_status sensor)."""
+    return "compare" if status.get("value") == "PASSED" else "validation_failed"
 
 
 @task
@@ -112,6 +113,7 @@ def route_comparison(result: dict, approval: bool) -> str:
 
 CANDIDATE = "{{ ti.xcom_pull(task_ids='compare')['challenger_version'] }}"
 APPROVER = "{{ ti.xcom_pull(task_ids='approve_promotion', key='responded_by') }}"
+APPROVED_AT = "{{ ti.xcom_pull(task_ids='approve_promotion', key='responded_at') }}"
 
 
 def build_training_dag(env: str) -> DAG:
@@ -154,8 +156,17 @@ def build_training_dag(env: str) -> DAG:
         promote = job_task(config, task_id="promote", job="promote", arguments=["promote", "--version", CANDIDATE, *run],
                            trigger_rule="none_failed_min_one_success")  # fmt: skip
         kept = EmptyOperator(task_id="champion_kept", doc_md="The Challenger did not beat the Champion.")
-        train >> validate
-        route_validation(validate.output) >> [compare, validation_failed(validate.output)]
+        from sensors.mlflow_registry import ModelVersionTagSensor
+
+        status = ModelVersionTagSensor(
+            task_id="validation_status", model_name=config.registered_model_name, runway_env=env,
+            version="{{ ti.xcom_pull(task_ids='train')['version'] }}", target_values=["PASSED", "FAILED"],
+            failure_values=[], poke_interval=10, timeout=6 * 3600, mode="reschedule",
+            doc_md="Waits for the version's model_validation_status in the registry (set by validate, "
+                   "or by a person in the MLflow UI), then the gate branches on it.",
+        )  # fmt: skip
+        train >> validate >> status
+        route_validation(status.output) >> [compare, validation_failed(validate.output)]
         routes = route_comparison(compare.output, human)
         compare >> routes
         if human:

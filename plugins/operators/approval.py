@@ -13,7 +13,8 @@ APPROVE, REJECT = "Approve", "Reject"
 
 class PromotionApprovalOperator(HITLBranchOperator):
     """Asks the ``approvers`` (any user when empty) to approve or reject; branches to
-    ``approve_task_id`` or ``reject_task_id`` and pushes who answered as XCom ``responded_by``.
+    ``approve_task_id`` or ``reject_task_id`` and pushes who answered and when as XComs
+    ``responded_by`` and ``responded_at``.
     An unanswered request is rejected after ``timeout_hours`` (the Champion stays)."""
 
     def __init__(
@@ -35,4 +36,9 @@ class PromotionApprovalOperator(HITLBranchOperator):
         user = event.get("responded_by_user")
         who = (user.get("name") or user.get("id")) if isinstance(user, dict) else user
         context["ti"].xcom_push(key="responded_by", value=str(who or "timeout"))
+        answered = event.get("responded_at")
+        context["ti"].xcom_push(
+            key="responded_at",
+            value=answered.isoformat() if hasattr(answered, "isoformat") else str(answered),
+        )
         return super().execute_complete(context, event)

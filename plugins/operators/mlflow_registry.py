@@ -29,38 +29,20 @@ class _RegistryOperator(BaseOperator):
         return MlflowRegistryHook(mlflow_conn_id=self.mlflow_conn_id, runway_env=self.runway_env)
 
 
-class SetModelAliasOperator(_RegistryOperator):
-    """Point ``alias`` at a model version (given as a number, or as another alias to copy)."""
-
-    template_fields: Sequence[str] = ("model_name", "alias", "version", "from_alias")
-
-    def __init__(
-        self, *, alias: str, version: str | int | None = None, from_alias: str | None = None, **kwargs
-    ):
-        super().__init__(**kwargs)
-        self.alias = alias
-        self.version = version
-        self.from_alias = from_alias
-
-    def execute(self, context) -> dict[str, Any]:
-        registry = self.hook.registry(self.model_name)
-        version = registry.resolve(self.version, self.from_alias)
-        previous = registry.set_alias(self.alias, version)
-        return {"model": self.model_name, "alias": self.alias, "version": version, "previous": previous,
-                "changed": previous != version}  # fmt: skip
-
-
 class DeleteModelAliasOperator(_RegistryOperator):
-    """Remove ``alias`` from the model (a no-op when it is not set)."""
+    """Remove ``alias`` from the model — only while it points at ``only_version``, when given (so a
+    retry never removes the alias another version took meanwhile); a no-op when it is not set."""
 
-    template_fields: Sequence[str] = ("model_name", "alias")
+    template_fields: Sequence[str] = ("model_name", "alias", "only_version")
 
-    def __init__(self, *, alias: str, **kwargs):
+    def __init__(self, *, alias: str, only_version: str | int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.alias = alias
+        self.only_version = only_version
 
     def execute(self, context) -> dict[str, Any]:
-        previous = self.hook.registry(self.model_name).delete_alias(self.alias)
+        only = self.only_version if self.only_version not in (None, "") else None
+        previous = self.hook.registry(self.model_name).delete_alias(self.alias, only_from=only)
         return {
             "model": self.model_name,
             "alias": self.alias,

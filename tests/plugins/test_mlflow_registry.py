@@ -14,7 +14,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, T
 from hooks.mlflow_registry import MlflowRegistryHook
 from operators.mlflow_registry import (
     DeleteModelAliasOperator,
-    SetModelAliasOperator,
     SetModelVersionTagsOperator,
 )
 from sensors.mlflow_registry import ModelVersionTagSensor
@@ -52,29 +51,27 @@ def test_hook_builds_its_client_lazily_and_resolves_uris(registry, monkeypatch):
     assert from_config._client is None
 
 
-def test_set_alias_is_idempotent_and_copies_aliases(registry):
-    first = SetModelAliasOperator(**op_kwargs("a"), alias="Champion", version="1").execute({})
-    again = SetModelAliasOperator(**op_kwargs("b"), alias="Champion", version="1").execute({})
-    assert (first["changed"], first["previous"]) == (True, None)
-    assert (again["changed"], again["previous"]) == (False, "1")
-    copied = SetModelAliasOperator(**op_kwargs("c"), alias="Previous", from_alias="Champion").execute({})
-    assert copied["version"] == "1"
-    moved = SetModelAliasOperator(**op_kwargs("d"), alias="Champion", version="2").execute({})
-    assert (moved["previous"], registry.by_alias("Champion").version) == ("1", 2)
+def test_set_alias_is_idempotent_and_resolves_aliases(registry):
+    assert registry.set_alias("Champion", "1") is None
+    assert registry.set_alias("Champion", "1") == "1"  # nothing written the second time
+    assert registry.resolve(alias="Champion") == "1"
+    assert registry.set_alias("Champion", "2") == "1" and registry.by_alias("Champion").version == 2
 
 
 def test_set_alias_refuses_a_missing_version_or_alias(registry):
     from jobs.common.errors import BadInputError
 
     with pytest.raises(BadInputError, match="v9"):
-        SetModelAliasOperator(**op_kwargs("a"), alias="Champion", version="9").execute({})
+        registry.set_alias("Champion", "9")
     with pytest.raises(BadInputError, match="no alias 'Challenger'"):
-        SetModelAliasOperator(**op_kwargs("b"), alias="Champion", from_alias="Challenger").execute({})
+        registry.resolve(alias="Challenger")
     assert registry.by_alias("Champion") is None
 
 
-def test_delete_alias_is_idempotent(registry):
+def test_delete_alias_is_idempotent_and_leaves_another_versions_alias(registry):
     registry.set_alias("Challenger", 2)
+    kept = DeleteModelAliasOperator(**op_kwargs("only"), alias="Challenger", only_version="1").execute({})
+    assert kept["changed"] is False and registry.alias_version("Challenger") == "2"
     assert DeleteModelAliasOperator(**op_kwargs("a"), alias="Challenger").execute({})["previous"] == "2"
     assert DeleteModelAliasOperator(**op_kwargs("b"), alias="Challenger").execute({})["changed"] is False
     assert registry.by_alias("Challenger") is None
