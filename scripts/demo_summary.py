@@ -76,6 +76,8 @@ def print_summary(config, timings: dict[str, float], runs: list, total: float, d
         )
 
     audit = table(config, "ml", "model_audit")
+    if not audit.empty and "status" in audit:
+        audit = audit[audit["status"].fillna("done") == "done"]  # settled moves (not intents)
     if not audit.empty:
         print("\nChampion moves (ml.model_audit):")
         for e in audit.sort_values("event_time").itertuples():
