@@ -39,12 +39,8 @@ def configure_mlflow(config: EnvConfig) -> str:
     return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
 
 
-def point_mlflow(config: EnvConfig) -> None:
-    """Point MLflow at the environment's tracking server and registry (no call to either); says
-    once per process when other environments share that server."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
+def state_shared_mlflow(config: EnvConfig) -> None:
+    """Say once per process and environment when other environments use the same MLflow store."""
     from jobs.common.config import shared_mlflow
 
     if config.env not in _STATED and (others := shared_mlflow(config)):
@@ -54,6 +50,15 @@ def point_mlflow(config: EnvConfig) -> None:
             config.mlflow.tracking_uri, config.env, ", ".join(others), config.env.upper(),
         )  # fmt: skip
     _STATED.add(config.env)
+
+
+def point_mlflow(config: EnvConfig) -> None:
+    """Point MLflow at the environment's tracking server and registry (no call to either); says
+    once per process when other environments share that server."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    state_shared_mlflow(config)
 
     # MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for child processes,
     # which Runway's config reads as overrides: keep the environment as it was, so another

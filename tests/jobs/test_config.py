@@ -175,5 +175,5 @@ def test_each_environment_can_have_its_own_mlflow_and_a_shared_one_is_stated(mon
     assert load_config("prod").mlflow.tracking_uri == "http://mlflow-prod.internal:5000"
     assert load_config("dev").mlflow.tracking_uri == "http://mlflow-shared.internal:5000"
     monkeypatch.setattr(lifecycle, "_STATED", set())
-    lifecycle.point_mlflow(load_config("dev"))
+    lifecycle.state_shared_mlflow(load_config("dev"))  # what a job says when it points MLflow
     assert "is shared by dev and staging" in caplog.text and "RUNWAY_DEV_MLFLOW_TRACKING_URI" in caplog.text

@@ -157,3 +157,33 @@ def test_table_name_parts_are_plain_identifiers(dev_config, part):
     store = open_table_store(dev_config)
     with pytest.raises(BadInputError, match="not a plain identifier"):
         store.name("gold", part)
+
+
+def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path):
+    """Finding 5 end to end: two `feature_refresh all` processes for two days at once, on an
+    environment with no tables yet. One day's 842 bronze rows used to vanish."""
+    import os
+
+    from jobs.common.cli import Window
+    from jobs.seed import seed
+    from tests.support import make_config
+
+    env = {**os.environ, "RUNWAY_DATA_DIR": str(tmp_path)}
+    config = make_config(tmp_path)  # the same folders the jobs derive from RUNWAY_DATA_DIR
+    assert config.storage.lakehouse_root == tmp_path / "lakehouse"
+    seed(config, Window(date(2013, 1, 1), date(2013, 1, 3)))
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", "--start", start,
+                          "--end", end, "--run-id", f"race-{start}"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        for start, end in (("2013-01-01", "2013-01-02"), ("2013-01-02", "2013-01-03"))
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-3000:] for o in outputs]
+    store = open_table_store(config)
+    landed = {day: sum(1 for _ in (tmp_path / "landing" / "flights" / f"{day}.csv").open()) - 1
+              for day in ("2013-01-01", "2013-01-02")}  # fmt: skip
+    bronze = store.read_pandas(store.name("bronze", "flights"), columns=["_file_date"])
+    assert {str(k): v for k, v in bronze.groupby("_file_date").size().items()} == landed
+    gold = store.read_pandas(store.name("gold", "flight_features"), columns=["flight_id", "flight_date"])
+    assert gold["flight_id"].is_unique and gold["flight_date"].astype(str).nunique() == 2
