@@ -213,10 +213,13 @@ def test_registry_outage_fails_promotion_as_transient(model, monkeypatch):
     down = model.config.model_copy(
         update={"mlflow": model.config.mlflow.model_copy(update={"tracking_uri": "http://127.0.0.1:9"})}
     )
-    with pytest.raises(RegistryUnavailableError):
-        promote(down, model.store, "run")
-    with pytest.raises(RegistryUnavailableError):
-        rollback(down, model.store, "run", "x", "y")
+    from jobs.common.scoring import resolve_model
+    from jobs.promote import compare
+
+    for call in (lambda: promote(down, model.store, "run"), lambda: rollback(down, model.store, "run", "x", "y"),
+                 lambda: compare(down, model.store, "run"), lambda: resolve_model(down)):  # fmt: skip
+        with pytest.raises(RegistryUnavailableError, match="did not answer"):  # never "no Champion yet"
+            call()
 
 
 def test_rollback_refuses_when_the_alias_was_moved_outside_runway(model):
