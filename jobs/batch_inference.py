@@ -15,8 +15,10 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import Window, add_run_id, add_window, base_parser, run_cli
+from jobs.common.cli import add_run_id, add_window, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import MissingInputError
+from jobs.common.window import Window
 
 if TYPE_CHECKING:
     from jobs.common.scoring import ModelRef
@@ -59,7 +61,7 @@ def score_window(
         scored_at=datetime.now(UTC),  # when it was scored: metadata, not business time
     )
     if gold.isEmpty():
-        raise LookupError(f"no gold features for {window} yet: run feature refresh for it first")
+        raise MissingInputError(f"no gold features for {window} yet: run feature refresh for it first")
     commit = store.overwrite_window(
         predictions_table(store, config),
         predictions,

@@ -21,20 +21,21 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import Window, add_run_id, add_window, base_parser, run_cli
+from jobs.common.cli import add_run_id, add_window, base_parser, json_object, run_cli
 from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import BadInputError, MissingInputError
+from jobs.common.retraining import ALERTS_TABLE, METRICS_TABLE, retraining_decision
+from jobs.common.window import Window
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.monitoring")
 
-METRICS_TABLE = "metrics"
-ALERTS_TABLE = "alerts"
 PREDICTION = "prediction"
 
 
@@ -104,7 +105,7 @@ def _model_reference(config: EnvConfig, version: str):
     record = client.get_model_version(config.registered_model_name, version)
     tags = record.tags
     if "data.window_start" not in tags or "data.test_start" not in tags:
-        raise ValueError(
+        raise BadInputError(
             f"{config.registered_model_name} v{version} has no training window in its lineage tags"
         )
     model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{version}")
@@ -130,7 +131,7 @@ def monitor(
         window=(features.date_column, window.start, window.end),
     )
     if predictions.empty:
-        raise LookupError(f"no predictions for {window} yet: run inference for it first")
+        raise MissingInputError(f"no predictions for {window} yet: run inference for it first")
     # A flight scored by both the stream and a batch run counts once: its latest prediction.
     predictions = predictions.sort_values("scored_at", kind="stable").drop_duplicates(
         features.keys, keep="last"
@@ -143,7 +144,7 @@ def monitor(
     reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
                                   columns=[*features.keys, *columns])  # fmt: skip
     if reference.empty:
-        raise LookupError(f"no gold rows for v{version}'s training window {reference_window}")
+        raise MissingInputError(f"no gold rows for v{version}'s training window {reference_window}")
     reference = reference.sample(n=min(len(reference), monitoring.reference_max_rows), random_state=0)
     reference = model_inputs(model_cfg, reference).assign(
         **{PREDICTION: predicted_proba(model, model_inputs(model_cfg, reference))}
@@ -232,29 +233,6 @@ def _write_metrics(config, store, window, rows, *, version, report, mlflow_run_i
     )  # fmt: skip
 
 
-def retraining_decision(config: EnvConfig, store: TableStore, window_end: date) -> dict[str, Any]:
-    """The retraining policy's decision for the window ending ``window_end``: the monitored
-    windows' violations up to it and the last drift retrain (jobs.common.retraining)."""
-    from jobs.common.retraining import decide, window_statuses
-
-    policy = config.monitoring.policy
-    rows = _monitoring_rows(store, METRICS_TABLE, ["window_start", "window_end", "metric", "column", "value", "violated"],
-                            window_end + timedelta(days=1))  # fmt: skip
-    alerts = [a for a in _monitoring_rows(store, ALERTS_TABLE, ["window_end", "kind"], window_end)
-              if a["kind"] == "drift_retrain"]  # fmt: skip
-    last = max((date.fromisoformat(str(a["window_end"])[:10]) for a in alerts), default=None)
-    return decide(window_statuses(rows, policy), window_end, policy, last).as_dict()
-
-
-def _monitoring_rows(store: TableStore, table: str, columns: list[str], before: date) -> list[dict[str, Any]]:
-    name = store.name("monitoring", table)
-    if not store.exists(name):
-        return []
-    return store.read_pandas(name, window=("window_end", date(1900, 1, 1), before), columns=columns).to_dict(
-        "records"
-    )
-
-
 def record_alert(config: EnvConfig, store: TableStore, window: Window, decision: dict[str, Any], *,
                  run_id: str = "manual", training_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One alert row per window (a rerun replaces it) for a drift-triggered retrain."""
@@ -282,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("action", choices=["monitor", "alert", "decide"])
     add_window(parser)
     add_run_id(parser)
-    parser.add_argument("--decision", default="{}", help="alert: the policy decision (JSON)")
+    parser.add_argument("--decision", type=json_object, default={}, help="alert: the policy decision (JSON)")
     parser.add_argument("--training-run-id", default=None, help="alert: the retraining DAG run")
     args = parser.parse_args(argv)
     config = load_config(args.env)
@@ -293,11 +271,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action == "decide":
         decision = retraining_decision(config, store, window.end)
         if not decision["ready"]:  # exit 4: a retry may find it monitored
-            raise LookupError(f"the window ending {window.end} is not monitored yet: {decision['reason']}")
+            raise MissingInputError(
+                f"the window ending {window.end} is not monitored yet: {decision['reason']}"
+            )
         log.info("retraining policy for the window ending %s: %s", window.end, decision["reason"])
         return decision
     if args.action == "alert":
-        return record_alert(config, store, window, json.loads(args.decision), run_id=args.run_id,
+        return record_alert(config, store, window, args.decision, run_id=args.run_id,
                             training_run_id=args.training_run_id)  # fmt: skip
     return monitor(config, store, window, run_id=args.run_id)
 

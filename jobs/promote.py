@@ -29,7 +29,7 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import Window, add_run_id, base_parser, run_cli
+from jobs.common.cli import add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.lifecycle import configure_mlflow, evaluate, labelled_gold, load_version, pinned_gold_version
@@ -56,6 +56,7 @@ from jobs.common.promotion import (
     settle,
 )  # fmt: skip
 from jobs.common.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
+from jobs.common.window import Window
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore

@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.common.cli import Window, add_window, base_parser, run_cli
+from jobs.common.cli import add_window, base_parser, run_cli
 from jobs.common.config import EnvConfig, SourceConfig, load_config
+from jobs.common.errors import BadInputError
 from jobs.common.paths import landing_file
+from jobs.common.window import Window
 
 log = logging.getLogger("runway.seed")
 
@@ -49,7 +51,7 @@ def _as_feed(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
 def seed(config: EnvConfig, window: Window, landing_root: Path | None = None) -> dict[str, int]:
     """Write the landing files for ``window``; returns rows written per source."""
     if config.use_case.seed is None:
-        raise ValueError("the use case has no `seed` section: nothing to seed the landing zone from")
+        raise BadInputError("the use case has no `seed` section: nothing to seed the landing zone from")
     landing_root = Path(landing_root or config.storage.landing_root)
     package = importlib.import_module(config.use_case.seed.package)
     date_columns = config.use_case.seed.date_columns
@@ -89,7 +91,7 @@ def emit_events(
     would arrive (``seed.events_ordered_by``), split into ``files_per_day`` small files, ``pace_seconds`` apart. Columns
     not known before the event happens (``seed.withheld_from_events``) are left out."""
     if config.use_case.seed is None:
-        raise ValueError("the use case has no `seed` section: nothing to emit events from")
+        raise BadInputError("the use case has no `seed` section: nothing to emit events from")
     streaming = config.inference.streaming
     source = config.use_case.sources[streaming.source]
     landing_dir = Path(landing_dir or streaming.landing_dir)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.common.cli import base_parser, run_cli
 from jobs.common.config import EnvConfig, SourceConfig, load_config
 from jobs.common.errors import TransientError
+from jobs.common.paths import STREAMING_QUERY, checkpoint_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.streaming_inference")
 
 STREAM = "stream"
-QUERY_NAME = "streaming_inference"
 
 
 # ====================================================================== pure transforms
@@ -57,7 +57,7 @@ def parse_events(raw: DataFrame, source: SourceConfig, required: list[str]) -> D
     """
     from pyspark.sql import functions as F
 
-    from jobs.feature_refresh import type_rows
+    from jobs.common.features import type_rows
 
     fields = F.from_json("value", "map<string,string>")
     lines = raw.where(F.trim("value") != "").select(
@@ -145,16 +145,16 @@ class MicroBatchScorer:
     def _process(self, batch: DataFrame, batch_id: int) -> None:
         from pyspark.sql import functions as F
 
+        from jobs.common.features import QUARANTINE_TABLE, build_features, feature_sql, quarantine_frame
         from jobs.common.scoring import model_udf, score
-        from jobs.feature_refresh import QUARANTINE_TABLE, build_features, quarantine_frame
         from jobs.tablestore import open_table_store
 
         started = time.perf_counter()
         # The micro-batch lives in the query's own session: read and join the static tables there.
         store = open_table_store(self.config, batch.sparkSession)
-        app_id = f"runway.{QUERY_NAME}.{self.query_id}"
+        app_id = f"runway.{STREAMING_QUERY}.{self.query_id}"
         run_id = f"{self.query_id}:{batch_id}"
-        meta = {"job": QUERY_NAME, "run_id": run_id, "batch_id": str(batch_id)}
+        meta = {"job": STREAMING_QUERY, "run_id": run_id, "batch_id": str(batch_id)}
         events = parse_events(batch, self.source, self.config.inference.streaming.required).persist()
         try:
             # One pass for the counts and the good rows' dates (each Spark action costs a job).
@@ -171,7 +171,7 @@ class MicroBatchScorer:
                 model = self.current_model()
                 good = events.where(is_good)
                 views = self._views(store, good, summary["first"], summary["last"])
-                features = build_features(batch.sparkSession, self._feature_sql(), views)
+                features = build_features(batch.sparkSession, feature_sql(self.config), views)
                 scored = score(
                     features, model, model_udf(batch.sparkSession, model),
                     keys=self.config.use_case.features.keys,
@@ -224,30 +224,16 @@ class MicroBatchScorer:
             udf = model_udf(spark, model)
             frame.select(udf(*[frame[c] for c, _ in model.inputs])).collect()
 
-    def _feature_sql(self) -> str:
-        from jobs.common.paths import include_dir
-
-        return (include_dir() / "sql" / self.config.use_case.features.sql).read_text()
-
     def _views(self, store: TableStore, good: DataFrame, first: date, last: date) -> dict[str, DataFrame]:
         """The micro-batch as the streaming source's view; the other sources as static silver
         tables (daily ones only for the batch's event dates): a stream–static join in the SQL."""
         from datetime import timedelta
 
-        views = {self.source_name: good}
-        for name, source in self.config.use_case.sources.items():
-            if name == self.source_name:
-                continue
-            table = store.name("silver", name)
-            if not store.exists(table):
-                continue
-            window = ("event_date", first, last + timedelta(days=1)) if source.kind == "daily" else None
-            views[name] = store.read(table, window=window)
-        return views
+        from jobs.common.features import silver_views
 
-
-def checkpoint_dir(config: EnvConfig) -> Path:
-    return Path(config.storage.checkpoint_root) / config.env / QUERY_NAME
+        sources = self.config.use_case.sources
+        others = silver_views(store, sources, first, last + timedelta(days=1), skip=(self.source_name,))
+        return {self.source_name: good, **others}
 
 
 class CheckpointInUseError(TransientError):
@@ -327,7 +313,7 @@ def _run_stream(
     interval = trigger_seconds or config.inference.streaming.trigger_seconds
     writer = (
         event_stream(store.spark, config, max_files_per_trigger)
-        .writeStream.queryName(f"{QUERY_NAME}_{config.env}")
+        .writeStream.queryName(f"{STREAMING_QUERY}_{config.env}")
         .option("checkpointLocation", str(checkpoint))
         .foreachBatch(scorer)
     )

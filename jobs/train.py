@@ -13,17 +13,18 @@ trigger reason). The new version of ``<catalog>.<ml schema>.<model>`` is tagged
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import Window, add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
+from jobs.common.cli import add_run_id, base_parser, iso_date, json_object, run_cli
+from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
+from jobs.common.errors import BadInputError
 from jobs.common.paths import PROJECT_ROOT
+from jobs.common.window import Window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.train")
 
-REASONS = ("schedule", "manual", "drift", "asset")
 PENDING = "PENDING"
 
 
@@ -124,8 +124,8 @@ def train(
         time_split,
     )
 
-    if reason not in REASONS:
-        raise ValueError(f"reason must be one of {REASONS}, not {reason!r}")
+    if reason not in TRAINING_REASONS:
+        raise BadInputError(f"reason must be one of {TRAINING_REASONS}, not {reason!r}")
     model_cfg, training = config.use_case.model, config.use_case.model.training
     pipeline = build_pipeline(model_cfg, params)
     # Importing MLflow and connecting to the tracking store take seconds: overlap them with the
@@ -227,26 +227,25 @@ def train(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--end", required=True, help="day after the window's last day (YYYY-MM-DD)")
     parser.add_argument(
-        "--start", default=None, help="first day (default: training.window_days before --end)"
+        "--end", required=True, type=iso_date, help="day after the window's last day (YYYY-MM-DD)"
+    )
+    parser.add_argument(
+        "--start", type=iso_date, default=None, help="first day (default: training.window_days before --end)"
     )
     add_run_id(parser)
     parser.add_argument("--dag-id", default="manual")
-    parser.add_argument("--reason", default="manual", choices=REASONS)
-    parser.add_argument("--params", default=None, help="JSON of estimator hyperparameters overriding config")
+    parser.add_argument("--reason", default="manual", choices=TRAINING_REASONS)
+    parser.add_argument("--params", type=json_object, default=None,
+                        help="JSON of estimator hyperparameters overriding config")  # fmt: skip
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    end = date.fromisoformat(args.end)
-    start = (
-        date.fromisoformat(args.start)
-        if args.start
-        else end - timedelta(days=config.use_case.model.training.window_days)
-    )
+    end = args.end
+    start = args.start or end - timedelta(days=config.use_case.model.training.window_days)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # the local engine reads gold into pandas without Spark
-    params = json.loads(args.params) if args.params else None
+    params = args.params
     return train(
         config,
         store,

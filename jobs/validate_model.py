@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jobs.common.cli import Window, add_run_id, base_parser, run_cli
+from jobs.common.cli import add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import GateFailedError
 from jobs.common.lifecycle import (
@@ -41,6 +41,7 @@ from jobs.common.lifecycle import (
 from jobs.common.modeling import classification_metrics, model_inputs
 from jobs.common.promotion import DECISION_TAG, better_or_equal, fair_comparison
 from jobs.common.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
+from jobs.common.window import Window
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -106,7 +106,7 @@ def _set_champion(data: Path, version: str) -> None:
 
 
 def _result(label: str) -> dict:
-    from jobs.common.cli import read_result
+    from jobs.common.results import read_result
 
     report = read_result((LOGS / f"{label}.log").read_text())
     if not report.get("ok"):

@@ -34,7 +34,6 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from jobs.common.cli import Window
     from jobs.common.config import load_config
     from jobs.common.modeling import (
         build_pipeline,
@@ -43,6 +42,7 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
         model_inputs,
         time_split,
     )
+    from jobs.common.window import Window
     from jobs.feature_refresh import JobContext, refresh
     from jobs.seed import seed
 

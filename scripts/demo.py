@@ -152,7 +152,7 @@ class Demo:
             forget_dag_runs([f"dev_{p}" for p in PIPELINES])
 
     def seed(self, start: date, end: date) -> dict[str, int]:
-        from jobs.common.cli import Window
+        from jobs.common.window import Window
         from jobs.seed import seed
 
         with self._task_output_to_log():
@@ -176,7 +176,7 @@ class Demo:
         self.require("batch_inference", run, states)
 
     def stream(self, day: date) -> dict[str, int]:
-        from jobs.common.cli import Window
+        from jobs.common.window import Window
         from jobs.seed import emit_events
 
         with self._task_output_to_log():

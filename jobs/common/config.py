@@ -33,6 +33,8 @@ PIPELINES = (
     "monitoring",
     "maintenance",
 )
+# Why a model is trained (kept on its MLflow run): the training DAG's Param and the train job's argument.
+TRAINING_REASONS = ("manual", "schedule", "asset", "drift")
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 
 

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jobs.common.errors import MissingInputError
 from jobs.common.modeling import classification_metrics, model_inputs
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from jobs.common.cli import Window
     from jobs.common.config import EnvConfig
+    from jobs.common.window import Window
     from jobs.tablestore import TableStore
 
 
@@ -102,7 +103,7 @@ def labelled_gold(
     )
     frame = frame[frame[model.label].notna()].reset_index(drop=True)
     if frame.empty:
-        raise LookupError(f"no labelled rows in {table} for {window}")
+        raise MissingInputError(f"no labelled rows in {table} for {window}")
     return frame, version
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from jobs.common.errors import BadInputError, MissingInputError
+
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
@@ -43,7 +45,11 @@ def build_pipeline(model: ModelConfig, params: dict[str, Any] | None = None) -> 
         ],
         verbose_feature_names_out=False,
     )  # fmt: skip
-    return Pipeline([("encode", encode), ("model", estimator_class(**kwargs))])
+    try:
+        estimator = estimator_class(**kwargs)
+    except TypeError as exc:  # an unknown hyperparameter: name it, a retry cannot help
+        raise BadInputError(f"estimator {model.estimator}: {exc}") from None
+    return Pipeline([("encode", encode), ("model", estimator)])
 
 
 def time_split(
@@ -61,7 +67,9 @@ def time_split(
     }
     empty = [name for name, part in parts.items() if part.empty]
     if empty:
-        raise ValueError(f"no labelled rows for the {', '.join(empty)} part(s) of the window ending {end}")
+        raise MissingInputError(
+            f"no labelled rows for the {', '.join(empty)} part(s) of the window ending {end}"
+        )
     return parts
 
 

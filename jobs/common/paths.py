@@ -6,8 +6,13 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobs.common.config import EnvConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STREAMING_QUERY = "streaming_inference"  # the streaming query's name (its checkpoint folder)
 
 
 def include_dir() -> Path:
@@ -33,3 +38,8 @@ def landing_file(landing_root: Path, source: str, day: date | None = None) -> Pa
     has one snapshot file, ``<source>/<source>.csv``."""
     name = f"{day.isoformat()}.csv" if day is not None else f"{source}.csv"
     return Path(landing_root) / source / name
+
+
+def checkpoint_dir(config: EnvConfig) -> Path:
+    """The streaming query's checkpoint: ``<checkpoint_root>/<env>/streaming_inference``."""
+    return Path(config.storage.checkpoint_root) / config.env / STREAMING_QUERY

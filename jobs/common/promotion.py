@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from jobs.common.registry import PASSED, STATUS_TAG
 
 if TYPE_CHECKING:
-    from jobs.common.cli import Window
+    from jobs.common.window import Window
 
 PROMOTE, ROLLBACK = "promote", "rollback"
 MOVE_PENDING, MOVE_DONE, MOVE_ABANDONED = "pending", "done", "abandoned"

@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.errors import GateFailedError
+from jobs.common.errors import BadInputError, GateFailedError
 from jobs.common.paths import include_dir
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Expectation:
         if declared in (QUARANTINE, FAIL):
             return declared
         if declared is not None:
-            raise ValueError(
+            raise BadInputError(
                 f"expectation {self.type}: severity must be '{QUARANTINE}' or '{FAIL}', not {declared!r}"
             )
         return QUARANTINE if _is_row_level(self.type) else FAIL
@@ -102,9 +102,9 @@ def load_suite(file_name: str) -> tuple[str, list[Expectation]]:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"expectation suite {path} not found") from None
+        raise BadInputError(f"expectation suite {path} not found") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"expectation suite {path} is not valid JSON: {exc}") from None
+        raise BadInputError(f"expectation suite {path} is not valid JSON: {exc}") from None
     expectations = [
         Expectation(e["type"], e.get("kwargs", {}), e.get("meta", {})) for e in raw["expectations"]
     ]
@@ -157,7 +157,7 @@ def resolve_parameters(parameters: dict[str, Any], expectations: list[Expectatio
     wanted = set(re.findall(r'"\$PARAMETER":\s*"([^"]+)"', json.dumps([e.kwargs for e in expectations])))
     missing = sorted(wanted - set(parameters))
     if missing:
-        raise ValueError(
+        raise BadInputError(
             f"expectation suite needs parameters {missing}; set them in the source's `quality` config"
         )
     return {k: parameters[k] for k in wanted}
@@ -180,7 +180,7 @@ def validate(
     (the ``local`` engine already moves every row through the driver to write Delta).
     """
     if backend not in ("spark", "pandas"):
-        raise ValueError(f"unknown validation backend {backend!r}")
+        raise BadInputError(f"unknown validation backend {backend!r}")
     _gx_ready()
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration

@@ -1,4 +1,6 @@
-"""The retraining policy: from monitored windows to "retrain now" (pure functions, no I/O).
+"""The retraining policy: from monitored windows to "retrain now" (pure functions), and the thin
+adapter that reads the monitoring tables for it (``retraining_decision``: the monitoring job and the
+drift-policy sensor's hook both ask it).
 
 A window violates when one of the checks the policy watches (``data_drift``, ``prediction_drift``,
 ``quality``) failed in it. Retrain when at least N of the last M windows violate, the latest
@@ -10,9 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import RetrainingPolicy
+
+if TYPE_CHECKING:
+    from jobs.common.config import EnvConfig
+    from jobs.tablestore import TableStore
+
+METRICS_TABLE, ALERTS_TABLE = "metrics", "alerts"  # in the monitoring schema
 
 # Which monitoring metrics feed which policy check.
 CHECK_OF_METRIC = {"dataset_drift_share": "data_drift", "prediction_drift": "prediction_drift"}
@@ -110,3 +118,27 @@ def _as_date(value: Any) -> date:
     if isinstance(value, date):
         return value if type(value) is date else value.date()
     return date.fromisoformat(str(value)[:10])
+
+
+# ---------------------------------------------------------------- adapter (I/O)
+
+
+def retraining_decision(config: EnvConfig, store: TableStore, window_end: date) -> dict[str, Any]:
+    """The retraining policy's decision for the window ending ``window_end``: the monitored
+    windows' violations up to it and the last drift retrain (jobs.common.retraining)."""
+    policy = config.monitoring.policy
+    rows = _monitoring_rows(store, METRICS_TABLE, ["window_start", "window_end", "metric", "column", "value", "violated"],
+                            window_end + timedelta(days=1))  # fmt: skip
+    alerts = [a for a in _monitoring_rows(store, ALERTS_TABLE, ["window_end", "kind"], window_end)
+              if a["kind"] == "drift_retrain"]  # fmt: skip
+    last = max((date.fromisoformat(str(a["window_end"])[:10]) for a in alerts), default=None)
+    return decide(window_statuses(rows, policy), window_end, policy, last).as_dict()
+
+
+def _monitoring_rows(store: TableStore, table: str, columns: list[str], before: date) -> list[dict[str, Any]]:
+    name = store.name("monitoring", table)
+    if not store.exists(name):
+        return []
+    return store.read_pandas(name, window=("window_end", date(1900, 1, 1), before), columns=columns).to_dict(
+        "records"
+    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.errors import BadInputError
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -25,11 +27,11 @@ NUMERIC_TYPES = {"double", "float", "long", "integer"}
 SPARK_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
 
 
-class NoModelVersionError(ValueError):
+class NoModelVersionError(BadInputError):
     """The alias points at no version (nothing promoted yet)."""
 
 
-class SignatureMismatchError(ValueError):
+class SignatureMismatchError(BadInputError):
     """The rows to score do not carry the columns (or types) the model's signature asks for."""
 
 

@@ -70,6 +70,12 @@ class TableName:
     def __str__(self) -> str:
         return f"{self.catalog}.{self.schema}.{self.table}"
 
+    @classmethod
+    def of(cls, config: EnvConfig, schema: str, table: str, catalog: str | None = None) -> TableName:
+        """The naming rule: a table of the environment's catalog (or ``catalog``), its schema given by
+        role (``gold`` → ``schemas.gold``) or by name."""
+        return cls(catalog or config.catalog, getattr(config.schemas, schema, schema), table)
+
 
 @dataclass(frozen=True)
 class Commit:
@@ -145,8 +151,7 @@ class TableStore(ABC):
 
     def name(self, schema: str, table: str, catalog: str | None = None) -> TableName:
         """A table of this environment's catalog (or of ``catalog``), by schema role or name."""
-        schema_name = getattr(self.config.schemas, schema, schema)
-        return TableName(catalog or self.config.catalog, schema_name, table)
+        return TableName.of(self.config, schema, table, catalog)
 
     def _check_read(self, name: TableName) -> None:
         if name.catalog not in self.config.access.read_catalogs:
@@ -208,7 +213,7 @@ class TableStore(ABC):
         """The table (at a version or timestamp), optionally only rows with ``start <= column < end``."""
         self._check_read(name)
         if version is not None and timestamp is not None:
-            raise ValueError("read at a version or at a timestamp, not both")
+            raise BadInputError("read at a version or at a timestamp, not both")
         if not self.exists(name):
             raise TableNotFoundError(f"table {name} does not exist")
         return self._read(name, version=version, timestamp=timestamp, window=window)
@@ -424,7 +429,7 @@ def small_schema(schema: str) -> pa.Schema:
         name, _, kind = part.strip().partition(" ")
         kind = kind.strip().lower()
         if not name or kind not in arrow_types:
-            raise ValueError(
+            raise BadInputError(
                 f"small_frame schema: {part.strip()!r} is not '<column> <one of {list(arrow_types)}>'"
             )
         fields.append((name, arrow_types[kind]))

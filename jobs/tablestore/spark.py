@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.errors import BadInputError
 from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class SparkDeltaTableStore(TableStore):
     def __init__(self, config, spark=None):
         super().__init__(config, spark)
         if not delta_jars_available(self.spark):
-            raise RuntimeError(
+            raise BadInputError(
                 "table_store.engine 'spark' needs delta-spark's JVM jars on the session "
                 "(spark.jars or spark.jars.packages io.delta:delta-spark_2.13); none are loaded. "
                 "Use engine 'local' on machines without them."

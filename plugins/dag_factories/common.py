@@ -77,7 +77,7 @@ def resolve_window(
 
 
 def _window(params: dict, data_interval_start, data_interval_end) -> dict[str, str]:
-    from jobs.common.cli import Window
+    from jobs.common.window import Window
 
     start, end = params.get("start_date"), params.get("end_date")
     if start or end:
@@ -96,6 +96,9 @@ def _window(params: dict, data_interval_start, data_interval_end) -> dict[str, s
 
 def table_asset(config: EnvConfig, schema: str, table: str) -> Asset:
     """The Airflow Asset standing for one Delta table of this environment."""
-    schema_name = getattr(config.schemas, schema, schema)
-    name = f"{config.catalog}.{schema_name}.{table}"
-    return Asset(name=name, uri=f"runway://{config.catalog}/{schema_name}/{table}", group="delta_table")
+    from jobs.tablestore.base import TableName
+
+    name = TableName.of(config, schema, table)
+    return Asset(
+        name=str(name), uri=f"runway://{name.catalog}/{name.schema}/{name.table}", group="delta_table"
+    )

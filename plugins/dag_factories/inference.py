@@ -74,12 +74,13 @@ def build_streaming_inference_dag(env: str) -> DAG:
     kwargs = dag_kwargs(
         config, "streaming_inference", config.schedules.streaming_inference, "", ["inference"]
     )
-    from jobs.streaming_inference import checkpoint_dir
+    from jobs.common.features import QUARANTINE_TABLE
+    from jobs.common.paths import checkpoint_dir
 
     kwargs["doc_md"] = STREAMING_DOC.format(
         env=env, landing=streaming.landing_dir, model=config.registered_model_name,
         alias=config.inference.alias, predictions=predictions.name, checkpoint=checkpoint_dir(config),
-        quarantine=f"{config.catalog}.{config.schemas.silver}.quarantine", trigger=streaming.trigger_seconds,
+        quarantine=table_asset(config, "silver", QUARANTINE_TABLE).name, trigger=streaming.trigger_seconds,
     )  # fmt: skip
     with DAG(**kwargs, max_active_runs=1) as dag:
         job_task(

@@ -8,9 +8,7 @@ from airflow.sdk import DAG, Param, task
 
 from dag_factories.common import dag_kwargs, table_asset
 from dag_factories.compute import job_task
-from jobs.common.config import EnvConfig, load_config
-
-REASONS = ["manual", "schedule", "asset", "drift"]
+from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
 
 DOC = """
 ### Training — `{env}`
@@ -37,7 +35,7 @@ def _training_params(config: EnvConfig) -> dict[str, Param]:
                               description="Day after the last training day. Empty: the run's date."),
         "window_days": Param(None, type=["null", "integer"], minimum=1, title="Window days",
                              description=f"Days of features before the end. Empty: {config.use_case.model.training.window_days}."),
-        "reason": Param("manual", enum=REASONS, title="Reason", description="Why this model is trained (kept in MLflow)."),
+        "reason": Param("manual", enum=list(TRAINING_REASONS), title="Reason", description="Why this model is trained (kept in MLflow)."),
         "hyperparameters": Param({}, type="object", title="Hyperparameters",
                                  description="Estimator parameters overriding the config, e.g. {\"max_iter\": 50}."),
     }  # fmt: skip

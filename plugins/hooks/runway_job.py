@@ -12,7 +12,7 @@ from typing import Any
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
-from jobs.common.cli import NON_RETRYABLE_EXIT_CODES  # a retry cannot fix bad input or a failed gate
+from jobs.common.errors import NON_RETRYABLE_EXIT_CODES  # a retry cannot fix bad input or a failed gate
 
 
 class RunwayJobError(RuntimeError):

@@ -11,8 +11,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from jobs.common.cli import Window
 from jobs.common.config import load_config
+from jobs.common.window import Window
 from jobs.feature_refresh import JobContext, refresh
 from jobs.seed import seed
 

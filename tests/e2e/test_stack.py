@@ -23,8 +23,8 @@ import pytest
 import requests
 from stack import stack_env  # scripts/stack.py (conftest puts scripts/ on the path)
 
-from jobs.common.cli import Window
 from jobs.common.config import ENVIRONMENTS, PIPELINES
+from jobs.common.window import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_CONF = {"training_end": "2013-03-01", "window_days": 59, "reason": "manual", "hyperparameters": {}}

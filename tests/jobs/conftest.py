@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from jobs.common.cli import Window
 from jobs.common.config import MlflowSettings, TrainingConfig
+from jobs.common.window import Window
 from jobs.feature_refresh import JobContext, refresh
 from jobs.seed import seed
 from tests.support import make_config

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from jobs.batch_inference import predictions_table, score_window
-from jobs.common.cli import Window
 from jobs.common.modeling import model_inputs
 from jobs.common.scoring import (
     ModelRef,
@@ -22,6 +21,7 @@ from jobs.common.scoring import (
     check_signature,
     resolve_model,
 )
+from jobs.common.window import Window
 
 WINDOW = Window(date(2013, 2, 1), date(2013, 2, 4))
 CHAMPION = "Champion"

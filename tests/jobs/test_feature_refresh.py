@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.cli import Window
+from jobs.common.errors import MissingInputError
+from jobs.common.features import type_rows
 from jobs.common.quality import QualityGateError
-from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, staged, type_rows
+from jobs.common.window import Window
+from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, staged
 from jobs.seed import seed
 from tests.support import content_checksum, make_config
 
@@ -165,7 +167,7 @@ def test_a_file_missing_a_column_is_a_clear_error(spark, tmp_path):
 def test_a_missing_landing_file_is_a_clear_error(spark, tmp_path):
     config = make_config(tmp_path)
     seed(config, Window(DAY1, DAY2))
-    with pytest.raises(FileNotFoundError, match="no landing file for source 'flights'.*2013-01-02.csv"):
+    with pytest.raises(MissingInputError, match="no landing file for source 'flights'.*2013-01-02.csv"):
         run_bronze(JobContext.open(config, "r"), Window(DAY1, date(2013, 1, 3)))
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from jobs.batch_inference import score_window
-from jobs.common.cli import Window
 from jobs.common.config import RetrainingPolicy
-from jobs.common.retraining import decide, window_statuses
-from jobs.monitoring import METRICS_TABLE, drift_rows, monitor, record_alert
+from jobs.common.retraining import METRICS_TABLE, decide, window_statuses
+from jobs.common.window import Window
+from jobs.monitoring import drift_rows, monitor, record_alert
 
 WINTER = Window(date(2013, 2, 5), date(2013, 2, 12))  # the week after the model's training window
 SUMMER = Window(date(2013, 7, 1), date(2013, 7, 8))

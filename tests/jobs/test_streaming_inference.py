@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.cli import Window
+from jobs.common.paths import checkpoint_dir
+from jobs.common.window import Window
 from jobs.seed import emit_events
-from jobs.streaming_inference import STREAM, MicroBatchScorer, checkpoint_dir, run_stream
+from jobs.streaming_inference import STREAM, MicroBatchScorer, run_stream
 
 CHAMPION = "Champion"
 BAD_LINES = [

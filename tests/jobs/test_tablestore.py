@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 import pytest
 
+from jobs.common.errors import BadInputError
 from jobs.tablestore import (
     SchemaMismatchError,
     TableName,
@@ -232,5 +233,5 @@ def test_spark_engine_refuses_to_run_without_delta_jars(spark, dev_config):
 
     if delta_jars_available(spark):
         pytest.skip("delta-spark jars are present: the native-engine suite covers this session")
-    with pytest.raises(RuntimeError, match="needs delta-spark's JVM jars"):
+    with pytest.raises(BadInputError, match="needs delta-spark's JVM jars"):
         SparkDeltaTableStore(dev_config, spark)

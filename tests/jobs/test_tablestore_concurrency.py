@@ -164,7 +164,7 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
     environment with no tables yet. One day's 842 bronze rows used to vanish."""
     import os
 
-    from jobs.common.cli import Window
+    from jobs.common.window import Window
     from jobs.seed import seed
     from tests.support import make_config
 
@@ -173,9 +173,26 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
     assert config.storage.lakehouse_root == tmp_path / "lakehouse"
     seed(config, Window(date(2013, 1, 1), date(2013, 1, 3)))
     procs = [
-        subprocess.Popen([sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", "--start", start,
-                          "--end", end, "--run-id", f"race-{start}"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jobs.feature_refresh",
+                "all",
+                "--env",
+                "dev",
+                "--start",
+                start,
+                "--end",
+                end,
+                "--run-id",
+                f"race-{start}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
         for start, end in (("2013-01-01", "2013-01-02"), ("2013-01-02", "2013-01-03"))
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]

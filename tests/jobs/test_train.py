@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jobs.common.errors import MissingInputError
 from jobs.common.modeling import (
     best_threshold,
     build_pipeline,
@@ -31,7 +32,7 @@ def test_time_split_has_no_leakage_across_time():
         2013, 2, 28
     )
     assert sum(len(p) for p in parts.values()) == len(frame)
-    with pytest.raises(ValueError, match="no labelled rows for the validation, test part"):
+    with pytest.raises(MissingInputError, match="no labelled rows for the validation, test part"):
         time_split(frame, "flight_date", date(2013, 4, 1), validation_days=7, test_days=7)
 
 

@@ -96,7 +96,8 @@ def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(regis
 
 
 def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, monkeypatch, tmp_path):
-    from jobs.common.cli import read_result, run_cli
+    from jobs.common.cli import run_cli
+    from jobs.common.results import read_result
     from jobs.validate_model import main
 
     config, version, store, client = registry
@@ -111,8 +112,8 @@ def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, m
 
 
 def test_a_champion_fitted_on_the_held_out_days_cannot_be_compared():
-    from jobs.common.cli import Window
     from jobs.common.promotion import fair_comparison
+    from jobs.common.window import Window
 
     champion = {"data.window_start": "2013-01-01", "data.test_start": "2013-03-18"}
     assert fair_comparison(champion, Window.parse("2013-03-18", "2013-04-01"))  # after its fitted days

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
-from jobs.common.cli import Window
+from jobs.common.window import Window
 from sensors.monitoring import DriftPolicySensor
 from triggers.monitoring import DriftPolicyTrigger
 
@@ -106,7 +106,9 @@ def test_the_decide_job_makes_the_sensors_decision_for_remote_modes(monitored, c
     """`jobs.monitoring decide` (check_drift on a cluster) returns what the sensor's hook decides,
     and a window not monitored yet is missing input (exit 4: a retry may find it)."""
     from hooks.monitoring import MonitoringHook
-    from jobs.common.cli import EXIT_MISSING_INPUT, read_result, run_cli
+    from jobs.common.cli import run_cli
+    from jobs.common.errors import EXIT_MISSING_INPUT
+    from jobs.common.results import read_result
     from jobs.monitoring import main
 
     assert run_cli(main, ["decide", "--env", "dev", "--start", "2013-07-03", "--end", "2013-07-04"]) == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.common.cli import Window
+from jobs.common.window import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2013, 11, 5)  # a day no other test touches
