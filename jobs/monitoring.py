@@ -32,6 +32,8 @@ from jobs.common.retraining import ALERTS_TABLE, METRICS_TABLE, retraining_decis
 from jobs.common.window import Window
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.monitoring")
@@ -112,98 +114,124 @@ def _model_reference(config: EnvConfig, version: str):
     return Window.parse(tags["data.window_start"], tags["data.test_start"]), model, record.run_id
 
 
-def monitor(
-    config: EnvConfig, store: TableStore, window: Window, *, run_id: str = "manual"
-) -> dict[str, Any]:
-    import mlflow
-    import numpy as np
+def latest_predictions(predictions: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, str]:
+    """(the window's predictions of the version that made most of them, that version): an entity
+    scored by both the stream and a batch run counts once, with its latest prediction."""
+    latest = predictions.sort_values("scored_at", kind="stable").drop_duplicates(keys, keep="last")
+    version = str(latest.model_version.value_counts().idxmax())
+    return latest[latest.model_version == version], version
+
+
+def drift_snapshot(config: EnvConfig, reference: pd.DataFrame, current: pd.DataFrame):
+    """Evidently's report of the features' and the predictions' drift (current vs reference)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    from jobs.common.lifecycle import configure_mlflow, predicted_proba
-    from jobs.common.modeling import classification_metrics, feature_columns, model_inputs
+    from jobs.common.modeling import feature_columns
 
-    model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
-    columns = feature_columns(model_cfg)
-    predictions = store.read_pandas(
-        store.name("ml", config.inference.predictions_table),
-        window=(features.date_column, window.start, window.end),
-    )
-    if predictions.empty:
-        raise MissingInputError(f"no predictions for {window} yet: run inference for it first")
-    # A flight scored by both the stream and a batch run counts once: its latest prediction.
-    predictions = predictions.sort_values("scored_at", kind="stable").drop_duplicates(
-        features.keys, keep="last"
-    )
-    # The version that made (most of) the window's predictions, and its training reference.
-    version = str(predictions.model_version.value_counts().idxmax())
-    predictions = predictions[predictions.model_version == version]
-    reference_window, model, _ = _model_reference(config, version)
-    gold = store.name("gold", features.table)
-    reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
-                                  columns=[*features.keys, *columns])  # fmt: skip
-    if reference.empty:
-        raise MissingInputError(f"no gold rows for v{version}'s training window {reference_window}")
-    reference = reference.sample(n=min(len(reference), monitoring.reference_max_rows), random_state=0)
-    reference = model_inputs(model_cfg, reference).assign(
-        **{PREDICTION: predicted_proba(model, model_inputs(model_cfg, reference))}
-    )
-    current = predictions.sample(n=min(len(predictions), monitoring.current_max_rows), random_state=0)
-    current = model_inputs(model_cfg, current).assign(**{PREDICTION: current[PREDICTION].to_numpy()})
-
+    model_cfg, monitoring = config.use_case.model, config.monitoring
     definition = DataDefinition(
         numerical_columns=[*model_cfg.features.numeric, PREDICTION],
         categorical_columns=model_cfg.features.categorical,
     )
     drift = DataDriftPreset(
-        columns=columns, drift_share=monitoring.drift_share,
+        columns=feature_columns(model_cfg), drift_share=monitoring.drift_share,
         num_method=monitoring.numeric_method, num_threshold=monitoring.numeric_threshold,
         cat_method=monitoring.categorical_method, cat_threshold=monitoring.categorical_threshold,
     )  # fmt: skip
     prediction_drift = ValueDrift(
         column=PREDICTION, method=monitoring.numeric_method, threshold=monitoring.prediction_threshold
     )
-    snapshot = Report([drift, prediction_drift]).run(
+    return Report([drift, prediction_drift]).run(
         reference_data=Dataset.from_pandas(reference, data_definition=definition),
         current_data=Dataset.from_pandas(current, data_definition=definition),
     )
-    rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share)
 
+
+def quality_of(
+    config: EnvConfig, predictions: pd.DataFrame, labels: pd.DataFrame
+) -> tuple[list[dict[str, Any]], int]:
+    """(quality metric rows — none below ``quality_min_rows`` labelled rows or with one class —,
+    the number of labelled predictions)."""
+    import numpy as np
+
+    from jobs.common.modeling import classification_metrics
+
+    model_cfg, monitoring, keys = config.use_case.model, config.monitoring, config.use_case.features.keys
+    labelled = predictions.merge(labels[labels[model_cfg.label].notna()], on=keys)
+    y = labelled[model_cfg.label].astype(int).to_numpy() if len(labelled) else np.array([], dtype=int)
+    if len(labelled) < monitoring.quality_min_rows or len(np.unique(y)) < 2:
+        return [], len(labelled)
+    quality = classification_metrics(y, labelled[PREDICTION].to_numpy(), float(labelled.threshold.iloc[0]))
+    chosen = {k: quality[k] for k in ("roc_auc", "f1", "calibration_error", "log_loss", "positive_rate")}
+    return quality_rows(chosen, monitoring.quality_floors, monitoring.quality_ceilings), len(labelled)
+
+
+def monitor(
+    config: EnvConfig, store: TableStore, window: Window, *, run_id: str = "manual"
+) -> dict[str, Any]:
+    """Drift and quality of the window's predictions against the version's training reference: the
+    I/O shell (reads, the report's file and MLflow run, the metrics table) around the functions above."""
+    from jobs.common.lifecycle import predicted_proba
+    from jobs.common.modeling import feature_columns, model_inputs
+
+    model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
+    columns = feature_columns(model_cfg)
+    scored = store.read_pandas(store.name("ml", config.inference.predictions_table),
+                               window=(features.date_column, window.start, window.end))  # fmt: skip
+    if scored.empty:
+        raise MissingInputError(f"no predictions for {window} yet: run inference for it first")
+    predictions, version = latest_predictions(scored, features.keys)
+    reference_window, model, _ = _model_reference(config, version)
+    gold = store.name("gold", features.table)
+    reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
+                                  columns=[*features.keys, *columns])  # fmt: skip
+    if reference.empty:
+        raise MissingInputError(f"no gold rows for v{version}'s training window {reference_window}")
+    reference = model_inputs(
+        model_cfg, reference.sample(n=min(len(reference), monitoring.reference_max_rows), random_state=0)
+    )
+    reference = reference.assign(**{PREDICTION: predicted_proba(model, reference)})
+    current = predictions.sample(n=min(len(predictions), monitoring.current_max_rows), random_state=0)
+    current = model_inputs(model_cfg, current).assign(**{PREDICTION: current[PREDICTION].to_numpy()})
+    snapshot = drift_snapshot(config, reference, current)
+    rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share)
     labels = store.read_pandas(gold, window=(features.date_column, window.start, window.end),
                                columns=[*features.keys, model_cfg.label])  # fmt: skip
-    labelled = predictions.merge(labels[labels[model_cfg.label].notna()], on=features.keys)
-    y = labelled[model_cfg.label].astype(int).to_numpy() if len(labelled) else np.array([], dtype=int)
-    if len(labelled) >= monitoring.quality_min_rows and len(np.unique(y)) == 2:
-        threshold = float(labelled.threshold.iloc[0])
-        quality = classification_metrics(y, labelled[PREDICTION].to_numpy(), threshold)
-        rows += quality_rows(
-            {k: quality[k] for k in ("roc_auc", "f1", "calibration_error", "log_loss", "positive_rate")},
-            monitoring.quality_floors, monitoring.quality_ceilings,
-        )  # fmt: skip
+    quality, labelled = quality_of(config, predictions, labels)
+    rows += quality
     rows.append(_row("rows", None, float(len(predictions)), None, False, "count"))
-    rows.append(_row("labelled_rows", None, float(len(labelled)), None, False, "count"))
-
+    rows.append(_row("labelled_rows", None, float(labelled), None, False, "count"))
     report_path = _report_path(config, window)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(report_path))
-    experiment_id = configure_mlflow(config)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor {window}") as run:
+    mlflow_run_id = _log_monitoring_run(config, window, rows, version, reference_window, report_path, run_id)
+    commit = _write_metrics(config, store, window, rows, version=version, report=report_path,
+                            mlflow_run_id=mlflow_run_id, run_id=run_id)  # fmt: skip
+    violated = sorted({r["metric"] for r in rows if r["violated"] and r["metric"] != "feature_drift"})
+    share = next(r["value"] for r in rows if r["metric"] == "dataset_drift_share")
+    log.info("monitored %s (v%s, %d predictions, %d labelled): drift share %.2f, violations %s; report %s",
+             window, version, len(predictions), labelled, share, violated or "none", report_path)  # fmt: skip
+    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version,
+            "model_version": version, "rows": len(predictions), "labelled_rows": labelled,
+            "dataset_drift_share": round(share, 4), "violations": violated, "report": str(report_path),
+            "mlflow_run_id": mlflow_run_id}  # fmt: skip
+
+
+def _log_monitoring_run(config: EnvConfig, window: Window, rows: list[dict[str, Any]], version: str,
+                        reference_window: Window, report_path: Path, run_id: str) -> str:  # fmt: skip
+    import mlflow
+
+    from jobs.common.lifecycle import configure_mlflow
+
+    with mlflow.start_run(experiment_id=configure_mlflow(config), run_name=f"monitor {window}") as run:
         mlflow.set_tags({"runway.kind": "monitoring", "runway.env": config.env, "data.window_start": str(window.start),
                          "data.window_end": str(window.end), "model.version": version, "airflow.run_id": run_id,
                          "reference.window": str(reference_window)})  # fmt: skip
         mlflow.log_metrics({_metric_key(r): r["value"] for r in rows})
         mlflow.log_artifact(str(report_path), "monitoring")
-    commit = _write_metrics(config, store, window, rows, version=version, report=report_path,
-                            mlflow_run_id=run.info.run_id, run_id=run_id)  # fmt: skip
-    violated = sorted({r["metric"] for r in rows if r["violated"] and r["metric"] != "feature_drift"})
-    share = next(r["value"] for r in rows if r["metric"] == "dataset_drift_share")
-    log.info("monitored %s (v%s, %d predictions, %d labelled): drift share %.2f, violations %s; report %s",
-             window, version, len(predictions), len(labelled), share, violated or "none", report_path)  # fmt: skip
-    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version,
-            "model_version": version, "rows": len(predictions), "labelled_rows": len(labelled),
-            "dataset_drift_share": round(share, 4), "violations": violated, "report": str(report_path),
-            "mlflow_run_id": run.info.run_id}  # fmt: skip
+    return run.info.run_id
 
 
 def _metric_key(row: dict[str, Any]) -> str:

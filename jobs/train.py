@@ -14,27 +14,29 @@ trigger reason). The new version of ``<catalog>.<ml schema>.<model>`` is tagged
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.cli import add_run_id, base_parser, iso_date, json_object, run_cli
 from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.paths import PROJECT_ROOT
+from jobs.common.registry import PENDING, STATUS_TAG
 from jobs.common.window import Window
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.train")
-
-PENDING = "PENDING"
 
 
 def git_commit() -> str:
@@ -99,49 +101,30 @@ def log_model(pipeline: Pipeline, example: pd.DataFrame, config: EnvConfig, thre
     )
 
 
-def train(
-    config: EnvConfig,
-    store: TableStore,
-    window: Window,
-    *,
-    run_id: str = "manual",
-    dag_id: str = "manual",
-    reason: str = "manual",
-    params: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    import numpy as np
+@dataclass
+class Fitted:
+    """A fitted pipeline with its time split and held-out evaluation."""
 
-    from jobs.common.lifecycle import labelled_gold
-    from jobs.common.modeling import (
-        best_threshold,
-        build_pipeline,
-        classification_metrics,
-        evaluation_plots,
-        feature_columns,
-        importance_plot,
-        model_inputs,
-        permutation_importance_series,
-        time_split,
-    )
+    pipeline: Pipeline
+    parts: dict[str, pd.DataFrame]
+    xs: dict[str, pd.DataFrame]
+    ys: dict[str, np.ndarray]
+    proba: dict[str, np.ndarray]
+    threshold: float
+    metrics: dict[str, float]
 
-    if reason not in TRAINING_REASONS:
-        raise BadInputError(f"reason must be one of {TRAINING_REASONS}, not {reason!r}")
+
+def fit_and_evaluate(pipeline: Pipeline, config: EnvConfig, frame: pd.DataFrame, end: date) -> Fitted:
+    """Split the labelled rows by time (train | validation | test), fit, choose the decision
+    threshold on validation, and measure validation and test (pure: no I/O)."""
+    from jobs.common.modeling import best_threshold, classification_metrics, model_inputs, time_split
+
     model_cfg, training = config.use_case.model, config.use_case.model.training
-    pipeline = build_pipeline(model_cfg, params)
-    # Importing MLflow and connecting to the tracking store take seconds: overlap them with the
-    # fit (after scikit-learn is imported, so the two threads do not queue on import locks).
-    mlflow_ready = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-setup")
-    experiment = mlflow_ready.submit(prepare_mlflow, config)
-    mlflow_ready.shutdown(wait=False)
-    frame, gold_version = labelled_gold(store, config, window)
-    versions = {str(store.name("gold", config.use_case.features.table)): gold_version}
     parts = time_split(
-        frame, config.use_case.features.date_column, window.end, training.validation_days, training.test_days
+        frame, config.use_case.features.date_column, end, training.validation_days, training.test_days
     )
-    columns = feature_columns(model_cfg)
     xs = {name: model_inputs(model_cfg, part) for name, part in parts.items()}
     ys = {name: part[model_cfg.label].astype(int).to_numpy() for name, part in parts.items()}
-
     pipeline.fit(xs["train"], ys["train"])
     proba = {name: pipeline.predict_proba(xs[name])[:, 1] for name in ("validation", "test")}
     threshold = (
@@ -154,74 +137,114 @@ def train(
         for name in ("validation", "test")
         for metric, value in classification_metrics(ys[name], proba[name], threshold).items()
     }
-    test_start = window.end - timedelta(days=training.test_days)
-    lineage = {
+    return Fitted(pipeline, parts, xs, ys, proba, threshold, metrics)
+
+
+def lineage_tags(config: EnvConfig, window: Window, gold_versions: dict[str, int], *, run_id: str, dag_id: str,
+                 reason: str) -> dict[str, str]:  # fmt: skip
+    """What a version was made from: windows, Delta versions read, code, orchestrator run, reason."""
+    test_start = window.end - timedelta(days=config.use_case.model.training.test_days)
+    return {
         "runway.env": config.env,
         "data.window_start": str(window.start),
         "data.window_end": str(window.end),
         "data.test_start": str(test_start),
         "data.test_end": str(window.end),
-        **{f"delta.version.{table}": str(version) for table, version in versions.items()},
+        **{f"delta.version.{table}": str(version) for table, version in gold_versions.items()},
         "git.commit": git_commit(),
         "airflow.dag_id": dag_id,
         "airflow.run_id": run_id,
         "trigger.reason": reason,
     }
-    experiment_id = experiment.result()
+
+
+def log_training_run(config: EnvConfig, fitted: Fitted, lineage: dict[str, str], experiment_id: str,
+                     window: Window) -> tuple[str, str]:  # fmt: skip
+    """The MLflow run (parameters, metrics, plots, importance, the model); returns (run id, the
+    registered version). Permutation importance, mostly native predict calls, runs while the model
+    is logged."""
     import mlflow
 
+    from jobs.common.modeling import (
+        evaluation_plots,
+        feature_columns,
+        importance_plot,
+        permutation_importance_series,
+    )
+
+    model = fitted.pipeline.named_steps["model"]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {window}") as run:
         mlflow.set_tags(lineage)
-        mlflow.log_params(
-            {
-                "estimator": model_cfg.estimator,
-                **{
-                    f"model.{k}": v
-                    for k, v in pipeline.named_steps["model"].get_params().items()
-                    if not callable(v)
-                },
-                "threshold": round(threshold, 6),
-                "rows.train": len(xs["train"]),
-                "rows.validation": len(xs["validation"]),
-                "rows.test": len(xs["test"]),
-            }
-        )
-        mlflow.log_metrics(metrics)
-        # Permutation importance is mostly native predict calls: compute it while the model is logged.
+        mlflow.log_params({
+            "estimator": config.use_case.model.estimator,
+            **{f"model.{k}": v for k, v in model.get_params().items() if not callable(v)},
+            "threshold": round(fitted.threshold, 6),
+            **{f"rows.{name}": len(fitted.xs[name]) for name in ("train", "validation", "test")},
+        })  # fmt: skip
+        mlflow.log_metrics(fitted.metrics)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance") as pool:
-            importance_future = pool.submit(
-                permutation_importance_series, pipeline, parts["validation"], ys["validation"], columns
-            )
-            info = log_model(pipeline, xs["train"].head(5), config, threshold)
-            for name, figure in evaluation_plots(ys["test"], proba["test"], threshold).items():
+            importance_future = pool.submit(permutation_importance_series, fitted.pipeline, fitted.parts["validation"],
+                                            fitted.ys["validation"], feature_columns(config.use_case.model))  # fmt: skip
+            info = log_model(fitted.pipeline, fitted.xs["train"].head(5), config, fitted.threshold)
+            for name, figure in evaluation_plots(
+                fitted.ys["test"], fitted.proba["test"], fitted.threshold
+            ).items():
                 mlflow.log_figure(figure, f"plots/{name}.png")
             importance = importance_future.result()
         mlflow.log_figure(importance_plot(importance), "plots/feature_importance.png")
         mlflow.log_dict(importance.sort_values(ascending=False).to_dict(), "feature_importance.json")
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    for key, value in {
-        **lineage,
-        "model_validation_status": PENDING,
-        "mlflow.run_id": run.info.run_id,
-    }.items():
-        client.set_model_version_tag(config.registered_model_name, version, key, value)
-    client.update_model_version(
+    return run.info.run_id, str(info.registered_model_version)
+
+
+def train(
+    config: EnvConfig,
+    store: TableStore,
+    window: Window,
+    *,
+    run_id: str = "manual",
+    dag_id: str = "manual",
+    reason: str = "manual",
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit on the window's labelled gold and register a PENDING version: the I/O shell around
+    ``fit_and_evaluate``, with MLflow's set-up overlapping the fit."""
+    from jobs.common.lifecycle import labelled_gold
+    from jobs.common.modeling import build_pipeline
+    from jobs.common.registry import ModelRegistry
+
+    if reason not in TRAINING_REASONS:
+        raise BadInputError(f"reason must be one of {TRAINING_REASONS}, not {reason!r}")
+    pipeline = build_pipeline(config.use_case.model, params)
+    # Importing MLflow and connecting to the tracking store take seconds: overlap them with the
+    # fit (after scikit-learn is imported, so the two threads do not queue on import locks).
+    mlflow_ready = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-setup")
+    experiment = mlflow_ready.submit(prepare_mlflow, config)
+    mlflow_ready.shutdown(wait=False)
+    frame, gold_version = labelled_gold(store, config, window)
+    fitted = fit_and_evaluate(pipeline, config, frame, window.end)
+    lineage = lineage_tags(config, window, {str(store.name("gold", config.use_case.features.table)): gold_version},
+                           run_id=run_id, dag_id=dag_id, reason=reason)  # fmt: skip
+    mlflow_run_id, version = log_training_run(config, fitted, lineage, experiment.result(), window)
+    registry = ModelRegistry.for_config(config)
+    registry.set_tags(version, {**lineage, STATUS_TAG: PENDING, "mlflow.run_id": mlflow_run_id})
+    auc = fitted.metrics["test_roc_auc"]
+    registry.set_description(version, (
+        f"Trained on {window} ({len(fitted.xs['train']):,} train rows), test window [{lineage['data.test_start']}, "
+        f"{window.end}); test ROC AUC {auc:.3f}. Reason: {reason}. Validation pending."
+    ))  # fmt: skip
+    log.info(
+        "registered %s v%s (run %s): test ROC AUC %.3f",
         config.registered_model_name,
         version,
-        description=(
-            f"Trained on {window} ({len(xs['train']):,} train rows), test window [{test_start}, {window.end}); "
-            f"test ROC AUC {metrics['test_roc_auc']:.3f}. Reason: {reason}. Validation pending."
-        ),
+        mlflow_run_id,
+        auc,
     )
-    log.info("registered %s v%s (run %s): test ROC AUC %.3f", config.registered_model_name, version,
-             run.info.run_id, metrics["test_roc_auc"])  # fmt: skip
     return {
         "model_name": config.registered_model_name,
         "version": version,
-        "mlflow_run_id": run.info.run_id,
-        "threshold": threshold,
-        "metrics": {k: round(v, 6) for k, v in metrics.items() if np.isfinite(v)},
+        "mlflow_run_id": mlflow_run_id,
+        "threshold": fitted.threshold,
+        "metrics": {k: round(v, 6) for k, v in fitted.metrics.items() if math.isfinite(v)},
     }
 
 

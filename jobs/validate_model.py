@@ -2,12 +2,14 @@
 
     python -m jobs.validate_model --env dev --version 3 [--mode dry_run] --run-id <run>
 
-Checks, each recorded as a version tag ``validation.<check>`` and in the version's description:
+Checks, each recorded in the version's description and as ``validation/checks.json`` / ``.html`` on
+its run (the version's tags keep a summary: ``validation.summary``, ``validation.failed``):
 - format: the model loads by URI, has a signature covering the configured features, carries the
   lineage tags and a description, and its run logged the evaluation plots;
 - performance on the version's held-out test window (from its lineage): metric floors and
   ceilings; against the current ``Champion`` on the same rows (at most ``max_regression_vs_champion``
-  worse) or, with no Champion yet, against the business baseline "every flight on time";
+  worse) or, with no Champion yet, against the business baseline (always predicting the negative
+  class);
 - slices: each value of the configured slice columns (carrier, origin) with enough rows reaches
   ``slice_floor``.
 
@@ -21,7 +23,6 @@ does); ``--record-only`` exits 0 and leaves routing to the caller (the training 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -202,16 +203,22 @@ def _champion_metrics(
 def record_validation(
     registry: ModelRegistry, version: str, checks: list[Check], status: str, mode: str, run_id: str
 ) -> None:
-    """The outcome on the version: one tag per check, the description, the status (last), and the
+    """The outcome on the version: a few summary tags (the status last), every check in the
+    description and as ``validation/checks.json`` / ``.html`` on the version's run, and the
     Challenger alias following the status — a FAILED version never stays Challenger (e.g. one
     validated before in dry_run), and any comparison made before no longer counts."""
     record = registry.version(version)
-    tags = {
-        re.sub(r"[^A-Za-z0-9_\-. :/]", "_", f"validation.{c.name}"): c.tag() for c in checks
-    }  # MLflow's tag alphabet
+    failed = [c.name for c in checks if not c.passed]
+    summary = {"validation.mode": mode, "validation.run_id": run_id,
+               "validation.summary": f"{len(checks) - len(failed)} of {len(checks)} checks passed",
+               "validation.failed": ", ".join(failed)[:4900] or "none"}  # fmt: skip
+    for stale in [k for k in record.tags if k.startswith("validation.") and k not in summary]:
+        registry.delete_tag(version, stale)  # one tag per check was a wall of text in the MLflow UI
     registry.delete_tag(version, DECISION_TAG)  # a comparison made before this validation no longer counts
-    registry.set_tags(version, {**tags, "validation.mode": mode, "validation.run_id": run_id})
-    registry.set_tags(version, {STATUS_TAG: status})  # last: a reader of the status sees the checks
+    if record.run_id:
+        _log_checks(registry, record.run_id, checks, status, mode)
+    registry.set_tags(version, summary)
+    registry.set_tags(version, {STATUS_TAG: status})  # last: a reader of the status sees the rest
     base = (record.description or "").split("\n\nValidation")[0]
     lines = [f"- {'✅' if c.passed else '❌'} {c.name}: {c.detail}" for c in checks] or [
         "- validation disabled"
@@ -221,6 +228,23 @@ def record_validation(
         registry.set_alias(CHALLENGER, version)
     else:
         registry.delete_alias(CHALLENGER, only_from=version)
+
+
+def _log_checks(registry: ModelRegistry, run_id: str, checks: list[Check], status: str, mode: str) -> None:
+    """The full check table as artifacts of the version's run (JSON for tools, HTML for people)."""
+    import html
+
+    table = [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in checks]
+    registry.client.log_dict(
+        run_id, {"status": status, "mode": mode, "checks": table}, "validation/checks.json"
+    )
+    rows = "".join(
+        f"<tr><td>{'✅' if c.passed else '❌'}</td><td>{html.escape(c.name)}</td><td>{html.escape(c.detail)}</td></tr>"
+        for c in checks
+    )
+    page = (f"<html><body><h1>Validation ({html.escape(mode)}): {html.escape(status)}</h1>"
+            f"<table><tr><th></th><th>check</th><th>detail</th></tr>{rows}</table></body></html>")  # fmt: skip
+    registry.client.log_text(run_id, page, "validation/checks.html")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -92,12 +92,18 @@ def _airflow_healthy(body: str) -> bool:
     return all(health.get(p, {}).get("status") == "healthy" for p in parts)
 
 
-def airflow_login(data_dir: Path) -> tuple[str, str]:
-    """The admin user and the password ``airflow standalone`` generated for it."""
+def airflow_login(data_dir: Path, environ: dict[str, str] | None = None) -> str:
+    """How to log in to the UI: the admin user and the password ``airflow standalone`` generated,
+    or that there is no login when the simple auth manager makes every user an admin."""
+    environ = os.environ if environ is None else environ
+    if environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").strip().lower() in ("true", "1"):
+        return "no login (AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS: every user is an admin)"
     path = data_dir / "airflow" / "simple_auth_manager_passwords.json.generated"
+    if not path.is_file():
+        return f"no generated password ({path} is missing: see the Airflow log)"
     passwords = json.loads(path.read_text())
     user = next(iter(passwords))
-    return user, passwords[user]
+    return f"login: {user} / {passwords[user]}"
 
 
 def up(data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180) -> dict:
@@ -201,9 +207,9 @@ def main() -> int:
         return 0
     print("starting Airflow standalone and the MLflow UI (about 30 s) ...", flush=True)
     state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs)
-    user, password = airflow_login(data_dir)
+    login = airflow_login(data_dir)
     print(f"""
-Airflow  {state["airflow_url"]}   login: {user} / {password}
+Airflow  {state["airflow_url"]}   {login}
 MLflow   {state["mlflow_url"]}
 DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {data_dir / "logs"}.
 Stop with `make down`.""")

@@ -94,6 +94,11 @@ class RunwayDatabricksJobOperator(RunwayJobTask, DatabricksSubmitRunOperator):
         self.spec = spec
 
     def _prepare_submit_json(self, context) -> dict[str, Any]:
+        # A private method of DatabricksSubmitRunOperator, overridden on purpose: the provider (7.23)
+        # has no public switch to keep DAG Params out of python_wheel_task.named_parameters, and
+        # Databricks rejects named_parameters next to the job's own parameters (its command line, with
+        # Params already rendered into it). The provider is pinned; the golden-payload tests fail if
+        # this method's contract changes.
         ti = context["ti"]
         self.json = wheel_task_payload(
             job=self.job,
@@ -104,21 +109,39 @@ class RunwayDatabricksJobOperator(RunwayJobTask, DatabricksSubmitRunOperator):
             token=f"{self.dag_id}|{self.task_id}|{ti.run_id}|{ti.try_number}",
         )
         payload = super()._prepare_submit_json(context)
-        # The job's parameters are its command line, Params already rendered into it: the provider's
-        # injection of DAG Params as named_parameters would clash with them.
         for task in payload.get("tasks", []):
             task.get("python_wheel_task", {}).pop("named_parameters", None)
         return payload
 
     def execute(self, context) -> dict[str, Any]:
+        """Submit and wait (or defer, with ``deferrable=True``); the job's result either way."""
         from airflow.exceptions import AirflowException
 
+        self._completed: dict[str, Any] | None = None
         try:
             super().execute(context)
         except AirflowFailException:
             raise
         except AirflowException as exc:
             raise self._failure(exc) from None
+        if self._completed is not None:  # deferrable, and the run had ended: completed in line
+            return self._completed
+        return self._result(context)
+
+    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+        """The deferred path's end (the trigger saw the run end): the same result or failure as the
+        waiting path, so ``default_deferrable`` never drops Runway's result."""
+        from airflow.exceptions import AirflowException
+
+        self.run_id = event["run_id"]
+        try:
+            super().execute_complete(context, event)
+        except AirflowException as exc:
+            raise self._failure(exc) from None
+        self._completed = self._result(context)
+        return self._completed
+
+    def _result(self, context) -> dict[str, Any]:
         _, output = self._run_output()
         report = read_result(output.get("logs", ""))
         return self._finish(context, report.get("result", {}) if report.get("ok") else {})

@@ -257,3 +257,37 @@ def test_monitoring_decides_on_the_cluster_and_skips_when_the_policy_does_not_ho
     states = _states(run)
     assert str(run.state) == "success" and states["monitor"] == "success", states
     assert {states[t] for t in ("check_drift", "record_alert", "retrain", "notify")} == {"skipped"}, states
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_the_jobs_result_comes_back_whether_the_task_waits_or_defers(databricks_dags, standin, deferrable):
+    """With Airflow's default_deferrable on, the task used to hand the wait to the triggerer and
+    return nothing: Runway's result (rows, model version) was dropped."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    task = databricks_dags["dev_batch_inference"].get_task("score")
+
+    def operator():
+        return task.__class__(task_id="score", job=task.job, arguments=["--start", "2013-04-01", "--end", "2013-04-02"],
+                              env="dev", spec=task.spec, deferrable=deferrable)  # fmt: skip
+
+    ti = SimpleNamespace(
+        run_id=f"manual__deferrable_{deferrable}", try_number=1, xcom_push=lambda **_: None, stats_tags={}
+    )
+    context = {"ti": ti, "params": {}, "outlet_events": {}}
+    try:
+        result = operator().execute(context)
+    except TaskDeferred as deferred:
+        assert deferrable and deferred.method_name == "execute_complete"
+        trigger = deferred.trigger
+
+        async def first_event():
+            async for event in trigger.run():
+                return event.payload
+
+        result = operator().execute_complete(
+            context, asyncio.run(first_event())
+        )  # a fresh instance, as on resume
+    assert result == RESULTS[("batch_inference", None)]
