@@ -9,6 +9,7 @@ from airflow.sdk import DAG, Param, task
 from dag_factories.common import dag_kwargs, table_asset
 from dag_factories.compute import job_task
 from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
+from jobs.common.registry import CHALLENGER, FAILED, PASSED
 
 DOC = """
 ### Training — `{env}`
@@ -86,7 +87,9 @@ def resolve_training(
 @task.branch
 def route_validation(status: dict) -> str:
     """Branch on the status the registry holds for the version (from the validation_status sensor)."""
-    return "compare" if status.get("value") == "PASSED" else "validation_failed"
+    from jobs.common.registry import PASSED
+
+    return "compare" if status.get("value") == PASSED else "validation_failed"
 
 
 @task
@@ -158,7 +161,7 @@ def build_training_dag(env: str) -> DAG:
 
         status = ModelVersionTagSensor(
             task_id="validation_status", model_name=config.registered_model_name, runway_env=env,
-            version="{{ ti.xcom_pull(task_ids='train')['version'] }}", target_values=["PASSED", "FAILED"],
+            version="{{ ti.xcom_pull(task_ids='train')['version'] }}", target_values=[PASSED, FAILED],
             failure_values=[], poke_interval=10, timeout=6 * 3600, mode="reschedule",
             doc_md="Waits for the version's model_validation_status in the registry (set by validate, "
                    "or by a person in the MLflow UI), then the gate branches on it.",
@@ -178,15 +181,24 @@ def build_training_dag(env: str) -> DAG:
                      "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ c['champion_version'] }} "
                      "on {{ c['window'] }}. Approve to move Champion.",
             )  # fmt: skip
-            decision = ["--version", CANDIDATE, "--approved-by", APPROVER, *run]
-            approved = job_task(
-                config, task_id="record_approval", job="promote", arguments=["approve", *decision]
-            )
-            rejected = job_task(config, task_id="record_rejection", job="promote", arguments=["reject", *decision],
-                                doc_md="The approver said no (or did not answer in time): the version loses Challenger.")  # fmt: skip
+            from operators.mlflow_registry import DeleteModelAliasOperator, SetModelVersionTagsOperator
+
+            registry = {"model_name": config.registered_model_name, "runway_env": env}
+            record = {"approval.by": APPROVER, "approval.at": APPROVED_AT}
+            approved = SetModelVersionTagsOperator(
+                task_id="record_approval", **registry, version=CANDIDATE, tags={**record, "approval.status": "approved"},
+                doc_md="The approval record on the version: promote checks it (and the approvers) before Champion moves.",
+            )  # fmt: skip
+            rejected = SetModelVersionTagsOperator(
+                task_id="record_rejection", **registry, version=CANDIDATE, tags={**record, "approval.status": "rejected"},
+                doc_md="The approver said no (or did not answer in time).",
+            )  # fmt: skip
+            cleared = DeleteModelAliasOperator(task_id="clear_challenger", **registry, alias=CHALLENGER,
+                                               only_version=CANDIDATE, doc_md="A rejected version is no Challenger.")  # fmt: skip
             routes >> [approve, kept]
             approve >> [approved, rejected]
             approved >> promote
+            rejected >> cleared
         else:
             routes >> [promote, kept]
         plan >> train

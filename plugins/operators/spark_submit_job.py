@@ -51,7 +51,11 @@ class RunwaySparkSubmitJobOperator(RunwayJobTask, SparkSubmitOperator):
         return self._finish(context, report.get("result", {}) if report.get("ok") else {})
 
     def _capture_results(self, hook) -> None:
-        """Keep the driver's result lines while the provider reads the submission's output."""
+        """Keep the driver's result lines while the provider reads the submission's output.
+
+        Wraps the hook's private ``_process_spark_submit_log`` on purpose: SparkSubmitHook (provider
+        6.3) has no public way to see the driver's output lines, and the job's result travels in
+        them. The provider is pinned; the spark-submit mode's end-to-end tests fail if this changes."""
         process_log = hook._process_spark_submit_log
         lines = self._result_lines
 

@@ -9,6 +9,8 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from jobs.common.registry import FAILED, PASSED, STATUS_TAG
+
 
 class ModelVersionTagSensor(BaseSensorOperator):
     """Succeeds when ``tag_key`` of the version (a number, or the version an alias points at) is one
@@ -25,9 +27,9 @@ class ModelVersionTagSensor(BaseSensorOperator):
         model_name: str,
         version: str | int | None = None,
         alias: str | None = None,
-        tag_key: str = "model_validation_status",
-        target_values: Sequence[str] = ("PASSED",),
-        failure_values: Sequence[str] = ("FAILED",),
+        tag_key: str = STATUS_TAG,
+        target_values: Sequence[str] = (PASSED,),
+        failure_values: Sequence[str] = (FAILED,),
         mlflow_conn_id: str | None = None,
         runway_env: str | None = None,
         deferrable: bool = False,

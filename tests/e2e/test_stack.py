@@ -242,6 +242,7 @@ def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
     assert str(registry.get_model_version_by_alias(name, "Champion").version) == "1"
     assert registry.get_model_version(name, "2").tags["model_validation_status"] == "PASSED"
     assert states["record_rejection"] == "success" and states["record_approval"] == "skipped", states
+    assert states["clear_challenger"] == "success", states
     assert registry.get_model_version(name, "2").tags["approval.status"] == "rejected"
     with pytest.raises(Exception, match="not found"):  # a rejected candidate is no Challenger
         registry.get_model_version_by_alias(name, "Challenger")

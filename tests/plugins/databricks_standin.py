@@ -172,7 +172,9 @@ class JobsApiStandIn:
                 state = run.state()
                 run.polls += 1
                 task = run.payload["tasks"][0]
-                return 200, {"run_id": run.run_id, "run_name": run.payload.get("run_name"), "state": state,
+                # A one-time submit run also has a job id (the Jobs API documents job_id on runs/get).
+                return 200, {"run_id": run.run_id, "job_id": 1_000_000 + run.run_id,
+                             "run_name": run.payload.get("run_name"), "state": state,
                              "run_page_url": self.page_url(run.run_id),
                              "tasks": [{"run_id": run.task_run_id, "task_key": task["task_key"], "state": state}]}  # fmt: skip
             if path == "/api/2.2/jobs/runs/get-output" and method == "GET":

@@ -105,6 +105,11 @@ def databricks_dags(standin, airflow_db, tmp_path_factory):
     patch.setenv("RUNWAY_DATABRICKS_POLL_SECONDS", "0")
     patch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", standin.connection_uri)
     patch.setenv("RUNWAY_DAG_ENVS", "dev")
+    # Its own registry: the stand-in records validation statuses in it, as the workspace's would.
+    patch.setenv(
+        "RUNWAY_DEV_MLFLOW_TRACKING_URI",
+        f"sqlite:///{tmp_path_factory.mktemp('databricks-mlflow') / 'mlflow.db'}",
+    )
     bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
             ("feature_refresh", "training", "inference", "monitoring", "maintenance")}  # fmt: skip
     assert not any(bag.import_errors for bag in bags.values()), {k: b.import_errors for k, b in bags.items()}

@@ -48,6 +48,7 @@ def spark_submit_mode(airflow_db, tmp_path_factory):
     for key, value in {
         "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_WHEEL_FILE": str(wheel), "RUNWAY_CONFIG_DIR": str(configs),
         "RUNWAY_DAG_ENVS": "dev", "SPARK_SUBMIT_STANDIN_LOG": str(root / "submissions.jsonl"),
+        "RUNWAY_DATA_DIR": str(root / "data"),  # its own tables: other tests' gold stays as they left it
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
     }.items():  # fmt: skip
