@@ -1,4 +1,4 @@
-"""Score the flights of a date interval with the Champion and replace that interval's predictions.
+"""Score the rows of a date interval with the Champion and replace that interval's predictions.
 
     python -m jobs.batch_inference --env dev --start 2013-04-01 --end 2013-04-02 --run-id <run>
 
@@ -74,7 +74,7 @@ def score_window(
     )  # fmt: skip
     seconds = time.perf_counter() - started
     log.info(
-        "scored %d flights of %s with %s v%s (%s) in %.1f s; %s version %d",
+        "scored %d rows of %s with %s v%s (%s) in %.1f s; %s version %d",
         commit.rows, window, model.name, model.version, model.alias, seconds,
         predictions_table(store, config), commit.version,
     )  # fmt: skip

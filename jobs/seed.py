@@ -93,10 +93,10 @@ def emit_events(
     if config.use_case.seed is None:
         raise BadInputError("the use case has no `seed` section: nothing to emit events from")
     streaming = config.inference.streaming
-    source = config.use_case.sources[streaming.source]
+    name, source = config.streaming_source()
     landing_dir = Path(landing_dir or streaming.landing_dir)
     landing_dir.mkdir(parents=True, exist_ok=True)
-    frame = _as_feed(getattr(importlib.import_module(config.use_case.seed.package), streaming.source), source)
+    frame = _as_feed(getattr(importlib.import_module(config.use_case.seed.package), name), source)
     frame = frame.drop(columns=[c for c in config.use_case.seed.withheld_from_events if c in frame])
     days = pd.to_datetime(
         frame[config.use_case.seed.date_columns].set_axis(["year", "month", "day"], axis=1), errors="coerce"

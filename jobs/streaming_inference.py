@@ -1,4 +1,4 @@
-"""Score newly scheduled flights as their event files land, with the Champion, exactly once.
+"""Score new events (rows of the use case's streaming source) as their files land, with the Champion, exactly once.
 
     python -m jobs.streaming_inference --env dev --available-now   # drain what has landed, stop
     python -m jobs.streaming_inference --env dev [--run-seconds N]  # continuous, 1 s micro-batches
@@ -104,8 +104,7 @@ class MicroBatchScorer:
     def __init__(self, config: EnvConfig, checkpoint: Path):
         self.config = config
         self.checkpoint = checkpoint
-        self.source_name = config.inference.streaming.source
-        self.source = config.use_case.sources[self.source_name]
+        self.source_name, self.source = config.streaming_source()
         self.state = StreamState()
         self._query_id: str | None = None
         self._registry = None

@@ -54,12 +54,19 @@ log = logging.getLogger("runway.validate")
 
 @dataclass(frozen=True)
 class Check:
+    """One check's outcome; an unjudged check (too few rows, one class) passes but says so."""
+
     name: str
     passed: bool
     detail: str
+    judged: bool = True
 
     def tag(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'}: {self.detail}"[:4900]
+
+    @property
+    def mark(self) -> str:
+        return "⚪" if not self.judged else "✅" if self.passed else "❌"
 
 
 def format_checks(model, version, run_artifacts: set[str], config: EnvConfig) -> list[Check]:
@@ -108,7 +115,7 @@ def performance_checks(
         gain = rules.min_gain_vs_baseline
         ok = better_or_equal(metric, value, baseline[metric], gain)
         checks.append(Check("performance.vs_baseline", ok,
-                            f"{metric} {value:.4f} vs 'every flight on time' {baseline[metric]:.4f} (+{gain} needed)"))  # fmt: skip
+                            f"{metric} {value:.4f} vs the baseline 'always negative' {baseline[metric]:.4f} (+{gain} needed)"))  # fmt: skip
     return checks
 
 
@@ -121,6 +128,9 @@ def slice_checks(config: EnvConfig, frame: pd.DataFrame, y: np.ndarray, proba: n
         for value, index in frame.groupby(column, dropna=False).indices.items():
             ys = y[index]
             if len(index) < rules.slice_min_rows or len(np.unique(ys)) < 2:
+                why = (f"{len(index)} rows < slice_min_rows {rules.slice_min_rows}" if len(index) < rules.slice_min_rows
+                       else f"one class only in {len(index)} rows")  # fmt: skip
+                checks.append(Check(f"slice.{column}:{value}", True, f"not judged: {why}", judged=False))
                 continue
             score = classification_metrics(ys, proba[index], 0.5)[rules.metric]
             ok = better_or_equal(rules.metric, score, rules.slice_floor)
@@ -166,7 +176,9 @@ def validate_version(
             checks.append(Check("format.scoring", True, f"scored {len(inputs)} held-out rows {window}"))
             metrics = classification_metrics(y, proba, decision_threshold(model))
             champion_metrics = _champion_metrics(config, registry, version, frame, window)
-            baseline = classification_metrics(y, np.zeros(len(y)), 0.5)  # "every flight on time"
+            baseline = classification_metrics(
+                y, np.zeros(len(y)), 0.5
+            )  # always predicting the negative class
             checks += performance_checks(config, metrics, champion_metrics, baseline)
             checks += slice_checks(config, frame, y, proba)
     failed = [c for c in checks if not c.passed]
@@ -183,8 +195,16 @@ def validate_version(
     )
     for check in failed:
         log.warning("failed check %s: %s", check.name, check.detail)
+    unjudged = {c.name: c.detail for c in checks if not c.judged}
+    if unjudged:
+        log.warning(
+            "%d checks could not be judged: %s",
+            len(unjudged),
+            "; ".join(f"{k} ({v})" for k, v in unjudged.items()),
+        )
     return {"model_name": name, "version": version, "status": status, "mode": mode,
-            "failed_checks": {c.name: c.detail for c in failed}, "checks": len(checks)}  # fmt: skip
+            "failed_checks": {c.name: c.detail for c in failed}, "unjudged_checks": unjudged,
+            "checks": len(checks)}  # fmt: skip
 
 
 def _champion_metrics(
@@ -209,9 +229,12 @@ def record_validation(
     validated before in dry_run), and any comparison made before no longer counts."""
     record = registry.version(version)
     failed = [c.name for c in checks if not c.passed]
+    unjudged = [c.name for c in checks if not c.judged]
+    judged = len(checks) - len(unjudged)
     summary = {"validation.mode": mode, "validation.run_id": run_id,
-               "validation.summary": f"{len(checks) - len(failed)} of {len(checks)} checks passed",
-               "validation.failed": ", ".join(failed)[:4900] or "none"}  # fmt: skip
+               "validation.summary": f"{judged - len(failed)} of {judged} checks passed, {len(unjudged)} not judged",
+               "validation.failed": ", ".join(failed)[:4900] or "none",
+               "validation.unjudged": ", ".join(unjudged)[:4900] or "none"}  # fmt: skip
     for stale in [k for k in record.tags if k.startswith("validation.") and k not in summary]:
         registry.delete_tag(version, stale)  # one tag per check was a wall of text in the MLflow UI
     registry.delete_tag(version, DECISION_TAG)  # a comparison made before this validation no longer counts
@@ -220,9 +243,7 @@ def record_validation(
     registry.set_tags(version, summary)
     registry.set_tags(version, {STATUS_TAG: status})  # last: a reader of the status sees the rest
     base = (record.description or "").split("\n\nValidation")[0]
-    lines = [f"- {'✅' if c.passed else '❌'} {c.name}: {c.detail}" for c in checks] or [
-        "- validation disabled"
-    ]
+    lines = [f"- {c.mark} {c.name}: {c.detail}" for c in checks] or ["- validation disabled"]
     registry.set_description(version, f"{base}\n\nValidation ({mode}): {status}\n" + "\n".join(lines))
     if status == PASSED:
         registry.set_alias(CHALLENGER, version)
@@ -234,12 +255,12 @@ def _log_checks(registry: ModelRegistry, run_id: str, checks: list[Check], statu
     """The full check table as artifacts of the version's run (JSON for tools, HTML for people)."""
     import html
 
-    table = [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in checks]
+    table = [{"check": c.name, "passed": c.passed, "judged": c.judged, "detail": c.detail} for c in checks]
     registry.client.log_dict(
         run_id, {"status": status, "mode": mode, "checks": table}, "validation/checks.json"
     )
     rows = "".join(
-        f"<tr><td>{'✅' if c.passed else '❌'}</td><td>{html.escape(c.name)}</td><td>{html.escape(c.detail)}</td></tr>"
+        f"<tr><td>{c.mark}</td><td>{html.escape(c.name)}</td><td>{html.escape(c.detail)}</td></tr>"
         for c in checks
     )
     page = (f"<html><body><h1>Validation ({html.escape(mode)}): {html.escape(status)}</h1>"

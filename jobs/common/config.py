@@ -33,6 +33,8 @@ PIPELINES = (
     "monitoring",
     "maintenance",
 )
+# What a use case's file may set (its thresholds and streaming events; each environment may override).
+USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
 # Why a model is trained (kept on its MLflow run): the training DAG's Param and the train job's argument.
 TRAINING_REASONS = ("manual", "schedule", "asset", "drift")
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
@@ -101,12 +103,22 @@ class TrainingConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str
+    task: str = Field("binary", description="the kind of model: binary classification is supported today")
     label: str
     features: ModelFeatures
     estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
     params: dict[str, Any] = {}
     slices: list[str] = []
     training: TrainingConfig = TrainingConfig()
+
+    @field_validator("task")
+    @classmethod
+    def _supported_task(cls, value: str) -> str:
+        if value != "binary":
+            raise ValueError(
+                f"task {value!r} is not supported: Runway trains binary classifiers today (task: binary)"
+            )
+        return value
 
 
 class SeedConfig(_Strict):
@@ -148,7 +160,7 @@ class MlflowSettings(_Strict):
     tracking_uri: str
     registry_uri: str | None = None
     artifact_root: str | None = None
-    experiment: str
+    experiment: str = Field(description="default: /runway/<env>/<use case name>")
 
 
 class Schedules(_Strict):
@@ -208,7 +220,9 @@ class PromotionConfig(_Strict):
 class StreamingSettings(_Strict):
     """Streaming inference: events land as JSON-lines files; one checkpoint per environment."""
 
-    source: str = Field("flights", description="the use case source whose columns the events carry")
+    source: str | None = Field(
+        None, description="the use case source whose columns the events carry (none: no streaming)"
+    )
     landing_dir: Path = Field(description="where event files (*.jsonl) land")
     required: list[str] = Field(
         default_factory=list, description="fields an event must carry (besides the source's keys)"
@@ -384,6 +398,40 @@ class EnvConfig(_Strict):
             raise ValueError("a catalog name is letters, digits and underscores")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_names(cls, data: Any) -> Any:
+        """The MLflow experiment defaults to ``/runway/<env>/<use case name>``."""
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("mlflow"), dict)
+            and not data["mlflow"].get("experiment")
+        ):
+            use_case = data.get("use_case") if isinstance(data.get("use_case"), dict) else {}
+            if data.get("env") and use_case.get("name"):
+                data = {
+                    **data,
+                    "mlflow": {**data["mlflow"], "experiment": f"/runway/{data['env']}/{use_case['name']}"},
+                }
+        return data
+
+    @model_validator(mode="after")
+    def _streaming_source_is_declared(self) -> EnvConfig:
+        streaming, sources = self.inference.streaming, self.use_case.sources
+        if streaming.source is None:
+            return self
+        if streaming.source not in sources:
+            raise ValueError(
+                f"inference.streaming.source {streaming.source!r} is not a source of use case "
+                f"{self.use_case.name!r} (sources: {sorted(sources)})"
+            )
+        unknown = [c for c in streaming.required if c not in sources[streaming.source].columns]
+        if unknown:
+            raise ValueError(
+                f"inference.streaming.required names columns {unknown} that source {streaming.source!r} does not have"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check(self) -> EnvConfig:
         if self.access.write_catalog != self.catalog:
@@ -398,6 +446,16 @@ class EnvConfig(_Strict):
     def registered_model_name(self) -> str:
         """``<catalog>.<ml schema>.<model>``, the Unity Catalog three-level model name."""
         return f"{self.catalog}.{self.schemas.ml}.{self.use_case.model.name}"
+
+    def streaming_source(self) -> tuple[str, SourceConfig]:
+        """(name, config) of the source streaming events carry; one sentence when there is none."""
+        name = self.inference.streaming.source
+        if name is None:
+            raise ConfigError(
+                f"use case {self.use_case.name!r} declares no streaming source: set inference.streaming.source "
+                "(and landing_dir, required) in its use_case.yaml"
+            )
+        return name, self.use_case.sources[name]
 
     @property
     def champion_alias(self) -> str:
@@ -524,8 +582,11 @@ def _load(env: str, directory: Path, variables: tuple[tuple[str, str | None], ..
         raise ConfigError(f"unknown environment '{env}': choose one of {', '.join(ENVIRONMENTS)}")
     layers = [(path, _read_yaml(path)) for path in config_files(env, directory)]
     base, use_case, env_tree = (tree for _, tree in layers)
-    if set(use_case) - {"use_case"}:
-        raise ConfigError(f"{layers[1][0]}: only the key 'use_case' belongs in this file")
+    if extra := sorted(set(use_case) - USE_CASE_KEYS):
+        raise ConfigError(
+            f"{layers[1][0]}: {extra} do not belong in a use case file (it may set {sorted(USE_CASE_KEYS)}; "
+            "platform settings go in base.yaml or <env>.yaml)"
+        )
     declared = env_tree.get("env")
     if declared != env:
         raise ConfigError(

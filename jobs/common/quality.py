@@ -56,8 +56,16 @@ class Expectation:
             )
         return QUARANTINE if _is_row_level(self.type) else FAIL
 
-    def describe(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.kwargs.items() if k != "column")
+    def describe(self, parameters: dict[str, Any] | None = None) -> str:
+        """``type(column, arg=value, ...)``, suite parameters shown with the values used."""
+        parameters = parameters or {}
+
+        def shown(value: Any) -> Any:
+            if isinstance(value, dict) and "$PARAMETER" in value:
+                return parameters.get(value["$PARAMETER"], f"${value['$PARAMETER']}")
+            return value
+
+        args = ", ".join(f"{k}={shown(v)}" for k, v in self.kwargs.items() if k != "column")
         column = self.kwargs.get("column")
         inner = ", ".join(x for x in (column, args) if x)
         return f"{self.type}({inner})"
@@ -109,8 +117,27 @@ def load_suite(file_name: str) -> tuple[str, list[Expectation]]:
         Expectation(e["type"], e.get("kwargs", {}), e.get("meta", {})) for e in raw["expectations"]
     ]
     for expectation in expectations:
-        expectation.severity  # noqa: B018 - validates severities at load time
+        if not _exists(expectation.type):
+            raise BadInputError(
+                f"expectation suite {path}: unknown expectation type {expectation.type!r} (not in Great Expectations)"
+            )
+        try:
+            expectation.severity  # noqa: B018 - validates severities at load time
+        except BadInputError as exc:
+            raise BadInputError(f"expectation suite {path}: {exc}") from None
     return raw.get("name", path.stem), expectations
+
+
+@cache
+def _exists(expectation_type: str) -> bool:
+    _gx_ready()
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    try:
+        get_expectation_impl(expectation_type)
+    except Exception:  # GX's ExpectationNotFoundError
+        return False
+    return True
 
 
 @dataclass
@@ -212,11 +239,8 @@ def validate(
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
     if severity == QUARANTINE:
         result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_KEY]}
-    outcome = batch.validate(
-        suite,
-        result_format=result_format,
-        expectation_parameters=resolve_parameters(parameters or {}, chosen),
-    )
+    used = resolve_parameters(parameters or {}, chosen)
+    outcome = batch.validate(suite, result_format=result_format, expectation_parameters=used)
     result = outcome.to_json_dict()
     failed, row_failures = [], {}
     for item in result["results"]:
@@ -224,9 +248,9 @@ def validate(
             continue
         # GX does not keep the suite's order: find the expectation by the index we tagged it with.
         expectation = chosen[item["expectation_config"]["meta"][INDEX_META]]
-        failed.append(f"{expectation.describe()}: {_observed(item)}")
+        failed.append(f"{expectation.describe(used)}: {_observed(item)}")
         for row in item.get("result", {}).get("unexpected_index_list") or []:
-            row_failures.setdefault(row[ROW_KEY], []).append(expectation.describe())
+            row_failures.setdefault(row[ROW_KEY], []).append(expectation.describe(used))
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         # Per-row lists can be long; the quarantine table holds them, the report keeps counts.

@@ -13,7 +13,7 @@ from jobs.common.config import load_config
 BATCH_DOC = """
 ### Batch inference — `{env}`
 
-Scores the flights of a date window `[start, end)` from `{gold}` with `{model}@{alias}`, resolved to
+Scores the rows of a date window `[start, end)` from `{gold}` with `{model}@{alias}`, resolved to
 one concrete version at the start of the run, using `mlflow.pyfunc.spark_udf`. Predictions (model
 inputs, P(delayed), label at the model's threshold, model name/version/run, scoring time) replace the
 window's batch rows in `{predictions}`: reruns never duplicate, and re-scoring after a promotion
@@ -28,7 +28,7 @@ with one sentence saying so.
 STREAMING_DOC = """
 ### Streaming inference — `{env}`
 
-Every run drains the flight events that landed in `{landing}` since the last one (Structured
+Every run drains the events that landed in `{landing}` since the last one (Structured
 Streaming, `availableNow`), scores them with the version `{model}@{alias}` points at for each
 micro-batch, and appends to `{predictions}` exactly once per micro-batch (checkpoint
 `{checkpoint}` + a Delta transaction per batch id). Malformed events go to `{quarantine}`.

@@ -177,3 +177,52 @@ def test_each_environment_can_have_its_own_mlflow_and_a_shared_one_is_stated(mon
     monkeypatch.setattr(lifecycle, "_STATED", set())
     lifecycle.state_shared_mlflow(load_config("dev"))  # what a job says when it points MLflow
     assert "is shared by dev and staging" in caplog.text and "RUNWAY_DEV_MLFLOW_TRACKING_URI" in caplog.text
+
+
+def test_a_use_case_file_carries_its_own_thresholds_and_environments_override_them(config_copy):
+    def thresholds(tree):
+        tree["validation"] = {"slice_min_rows": 50, "floors": {"roc_auc": 0.55}}
+
+    edit(config_copy / "use_case.yaml", thresholds)
+    assert load_config("dev", config_copy).validation.slice_min_rows == 50
+    assert load_config("staging", config_copy).validation.slice_min_rows == 100  # staging.yaml overrides
+    assert load_config("prod", config_copy).validation.floors == {
+        "roc_auc": 0.55,
+        "pr_auc": 0.3,
+    }  # deep merge
+
+
+def test_platform_settings_do_not_belong_in_a_use_case_file(config_copy):
+    edit(config_copy / "use_case.yaml", lambda tree: tree.update(storage={"lakehouse_root": "/x"}))
+    with pytest.raises(ConfigError, match=r"use_case.yaml: \['storage'\] do not belong in a use case file"):
+        load_config("dev", config_copy)
+
+
+def test_streaming_must_name_a_declared_source_and_its_columns(config_copy):
+    """Before: a use case without a 'flights' source loaded fine and streaming failed later with
+    `runway: error: 'flights'` and exit 4 (retried)."""
+    edit(config_copy / "use_case.yaml", lambda tree: tree["inference"]["streaming"].update(source="events"))
+    with pytest.raises(ConfigError, match="inference.streaming.source 'events' is not a source of use case"):
+        load_config("dev", config_copy)
+    edit(
+        config_copy / "use_case.yaml",
+        lambda tree: tree["inference"]["streaming"].update(source="flights", required=["gate"]),
+    )
+    with pytest.raises(ConfigError, match=r"required names columns \['gate'\]"):
+        load_config("dev", config_copy)
+    edit(config_copy / "use_case.yaml", lambda tree: tree.pop("inference"))
+    config = load_config("dev", config_copy)
+    with pytest.raises(ConfigError, match="declares no streaming source"):
+        config.streaming_source()
+
+
+def test_only_binary_classification_and_names_derived_from_the_use_case(config_copy):
+    edit(config_copy / "use_case.yaml", lambda tree: tree["use_case"]["model"].update(task="regression"))
+    with pytest.raises(
+        ConfigError, match="task 'regression' is not supported: Runway trains binary classifiers"
+    ):
+        load_config("dev", config_copy)
+    edit(config_copy / "use_case.yaml", lambda tree: tree["use_case"].update(name="churn"))
+    edit(config_copy / "use_case.yaml", lambda tree: tree["use_case"]["model"].update(task="binary"))
+    config = load_config("staging", config_copy)
+    assert config.mlflow.experiment == "/runway/staging/churn"

@@ -56,9 +56,9 @@ def test_table_checks_use_parameters_and_summarise(frame, backend):
     failed = validate(frame, "t", EXPECTATIONS, severity=FAIL, parameters={"min_rows": 6}, backend=backend)
     assert passed.success and not failed.success
     assert (
-        "expect_table_row_count_to_be_between(min_value={'$PARAMETER': 'min_rows'}): observed 5"
-        in failed.summary()
-    )
+        "expect_table_row_count_to_be_between(min_value=6): observed 5" in failed.summary()
+    )  # the bound used, not {'$PARAMETER': 'min_rows'}
+    assert "PARAMETER" not in failed.summary()
 
 
 def test_a_missing_parameter_is_a_clear_error(frame):
@@ -100,3 +100,18 @@ def test_a_suite_loads_while_gx_is_still_being_imported_in_the_background():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "quarantine" in done.stdout and "fail" in done.stdout
+
+
+@pytest.mark.parametrize("meta", [{}, {"severity": "fail"}])
+def test_a_misspelled_expectation_type_names_the_suite_file(tmp_path, meta):
+    """Before: dropped with a GX traceback (exit 0) when a severity was given, else a retryable crash."""
+    from jobs.common.errors import BadInputError
+    from jobs.common.quality import load_suite
+
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "s", "expectations": [
+        {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "x"}, "meta": meta}]}))  # fmt: skip
+    with pytest.raises(
+        BadInputError, match=rf"{suite}: unknown expectation type 'expect_column_values_to_not_be_nul'"
+    ):
+        load_suite(str(suite))

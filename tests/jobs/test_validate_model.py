@@ -57,9 +57,7 @@ def test_a_good_version_passes_and_becomes_challenger(registry):
     }
     assert checks["performance.vs_baseline"]["passed"]
     assert any(name.startswith("slice.carrier:") for name in checks)
-    assert record.tags["validation.failed"] == "none" and record.tags["validation.summary"].endswith(
-        "checks passed"
-    )
+    assert record.tags["validation.failed"] == "none" and "checks passed" in record.tags["validation.summary"]
     assert not any(k.startswith("validation.slice") for k in record.tags)  # no wall of per-check tags
     assert "Validation (enabled): PASSED" in record.description and "Trained on" in record.description
     assert client.get_model_version_by_alias(config.registered_model_name, CHALLENGER).version == int(version)
@@ -81,7 +79,7 @@ def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registr
     assert dry["status"] == "PASSED" and "performance.roc_auc.floor" in dry["failed_checks"]
     assert validate_version(strict, store, version, mode="disabled") == {
         "model_name": config.registered_model_name, "version": version, "status": "PASSED",
-        "mode": "disabled", "failed_checks": {}, "checks": 0,
+        "mode": "disabled", "failed_checks": {}, "unjudged_checks": {}, "checks": 0,
     }  # fmt: skip
 
 
@@ -129,3 +127,18 @@ def test_a_champion_fitted_on_the_held_out_days_cannot_be_compared():
     assert fair_comparison(champion, Window.parse("2012-12-01", "2013-01-01"))  # before them
     assert not fair_comparison(champion, Window.parse("2013-02-15", "2013-03-01"))  # inside them
     assert fair_comparison({}, Window.parse("2013-02-15", "2013-03-01"))  # no lineage: nothing to judge
+
+
+def test_slices_too_small_to_judge_are_reported_never_silently_dropped(registry):
+    """Before: with slice_min_rows above every slice, validation passed without a word about slices."""
+    config, version, store, client = registry
+    blind = with_validation(config, slice_min_rows=10**9)
+    outcome = validate_version(blind, store, version)
+    assert outcome["status"] == "PASSED" and outcome["unjudged_checks"]
+    assert all("not judged" in why and "slice_min_rows" in why for why in outcome["unjudged_checks"].values())
+    record = client.get_model_version(config.registered_model_name, version)
+    assert (
+        record.tags["validation.unjudged"].startswith("slice.")
+        and "not judged" in record.tags["validation.summary"]
+    )
+    assert "⚪ slice." in record.description
