@@ -54,6 +54,7 @@ from jobs.common.promotion import (
     promotion_refusal,
     rollback_target,
     settle,
+    version_label,
 )  # fmt: skip
 from jobs.common.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
 from jobs.common.window import Window
@@ -256,7 +257,7 @@ def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | No
     record = registry.version(target)
     candidate = Candidate.from_tags(target, record.tags)
     if why := promotion_refusal(candidate, champion, rules_of(config)):
-        raise BadInputError(f"{registry.model_name}: {why}; {alias} stays {_label(champion)}")
+        raise BadInputError(f"{registry.model_name}: {why}; {alias} stays {version_label(champion)}")
     metrics = {k: v for k, v in record.tags.items() if k.startswith("comparison.")}
     event = _move_champion(
         store, registry, alias, move=Move(PROMOTE, champion, target, request_id=run_id), run_id=run_id,
@@ -285,10 +286,6 @@ def rollback(
     event = _move_champion(store, registry, alias, move=Move(ROLLBACK, champion, target, request_id=run_id),
                            run_id=run_id, approved_by=requested_by, reason=reason, metrics={"replaced": champion})  # fmt: skip
     return _summary(event)
-
-
-def _label(version: str | None) -> str:
-    return f"v{version}" if version else "none"
 
 
 def _summary(event: dict[str, Any]) -> dict[str, Any]:

@@ -235,9 +235,9 @@ def record_validation(
                "validation.summary": f"{judged - len(failed)} of {judged} checks passed, {len(unjudged)} not judged",
                "validation.failed": ", ".join(failed)[:4900] or "none",
                "validation.unjudged": ", ".join(unjudged)[:4900] or "none"}  # fmt: skip
-    for stale in [k for k in record.tags if k.startswith("validation.") and k not in summary]:
-        registry.delete_tag(version, stale)  # one tag per check was a wall of text in the MLflow UI
-    registry.delete_tag(version, DECISION_TAG)  # a comparison made before this validation no longer counts
+    # One tag per check was a wall of text in the MLflow UI; a comparison made before no longer counts.
+    stale = [k for k in record.tags if k.startswith("validation.") and k not in summary]
+    registry.delete_tags(version, [*stale, DECISION_TAG])
     if record.run_id:
         _log_checks(registry, record.run_id, checks, status, mode)
     registry.set_tags(version, summary)

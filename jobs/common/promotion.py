@@ -96,8 +96,8 @@ def promotion_refusal(candidate: Candidate, champion: str | None, rules: Promoti
     if candidate.decision != PROMOTE:
         return f"{v} did not win a comparison with the Champion ({DECISION_TAG} is {candidate.decision or 'unset'})"
     if candidate.compared_with != champion:
-        return (f"{v} was compared with Champion {_label(candidate.compared_with)}, but the Champion is now "
-                f"{_label(champion)}: compare again")  # fmt: skip
+        return (f"{v} was compared with Champion {version_label(candidate.compared_with)}, but the Champion is now "
+                f"{version_label(champion)}: compare again")  # fmt: skip
     if rules.approval == "human":
         if candidate.approval != APPROVED or not candidate.approved_by:
             state = candidate.approval or "no approval record"
@@ -107,7 +107,8 @@ def promotion_refusal(candidate: Candidate, champion: str | None, rules: Promoti
     return None
 
 
-def _label(version: str | None) -> str:
+def version_label(version: str | None) -> str:
+    """``v7``, or ``none`` when there is no version."""
     return f"v{version}" if version else "none"
 
 
@@ -158,7 +159,7 @@ def rollback_target(history: list[str], champion: str | None) -> tuple[str | Non
     if champion is None:
         return None, "there is no Champion to roll back"
     if not history or history[-1] != champion:
-        top = _label(history[-1] if history else None)
+        top = version_label(history[-1] if history else None)
         return None, (f"the Champion alias points at v{champion} but the audit trail's last Champion is "
                       f"{top}: the alias was moved outside Runway; set it back or promote through Runway")  # fmt: skip
     if len(history) < 2:

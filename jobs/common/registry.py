@@ -155,13 +155,13 @@ class ModelRegistry:
                        lambda k=key, v=value: self.client.set_model_version_tag(self.model_name, str(version), k, v))  # fmt: skip
         return changed
 
-    def delete_tag(self, version: str | int, key: str) -> bool:
-        """Remove a version's tag; False when it was not set."""
-        if key not in self.version(version).tags:
-            return False
-        self._call(f"untag v{version}",
-                   lambda: self.client.delete_model_version_tag(self.model_name, str(version), key))  # fmt: skip
-        return True
+    def delete_tags(self, version: str | int, keys: list[str]) -> list[str]:
+        """Remove those of ``keys`` the version carries (one read); returns the keys removed."""
+        present = [key for key in keys if key in self.version(version).tags]
+        for key in present:
+            self._call(f"untag v{version}",
+                       lambda k=key: self.client.delete_model_version_tag(self.model_name, str(version), k))  # fmt: skip
+        return present
 
     def set_description(self, version: str | int, description: str) -> bool:
         """Replace the version's description; False when it already reads so."""

@@ -78,10 +78,14 @@ def test_upkeep_beside_a_writer_loses_no_row(dev_config):
     many_small_commits(store, table)
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(dev_config.storage.lakehouse_root.parent)],
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
+    deadline, overlapping = time.monotonic() + 60, 0
+    while store.version(table) < 9 and time.monotonic() < deadline:  # until the writer's first commit
+        time.sleep(0.05)
     while writer.poll() is None and time.monotonic() < deadline:
         upkeep(dev_config, store, ["silver.events"])
+        overlapping += writer.poll() is None
     assert writer.wait(timeout=60) == 0, writer.stderr.read()[-2000:]
+    assert overlapping, "no upkeep ran while the writer was committing: the test proved nothing"
     upkeep(dev_config, store, ["silver.events"])
     frame = store.read_pandas(table)
     assert len(frame) == 20 * 20 and not frame.duplicated(["day", "id"]).any()
