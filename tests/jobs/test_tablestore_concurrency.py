@@ -53,21 +53,23 @@ def test_a_first_replace_where_keeps_the_rows_another_writer_committed_meanwhile
 
 
 def test_a_first_merge_merges_when_another_writer_created_the_table_meanwhile(dev_config, monkeypatch):
+    """Check-then-act by hand: writer A looks (no table yet), writer B creates the table and merges,
+    then A acts on its stale answer. A used to append (every key twice); now it merges."""
     a, b = open_table_store(dev_config), open_table_store(dev_config)
     table = a.name("ml", "comparisons")
-    real_create = local_engine.DeltaTable.create
-    interleaved = []
+    real_exists, calls = a.exists, []
 
-    def create_after_b(*args, **kwargs):
-        if not interleaved:
-            interleaved.append(True)
+    def stale_exists(name):
+        answer = real_exists(name)
+        calls.append(answer)
+        if len(calls) == 2:  # the look right before the write: B wins the race after it
             b.merge(table, day_rows(b, date(2013, 1, 1), value="b"), ["day", "id"])
-        return real_create(*args, **kwargs)
+        return answer
 
-    monkeypatch.setattr(local_engine.DeltaTable, "create", create_after_b)
+    monkeypatch.setattr(a, "exists", stale_exists)
     a.merge(table, day_rows(a, date(2013, 1, 1), value="a"), ["day", "id"])
-    frame = a.read_pandas(table)
-    assert len(frame) == 50 and set(frame["value"]) == {"a"}  # upserted, not appended twice
+    frame = b.read_pandas(table)
+    assert calls[:2] == [False, False] and len(frame) == 50 and set(frame["value"]) == {"a"}  # upserted
 
 
 WRITER = textwrap.dedent(
