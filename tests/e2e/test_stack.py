@@ -142,9 +142,17 @@ def stack(spark, tmp_path_factory):
         print(down.stdout, down.stderr)
 
 
-def _airflow(stack, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "airflow", *args], env=stack["env"], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+def _airflow(stack, *args: str, attempts: int = 3) -> str:
+    """An Airflow CLI command against the stack. On the SQLite stack a CLI write can lose to the
+    scheduler's ("database is locked", the whole transaction rolled back): rerun it, as the README
+    tells users to; any other failure fails at once."""
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=stack["env"], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        locked = "database is locked" in done.stdout + done.stderr
+        if done.returncode == 0 or not locked or attempt == attempts:
+            break
+        time.sleep(2 * attempt)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
