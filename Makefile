@@ -8,7 +8,12 @@ export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export MLFLOW_DISABLE_TELEMETRY := true
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install test demo up down bench wheel lint format clean
+# The use case every target runs on: a folder under include/use_cases/ (default: flight_delay).
+ifdef USE_CASE
+export RUNWAY_USE_CASE := $(USE_CASE)
+endif
+
+.PHONY: install test demo up down bench wheel lint format clean use-case use-case-check
 
 install: $(STAMP)
 
@@ -27,6 +32,15 @@ test: install
 ## The main job: the lifecycle demo on the embedded default (local engine, dev environment).
 demo: install
 	$(PY) scripts/demo.py
+
+## A new use case folder from the template (include/use_cases/$(NAME)): make use-case NAME=churn
+use-case: install
+	@test -n "$(NAME)" || { echo "usage: make use-case NAME=<name>"; exit 2; }
+	$(PY) -m jobs.use_case new $(NAME)
+
+## Check the selected use case (USE_CASE=...): columns, feature SQL, suites, before any data flows.
+use-case-check: install
+	$(PY) -m jobs.use_case check
 
 ## The embedded stack for the UIs: Airflow standalone on :8080, the MLflow UI on :5000.
 up: install

@@ -294,7 +294,7 @@ def _check(ctx: JobContext, df: DataFrame, name: str, source: SourceConfig, wind
     """Run one severity of the source's suite on ``df``; the result JSON is kept under reports."""
     from jobs.common.quality import QUARANTINE, load_suite, validate, volume_parameters
 
-    suite_name, expectations = load_suite(source.expectations)
+    suite_name, expectations = load_suite(ctx.config.use_case.file("expectations", source.expectations))
     fraction = ctx.config.sample_fraction if source.sampled else 1.0
     return validate(
         df, suite_name, expectations, severity=severity,
@@ -471,6 +471,11 @@ STEP_FUNCTIONS = {"bronze": run_bronze, "silver": run_silver, "gate": run_gate, 
 
 
 def refresh(ctx: JobContext, window: Window, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
+    """Run ``steps`` for ``window``, after checking the use case's columns, SQL and (for the steps
+    that validate) suites against its declared sources: a config mistake fails before any write."""
+    from jobs.common.use_case_check import check_use_case
+
+    check_use_case(ctx.spark, ctx.config, suites=bool({"silver", "gate"} & set(steps)))
     return {step: STEP_FUNCTIONS[step](ctx, window) for step in steps}
 
 

@@ -1,6 +1,6 @@
 """Table upkeep: compact small files (OPTIMIZE) and delete files no recent version reads (VACUUM).
 
-    python -m jobs.maintenance --env dev [--table silver.flights ...]
+    python -m jobs.maintenance --env dev [--table silver.<source> ...]
 
 Every Delta table of the environment's catalog (or the named ones): compaction rewrites small files
 (streaming's micro-batches, daily replaceWhere windows) into larger ones without changing a row, and

@@ -6,7 +6,7 @@
 ``monitor`` compares the window's scored inputs and predictions (``ml.predictions``) with the
 training window recorded in the lineage of the model version that made them (Evidently: drift of
 each feature, the share of drifted features, drift of the predictions), and, where labels have
-arrived (gold's label for past flights), the model's quality on the window. One row per metric and
+arrived (gold's label for past rows), the model's quality on the window. One row per metric and
 column goes to ``<catalog>.<monitoring>.metrics`` (the window's rows are replaced on a rerun); the
 Evidently HTML report is saved under reports and logged to an MLflow monitoring run.
 
@@ -29,6 +29,7 @@ from jobs.common.cli import add_run_id, add_window, base_parser, json_object, ru
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError, MissingInputError
 from jobs.common.retraining import ALERTS_TABLE, METRICS_TABLE, retraining_decision
+from jobs.common.use_case_check import check_gold_columns
 from jobs.common.window import Window
 
 if TYPE_CHECKING:
@@ -44,31 +45,36 @@ PREDICTION = "prediction"
 # ====================================================================== pure transforms
 
 
-def drift_rows(snapshot: dict[str, Any], features: list[str], drift_share: float) -> list[dict[str, Any]]:
+def drift_rows(
+    snapshot: dict[str, Any], features: list[str], drift_share: float, expected_to_move: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Monitoring rows from an Evidently snapshot (``snapshot.dict()``): one per feature's drift,
-    the dataset's drift share, and the predictions' drift."""
-    rows = []
+    the dataset's drift share, and the predictions' drift. Features ``expected_to_move`` (calendar,
+    season) keep their row, marked and never violated, and do not count in the drift share."""
+    rows, judged = [], []
     for metric in snapshot["metrics"]:
         config, value = metric["config"], metric["value"]
-        kind = config["type"].rsplit(":", 1)[-1]
-        if kind == "ValueDrift":
-            method, threshold, column = config["method"], float(config["threshold"]), config["column"]
-            score = float(value)
-            # p-value tests drift when the p-value is small; distances when they are large.
-            drifted = score < threshold if "p_value" in method else score >= threshold
-            name = "prediction_drift" if column == PREDICTION else "feature_drift"
-            rows.append(_row(name, column, score, threshold, drifted, method))
-        elif kind == "DriftedColumnsCount":
-            share = float(value["share"])
-            rows.append(
-                _row(
-                    "dataset_drift_share", None, share, drift_share, share >= drift_share, "share of features"
-                )
-            )
-            rows.append(_row("drifted_features", None, float(value["count"]), None, False, "count"))
+        if config["type"].rsplit(":", 1)[-1] != "ValueDrift":
+            continue
+        method, threshold, column = config["method"], float(config["threshold"]), config["column"]
+        score = float(value)
+        # p-value tests drift when the p-value is small; distances when they are large.
+        drifted = score < threshold if "p_value" in method else score >= threshold
+        if column == PREDICTION:
+            rows.append(_row("prediction_drift", column, score, threshold, drifted, method))
+        elif column in expected_to_move:
+            rows.append(_row("feature_drift", column, score, threshold, False, f"{method}; expected to move"))
+        else:
+            rows.append(_row("feature_drift", column, score, threshold, drifted, method))
+            judged.append(drifted)
     missing = set(features) - {r["column"] for r in rows if r["metric"] == "feature_drift"}
     if missing:
         raise ValueError(f"the drift report has no result for {sorted(missing)}")
+    share = sum(judged) / len(judged) if judged else 0.0
+    rows.append(
+        _row("dataset_drift_share", None, share, drift_share, share >= drift_share, "share of features")
+    )
+    rows.append(_row("drifted_features", None, float(sum(judged)), None, False, "count"))
     return rows
 
 
@@ -185,6 +191,7 @@ def monitor(
     predictions, version = latest_predictions(scored, features.keys)
     reference_window, model, _ = _model_reference(config, version)
     gold = store.name("gold", features.table)
+    check_gold_columns(store.columns(gold), config, f"gold table {gold}")
     reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
                                   columns=[*features.keys, *columns])  # fmt: skip
     if reference.empty:
@@ -196,7 +203,8 @@ def monitor(
     current = predictions.sample(n=min(len(predictions), monitoring.current_max_rows), random_state=0)
     current = model_inputs(model_cfg, current).assign(**{PREDICTION: current[PREDICTION].to_numpy()})
     snapshot = drift_snapshot(config, reference, current)
-    rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share)
+    expected = tuple(model_cfg.features.expected_to_move)
+    rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share, expected)
     labels = store.read_pandas(gold, window=(features.date_column, window.start, window.end),
                                columns=[*features.keys, model_cfg.label])  # fmt: skip
     quality, labelled = quality_of(config, predictions, labels)

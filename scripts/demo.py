@@ -1,15 +1,18 @@
 """The Runway lifecycle demo on the embedded default (local engine, dev environment, SQLite Airflow DB).
 
     make demo
+    make demo USE_CASE=seattle_weather                       # another use case
     .venv/bin/python scripts/demo.py --last-month 2013-07   # a shorter run
 
 Runs the dev DAGs through Airflow (``dag.test()``: the scheduler's loop in this process, the tasks
-as they run in production), headless, with real 2013 NYC flights:
+as they run in production), headless, on the selected use case's data (``RUNWAY_USE_CASE``; the
+2013 NYC flights by default), on the days its ``demo:`` section names:
 
- 1. seed the landing zone with January–March, refresh features (bronze → silver → gold, DQ gates);
+ 1. seed the landing zone from its start_date to training_end, refresh features (bronze → silver →
+    gold, DQ gates);
  2. train → validate → compare → promote: the first ``Champion``;
  3. the following months land and are refreshed;
- 4. batch inference for April, then streaming inference over one day of flight events;
+ 4. batch inference for the first month, then streaming inference over stream_day's events;
  5. month by month: batch-score the month with the current ``Champion``, monitor it (drift against
     the Champion's training window, quality once labels are in); when the retraining policy holds,
     the monitoring DAG triggers ``dev_training`` (reason ``drift``) and the demo runs that queued
@@ -38,10 +41,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runway_env  # noqa: E402
 
-FIRST_DAY = date(2013, 1, 1)
-TRAINING_END = date(2013, 4, 1)  # the first model learns January–March
-STREAM_DAY = date(2013, 4, 15)
-
 
 def record_real_start(run, began: datetime) -> None:
     """``dag.test()`` dates a run's start at its logical date (2013 here), so the UI showed the
@@ -64,12 +63,22 @@ class DemoError(RuntimeError):
 
 
 class Demo:
-    def __init__(self, data_dir: Path, last_month: date) -> None:
+    def __init__(self, data_dir: Path, last_month: date | None = None) -> None:
         from jobs.common.config import load_config
 
         self.config = load_config("dev")
+        calendar = self.config.use_case.demo
+        if calendar is None or self.config.use_case.start_date is None:
+            raise DemoError(
+                f"use case {self.config.use_case.name!r} has no start_date and demo: section (training_end, "
+                f"stream_day, last_month) in {self.config.use_case.folder}/use_case.yaml"
+            )
+        self.first_day, self.training_end = self.config.use_case.start_date, calendar.training_end
+        self.stream_day = calendar.stream_day
+        self.last_month = last_month or calendar.last_month
+        if self.last_month < self.training_end:
+            raise DemoError(f"the last month must be {self.training_end:%Y-%m} or later")
         self.data_dir = data_dir
-        self.last_month = last_month
         self.log_path = data_dir / "logs" / "demo.log"
         self.timings: dict[str, float] = {}
         self.runs: list[tuple[str, str, str]] = []  # (dag id, run id, state)
@@ -218,34 +227,35 @@ class Demo:
 
     # -- the lifecycle ----------------------------------------------------------------------------
     def lifecycle(self) -> None:
-        months = month_starts(TRAINING_END, self.last_month)
+        first, training_end = self.first_day, self.training_end
+        months = month_starts(training_end, self.last_month)
         last_day = add_month(self.last_month)
         print("Stage 0 — set-up")
         with self.stage("reset the dev environment, migrate the Airflow DB"):
             self.reset()
 
-        print("Stage 1 — January–March land; features refreshed")
-        with self.stage("seed landing zone (Jan–Mar)"):
-            self.seed(FIRST_DAY, TRAINING_END)
-        with self.stage("dev_feature_refresh [2013-01-01, 2013-04-01)"):
-            self.refresh(FIRST_DAY, TRAINING_END)
+        print(f"Stage 1 — {first:%b %Y}–{training_end:%b %Y} land; features refreshed")
+        with self.stage(f"seed landing zone [{first}, {training_end})"):
+            self.seed(first, training_end)
+        with self.stage(f"dev_feature_refresh [{first}, {training_end})"):
+            self.refresh(first, training_end)
 
         print("Stage 2 — the first model")
-        conf = {"training_end": str(TRAINING_END), "reason": "manual", "hyperparameters": {}}
+        conf = {"training_end": str(training_end), "reason": "manual", "hyperparameters": {}}
         with self.stage("dev_training (train → validate → compare → promote)"):
-            print(f" {self.train(TRAINING_END, conf)};", end="")
+            print(f" {self.train(training_end, conf)};", end="")
 
-        print(f"Stage 3 — the following months land ({TRAINING_END:%b}–{self.last_month:%b})")
-        with self.stage(f"seed landing zone (Apr–{self.last_month:%b})"):
-            self.seed(TRAINING_END, last_day)
-        with self.stage(f"dev_feature_refresh [{TRAINING_END}, {last_day})"):
-            self.refresh(TRAINING_END, last_day)
+        print(f"Stage 3 — the following months land ({training_end:%b}–{self.last_month:%b %Y})")
+        with self.stage(f"seed landing zone [{training_end}, {last_day})"):
+            self.seed(training_end, last_day)
+        with self.stage(f"dev_feature_refresh [{training_end}, {last_day})"):
+            self.refresh(training_end, last_day)
 
         print("Stage 4 — inference with the Champion")
-        with self.stage("dev_batch_inference for April"):
+        with self.stage(f"dev_batch_inference for {months[0]:%B}"):
             self.batch(months[0], add_month(months[0]))
-        with self.stage(f"dev_streaming_inference over {STREAM_DAY} (24 event files)"):
-            landed = self.stream(STREAM_DAY)
+        with self.stage(f"dev_streaming_inference over {self.stream_day} (24 event files)"):
+            landed = self.stream(self.stream_day)
             print(f" {landed['events']} events;", end="")
 
         print("Stage 5 — monitoring month by month; drift triggers retraining")
@@ -308,18 +318,24 @@ def month_starts(first: date, last: date) -> list[date]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--last-month", default="2013-08", help="last month to score and monitor (YYYY-MM)")
+    parser.add_argument(
+        "--last-month",
+        default=None,
+        help="last month to score and monitor (YYYY-MM; default: the use case's)",
+    )
     args = parser.parse_args()
-    last_month = date.fromisoformat(f"{args.last_month}-01")
-    if last_month < TRAINING_END:
-        parser.error(f"--last-month must be {TRAINING_END:%Y-%m} or later")
+    last_month = date.fromisoformat(f"{args.last_month}-01") if args.last_month else None
     data_dir = runway_env.configure()
 
     from demo_summary import print_summary
 
-    demo = Demo(data_dir, last_month)
+    try:
+        demo = Demo(data_dir, last_month)
+    except DemoError as exc:
+        parser.error(str(exc))
     print(
-        f"Runway demo — dev environment, local engine, data under {data_dir}\n(task logs: {demo.log_path})\n"
+        f"Runway demo — use case {demo.config.use_case.name}, dev environment, local engine, data under {data_dir}\n"
+        f"(task logs: {demo.log_path})\n"
     )
     started = time.perf_counter()
     try:
@@ -330,7 +346,8 @@ def main() -> int:
     total = time.perf_counter() - started
     print_summary(demo.config, demo.timings, demo.runs, total, data_dir)
     timings = {"total_seconds": round(total, 1), "stages": {k: round(v, 1) for k, v in demo.timings.items()},
-               "dag_runs": len(demo.runs), "training_ends": demo.training_ends, "last_month": args.last_month}  # fmt: skip
+               "dag_runs": len(demo.runs), "training_ends": demo.training_ends, "last_month": f"{demo.last_month:%Y-%m}",
+               "use_case": demo.config.use_case.name}  # fmt: skip
     (data_dir / "logs" / "demo_timings.json").write_text(json.dumps(timings, indent=2))
     return 0
 

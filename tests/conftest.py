@@ -19,6 +19,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import runway_env  # noqa: E402
 
 runway_env.configure(_SESSION_DIR / "data", override=True)
+# The framework's tests run on a small generated use case of their own (tests/use_cases/tiny, what
+# `make use-case` writes); tests/use_case/ runs the selected one (SELECTED_USE_CASE) end to end.
+SELECTED_USE_CASE = os.environ.get("RUNWAY_USE_CASE", "")
+TEST_USE_CASE = ROOT / "tests" / "use_cases" / "tiny"
+os.environ["RUNWAY_USE_CASE"] = str(TEST_USE_CASE)
 os.environ["RUNWAY_DAG_ENVS"] = "all"
 os.environ.pop("RUNWAY_ENV", None)
 logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO at interpreter exit hits closed streams

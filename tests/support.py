@@ -23,8 +23,9 @@ def make_config(root: Path, env: str = "dev"):
         checkpoint_root=root / "checkpoints",
     )  # fmt: skip
     config = load_config(env)
-    streaming = config.inference.streaming.model_copy(
-        update={"landing_dir": root / "stream" / "flight_events"}
-    )
+    landing_dir = (
+        root / "stream" / Path(config.inference.streaming.landing_dir).name
+    )  # as ${RUNWAY_DATA_DIR}/stream/...
+    streaming = config.inference.streaming.model_copy(update={"landing_dir": landing_dir})
     inference = config.inference.model_copy(update={"streaming": streaming})
     return config.model_copy(update={"storage": storage, "inference": inference})

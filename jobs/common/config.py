@@ -1,8 +1,10 @@
 """Typed, validated configuration for one Runway environment.
 
 An environment's config is three YAML files deep-merged in order: ``base.yaml`` (platform defaults),
-``use_case.yaml`` (everything specific to the use case, under ``use_case:``) and ``<env>.yaml``.
-Values may reference environment variables as ``${NAME}`` or ``${NAME:-default}``.
+the selected use case's ``use_case.yaml`` and ``<env>.yaml``. A use case is one folder
+(``include/use_cases/<name>/``: its ``use_case.yaml``, ``sql/``, ``expectations/``, optional sample
+data); ``use_case: <name or folder>`` in ``base.yaml`` or ``<env>.yaml`` selects it. Values may
+reference environment variables as ``${NAME}`` or ``${NAME:-default}``.
 
 This module is imported when Airflow parses DAG files: it must stay light (yaml and pydantic only).
 """
@@ -20,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.common.errors import BadInputError
-from jobs.common.paths import config_dir, data_dir, include_dir
+from jobs.common.paths import config_dir, data_dir, include_dir, use_cases_dir
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 # Each environment deploys one DAG per pipeline: <env>_<pipeline>.
@@ -35,6 +37,7 @@ PIPELINES = (
 )
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
+USE_CASE_FILE = "use_case.yaml"
 # Why a model is trained (kept on its MLflow run): the training DAG's Param and the train job's argument.
 TRAINING_REASONS = ("manual", "schedule", "asset", "drift")
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
@@ -61,7 +64,7 @@ class SourceConfig(_Strict):
     event_date: str | None = Field(None, description="SQL expression giving a row's date (daily sources)")
     sampled: bool = Field(False, description="environments with sample_fraction < 1 keep a subset")
     null_values: list[str] = [""]
-    expectations: str | None = Field(None, description="GX suite file under include/expectations")
+    expectations: str | None = Field(None, description="GX suite file in the use case's expectations/")
     quality: dict[str, float | int | str] = Field(
         default_factory=dict, description="suite parameters; min_rows_per_day scales to the interval"
     )
@@ -77,7 +80,7 @@ class SourceConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    sql: str = Field(description="feature SQL file under include/sql")
+    sql: str = Field(description="feature SQL file in the use case's sql/")
     table: str
     keys: list[str]
     date_column: str
@@ -86,6 +89,23 @@ class FeaturesConfig(_Strict):
 class ModelFeatures(_Strict):
     numeric: list[str]
     categorical: list[str] = []
+    expected_to_move: list[str] = Field(
+        default_factory=list,
+        description="features that move by construction (calendar, season): reported, not counted as drift",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelFeatures:
+        names = self.numeric + self.categorical
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"features {repeated} are listed more than once")
+        if unknown := [n for n in self.expected_to_move if n not in names]:
+            raise ValueError(f"expected_to_move names {unknown}, which are not among the model's features")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return self.numeric + self.categorical
 
 
 class TrainingConfig(_Strict):
@@ -120,22 +140,93 @@ class ModelConfig(_Strict):
             )
         return value
 
+    @model_validator(mode="after")
+    def _label_is_not_a_feature(self) -> ModelConfig:
+        if self.label in self.features.all:
+            raise ValueError(f"label {self.label!r} is also listed as a feature")
+        return self
+
 
 class SeedConfig(_Strict):
-    package: str = Field(description="module exposing one pandas DataFrame per source, by source name")
-    date_columns: list[str] = Field(description="year, month, day columns that date a daily source's rows")
+    """Where ``python -m jobs.seed`` takes the use case's data from: a package that ships it, or a
+    folder of the use case holding one ``<source>.csv`` per source (a sample)."""
+
+    package: str | None = Field(None, description="a module shipping one pandas DataFrame per source")
+    frames: dict[str, str] = Field(
+        default_factory=dict,
+        description="source -> attribute path in the package (default: the source's name); callables are called",
+    )
+    directory: str | None = Field(None, description="a folder of the use case holding <source>.csv files")
+    date_columns: list[str] = Field(
+        description="what dates a daily source's rows: one date column, or year, month, day columns"
+    )
     events_ordered_by: list[str] = Field(default_factory=list, description="the order events arrive in")
     withheld_from_events: list[str] = Field(
         default_factory=list, description="columns unknown when a streaming event is emitted (outcomes)"
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> SeedConfig:
+        if (self.package is None) == (self.directory is None):
+            raise ValueError("give exactly one of package (a module shipping the data) and directory")
+        if len(self.date_columns) not in (1, 3):
+            raise ValueError("date_columns is one date column or three (year, month, day)")
+        return self
+
+
+class DemoCalendar(_Strict):
+    """The days ``make demo`` tells the lifecycle on (from the use case's ``start_date``)."""
+
+    training_end: date = Field(description="the first model learns the training window before this day")
+    stream_day: date = Field(description="the day whose events the streaming stage lands and scores")
+    last_month: date = Field(description="the last month scored and monitored (its first day)")
+
+    @model_validator(mode="after")
+    def _check(self) -> DemoCalendar:
+        if not self.training_end <= self.stream_day <= self.last_month.replace(day=28):
+            raise ValueError("demo days must follow each other: training_end <= stream_day <= last_month")
+        if self.last_month.day != 1:
+            raise ValueError("demo.last_month is a month's first day (YYYY-MM-01)")
+        return self
+
 
 class UseCase(_Strict):
     name: str
+    folder: Path = Field(description="the use case's folder (set by the loader): sql/, expectations/, data")
+    start_date: date | None = Field(None, description="the first day of the use case's data")
     seed: SeedConfig | None = None
+    demo: DemoCalendar | None = Field(None, description="the days `make demo` runs the lifecycle on")
     sources: dict[str, SourceConfig]
     features: FeaturesConfig
     model: ModelConfig
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("a use case name is letters, digits and underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _seed_columns_exist(self) -> UseCase:
+        if self.seed is None:
+            return self
+        for name, source in self.sources.items():
+            if source.kind != "daily":
+                continue
+            if missing := [c for c in self.seed.date_columns if c not in source.columns]:
+                raise ValueError(f"seed.date_columns {missing} are not columns of daily source {name!r}")
+        for source in self.seed.frames:
+            if source not in self.sources:
+                raise ValueError(
+                    f"seed.frames names {source!r}, which is not a source ({sorted(self.sources)})"
+                )
+        return self
+
+    def file(self, kind: Literal["sql", "expectations"], name: str) -> Path:
+        """A file of the use case's folder: ``<folder>/<kind>/<name>`` (absolute names as they are)."""
+        path = Path(name)
+        return path if path.is_absolute() else self.folder / kind / name
 
 
 # ---------------------------------------------------------------- environment
@@ -366,7 +457,7 @@ class AirflowSettings(_Strict):
     owner: str = "runway"
     retries: int = Field(2, ge=0)
     retry_delay_minutes: float = Field(5, ge=0)
-    start_date: date
+    start_date: date = Field(description="default: the use case's start_date")
     tags: list[str] = []
 
 
@@ -400,20 +491,37 @@ class EnvConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _derived_names(cls, data: Any) -> Any:
-        """The MLflow experiment defaults to ``/runway/<env>/<use case name>``."""
+    def _derived_defaults(cls, data: Any) -> Any:
+        """The MLflow experiment defaults to ``/runway/<env>/<use case name>``, the DAGs' start date
+        to the use case's first day."""
+        if not isinstance(data, dict) or not isinstance(data.get("use_case"), dict):
+            return data
+        use_case = data["use_case"]
+        mlflow, airflow = data.get("mlflow"), data.get("airflow")
         if (
-            isinstance(data, dict)
-            and isinstance(data.get("mlflow"), dict)
-            and not data["mlflow"].get("experiment")
+            isinstance(mlflow, dict)
+            and not mlflow.get("experiment")
+            and data.get("env")
+            and use_case.get("name")
         ):
-            use_case = data.get("use_case") if isinstance(data.get("use_case"), dict) else {}
-            if data.get("env") and use_case.get("name"):
-                data = {
-                    **data,
-                    "mlflow": {**data["mlflow"], "experiment": f"/runway/{data['env']}/{use_case['name']}"},
-                }
+            data = {**data, "mlflow": {**mlflow, "experiment": f"/runway/{data['env']}/{use_case['name']}"}}
+        if isinstance(airflow, dict) and not airflow.get("start_date") and use_case.get("start_date"):
+            data = {**data, "airflow": {**airflow, "start_date": use_case["start_date"]}}
         return data
+
+    @model_validator(mode="after")
+    def _event_columns_exist(self) -> EnvConfig:
+        seed, streaming = self.use_case.seed, self.inference.streaming
+        if seed is None or streaming.source not in self.use_case.sources:
+            return self  # an undeclared source is reported by _streaming_source_is_declared
+        columns = self.use_case.sources[streaming.source].columns
+        for key in ("events_ordered_by", "withheld_from_events"):
+            if unknown := [c for c in getattr(seed, key) if c not in columns]:
+                raise ValueError(
+                    f"use_case.seed.{key} names {unknown}, which are not columns of the streaming source "
+                    f"{streaming.source!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _streaming_source_is_declared(self) -> EnvConfig:
@@ -562,53 +670,122 @@ def _explain(exc: ValidationError, layers: list[tuple[Path, dict[str, Any]]]) ->
 
 
 def config_files(env: str, directory: Path | None = None) -> list[Path]:
+    """The platform's files of ``env``: ``base.yaml`` and ``<env>.yaml`` (the use case's file sits
+    in its folder, see :func:`use_case_folder`)."""
     directory = directory or config_dir()
-    return [directory / "base.yaml", directory / "use_case.yaml", directory / f"{env}.yaml"]
+    return [directory / "base.yaml", directory / f"{env}.yaml"]
 
 
-@cache
-def _referenced_variables(env: str, directory: Path) -> tuple[str, ...]:
-    """The environment variables the config files interpolate (their values key the cache)."""
+def use_case_folder(selector: str) -> Path:
+    """The folder a ``use_case:`` selector names: a name under ``include/use_cases/`` or a path."""
+    candidate = Path(selector).expanduser()
+    if "/" in selector or candidate.is_absolute():
+        folder = candidate if candidate.is_absolute() else Path.cwd() / candidate
+    else:
+        folder = use_cases_dir() / selector
+    if not (folder / USE_CASE_FILE).is_file():
+        shipped = sorted(p.parent.name for p in use_cases_dir().glob(f"*/{USE_CASE_FILE}"))
+        raise ConfigError(
+            f"use case {selector!r}: {folder / USE_CASE_FILE} not found (use cases in {use_cases_dir()}: "
+            f"{shipped}; `make use-case NAME=...` writes a new one)"
+        )
+    return folder.resolve()
+
+
+def list_use_cases() -> list[str]:
+    """The use cases shipped under ``include/use_cases/``."""
+    return sorted(p.parent.name for p in use_cases_dir().glob(f"*/{USE_CASE_FILE}"))
+
+
+def _variables(paths: list[Path]) -> tuple[tuple[str, str | None], ...]:
+    """The environment variables ``paths`` interpolate, with their values (they key the cache)."""
     names: set[str] = set()
-    for path in config_files(env, directory):
+    for path in paths:
         if path.is_file():
             names |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
-    return tuple(sorted(names))
+    return tuple((name, os.environ.get(name)) for name in sorted(names))
+
+
+def _selected_use_case(layers: list[tuple[Path, dict[str, Any]]]) -> tuple[Path, str]:
+    """(file, selector) of the ``use_case:`` that wins (the environment's file over base.yaml)."""
+    for path, tree in reversed(layers):
+        if "use_case" not in tree:
+            continue
+        selector = tree.pop("use_case")
+        if not isinstance(selector, str) or not selector.strip():
+            raise ConfigError(
+                f"{path}: use_case: selects a use case folder by name (e.g. use_case: flight_delay); "
+                "the use case's own settings live in its folder's use_case.yaml"
+            )
+        for _, other in layers:
+            other.pop("use_case", None)
+        return path, selector.strip()
+    raise ConfigError(f"{layers[0][0]}: use_case: is missing (the name of a folder under include/use_cases)")
+
+
+def _stamps(paths: list[Path]) -> tuple[tuple[Path, tuple[int, int]], ...]:
+    """Each file with its (modification time, size): what tells an edited file."""
+    stats = [(path, path.stat() if path.is_file() else None) for path in paths]
+    return tuple((path, (s.st_mtime_ns, s.st_size) if s else (-1, -1)) for path, s in stats)
 
 
 @cache
-def _load(env: str, directory: Path, variables: tuple[tuple[str, str | None], ...] = ()) -> EnvConfig:
+def _load(
+    env: str, directory: Path, variables: tuple[tuple[str, str | None], ...] = ()
+) -> tuple[EnvConfig, tuple[tuple[Path, tuple[int, int]], ...]]:
+    """(the config, the files it was read from with their modification times)."""
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment '{env}': choose one of {', '.join(ENVIRONMENTS)}")
-    layers = [(path, _read_yaml(path)) for path in config_files(env, directory)]
-    base, use_case, env_tree = (tree for _, tree in layers)
-    if extra := sorted(set(use_case) - USE_CASE_KEYS):
-        raise ConfigError(
-            f"{layers[1][0]}: {extra} do not belong in a use case file (it may set {sorted(USE_CASE_KEYS)}; "
-            "platform settings go in base.yaml or <env>.yaml)"
-        )
+    (base_path, base), (env_path, env_tree) = platform = [
+        (path, _read_yaml(path)) for path in config_files(env, directory)
+    ]
     declared = env_tree.get("env")
     if declared != env:
         raise ConfigError(
-            f"{layers[2][0]}: declares env {declared!r} but was loaded for '{env}': an environment's file "
+            f"{env_path}: declares env {declared!r} but was loaded for '{env}': an environment's file "
             "must say which environment it configures (env: <name>)"
         )
+    selected_in, selector = _selected_use_case(platform)
+    try:
+        folder = use_case_folder(selector)
+    except ConfigError as exc:
+        raise ConfigError(f"{selected_in}: {exc}") from None
+    use_case_path = folder / USE_CASE_FILE
+    use_case = _read_yaml(use_case_path)
+    if extra := sorted(set(use_case) - USE_CASE_KEYS):
+        raise ConfigError(
+            f"{use_case_path}: {extra} do not belong in a use case file (it may set {sorted(USE_CASE_KEYS)}; "
+            "platform settings go in base.yaml or <env>.yaml)"
+        )
+    if not isinstance(use_case.get("use_case"), dict):
+        raise ConfigError(f"{use_case_path}: use_case: must be a mapping (name, sources, features, model)")
+    use_case["use_case"] = {**use_case["use_case"], "folder": str(folder)}
+    layers = [(base_path, base), (use_case_path, use_case), (env_path, env_tree)]
     merged = _deep_merge(_deep_merge(base, use_case), env_tree)
     try:
-        return EnvConfig.model_validate(merged)
+        return EnvConfig.model_validate(merged), _stamps([path for path, _ in layers])
     except ValidationError as exc:
         raise ConfigError(_explain(exc, layers)) from None
 
 
 def load_config(env: str | None = None, directory: str | Path | None = None) -> EnvConfig:
     """The validated config of ``env`` (default: ``$RUNWAY_ENV`` or ``dev``); cached per process and
-    per value of the environment variables the files interpolate."""
+    per value of the environment variables the files interpolate (``RUNWAY_USE_CASE``, ...), and
+    read again when one of its files changed (a long-running DAG processor sees edits)."""
     env = env or current_env()
     directory = Path(directory) if directory else config_dir()
     if env not in ENVIRONMENTS:
-        return _load(env, directory)  # raises the one-sentence error
-    variables = tuple((name, os.environ.get(name)) for name in _referenced_variables(env, directory))
-    return _load(env, directory, variables)  # a changed ${VAR} (RUNWAY_COMPUTE, ...) loads afresh
+        return _load(env, directory)[0]  # raises the one-sentence error
+    # a changed ${VAR} of the platform's files or any RUNWAY_*/MLFLOW_* variable (what use case files
+    # use) or another working directory (relative use case paths) loads afresh
+    platform = _variables(config_files(env, directory))
+    runway = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("RUNWAY_", "MLFLOW_"))))
+    key = (*platform, *runway, ("cwd", os.getcwd()))
+    config, stamps = _load(env, directory, key)
+    if _stamps([path for path, _ in stamps]) != stamps:
+        _load.cache_clear()
+        config, _ = _load(env, directory, key)
+    return config
 
 
 def shared_mlflow(config: EnvConfig) -> list[str]:

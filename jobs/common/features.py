@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.paths import include_dir
+from jobs.common.config import ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -147,8 +147,12 @@ def build_features(spark: SparkSession, sql: str, views: dict[str, DataFrame]) -
 
 
 def feature_sql(config: EnvConfig) -> str:
-    """The use case's feature SQL (``include/sql/<features.sql>``)."""
-    return (include_dir() / "sql" / config.use_case.features.sql).read_text()
+    """The use case's feature SQL (``<use case>/sql/<features.sql>``)."""
+    path = config.use_case.file("sql", config.use_case.features.sql)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"use_case.features.sql: {path} not found") from None
 
 
 def silver_views(

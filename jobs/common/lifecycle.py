@@ -11,6 +11,7 @@ import numpy as np
 
 from jobs.common.errors import MissingInputError
 from jobs.common.modeling import classification_metrics, model_inputs
+from jobs.common.use_case_check import check_gold_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,6 +90,7 @@ def labelled_gold(
     features, model = config.use_case.features, config.use_case.model
     table = store.name("gold", features.table)
     version = store.version(table) if version is None else version
+    check_gold_columns(store.columns(table), config, f"gold table {table}")
     columns = list(dict.fromkeys(
         [features.date_column, *features.keys, *model.features.categorical, *model.features.numeric, model.label]
     ))  # fmt: skip

@@ -24,6 +24,11 @@ def include_dir() -> Path:
     return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "runway" / "include"
 
 
+def use_cases_dir() -> Path:
+    """Where use case folders live: ``<include>/use_cases/<name>/``."""
+    return include_dir() / "use_cases"
+
+
 def config_dir() -> Path:
     return Path(os.environ.get("RUNWAY_CONFIG_DIR", include_dir() / "configs"))
 

@@ -1,6 +1,6 @@
 """Data-quality checks with Great Expectations, on Spark DataFrames.
 
-A suite (GX JSON under ``include/expectations/``) mixes two kinds of expectation, told apart by
+A suite (GX JSON in a use case's ``expectations/`` folder) mixes two kinds of expectation, told apart by
 ``meta.severity`` (default: ``quarantine`` for per-row expectations, ``fail`` for the rest):
 
 - ``quarantine``: rows that fail go to the quarantine table with the names of what they failed;
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import BadInputError, GateFailedError
-from jobs.common.paths import include_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -104,9 +103,8 @@ def _is_row_level(expectation_type: str) -> bool:
     return issubclass(impl, ColumnMapExpectation | MulticolumnMapExpectation)
 
 
-def load_suite(file_name: str) -> tuple[str, list[Expectation]]:
-    """Read a GX suite JSON from ``include/expectations``; returns its name and expectations."""
-    path = Path(file_name) if Path(file_name).is_absolute() else include_dir() / "expectations" / file_name
+def load_suite(path: Path) -> tuple[str, list[Expectation]]:
+    """Read a GX suite JSON (a use case's ``expectations/<file>``); returns its name and expectations."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

@@ -149,12 +149,13 @@ def score(
     inputs = model_input_columns(model)
     # The UDF loads the model once per task: no more tasks than cores (never adds partitions).
     df = df.coalesce(df.sparkSession.sparkContext.defaultParallelism)
-    scored = df.select(*keys, date_column, *inputs).withColumn(
+    # A key may be the date or a model input too (a use case keyed by its day): each column once.
+    identity = [c for c in dict.fromkeys([*keys, date_column]) if c not in dict(model.inputs)]
+    scored = df.select(*identity, *inputs).withColumn(
         PREDICTION, F.element_at(udf(F.struct(*[F.col(name) for name, _ in model.inputs])), 2)
     )
     return scored.select(
-        *keys,
-        date_column,
+        *identity,
         *[name for name, _ in model.inputs],
         F.col(PREDICTION).cast("double").alias(PREDICTION),
         (F.col(PREDICTION) >= F.lit(model.threshold)).cast("int").alias(PREDICTED_LABEL),

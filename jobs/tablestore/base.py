@@ -307,6 +307,10 @@ class TableStore(ABC):
 
     # ------------------------------------------------------------------ upkeep
 
+    def columns(self, name: TableName) -> list[str]:
+        """The table's column names, in order."""
+        return list(self._schema(name))
+
     def tables(self) -> list[TableName]:
         """Every Delta table of this environment's catalog."""
         return sorted(self._tables(self.config.catalog), key=str)

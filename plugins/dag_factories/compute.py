@@ -33,10 +33,20 @@ def job_task(config: EnvConfig, *, task_id: str, job: str, arguments: list[Any],
     return remote_operator(task_id=task_id, job=job, arguments=arguments, env=config.env, spec=spec, **kwargs)
 
 
+def use_case_selector(config: EnvConfig) -> str:
+    """How a remote process selects this config's use case: its name when it is shipped under
+    include/use_cases (and so travels in the wheel), else its folder (client-mode drivers, tests)."""
+    from jobs.common.paths import use_cases_dir
+
+    folder = config.use_case.folder
+    return folder.name if folder.parent == use_cases_dir().resolve() else str(folder)
+
+
 def databricks_spec(config: EnvConfig) -> dict[str, Any]:
-    """The run spec of ``compute.databricks``; the cluster learns its environment and mode."""
+    """The run spec of ``compute.databricks``; the cluster learns its environment, use case and mode."""
     spec = config.compute.databricks.model_dump()
-    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "databricks", **spec["env_vars"]}
+    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "databricks",
+                        "RUNWAY_USE_CASE": use_case_selector(config), **spec["env_vars"]}  # fmt: skip
     return spec
 
 
@@ -48,6 +58,6 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
     spec = config.compute.spark_submit.model_dump()
     for key in ("wheel", "application"):
         spec[key] = str((PROJECT_ROOT / spec[key]).resolve())
-    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "spark-submit",
-                        "RUNWAY_INCLUDE_DIR": str(include_dir()), **spec["env_vars"]}  # fmt: skip
+    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_INCLUDE_DIR": str(include_dir()),
+                        "RUNWAY_USE_CASE": use_case_selector(config), **spec["env_vars"]}  # fmt: skip
     return spec

@@ -3,7 +3,6 @@ first model → Champion; a worse one is stopped; an equal one is promoted; roll
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -23,8 +22,8 @@ WORSE = {"max_iter": 1, "max_leaf_nodes": 2, "learning_rate": 0.01}
 
 @pytest.fixture(scope="module")
 def dags(airflow_db, spark, tmp_path_factory):
-    """Six weeks of real gold and the two DAGs, on a config copy that judges only large slices
-    (origins): per-carrier quality on one winter month is model luck, not what this test is about."""
+    """Eight weeks of gold and the two DAGs, on a config copy that judges no slice: per-slice
+    quality on one winter week is model luck, not what this test is about."""
     from airflow.models import DagBag
 
     configs = tmp_path_factory.mktemp("configs")
@@ -92,4 +91,4 @@ def test_champion_challenger_lifecycle_with_rollback(dags, spark):
     assert {(r.challenger_version, r.decision) for r in comparisons} == {("1", "promote"), ("3", "promote")}
     run = client.get_run(client.get_model_version(name, "3").run_id)
     assert run.data.tags["trigger.reason"] == "manual" and run.data.tags["airflow.dag_id"] == "dev_training"
-    assert json.loads(json.dumps(run.data.params))["model.max_iter"] == "200"
+    assert run.data.params["model.max_iter"] == str(config.use_case.model.params["max_iter"])

@@ -212,9 +212,9 @@ def test_cli_backfill_of_feature_refresh_builds_gold_for_those_days(stack):
     assert sorted(r["state"] for r in backfill_runs) == ["success"] * 3, backfill_runs
     intervals = sorted(r["data_interval_start"][:10] for r in backfill_runs)
     assert intervals == ["2013-02-04", "2013-02-05", "2013-02-06"]
-    gold = DeltaTable(str(stack["data_dir"] / "lakehouse" / "dev" / "gold" / "flight_features")).to_pandas()
-    assert sorted({str(d) for d in gold.flight_date}) == intervals
-    assert gold.flight_id.is_unique and len(gold) > 3 * 600
+    gold = DeltaTable(str(stack["data_dir"] / "lakehouse" / "dev" / "gold" / "tiny_features")).to_pandas()
+    assert sorted({str(d) for d in gold.reading_date}) == intervals
+    assert gold.reading_id.is_unique and len(gold) > 3 * 20
 
 
 def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
@@ -227,14 +227,12 @@ def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
     assert run["state"] == "success", api.task_states("prod_training", run_id)
     assert api.task_states("prod_training", run_id)["promote"] == "success"
     registry = _registry(stack)
-    assert (
-        str(registry.get_model_version_by_alias("prod.ml.flight_delay_classifier", "Champion").version) == "1"
-    )
+    assert str(registry.get_model_version_by_alias("prod.ml.tiny_classifier", "Champion").version) == "1"
     audit = DeltaTable(str(stack["data_dir"] / "lakehouse" / "prod" / "ml" / "model_audit")).to_pandas()
     assert audit[["action", "to_version", "approved_by", "status"]].values.tolist() == [
         ["promote", "1", "admin", "done"]
     ]
-    assert registry.get_model_version("prod.ml.flight_delay_classifier", "1").tags["approval.by"] == "admin"
+    assert registry.get_model_version("prod.ml.tiny_classifier", "1").tags["approval.by"] == "admin"
 
 
 def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
@@ -246,7 +244,7 @@ def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
     states = api.task_states("prod_training", run_id)
     assert run["state"] == "success" and states["promote"] == "skipped", states
     registry = _registry(stack)
-    name = "prod.ml.flight_delay_classifier"
+    name = "prod.ml.tiny_classifier"
     assert str(registry.get_model_version_by_alias(name, "Champion").version) == "1"
     assert registry.get_model_version(name, "2").tags["model_validation_status"] == "PASSED"
     assert states["record_rejection"] == "success" and states["record_approval"] == "skipped", states

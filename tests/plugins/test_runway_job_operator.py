@@ -12,13 +12,13 @@ from operators.runway_job import RunwayJobOperator
 def test_hook_returns_the_jobs_result(tmp_path):
     hook = LocalJobHook(extra_env={"RUNWAY_DATA_DIR": str(tmp_path)})
     result = hook.run("seed", ["--env", "dev", "--start", "2013-01-01", "--end", "2013-01-02"])
-    assert result["flights"] == 842 and result["planes"] == 3322
-    assert (tmp_path / "landing" / "flights" / "2013-01-01.csv").is_file()
+    assert result["readings"] == 36 and result["devices"] == 24  # the test use case's first day
+    assert (tmp_path / "landing" / "readings" / "2013-01-01.csv").is_file()
 
 
 def test_missing_input_is_retryable(tmp_path):
     hook = LocalJobHook(extra_env={"RUNWAY_DATA_DIR": str(tmp_path)})
-    with pytest.raises(RunwayJobError, match="no landing file for source 'flights'") as caught:
+    with pytest.raises(RunwayJobError, match="no landing file for source 'readings'") as caught:
         hook.run(
             "feature_refresh", ["bronze", "--env", "dev", "--start", "2013-01-01", "--end", "2013-01-02"]
         )

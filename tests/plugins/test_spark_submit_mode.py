@@ -92,12 +92,10 @@ def test_feature_refresh_runs_end_to_end_through_spark_submit(spark_submit_mode)
         assert submission["options"]["--master"] == ["local[2]"]
         assert submission["options"]["--name"] == ["runway-dev-feature_refresh"]
         assert submission["arguments"][-2:] == ["--env", "dev"]
-    gold = DeltaTable(
-        str(Path(config.storage.lakehouse_root) / "dev" / "gold" / "flight_features")
-    ).to_pandas()
-    assert len(gold[gold.flight_date == DAY]) > 600
+    gold = DeltaTable(str(Path(config.storage.lakehouse_root) / "dev" / "gold" / "tiny_features")).to_pandas()
+    assert len(gold[gold.reading_date == DAY]) > 20
     result = run.get_task_instance("gold").xcom_pull(task_ids="gold")
-    assert result["gold"]["rows"] == len(gold[gold.flight_date == DAY])  # the driver's result line, via XCom
+    assert result["gold"]["rows"] == len(gold[gold.reading_date == DAY])  # the driver's result line, via XCom
 
 
 def test_bad_input_fails_at_once_with_the_jobs_sentence(spark_submit_mode):

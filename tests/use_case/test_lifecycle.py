@@ -1,0 +1,99 @@
+"""The selected use case end to end, as its jobs run under Airflow (each a `python -m jobs.<name>`
+process): seed, feature refresh, train, validate, compare, promote, batch and streaming inference,
+monitoring — on the days of its ``demo:`` section, in a fresh data folder and MLflow store.
+
+This set runs the use case `make test` was started with (``RUNWAY_USE_CASE``; base.yaml's default,
+the flights demo, otherwise) and every example use case shipped under include/use_cases/. The rest
+of the suite tests the framework on its own generated use case (tests/use_cases/tiny).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import pytest
+from deltalake import DeltaTable
+
+from jobs.common.config import list_use_cases, load_config
+from jobs.common.results import read_result
+from tests.conftest import ROOT, SELECTED_USE_CASE
+
+USE_CASES = list(dict.fromkeys([SELECTED_USE_CASE or "flight_delay", *list_use_cases()]))
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+class UseCaseRun:
+    """Runs job CLIs on one use case in its own data folder and MLflow store."""
+
+    def __init__(self, use_case: str, root) -> None:
+        self.env = {
+            **os.environ,
+            "RUNWAY_USE_CASE": use_case,
+            "RUNWAY_DATA_DIR": str(root),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+            "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
+        }
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RUNWAY_USE_CASE", use_case)
+            self.config = load_config("dev")
+        self.root = root
+
+    def job(self, name: str, *args: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", f"jobs.{name}", "--env", "dev", *args], env=self.env,
+                              capture_output=True, text=True, timeout=900, cwd=ROOT)  # fmt: skip
+        outcome = read_result(done.stdout)
+        assert done.returncode == 0 and outcome.get("ok"), (
+            f"jobs.{name} {' '.join(args)}: exit {done.returncode}: {outcome or done.stderr[-3000:]}"
+        )
+        return outcome["result"]
+
+    def table(self, schema: str, name: str):
+        return DeltaTable(str(self.root / "lakehouse" / "dev" / schema / name)).to_pandas()
+
+
+@pytest.mark.parametrize("use_case", USE_CASES)
+def test_the_use_case_runs_its_whole_lifecycle(use_case, tmp_path):
+    run = UseCaseRun(use_case, tmp_path)
+    config = run.config
+    calendar, first = config.use_case.demo, config.use_case.start_date
+    assert calendar and first, f"use case {use_case!r}: give it a start_date and a demo: section to test it"
+    training_end, month_end = calendar.training_end, next_month(calendar.training_end)
+    span = ("--start", str(first), "--end", str(month_end))
+
+    assert run.job("use_case", "check")["ok"]
+    run.job("seed", *span)
+    refreshed = run.job("feature_refresh", "all", *span)
+    gold = run.table("gold", config.use_case.features.table)
+    model = config.use_case.model
+    assert refreshed["gold"]["rows"] == len(gold) > 0
+    assert set(model.features.all) | {model.label} <= set(gold.columns)
+
+    trained = run.job("train", "--start", str(training_end - timedelta(days=model.training.window_days)),
+                      "--end", str(training_end), "--reason", "manual")  # fmt: skip
+    version = trained["version"]
+    validated = run.job("validate_model", "--version", version)
+    assert validated["status"] == "PASSED", validated
+    assert run.job("promote", "compare", "--version", version)["decision"] == "promote"
+    assert run.job("promote", "promote", "--version", version)["to_version"] == version
+
+    window = ("--start", str(training_end), "--end", str(month_end))
+    scored = run.job("batch_inference", *window)
+    month = gold[(gold[config.use_case.features.date_column] >= training_end)]
+    assert scored["rows"] == len(month) > 0 and scored["model_version"] == version
+
+    stream_day = ("--start", str(calendar.stream_day), "--end", str(calendar.stream_day + timedelta(days=1)))
+    events = run.job("seed", *stream_day, "--events", "--files-per-day", "4")["events"]
+    streamed = run.job("streaming_inference", "--available-now")
+    assert streamed["predictions"] == events > 0 and streamed["quarantined"] == 0
+
+    monitored = run.job("monitoring", "monitor", *window)
+    assert monitored["model_version"] == version and monitored["rows"] == len(month)
+    metrics = run.table("monitoring", "metrics")
+    drift = metrics[metrics.metric == "feature_drift"]
+    assert set(drift.column) == set(model.features.all)
