@@ -123,3 +123,24 @@ def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained
     proba = np.asarray(model.predict(model_inputs(config.use_case.model, gold)))
     assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)
     assert Path(config.mlflow.artifact_root).is_dir()
+
+
+def test_a_feature_gold_lacks_names_the_config_key_not_an_arrow_error(trained):
+    """Before: a misspelled feature surfaced at training as an Arrow FieldRef error with the schema."""
+    from jobs.common.config import ConfigError
+    from jobs.common.lifecycle import labelled_gold
+    from jobs.common.window import Window
+
+    config, _, store = trained
+    model = config.use_case.model
+    features = model.features.model_copy(update={"numeric": [*model.features.numeric, "vibrato"]})
+    use_case = config.use_case.model_copy(update={"model": model.model_copy(update={"features": features})})
+    with pytest.raises(
+        ConfigError,
+        match=r"use_case.yaml: use_case.model.features.numeric: \['vibrato'\] not among the columns of gold table",
+    ):
+        labelled_gold(
+            store,
+            config.model_copy(update={"use_case": use_case}),
+            Window(date(2013, 1, 1), date(2013, 2, 1)),
+        )
