@@ -1,6 +1,7 @@
 """Runway's performance figures, printed as one JSON document (`make bench`).
 
-Each figure runs the project's real commands on the real 2013 data, in fresh folders under
+Each figure runs the project's real commands on the real 2013 data (the flight_delay use case,
+whatever RUNWAY_USE_CASE says: the figures compare runs on the same data), in fresh folders under
 data/bench/, with job logs in data/bench/logs/. Targets are reported next to the measurements;
 nothing here is asserted by the test suite.
 """
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runway_env  # noqa: E402
 
 ROOT = runway_env.ROOT
+os.environ["RUNWAY_USE_CASE"] = "flight_delay"  # every job and DAG this script starts inherits it
 BENCH = Path(os.environ.get("RUNWAY_BENCH_DIR", ROOT / "data" / "bench"))
 LOGS = BENCH / "logs"
 

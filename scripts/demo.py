@@ -34,7 +34,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +234,7 @@ class Demo:
         with self.stage("reset the dev environment, migrate the Airflow DB"):
             self.reset()
 
-        print(f"Stage 1 — {first:%b %Y}–{training_end:%b %Y} land; features refreshed")
+        print(f"Stage 1 — {first:%b %Y}–{training_end - timedelta(days=1):%b %Y} land; features refreshed")
         with self.stage(f"seed landing zone [{first}, {training_end})"):
             self.seed(first, training_end)
         with self.stage(f"dev_feature_refresh [{first}, {training_end})"):
@@ -256,7 +256,7 @@ class Demo:
             self.batch(months[0], add_month(months[0]))
         with self.stage(f"dev_streaming_inference over {self.stream_day} (24 event files)"):
             landed = self.stream(self.stream_day)
-            print(f" {landed['events']} events;", end="")
+            print(f" {landed['events']} event{'' if landed['events'] == 1 else 's'};", end="")
 
         print("Stage 5 — monitoring month by month; drift triggers retraining")
         for month in months:
