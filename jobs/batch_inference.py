@@ -2,10 +2,15 @@
 
     python -m jobs.batch_inference --env dev --start 2013-04-01 --end 2013-04-02 --run-id <run>
 
-Reads the interval's gold features, resolves ``models:/<name>@Champion`` to a concrete version once,
-scores with ``mlflow.pyfunc.spark_udf`` and writes ``<catalog>.<ml>.predictions`` with the model
-name, version, run id and scoring time. The interval's batch predictions are replaced (Delta
-replaceWhere), so a rerun never duplicates and a re-score after a promotion records the new version.
+Resolves ``models:/<name>@Champion`` to a concrete version once, scores the interval's gold
+features and writes ``<catalog>.<ml>.predictions`` with the model name, version, run id and scoring
+time. The interval's batch predictions are replaced (Delta replaceWhere), so a rerun never
+duplicates and a re-score after a promotion records the new version.
+
+How the rows are scored depends on the table engine (``--scorer auto``): on the ``local`` engine in
+this process — gold read as Arrow record batches, the version's pyfunc on each, the prediction
+rows built in Arrow and committed by delta-rs, no Spark at all; on the ``spark`` engine (clusters,
+Databricks) with ``mlflow.pyfunc.spark_udf`` on the executors. The rows are the same either way.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from jobs.common.cli import add_run_id, add_window, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
@@ -21,16 +26,59 @@ from jobs.common.errors import MissingInputError
 from jobs.common.window import Window
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
     from jobs.common.scoring import ModelRef
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.batch_inference")
 
 BATCH = "batch"
+SCORERS = ("auto", "in_process", "spark_udf")
+Scorer = Literal["auto", "in_process", "spark_udf"]
 
 
 def predictions_table(store: TableStore, config: EnvConfig):
     return store.name("ml", config.inference.predictions_table)
+
+
+def chosen_scorer(store: TableStore, scorer: Scorer) -> str:
+    """``in_process`` on the local engine, ``spark_udf`` on the spark engine, unless asked."""
+    if scorer != "auto":
+        return scorer
+    return "in_process" if store.engine == "local" else "spark_udf"
+
+
+def _score_in_process(config, store, window, model, run) -> pa.Table:
+    """The window's gold, batch by batch, through the version's pyfunc in this process."""
+    import pyarrow as pa
+
+    from jobs.common.scoring import check_signature, identity_columns, load_pyfunc, score_arrow
+
+    features = config.use_case.features
+    gold = store.name("gold", features.table)
+    check_signature(model, store.schema(gold))  # before reading: the batches project these columns
+    columns = list(dict.fromkeys(
+        [*identity_columns(model, features.keys, features.date_column), *(n for n, _ in model.inputs)]
+    ))  # fmt: skip
+    pyfunc = load_pyfunc(model)
+    batches = store.read_batches(
+        gold, window=(features.date_column, window.start, window.end), columns=columns
+    )
+    parts = [score_arrow(batch, model, pyfunc, **run) for batch in batches if batch.num_rows]
+    return pa.concat_tables(parts) if parts else pa.table({})
+
+
+def _score_with_spark(config, store, window, model, run) -> DataFrame:
+    """The window's gold as a Spark DataFrame through ``spark_udf`` on the executors."""
+    from jobs.common.scoring import score_frame
+
+    features = config.use_case.features
+    gold = store.read(
+        store.name("gold", features.table), window=(features.date_column, window.start, window.end)
+    )
+    return score_frame(gold, model, in_process=False, **run)
 
 
 def score_window(
@@ -40,27 +88,24 @@ def score_window(
     *,
     run_id: str = "manual",
     model: ModelRef | None = None,
+    scorer: Scorer = "auto",
 ) -> dict[str, Any]:
     """Score ``window`` with ``model`` (default: the version the config's alias points at now)."""
-    from jobs.common.scoring import model_udf, resolve_model, score
+    from jobs.common.scoring import resolve_model
 
     features = config.use_case.features
     model = model or resolve_model(config)  # once: every row of this run is scored by this version
-    gold = store.read(
-        store.name("gold", features.table), window=(features.date_column, window.start, window.end)
-    )
+    run = {"keys": features.keys, "date_column": features.date_column, "mode": BATCH, "run_id": run_id,
+           "scored_at": datetime.now(UTC)}  # when it was scored: metadata, not business time  # fmt: skip
+    path = chosen_scorer(store, scorer)
     started = time.perf_counter()
-    predictions = score(  # checks the signature against gold's columns first
-        gold,
-        model,
-        model_udf(store.spark, model),
-        keys=features.keys,
-        date_column=features.date_column,
-        mode=BATCH,
-        run_id=run_id,
-        scored_at=datetime.now(UTC),  # when it was scored: metadata, not business time
-    )
-    if gold.isEmpty():
+    if path == "in_process":
+        predictions = _score_in_process(config, store, window, model, run)
+        empty = predictions.num_rows == 0
+    else:
+        predictions = _score_with_spark(config, store, window, model, run)  # checks the signature first
+        empty = predictions.isEmpty()
+    if empty:
         raise MissingInputError(f"no gold features for {window} yet: run feature refresh for it first")
     commit = store.overwrite_window(
         predictions_table(store, config),
@@ -74,8 +119,8 @@ def score_window(
     )  # fmt: skip
     seconds = time.perf_counter() - started
     log.info(
-        "scored %d rows of %s with %s v%s (%s) in %.1f s; %s version %d",
-        commit.rows, window, model.name, model.version, model.alias, seconds,
+        "scored %d rows of %s with %s v%s (%s, %s) in %.1f s; %s version %d",
+        commit.rows, window, model.name, model.version, model.alias, path, seconds,
         predictions_table(store, config), commit.version,
     )  # fmt: skip
     return {
@@ -85,6 +130,7 @@ def score_window(
         "model_name": model.name,
         "model_version": model.version,
         "model_run_id": model.run_id,
+        "scorer": path,
         "scoring_seconds": round(seconds, 3),
     }
 
@@ -94,17 +140,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_window(parser)
     add_run_id(parser)
     parser.add_argument("--alias", default=None, help="score with this alias (default: inference.alias)")
+    parser.add_argument(
+        "--scorer", choices=SCORERS, default="auto",
+        help="auto: in this process on the local engine, spark_udf on the spark engine",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
-    store.start_spark()  # the JVM starts while MLflow resolves the Champion (a missing one fails at once)
+    if chosen_scorer(store, args.scorer) == "spark_udf":
+        store.start_spark()  # the JVM starts while MLflow resolves the Champion (a missing one fails at once)
     from jobs.common.scoring import resolve_model
 
     model = resolve_model(config, args.alias)
-    return score_window(config, store, window, run_id=args.run_id, model=model)
+    return score_window(config, store, window, run_id=args.run_id, model=model, scorer=args.scorer)
 
 
 if __name__ == "__main__":

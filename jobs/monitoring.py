@@ -191,7 +191,7 @@ def monitor(
     predictions, version = latest_predictions(scored, features.keys)
     reference_window, model, _ = _model_reference(config, version)
     gold = store.name("gold", features.table)
-    check_gold_columns(store.columns(gold), config, f"gold table {gold}")
+    check_gold_columns(store.schema(gold), config, f"gold table {gold}")
     reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
                                   columns=[*features.keys, *columns])  # fmt: skip
     if reference.empty:

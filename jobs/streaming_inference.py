@@ -145,7 +145,7 @@ class MicroBatchScorer:
         from pyspark.sql import functions as F
 
         from jobs.common.features import QUARANTINE_TABLE, build_features, feature_sql, quarantine_frame
-        from jobs.common.scoring import model_udf, score
+        from jobs.common.scoring import score_frame
         from jobs.tablestore import open_table_store
 
         started = time.perf_counter()
@@ -171,8 +171,8 @@ class MicroBatchScorer:
                 good = events.where(is_good)
                 views = self._views(store, good, summary["first"], summary["last"])
                 features = build_features(batch.sparkSession, feature_sql(self.config), views)
-                scored = score(
-                    features, model, model_udf(batch.sparkSession, model),
+                scored = score_frame(  # in this process on the local engine (delta-rs commits Arrow)
+                    features, model, in_process=store.engine == "local",
                     keys=self.config.use_case.features.keys,
                     date_column=self.config.use_case.features.date_column,
                     mode=STREAM, run_id=run_id, scored_at=datetime.now(UTC),
@@ -209,19 +209,23 @@ class MicroBatchScorer:
             total - good_rows, time.perf_counter() - started,
         )  # fmt: skip
 
-    def warm_up(self, spark: SparkSession) -> None:
-        """Start the Python workers and load the Champion there before the first events arrive
-        (scoring the model's input example), so the first micro-batch is as fast as the rest."""
+    def warm_up(self, spark: SparkSession, *, in_process: bool) -> None:
+        """Load the Champion (in this process, or in Spark's Python workers) and score its input
+        example before the first events arrive, so the first micro-batch is as fast as the rest."""
         import mlflow
+
+        from jobs.common.scoring import load_pyfunc, model_udf
 
         model = self.current_model()
         example = mlflow.models.Model.load(model.uri).load_input_example()
-        if example is not None:
-            from jobs.common.scoring import model_udf
-
-            frame = spark.createDataFrame(example)
-            udf = model_udf(spark, model)
-            frame.select(udf(*[frame[c] for c, _ in model.inputs])).collect()
+        if example is None:
+            return
+        if in_process:
+            load_pyfunc(model).predict(example)
+            return
+        frame = spark.createDataFrame(example)
+        udf = model_udf(spark, model)
+        frame.select(udf(*[frame[c] for c, _ in model.inputs])).collect()
 
     def _views(self, store: TableStore, good: DataFrame, first: date, last: date) -> dict[str, DataFrame]:
         """The micro-batch as the streaming source's view; the other sources as static silver
@@ -311,7 +315,7 @@ def _run_stream(
 
     check_use_case(store.spark, config, suites=False)  # before the first event: a config mistake
     scorer = MicroBatchScorer(config, checkpoint)
-    scorer.warm_up(store.spark)
+    scorer.warm_up(store.spark, in_process=store.engine == "local")
     interval = trigger_seconds or config.inference.streaming.trigger_seconds
     writer = (
         event_stream(store.spark, config, max_files_per_trigger)

@@ -90,7 +90,7 @@ def labelled_gold(
     features, model = config.use_case.features, config.use_case.model
     table = store.name("gold", features.table)
     version = store.version(table) if version is None else version
-    check_gold_columns(store.columns(table), config, f"gold table {table}")
+    check_gold_columns(store.schema(table), config, f"gold table {table}")
     columns = list(dict.fromkeys(
         [features.date_column, *features.keys, *model.features.categorical, *model.features.numeric, model.label]
     ))  # fmt: skip

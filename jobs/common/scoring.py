@@ -1,4 +1,7 @@
-"""Scoring with a registered model version, shared by batch and streaming inference.
+"""Scoring with a registered model version, shared by batch and streaming inference (and, later,
+online serving): one definition of the prediction rows, made two ways with the same result —
+in this process over Arrow (``score_arrow``: the local engine) or with ``spark_udf`` on Spark's
+executors (``score``: clusters). ``score_frame`` picks for a Spark DataFrame.
 
 The alias (``Champion``) is resolved to a concrete version once per batch job or micro-batch, so
 every prediction names the version that made it and a promotion takes effect on the next run.
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.common.errors import BadInputError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from jobs.common.config import EnvConfig
@@ -130,6 +134,12 @@ def model_udf(spark: SparkSession, model: ModelRef):
     return _UDFS[model.uri]
 
 
+def identity_columns(model: ModelRef, keys: list[str], date_column: str) -> list[str]:
+    """The keys and the date that identify a prediction, each once (a key may be the date or a
+    model input too: a use case keyed by its day)."""
+    return [c for c in dict.fromkeys([*keys, date_column]) if c not in dict(model.inputs)]
+
+
 def score(
     df: DataFrame,
     model: ModelRef,
@@ -149,8 +159,7 @@ def score(
     inputs = model_input_columns(model)
     # The UDF loads the model once per task: no more tasks than cores (never adds partitions).
     df = df.coalesce(df.sparkSession.sparkContext.defaultParallelism)
-    # A key may be the date or a model input too (a use case keyed by its day): each column once.
-    identity = [c for c in dict.fromkeys([*keys, date_column]) if c not in dict(model.inputs)]
+    identity = identity_columns(model, keys, date_column)
     scored = df.select(*identity, *inputs).withColumn(
         PREDICTION, F.element_at(udf(F.struct(*[F.col(name) for name, _ in model.inputs])), 2)
     )
@@ -168,3 +177,85 @@ def score(
         F.lit(run_id).alias("run_id"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
     )
+
+
+# ---------------------------------------------------------------- in-process scoring (Arrow)
+
+# MLflow signature types as the Arrow types the Spark path casts them to (``model_input_columns``).
+_ARROW_INPUT_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+_PYFUNCS: dict[str, Any] = {}
+
+
+def load_pyfunc(model: ModelRef):
+    """The version's pyfunc, loaded once per process (batch, streaming and serving reuse it)."""
+    import mlflow
+
+    if model.uri not in _PYFUNCS:
+        _PYFUNCS[model.uri] = mlflow.pyfunc.load_model(model.uri)
+    return _PYFUNCS[model.uri]
+
+
+def arrow_column_types(schema: pa.Schema) -> dict[str, str]:
+    """``{column: Spark simple type}`` of an Arrow schema, for ``check_signature``."""
+    from pyspark.sql.pandas.types import from_arrow_schema  # type mapping only: no JVM
+
+    return {f.name: f.dataType.simpleString() for f in from_arrow_schema(schema).fields}
+
+
+def score_arrow(
+    rows: pa.RecordBatch | pa.Table,
+    model: ModelRef,
+    pyfunc,
+    *,
+    keys: list[str],
+    date_column: str,
+    mode: str,
+    run_id: str,
+    scored_at: datetime,
+) -> pa.Table:
+    """The rows ``score`` makes, computed in this process: the inputs (cast to the signature's types,
+    as the Spark path casts them) reach the pyfunc as pandas, the prediction rows are built in Arrow.
+    Same columns, types and values as the Spark UDF path; memory is one batch's."""
+    import numpy as np
+    import pyarrow as pa
+
+    table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
+    check_signature(model, arrow_column_types(table.schema))
+    inputs = {
+        name: table[name].cast(_ARROW_INPUT_TYPES[kind]) if kind in _ARROW_INPUT_TYPES else table[name]
+        for name, kind in model.inputs
+    }
+    count = len(table)
+    proba = np.asarray(pyfunc.predict(pa.table(inputs).to_pandas()) if count else [], dtype="float64")
+    prediction = proba[:, 1] if proba.ndim == 2 else proba
+
+    def constant(value, arrow_type) -> pa.Array:
+        return pa.repeat(pa.scalar(value, arrow_type), count)
+
+    columns = {
+        **{name: table[name] for name in identity_columns(model, keys, date_column)},
+        **inputs,
+        PREDICTION: pa.array(prediction, pa.float64()),
+        PREDICTED_LABEL: pa.array((prediction >= model.threshold).astype("int32"), pa.int32()),
+        "threshold": constant(model.threshold, pa.float64()),
+        "model_name": constant(model.name, pa.string()),
+        "model_version": constant(model.version, pa.string()),
+        "model_run_id": constant(model.run_id, pa.string()),
+        "model_alias": constant(model.alias, pa.string()),
+        "scoring_mode": constant(mode, pa.string()),
+        "run_id": constant(run_id, pa.string()),
+        "scored_at": constant(scored_at, pa.timestamp("us", tz="UTC")),
+    }
+    return pa.table(columns)
+
+
+def score_frame(df: DataFrame, model: ModelRef, *, in_process: bool, **run: Any) -> DataFrame | pa.Table:
+    """A Spark DataFrame's prediction rows (``run``: keys, date_column, mode, run_id, scored_at):
+    collected as Arrow and scored in this process (the local engine commits Arrow with delta-rs
+    anyway: no Python workers, no round trip through the JVM), or with ``spark_udf`` on the
+    executors (clusters, where the rows should stay distributed)."""
+    if not in_process:
+        return score(df, model, model_udf(df.sparkSession, model), **run)
+    check_signature(model, {f.name: f.dataType.simpleString() for f in df.schema.fields})
+    columns = [*identity_columns(model, run["keys"], run["date_column"]), *(name for name, _ in model.inputs)]
+    return score_arrow(df.select(*columns).toArrow(), model, load_pyfunc(model), **run)

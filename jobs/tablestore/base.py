@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.common.errors import BadInputError, MissingInputError, TransientError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from typing import TypeVar
 
     import pandas as pd
@@ -307,9 +307,28 @@ class TableStore(ABC):
 
     # ------------------------------------------------------------------ upkeep
 
-    def columns(self, name: TableName) -> list[str]:
-        """The table's column names, in order."""
-        return list(self._schema(name))
+    def schema(self, name: TableName) -> dict[str, str]:
+        """``{column: Spark simple type}`` of the table, in column order."""
+        return self._schema(name)
+
+    def read_batches(
+        self,
+        name: TableName,
+        *,
+        window: tuple[str, date | str, date | str] | None = None,
+        columns: list[str] | None = None,
+        batch_rows: int = 65_536,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows as Arrow record batches of at most ``batch_rows``: a consumer holds one batch at a
+        time (the local engine streams them from the files, Spark never starts)."""
+        self._check_read(name)
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {name} does not exist")
+        return self._read_batches(name, window=window, columns=columns, batch_rows=batch_rows)
+
+    def _read_batches(self, name: TableName, *, window, columns, batch_rows) -> Iterator[pa.RecordBatch]:
+        df = self._read(name, version=None, timestamp=None, window=window)
+        return iter((df.select(*columns) if columns else df).toArrow().to_batches(batch_rows))
 
     def tables(self) -> list[TableName]:
         """Every Delta table of this environment's catalog."""

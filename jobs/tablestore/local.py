@@ -109,6 +109,15 @@ class LocalDeltaTableStore(TableStore):
 
     def _arrow(self, name: TableName, *, version, timestamp, window, columns=None) -> pa.Table:
         """The snapshot as Arrow, the window pushed down to the files (no Spark involved)."""
+        dataset, expression = self._scan(name, version=version, timestamp=timestamp, window=window)
+        return dataset.to_table(columns=columns, filter=expression)
+
+    def _read_batches(self, name: TableName, *, window, columns, batch_rows):
+        dataset, expression = self._scan(name, version=None, timestamp=None, window=window)
+        return dataset.to_batches(columns=columns, filter=expression, batch_size=batch_rows)
+
+    def _scan(self, name: TableName, *, version, timestamp, window):
+        """(the snapshot's Arrow dataset, the window as a filter pushed down to its files)."""
         table = self._table(name, version)
         if timestamp is not None:
             moment = timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
@@ -120,7 +129,7 @@ class LocalDeltaTableStore(TableStore):
             expression = (pc.field(column) >= _as_bound(start, field_type)) & (
                 pc.field(column) < _as_bound(end, field_type)
             )
-        return table.to_pyarrow_dataset().to_table(columns=columns, filter=expression)
+        return table.to_pyarrow_dataset(), expression
 
     def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
         from pyspark.sql.pandas.types import from_arrow_schema

@@ -63,6 +63,48 @@ def test_rerunning_an_interval_replaces_its_predictions_and_matches_direct_scori
     assert len(_batch_rows(store, config)) == len(gold)
 
 
+def test_in_process_and_spark_udf_scoring_make_the_same_rows(champion):
+    """The local engine scores in this process over Arrow, clusters with spark_udf: the same window
+    scored both ways gives the same columns, types and values (only run id and time differ)."""
+    config, result, store, _ = champion
+    table = predictions_table(store, config)
+    by_path = {}
+    for scorer in ("spark_udf", "in_process"):
+        outcome = score_window(config, store, WINDOW, run_id=f"by-{scorer}", scorer=scorer)
+        assert outcome["scorer"] == scorer
+        by_path[scorer] = _batch_rows(store, config).sort_values("reading_id").reset_index(drop=True)
+    spark_rows, arrow_rows = by_path["spark_udf"], by_path["in_process"]
+    assert set(spark_rows.run_id) == {"by-spark_udf"} and set(arrow_rows.run_id) == {"by-in_process"}
+    same = [c for c in spark_rows.columns if c not in ("run_id", "scored_at", "prediction")]
+    assert spark_rows[same].equals(arrow_rows[same])
+    assert np.allclose(spark_rows.prediction, arrow_rows.prediction, rtol=0, atol=1e-12)
+    assert list(store.schema(table)) == list(spark_rows.columns)  # one schema: the second write fit it
+
+
+def test_in_process_scoring_holds_one_batch_at_a_time_with_the_same_result(champion):
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from jobs.common.scoring import load_pyfunc, resolve_model, score_arrow
+
+    config, _, store, _ = champion
+    model, features = resolve_model(config), config.use_case.features
+    gold = store.name("gold", features.table)
+    run = {"keys": features.keys, "date_column": features.date_column, "mode": "batch", "run_id": "r",
+           "scored_at": datetime(2013, 2, 4, tzinfo=UTC)}  # fmt: skip
+    whole = score_arrow(
+        pa.Table.from_batches(list(store.read_batches(gold, window=(features.date_column, WINDOW.start, WINDOW.end)))),
+        model, load_pyfunc(model), **run,
+    )  # fmt: skip
+    batches = list(
+        store.read_batches(gold, window=(features.date_column, WINDOW.start, WINDOW.end), batch_rows=16)
+    )
+    assert len(batches) > 3 and max(b.num_rows for b in batches) <= 16
+    pieces = pa.concat_tables([score_arrow(b, model, load_pyfunc(model), **run) for b in batches])
+    assert pieces.sort_by("reading_id").equals(whole.sort_by("reading_id"))
+
+
 def test_rescoring_after_a_promotion_records_the_new_version(champion):
     config, result, store, client = champion
     name = config.registered_model_name
