@@ -10,6 +10,8 @@ every prediction names the version that made it and a promotion takes effect on 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -202,21 +204,9 @@ def arrow_column_types(schema: pa.Schema) -> dict[str, str]:
     return {f.name: f.dataType.simpleString() for f in from_arrow_schema(schema).fields}
 
 
-def score_arrow(
-    rows: pa.RecordBatch | pa.Table,
-    model: ModelRef,
-    pyfunc,
-    *,
-    keys: list[str],
-    date_column: str,
-    mode: str,
-    run_id: str,
-    scored_at: datetime,
-) -> pa.Table:
-    """The rows ``score`` makes, computed in this process: the inputs (cast to the signature's types,
-    as the Spark path casts them) reach the pyfunc as pandas, the prediction rows are built in Arrow.
-    Same columns, types and values as the Spark UDF path; memory is one batch's."""
-    import numpy as np
+def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Table, dict[str, Any], Any]:
+    """(the rows as a table, the model inputs cast to the signature's types — as the Spark path
+    casts them —, those inputs as the pandas frame the pyfunc takes)."""
     import pyarrow as pa
 
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
@@ -225,8 +215,16 @@ def score_arrow(
         name: table[name].cast(_ARROW_INPUT_TYPES[kind]) if kind in _ARROW_INPUT_TYPES else table[name]
         for name, kind in model.inputs
     }
+    return table, inputs, pa.table(inputs).to_pandas()
+
+
+def _prediction_rows(table, inputs, frame, pyfunc, model: ModelRef, *, keys, date_column, mode, run_id,
+                     scored_at) -> pa.Table:  # fmt: skip
+    import numpy as np
+    import pyarrow as pa
+
     count = len(table)
-    proba = np.asarray(pyfunc.predict(pa.table(inputs).to_pandas()) if count else [], dtype="float64")
+    proba = np.asarray(pyfunc.predict(frame) if count else [], dtype="float64")
     prediction = proba[:, 1] if proba.ndim == 2 else proba
 
     def constant(value, arrow_type) -> pa.Array:
@@ -247,6 +245,32 @@ def score_arrow(
         "scored_at": constant(scored_at, pa.timestamp("us", tz="UTC")),
     }
     return pa.table(columns)
+
+
+def score_arrow(rows: pa.RecordBatch | pa.Table, model: ModelRef, pyfunc, **run: Any) -> pa.Table:
+    """The rows ``score`` makes, computed in this process (``run``: keys, date_column, mode,
+    run_id, scored_at): the inputs reach the pyfunc as pandas, the prediction rows are built in
+    Arrow. Same columns, types and values as the Spark UDF path."""
+    return _prediction_rows(*_prepared(rows, model), pyfunc, model, **run)
+
+
+def score_batches(batches: Iterable[pa.RecordBatch], model: ModelRef, pyfunc, **run: Any) -> pa.Table:
+    """``score_arrow`` over record batches, in order: while the model predicts one batch (its
+    predict releases the GIL), a thread converts the next one — never more than one ahead, so
+    memory stays two batches' inputs plus the prediction rows."""
+    import pyarrow as pa
+
+    pending = (batch for batch in batches if batch.num_rows)
+    parts = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-prepare") as pool:
+        first = next(pending, None)
+        ahead = pool.submit(_prepared, first, model) if first is not None else None
+        while ahead is not None:
+            prepared = ahead.result()
+            following = next(pending, None)
+            ahead = pool.submit(_prepared, following, model) if following is not None else None
+            parts.append(_prediction_rows(*prepared, pyfunc, model, **run))
+    return pa.concat_tables(parts) if parts else pa.table({})
 
 
 def score_frame(df: DataFrame, model: ModelRef, *, in_process: bool, **run: Any) -> DataFrame | pa.Table:

@@ -1,0 +1,168 @@
+"""A warm Spark for the embedded stack: one local Spark Connect server the jobs connect to, instead
+of each job starting its own JVM (`make up`, `make demo` and the test session start it).
+
+    .venv/bin/python scripts/spark_server.py start     # prints RUNWAY_SPARK_REMOTE=sc://127.0.0.1:<port>
+    .venv/bin/python scripts/spark_server.py status
+    .venv/bin/python scripts/spark_server.py stop      # stops exactly what start started
+
+Jobs use it when ``compute.spark_remote`` (``$RUNWAY_SPARK_REMOTE``) names it: the same client API
+Databricks Connect uses. The server runs as its own process group, recorded with its port in
+``<data>/run/spark_connect.json``; its log is ``<data>/logs/spark_connect.log``. Starting an already
+running server only prints its URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import runway_env  # noqa: E402
+
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+START_TIMEOUT = 90
+
+
+def _state_file(data_dir: Path) -> Path:
+    return data_dir / "run" / "spark_connect.json"
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _free_port(preferred: int = 15002) -> int:
+    if not _answers(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def status(data_dir: Path) -> dict | None:
+    """The running server's record, or None (a stale record is removed)."""
+    path = _state_file(data_dir)
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if _alive(state["pid"]) and _answers(state["port"]):
+        return state
+    if not _alive(state["pid"]):
+        path.unlink(missing_ok=True)
+    return None
+
+
+def server_command(port: int) -> list[str]:
+    """spark-submit of the Connect server with the dev environment's static settings (master,
+    driver memory, JVM options); session settings are set by each job's session."""
+    import pyspark
+
+    from jobs.common.config import load_config
+
+    compute = load_config("dev").compute
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    conf = {
+        **compute.spark_conf,
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+    }
+    command = [str(spark_submit), "--master", compute.spark_master, "--driver-memory", compute.driver_memory]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, "--class", SERVER_CLASS, "spark-internal"]
+
+
+def start(data_dir: Path, port: int | None = None) -> dict:
+    """Start the server unless one runs; returns its record (pid, port, url, log)."""
+    running = status(data_dir)
+    if running:
+        return running
+    import pyspark
+
+    port = port or _free_port()
+    log_path = data_dir / "logs" / "spark_connect.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_PYTHON": sys.executable,
+           "SPARK_LOCAL_IP": "127.0.0.1"}  # fmt: skip
+    with log_path.open("a") as log:
+        process = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _kill_group(process.pid)
+            tail = log_path.read_text()[-2000:]
+            raise SystemExit(f"the Spark Connect server did not start on port {port}: see {log_path}\n{tail}")
+        time.sleep(0.3)
+    state = {"pid": process.pid, "port": port, "url": f"sc://127.0.0.1:{port}", "log": str(log_path)}
+    _state_file(data_dir).parent.mkdir(parents=True, exist_ok=True)
+    _state_file(data_dir).write_text(json.dumps(state))
+    return state
+
+
+def _kill_group(pid: int, grace: float = 20) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the recorded server (its whole process group); False when none ran."""
+    path = _state_file(data_dir)
+    if not path.is_file():
+        return False
+    state = json.loads(path.read_text())
+    _kill_group(state["pid"])
+    path.unlink(missing_ok=True)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("--port", type=int, default=None, help="default: 15002, or a free port")
+    args = parser.parse_args()
+    data_dir = runway_env.configure()
+    if args.command == "start":
+        print(f"RUNWAY_SPARK_REMOTE={start(data_dir, args.port)['url']}")
+    elif args.command == "stop":
+        print("stopped" if stop(data_dir) else "no Spark Connect server was running")
+    else:
+        state = status(data_dir)
+        print(f"running: {state['url']} (pid {state['pid']})" if state else "not running")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
