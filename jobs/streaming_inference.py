@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     config = load_config(args.env)
+    # Its own in-process session, not a warm server's: foreachBatch keeps the query's state (counts,
+    # the model in use, errors) in this process, and a long-running query pays its JVM start once.
+    config = config.model_copy(update={"compute": config.compute.model_copy(update={"spark_remote": None})})
     from jobs.common.scoring import resolve_model
     from jobs.tablestore import open_table_store
 

@@ -432,6 +432,9 @@ class SparkSubmitCompute(_Strict):
 
 class Compute(_Strict):
     kind: Literal["local", "spark-submit", "databricks"] = "local"
+    spark_remote: str | None = Field(
+        None, description="sc://host:port of a running Spark Connect server local jobs use (none: in-process)"
+    )
     spark_master: str = "local[2]"
     driver_memory: str = "4g"
     spark_conf: dict[str, str] = {}

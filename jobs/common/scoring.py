@@ -157,10 +157,12 @@ def score(
     label at the model's threshold, and which model version scored them, when and in which run."""
     from pyspark.sql import functions as F
 
+    from jobs.common.spark import default_parallelism
+
     check_signature(model, {f.name: f.dataType.simpleString() for f in df.schema.fields})
     inputs = model_input_columns(model)
     # The UDF loads the model once per task: no more tasks than cores (never adds partitions).
-    df = df.coalesce(df.sparkSession.sparkContext.defaultParallelism)
+    df = df.coalesce(default_parallelism(df.sparkSession))
     identity = identity_columns(model, keys, date_column)
     scored = df.select(*identity, *inputs).withColumn(
         PREDICTION, F.element_at(udf(F.struct(*[F.col(name) for name, _ in model.inputs])), 2)
