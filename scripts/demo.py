@@ -79,6 +79,8 @@ class Demo:
         if self.last_month < self.training_end:
             raise DemoError(f"the last month must be {self.training_end:%Y-%m} or later")
         self.data_dir = data_dir
+        self.warm_spark = True
+        self.started_server = False
         self.log_path = data_dir / "logs" / "demo.log"
         self.timings: dict[str, float] = {}
         self.runs: list[tuple[str, str, str]] = []  # (dag id, run id, state)
@@ -178,6 +180,22 @@ class Demo:
 
             forget_dag_runs([f"dev_{p}" for p in PIPELINES])
 
+    def start_spark_server(self) -> None:
+        """Jobs connect to one warm Spark instead of each starting a JVM (an already running server,
+        or RUNWAY_SPARK_REMOTE set by the user, is used as it is)."""
+        import spark_server
+
+        if os.environ.get("RUNWAY_SPARK_REMOTE"):
+            return
+        self.started_server = spark_server.status(self.data_dir) is None
+        os.environ["RUNWAY_SPARK_REMOTE"] = spark_server.start(self.data_dir)["url"]
+
+    def stop_spark_server(self) -> None:
+        import spark_server
+
+        if self.started_server:
+            spark_server.stop(self.data_dir)
+
     def seed(self, start: date, end: date) -> dict[str, int]:
         from jobs.common.window import Window
         from jobs.seed import seed
@@ -233,6 +251,9 @@ class Demo:
         print("Stage 0 — set-up")
         with self.stage("reset the dev environment, migrate the Airflow DB"):
             self.reset()
+        if self.warm_spark:
+            with self.stage("start a warm Spark (Spark Connect server)"):
+                self.start_spark_server()
 
         print(f"Stage 1 — {first:%b %Y}–{training_end - timedelta(days=1):%b %Y} land; features refreshed")
         with self.stage(f"seed landing zone [{first}, {training_end})"):
@@ -323,6 +344,9 @@ def main() -> int:
         default=None,
         help="last month to score and monitor (YYYY-MM; default: the use case's)",
     )
+    parser.add_argument(
+        "--cold-spark", action="store_true", help="no warm Spark: every Spark task starts its own JVM"
+    )
     args = parser.parse_args()
     last_month = date.fromisoformat(f"{args.last_month}-01") if args.last_month else None
     data_dir = runway_env.configure()
@@ -337,17 +361,20 @@ def main() -> int:
         f"Runway demo — use case {demo.config.use_case.name}, dev environment, local engine, data under {data_dir}\n"
         f"(task logs: {demo.log_path})\n"
     )
+    demo.warm_spark = not args.cold_spark
     started = time.perf_counter()
     try:
         demo.lifecycle()
     except DemoError as exc:
         print(f"\n\nThe demo stopped: {exc}")
         return 1
+    finally:
+        demo.stop_spark_server()
     total = time.perf_counter() - started
     print_summary(demo.config, demo.timings, demo.runs, total, data_dir)
     timings = {"total_seconds": round(total, 1), "stages": {k: round(v, 1) for k, v in demo.timings.items()},
                "dag_runs": len(demo.runs), "training_ends": demo.training_ends, "last_month": f"{demo.last_month:%Y-%m}",
-               "use_case": demo.config.use_case.name}  # fmt: skip
+               "use_case": demo.config.use_case.name, "warm_spark": demo.warm_spark}  # fmt: skip
     (data_dir / "logs" / "demo_timings.json").write_text(json.dumps(timings, indent=2))
     return 0
 
