@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from jobs.common.cli import base_parser, iso_date, run_cli
-from jobs.common.config import USE_CASE_FILE, ConfigError, list_use_cases, load_config
+from jobs.common.config import IDENTIFIER, USE_CASE_FILE, ConfigError, list_use_cases, load_config
 from jobs.common.paths import use_cases_dir
 
 log = logging.getLogger("runway.use_case")
@@ -281,7 +280,7 @@ def new_use_case(
     force: bool = False,
 ) -> Path:  # fmt: skip
     """Write the folder of a new use case ``name`` under ``parent``; returns it."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    if not IDENTIFIER.fullmatch(name):
         raise ConfigError(f"use case name {name!r}: use letters, digits and underscores")
     folder = Path(parent) / name
     if folder.exists() and not force:

@@ -14,6 +14,7 @@ running server only prints its URL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -24,9 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextlib
 
 import runway_env  # noqa: E402
+from stack import _group_exists, _signal_group, _started_at  # noqa: E402  (make up's process-group helpers)
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT = 90
@@ -40,14 +41,6 @@ def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
-    except OSError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
     except OSError:
         return False
 
@@ -66,9 +59,10 @@ def status(data_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     state = json.loads(path.read_text())
-    if _alive(state["pid"]) and _answers(state["port"]):
+    ours = _started_at(state["pid"]) == state.get("started_at")  # not another process under a reused pid
+    if ours and _answers(state["port"]):
         return state
-    if not _alive(state["pid"]):
+    if not ours:
         path.unlink(missing_ok=True)
     return None
 
@@ -117,24 +111,22 @@ def start(data_dir: Path, port: int | None = None) -> dict:
             tail = log_path.read_text()[-2000:]
             raise SystemExit(f"the Spark Connect server did not start on port {port}: see {log_path}\n{tail}")
         time.sleep(0.3)
-    state = {"pid": process.pid, "port": port, "url": f"sc://127.0.0.1:{port}", "log": str(log_path)}
+    state = {"pid": process.pid, "started_at": _started_at(process.pid), "port": port,
+             "url": f"sc://127.0.0.1:{port}", "log": str(log_path)}  # fmt: skip
     _state_file(data_dir).parent.mkdir(parents=True, exist_ok=True)
     _state_file(data_dir).write_text(json.dumps(state))
     return state
 
 
-def _kill_group(pid: int, grace: float = 20) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def _kill_group(pgid: int, grace: float = 20) -> None:
+    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
+    _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
+    while _group_exists(pgid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+            os.waitpid(pgid, os.WNOHANG)  # reap our own child, or it lingers as a zombie
         time.sleep(0.2)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    _signal_group(pgid, signal.SIGKILL)
 
 
 def stop(data_dir: Path) -> bool:
@@ -143,7 +135,8 @@ def stop(data_dir: Path) -> bool:
     if not path.is_file():
         return False
     state = json.loads(path.read_text())
-    _kill_group(state["pid"])
+    if _started_at(state["pid"]) == state.get("started_at"):
+        _kill_group(state["pid"])
     path.unlink(missing_ok=True)
     return True
 

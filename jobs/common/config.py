@@ -38,6 +38,8 @@ PIPELINES = (
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
 USE_CASE_FILE = "use_case.yaml"
+# A plain identifier: catalog, schema, table, use case and environment variable names.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Why a model is trained (kept on its MLflow run): the training DAG's Param and the train job's argument.
 TRAINING_REASONS = ("manual", "schedule", "asset", "drift")
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
@@ -203,7 +205,7 @@ class UseCase(_Strict):
     @field_validator("name")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        if not IDENTIFIER.fullmatch(value):
             raise ValueError("a use case name is letters, digits and underscores")
         return value
 
@@ -488,7 +490,7 @@ class EnvConfig(_Strict):
     @field_validator("catalog")
     @classmethod
     def _catalog_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        if not IDENTIFIER.fullmatch(value):
             raise ValueError("a catalog name is letters, digits and underscores")
         return value
 
@@ -597,7 +599,7 @@ def _expand(text: str, where: str, path: str) -> str:
             raise ConfigError(f"{where}: {path}: unclosed '${{' in {text!r}")
         body = text[start + 2 : end]
         name, sep, default = body.partition(":-")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        if not IDENTIFIER.fullmatch(name):
             raise ConfigError(f"{where}: {path}: bad variable reference ${{{body}}}")
         if name in os.environ:
             value = os.environ[name]

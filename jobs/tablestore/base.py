@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.config import IDENTIFIER
 from jobs.common.errors import BadInputError, MissingInputError, TransientError
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 log = logging.getLogger("runway.tablestore")
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 COMMIT_ATTEMPTS = 6  # tries of one write that loses commit races to concurrent writers
 
 
