@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runway_env  # noqa: E402
-from demo import FIRST_DAY, STREAM_DAY, TRAINING_END, add_month, month_starts  # noqa: E402
+from demo import add_month, month_starts  # noqa: E402
 
 
 def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
@@ -47,15 +47,18 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
     from jobs.seed import seed
 
     config = load_config("dev")
+    # the demo's days, from the use case (make bench pins flight_delay)
+    first_day, first_end = config.use_case.start_date, config.use_case.demo.training_end
+    stream_day = config.use_case.demo.stream_day
     model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
     last = date.fromisoformat(f"{last_month}-01")
     end = add_month(last)
     t = lap("imports", started)
-    seed(config, Window(FIRST_DAY, end))
+    seed(config, Window(first_day, end))
     t = lap("seed", t)
     ctx = JobContext.open(config, "plain-baseline")
-    refresh(ctx, Window(FIRST_DAY, TRAINING_END))
-    refresh(ctx, Window(TRAINING_END, end))
+    refresh(ctx, Window(first_day, first_end))
+    refresh(ctx, Window(first_end, end))
     t = lap("feature refresh", t)
 
     gold_path = Path(config.storage.lakehouse_root) / config.catalog / "gold" / features.table
@@ -81,7 +84,7 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
 
     predictions = Path(data_dir) / "plain" / "predictions"
     scored = {}
-    for month in [*month_starts(TRAINING_END, last), STREAM_DAY]:
+    for month in [*month_starts(first_end, last), stream_day]:
         until = add_month(month) if month.day == 1 else month + timedelta(days=1)
         rows = gold[(gold.day >= month) & (gold.day < until)]
         model, _ = current(month)
@@ -97,7 +100,7 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
     definition = DataDefinition(
         numerical_columns=model_cfg.features.numeric, categorical_columns=model_cfg.features.categorical
     )
-    for month in month_starts(TRAINING_END, last):
+    for month in month_starts(first_end, last):
         rows, frame = scored[month]
         model, reference = current(month)
         reference = reference.sample(n=min(len(reference), monitoring.reference_max_rows), random_state=0)
