@@ -689,10 +689,9 @@ def use_case_folder(selector: str) -> Path:
     else:
         folder = use_cases_dir() / selector
     if not (folder / USE_CASE_FILE).is_file():
-        shipped = sorted(p.parent.name for p in use_cases_dir().glob(f"*/{USE_CASE_FILE}"))
         raise ConfigError(
             f"use case {selector!r}: {folder / USE_CASE_FILE} not found (use cases in {use_cases_dir()}: "
-            f"{shipped}; `make use-case NAME=...` writes a new one)"
+            f"{list_use_cases()}; `make use-case NAME=...` writes a new one)"
         )
     return folder.resolve()
 

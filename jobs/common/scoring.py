@@ -199,20 +199,15 @@ def load_pyfunc(model: ModelRef):
     return _PYFUNCS[model.uri]
 
 
-def arrow_column_types(schema: pa.Schema) -> dict[str, str]:
-    """``{column: Spark simple type}`` of an Arrow schema, for ``check_signature``."""
-    from pyspark.sql.pandas.types import from_arrow_schema  # type mapping only: no JVM
-
-    return {f.name: f.dataType.simpleString() for f in from_arrow_schema(schema).fields}
-
-
 def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Table, dict[str, Any], Any]:
     """(the rows as a table, the model inputs cast to the signature's types — as the Spark path
     casts them —, those inputs as the pandas frame the pyfunc takes)."""
     import pyarrow as pa
 
+    from jobs.tablestore.base import column_types
+
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
-    check_signature(model, arrow_column_types(table.schema))
+    check_signature(model, column_types(table))
     inputs = {
         name: table[name].cast(_ARROW_INPUT_TYPES[kind]) if kind in _ARROW_INPUT_TYPES else table[name]
         for name, kind in model.inputs

@@ -34,7 +34,7 @@ class SparkServerUnavailableError(TransientError):
     """The configured Spark Connect server does not answer (retryable: it may be restarting)."""
 
 
-def remote_session(url: str, app_name: str) -> SparkSession:
+def remote_session(url: str) -> SparkSession:
     """A session on the Spark Connect server at ``url``; one sentence, at once, when it is down."""
     from pyspark.sql import SparkSession
 
@@ -85,7 +85,7 @@ def get_spark(config: EnvConfig, app_name: str = "runway", *, allow_remote: bool
     if config.compute.kind != "local":  # a cluster's driver: its session, its settings
         return SparkSession.builder.appName(app_name).getOrCreate()
     if config.compute.spark_remote and allow_remote and not _local_spark_running():
-        return remote_session(config.compute.spark_remote, app_name)
+        return remote_session(config.compute.spark_remote)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
