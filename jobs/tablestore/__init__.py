@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from jobs.tablestore.base import (
     Commit,
+    DuplicateKeysError,
     SchemaMismatchError,
     TableName,
     TableNotFoundError,
@@ -34,6 +35,7 @@ def open_table_store(config: EnvConfig, spark: SparkSession | None = None) -> Ta
 
 __all__ = [
     "Commit",
+    "DuplicateKeysError",
     "SchemaMismatchError",
     "TableName",
     "TableNotFoundError",

@@ -43,6 +43,14 @@ class SchemaMismatchError(BadInputError):
     """A write's columns or types differ from the table's and the table may not evolve."""
 
 
+class DuplicateKeysError(BadInputError):
+    """Rows to write repeat a key they must hold once."""
+
+    def __init__(self, name: TableName, keys: list[str], repeated: int) -> None:
+        self.keys, self.repeated = keys, repeated
+        super().__init__(f"rows written to {name} repeat {repeated} key(s) of {keys}")
+
+
 class TableNotFoundError(MissingInputError):
     """The table does not exist (yet)."""
 
@@ -195,6 +203,17 @@ class TableStore(ABC):
             )
         return pa.Table.from_pylist([dict(record) for record in records], schema=arrow_schema)
 
+    def _check_unique(self, name: TableName, df: Rows, keys: list[str]) -> None:
+        if is_arrow(df):
+            import pyarrow.compute as pc
+
+            counts = df.group_by(keys).aggregate([([], "count_all")])
+            repeated = counts.filter(pc.field("count_all") > 1).num_rows
+        else:
+            repeated = df.groupBy(*keys).count().where("count > 1").count()
+        if repeated:
+            raise DuplicateKeysError(name, keys, repeated)
+
     def _engine_rows(self, df: Rows) -> Rows:
         """Rows as this engine's writes take them: Spark DataFrames (Arrow is converted)."""
         return self.spark.createDataFrame(df) if is_arrow(df) else df
@@ -239,14 +258,24 @@ class TableStore(ABC):
         return (df.orderBy(*order_by) if order_by else df).toPandas()
 
     def overwrite(
-        self, name: TableName, df: Rows, *, predicate: str | None = None, metadata: dict | None = None
+        self,
+        name: TableName,
+        df: Rows,
+        *,
+        predicate: str | None = None,
+        metadata: dict | None = None,
+        unique_by: list[str] | None = None,
     ) -> Commit:
         """Replace the rows matching ``predicate`` (replaceWhere) — or the whole table — with ``df``.
 
-        Every row of ``df`` must satisfy the predicate. Returns the commit (version, rows written).
+        Every row of ``df`` must satisfy the predicate; with ``unique_by``, no two rows may share
+        those columns' values (``DuplicateKeysError``, nothing written). Returns the commit
+        (version, rows written).
         """
         self._check_write(name)
         df = self._engine_rows(df)
+        if unique_by:
+            self._check_unique(name, df, unique_by)
 
         def attempt() -> Commit:
             evolve = self._check_schema(name, column_types(df))
@@ -264,12 +293,34 @@ class TableStore(ABC):
         *,
         extra_predicate: str | None = None,
         metadata: dict | None = None,
+        unique_by: list[str] | None = None,
     ) -> Commit:
         """Replace the interval ``[start, end)`` of ``column``: the idempotent write of a windowed job."""
         predicate = window_predicate(column, start, end)
         if extra_predicate:
             predicate = f"({extra_predicate}) AND {predicate}"
-        return self.overwrite(name, df, predicate=predicate, metadata=metadata)
+        return self.overwrite(name, df, predicate=predicate, metadata=metadata, unique_by=unique_by)
+
+    def copy_window(
+        self,
+        source: TableName,
+        target: TableName,
+        column: str,
+        start: date | str,
+        end: date | str,
+        *,
+        metadata: dict | None = None,
+    ) -> Commit:
+        """Replace ``target``'s interval ``[start, end)`` of ``column`` with ``source``'s rows of it
+        (write-audit-publish's publish step); the local engine copies Arrow, Spark never starts."""
+        self._check_read(source)
+        if not self.exists(source):
+            raise TableNotFoundError(f"table {source} does not exist")
+        rows = self._rows_to_copy(source, (column, start, end))
+        return self.overwrite_window(target, rows, column, start, end, metadata=metadata)
+
+    def _rows_to_copy(self, name: TableName, window: tuple[str, date | str, date | str]) -> Rows:
+        return self._read(name, version=None, timestamp=None, window=window)
 
     def merge(self, name: TableName, df: Rows, keys: list[str], *, metadata: dict | None = None) -> Commit:
         """Upsert ``df`` by ``keys``: matching rows are updated, new rows inserted."""
@@ -277,6 +328,7 @@ class TableStore(ABC):
         if not keys:
             raise BadInputError("merge needs at least one key column")
         df = self._engine_rows(df)
+        self._check_unique(name, df, keys)
 
         def attempt() -> Commit:
             evolve = self._check_schema(name, column_types(df))

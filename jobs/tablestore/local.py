@@ -137,6 +137,9 @@ class LocalDeltaTableStore(TableStore):
         arrow = self._arrow(name, version=version, timestamp=timestamp, window=window)
         return self.spark.createDataFrame(arrow, schema=from_arrow_schema(arrow.schema))
 
+    def _rows_to_copy(self, name: TableName, window) -> pa.Table:
+        return self._arrow(name, version=None, timestamp=None, window=window)
+
     def _read_pandas(self, name: TableName, *, version, window, columns, order_by):
         arrow = self._arrow(name, version=version, timestamp=None, window=window, columns=columns)
         if order_by:  # Arrow's sort is stable and several times faster than pandas' on string keys
@@ -146,7 +149,8 @@ class LocalDeltaTableStore(TableStore):
     # ------------------------------------------------------------------ writes
 
     def _engine_rows(self, df):
-        return df  # _to_arrow takes both
+        """Arrow: a DataFrame is collected once, before the checks (its types come with it)."""
+        return self._to_arrow(df)
 
     @staticmethod
     def _to_arrow(df: DataFrame | pa.Table) -> pa.Table:
@@ -187,11 +191,6 @@ class LocalDeltaTableStore(TableStore):
     ) -> Commit:
         arrow = self._to_arrow(df)
         self._create_if_missing(name, arrow.schema)
-        duplicates = arrow.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
-        if duplicates.num_rows:
-            raise BadInputError(
-                f"merge into {name}: {duplicates.num_rows} key(s) appear more than once in the source"
-            )
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
         (
             DeltaTable(str(self.path(name)))

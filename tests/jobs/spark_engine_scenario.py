@@ -16,7 +16,13 @@ import pyarrow
 
 from jobs.common.config import Compute, TableStoreSettings, load_config
 from jobs.common.spark import get_spark
-from jobs.tablestore import SchemaMismatchError, TableName, TablePermissionError, open_table_store
+from jobs.tablestore import (
+    DuplicateKeysError,
+    SchemaMismatchError,
+    TableName,
+    TablePermissionError,
+    open_table_store,
+)
 
 
 def main(warehouse: Path) -> None:
@@ -59,6 +65,17 @@ def main(warehouse: Path) -> None:
     assert {r.id: r.value for r in store.read(table).collect()} == {1: "A", 20: "new", 3: "C", 4: "d"}, (
         "small rows"
     )
+
+    published = store.name("silver", "events_published")
+    store.overwrite(published, spark.createDataFrame([(d2, 9, "old")], schema))
+    store.copy_window(table, published, "day", d2, d3)
+    assert [r.id for r in store.read(published).collect()] == [20], "copy_window"
+    try:
+        store.overwrite_window(published, spark.createDataFrame([(d2, 5, "x"), (d2, 5, "y")], schema), "day",
+                               d2, d3, unique_by=["id"])  # fmt: skip
+        raise AssertionError("repeated keys written")
+    except DuplicateKeysError:
+        assert [r.id for r in store.read(published).collect()] == [20], "nothing written"
 
     log = store.name("ml", "log")
     batch = spark.createDataFrame([(d1, 1, "x")], schema)

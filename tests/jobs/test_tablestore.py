@@ -9,6 +9,7 @@ import pytest
 
 from jobs.common.errors import BadInputError
 from jobs.tablestore import (
+    DuplicateKeysError,
     SchemaMismatchError,
     TableName,
     TableNotFoundError,
@@ -146,8 +147,41 @@ def test_merge_updates_matches_and_inserts_new_keys(spark, store):
 def test_merge_refuses_a_source_with_repeated_keys(spark, store):
     table = store.name("silver", "planes")
     store.merge(table, rows(spark, (date(2013, 1, 1), 1, "a")), ["id"])
-    with pytest.raises(ValueError, match="more than once"):
+    with pytest.raises(ValueError, match=r"repeat 1 key\(s\)"):
         store.merge(table, rows(spark, (date(2013, 1, 1), 2, "x"), (date(2013, 1, 1), 2, "y")), ["id"])
+
+
+def test_a_first_merge_with_repeated_keys_creates_no_table(spark, store):
+    table = store.name("silver", "planes")
+    with pytest.raises(DuplicateKeysError, match=r"repeat 1 key\(s\) of \['id'\]"):
+        store.merge(table, rows(spark, (date(2013, 1, 1), 2, "x"), (date(2013, 1, 1), 2, "y")), ["id"])
+    assert not store.exists(table)
+
+
+def test_overwrite_unique_by_refuses_repeated_keys_and_writes_nothing(spark, store):
+    table = store.name("gold", "features")
+    d1, d2 = date(2013, 1, 1), date(2013, 1, 2)
+    store.overwrite(table, rows(spark, (d1, 1, "a")))
+    repeated = rows(spark, (d1, 1, "x"), (d1, 1, "y"), (d1, 2, "z"))
+    for attempt in (repeated, store.small_frame([{"day": d1, "id": 1, "value": "x"}] * 2, SCHEMA)):
+        with pytest.raises(DuplicateKeysError) as refused:
+            store.overwrite_window(table, attempt, "day", d1, d2, unique_by=["day", "id"])
+        assert refused.value.repeated == 1 and store.version(table) == 0
+    store.overwrite_window(table, repeated, "day", d1, d2, unique_by=["day", "id", "value"])  # unique
+    assert len(content(store, table)) == 3
+
+
+def test_copy_window_publishes_the_source_interval_only(spark, store):
+    staged, published = store.name("silver", "events__staged"), store.name("silver", "events")
+    d1, d2, d3 = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)
+    store.overwrite(published, rows(spark, (d1, 1, "old"), (d2, 2, "old")))
+    store.overwrite(staged, rows(spark, (d1, 10, "staged"), (d2, 20, "staged"), (d2, 21, "staged")))
+    for _ in range(2):  # a repeated publish leaves the same rows
+        commit = store.copy_window(staged, published, "day", d2, d3, metadata={"job": "publish"})
+        assert commit.rows == 2 and store.last_commit_metadata(published)["job"] == "publish"
+        assert content(store, published) == [(d1, 1, "old"), (d2, 20, "staged"), (d2, 21, "staged")]
+    with pytest.raises(TableNotFoundError):
+        store.copy_window(store.name("silver", "missing"), published, "day", d2, d3)
 
 
 def test_append_once_ignores_a_repeated_transaction(spark, store):
