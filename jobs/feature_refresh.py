@@ -402,9 +402,8 @@ def _publish(ctx: JobContext, name: str, window: Window) -> dict[str, int]:
     """The staged interval of a daily source replaces its interval in bronze, then in silver."""
     published = {}
     for layer, column in (("bronze", "_file_date"), ("silver", "event_date")):
-        rows = ctx.store.read(ctx.store.name(layer, staged(name)), window=(column, window.start, window.end))
-        commit = ctx.store.overwrite_window(ctx.store.name(layer, name), rows, column, window.start, window.end,
-                                            metadata=ctx.metadata(f"{layer}.publish", window))  # fmt: skip
+        commit = ctx.store.copy_window(ctx.store.name(layer, staged(name)), ctx.store.name(layer, name), column,
+                                       window.start, window.end, metadata=ctx.metadata(f"{layer}.publish", window))  # fmt: skip
         published[layer] = commit.rows
     log.info(
         "published %s %s: %d bronze, %d silver rows", name, window, published["bronze"], published["silver"]
@@ -446,6 +445,7 @@ def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Compute the interval's features with the use case's SQL and replace them in gold; refuses a
     window whose silver did not pass its gate."""
     from jobs.common.quality import QualityGateError
+    from jobs.tablestore import DuplicateKeysError
 
     if problems := ungated_days(ctx, window):
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
@@ -454,15 +454,15 @@ def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
         )
     features = ctx.config.use_case.features
     views = silver_views(ctx.store, ctx.config.use_case.sources, window.start, window.end)
-    gold = build_features(ctx.spark, feature_sql(ctx.config), views).cache()
-    duplicated = gold.groupBy(*features.keys).count().where("count > 1").count()
-    if duplicated:
-        raise BadInputError(f"feature SQL {features.sql} yields {duplicated} duplicated keys {features.keys}")
+    gold = build_features(ctx.spark, feature_sql(ctx.config), views)
     table = ctx.store.name("gold", features.table)
-    commit = ctx.store.overwrite_window(
-        table, gold, features.date_column, window.start, window.end, metadata=ctx.metadata("gold", window)
-    )
-    gold.unpersist()
+    try:
+        commit = ctx.store.overwrite_window(table, gold, features.date_column, window.start, window.end,
+                                            metadata=ctx.metadata("gold", window), unique_by=features.keys)  # fmt: skip
+    except DuplicateKeysError as exc:
+        raise BadInputError(
+            f"feature SQL {features.sql} yields {exc.repeated} duplicated keys {features.keys}"
+        ) from None
     log.info("gold %s %s: %d rows, table version %d", table, window, commit.rows, commit.version)
     return {"table": str(table), "rows": commit.rows, "version": commit.version}
 
@@ -473,9 +473,9 @@ STEP_FUNCTIONS = {"bronze": run_bronze, "silver": run_silver, "gate": run_gate, 
 def refresh(ctx: JobContext, window: Window, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
     """Run ``steps`` for ``window``, after checking the use case's columns, SQL and (for the steps
     that validate) suites against its declared sources: a config mistake fails before any write."""
-    from jobs.common.use_case_check import check_use_case
+    from jobs.common.use_case_check import check_use_case_once
 
-    check_use_case(ctx.spark, ctx.config, suites=bool({"silver", "gate"} & set(steps)))
+    check_use_case_once(ctx.spark, ctx.config, suites=bool({"silver", "gate"} & set(steps)))
     return {step: STEP_FUNCTIONS[step](ctx, window) for step in steps}
 
 

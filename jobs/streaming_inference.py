@@ -311,9 +311,9 @@ def _run_stream(
     config: EnvConfig, store: TableStore, checkpoint: Path, *, available_now: bool, run_seconds: float | None,
     trigger_seconds: float | None, max_files_per_trigger: int | None, stop: threading.Event | None,
 ) -> dict[str, Any]:  # fmt: skip
-    from jobs.common.use_case_check import check_use_case
+    from jobs.common.use_case_check import check_use_case_once
 
-    check_use_case(store.spark, config, suites=False)  # before the first event: a config mistake
+    check_use_case_once(store.spark, config, suites=False)  # before the first event: a config mistake
     scorer = MicroBatchScorer(config, checkpoint)
     scorer.warm_up(store.spark, in_process=store.engine == "local")
     interval = trigger_seconds or config.inference.streaming.trigger_seconds

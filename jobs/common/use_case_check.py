@@ -9,7 +9,12 @@ data is needed. Errors name the use case's file and the key.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.common.config import USE_CASE_FILE, ConfigError, EnvConfig, SourceConfig
@@ -123,3 +128,48 @@ def check_use_case(spark: SparkSession, config: EnvConfig, *, suites: bool = Tru
     if suites:
         check_suites(config)
     return schema
+
+
+_CHECKER_MODULES = ("jobs/common/use_case_check.py", "jobs/common/features.py", "jobs/common/quality.py")
+_CHECKER_PACKAGES = ("pyspark", "great_expectations")
+
+
+def fingerprint(config: EnvConfig) -> str:
+    """What the checks' outcome depends on: the loaded use case, its SQL and suites files, the
+    checking code and the Spark and GX versions. Equal fingerprints give equal outcomes."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from jobs.common.paths import PROJECT_ROOT
+
+    digest = hashlib.sha256(config.use_case.model_dump_json().encode())
+    files = [
+        path
+        for kind in ("sql", "expectations")
+        for path in sorted((config.use_case.folder / kind).rglob("*"))
+    ]
+    files += [PROJECT_ROOT / module for module in _CHECKER_MODULES]
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package in _CHECKER_PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            digest.update(f"{package}=={version(package)}".encode())
+    return digest.hexdigest()[:32]
+
+
+def check_use_case_once(spark: SparkSession, config: EnvConfig, *, suites: bool = True) -> None:
+    """``check_use_case`` unless a check of the same fingerprint already passed: each task of a
+    pipeline would otherwise repeat it (seconds, most of it waiting for GX's import). A pass is
+    recorded as ``<reports_root>/<env>/use_case_checks/<fingerprint>.json``; a failure is not."""
+    record = (
+        Path(config.storage.reports_root) / config.env / "use_case_checks" / f"{fingerprint(config)}.json"
+    )
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(record.read_text()).get("suites") or not suites:
+            return
+    schema = check_use_case(spark, config, suites=suites)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    passed = {"use_case": config.use_case.name, "suites": suites, "gold_columns": schema.fieldNames()}
+    partial = record.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(passed, indent=2))
+    partial.replace(record)  # atomic: a concurrent task sees the whole record or none

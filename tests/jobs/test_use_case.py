@@ -4,6 +4,7 @@ and the gold SQL's dry-analysed output, suites against GX), and written by the s
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 import subprocess
 import sys
@@ -15,9 +16,10 @@ import yaml
 
 from jobs.common.config import ConfigError, list_use_cases, load_config
 from jobs.common.paths import config_dir
-from jobs.common.use_case_check import check_use_case
+from jobs.common.use_case_check import check_use_case, check_use_case_once, fingerprint
 from jobs.use_case import new_use_case
 from tests.conftest import ROOT, TEST_USE_CASE
+from tests.support import make_config
 
 
 @pytest.fixture
@@ -151,6 +153,29 @@ def test_suites_must_use_gx_expectations_on_their_sources_columns(spark, use_cas
         match=r"silver_readings.json: unknown expectation type 'expect_column_values_to_not_be_nul'",
     ):
         check_use_case(spark, load_config("dev"))
+
+
+def test_a_passed_check_is_recorded_once_and_an_edited_use_case_is_checked_again(spark, use_case, tmp_path):
+    """The pipeline's tasks check once per use case content: a pass is recorded under its
+    fingerprint; an edited SQL or suite has another fingerprint, and its mistake is caught."""
+    config = make_config(tmp_path)
+    records = Path(config.storage.reports_root) / "dev" / "use_case_checks"
+    check_use_case_once(spark, config, suites=False)
+    [record] = records.glob("*.json")
+    assert record.stem == fingerprint(config) and json.loads(record.read_text())["suites"] is False
+    check_use_case_once(spark, config)  # suites were not checked yet: checked now, recorded
+    assert json.loads(record.read_text())["suites"] is True
+    record.write_text(json.dumps({**json.loads(record.read_text()), "checked": "once"}))
+    check_use_case_once(spark, config)  # the same content: not checked again
+    assert json.loads(record.read_text())["checked"] == "once"
+
+    sql = next((use_case / "sql").glob("*.sql"))
+    sql.write_text(sql.read_text().replace("w.humidity", "w.humidty"))
+    edited = make_config(tmp_path)
+    assert fingerprint(edited) != record.stem
+    with pytest.raises(ConfigError, match="humidty"):
+        check_use_case_once(spark, edited)
+    assert [p.stem for p in records.glob("*.json")] == [record.stem]  # a failure is not recorded
 
 
 def test_a_new_use_case_from_the_scaffold_loads_checks_and_seeds(spark, tmp_path, monkeypatch):
