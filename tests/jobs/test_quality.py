@@ -113,6 +113,37 @@ def test_a_suite_loads_while_gx_is_still_being_imported_in_the_background():
     assert "quarantine" in done.stdout and "fail" in done.stdout
 
 
+def test_gx_imports_what_validations_do_not_use_lazily_and_still_has_it_on_use():
+    """A job's GX import defers GX_LAZY_IMPORTS (a third of its import time); a validation runs
+    without loading them, and a suite that needs them (a distributional expectation) still gets them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, pandas as pd\n"
+        "from jobs.common import quality\n"
+        "quality.preload_gx(); quality._gx_ready()\n"
+        "lazy = lambda: sorted(n for n in quality.GX_LAZY_IMPORTS if type(sys.modules[n]).__name__ == '_LazyModule')\n"
+        "print('deferred', lazy())\n"
+        "class Rows:\n"
+        "    def __init__(self, frame): self.frame = frame\n"
+        "    def toPandas(self): return self.frame\n"
+        "rows = Rows(pd.DataFrame({'_row_key': ['a', 'b'], 'x': [1.0, 9.0]}))\n"
+        "between = quality.Expectation('expect_column_values_to_be_between', {'column': 'x', 'min_value': 0, 'max_value': 5})\n"
+        "print('rows', quality.validate(rows, 's', [between], severity='quarantine', backend='pandas').row_failures)\n"
+        "print('after a validation', lazy())\n"
+        "ks = quality.Expectation('expect_column_kl_divergence_to_be_less_than', {'column': 'x', 'partition_object': "
+        "{'bins': [0, 5, 10], 'weights': [0.5, 0.5]}, 'threshold': 0.1}, {'severity': 'fail'})\n"
+        "print('distributional', quality.validate(rows, 's', [ks], severity='fail', backend='pandas').success, lazy())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deferred ['altair', 'scipy.stats']" in done.stdout
+    assert "rows {'b': ['expect_column_values_to_be_between(x, min_value=0, max_value=5)']}" in done.stdout
+    assert "after a validation ['altair', 'scipy.stats']" in done.stdout
+    assert "distributional True ['altair']" in done.stdout  # scipy.stats loaded on first use
+
+
 @pytest.mark.parametrize("meta", [{}, {"severity": "fail"}])
 def test_a_misspelled_expectation_type_names_the_suite_file(tmp_path, meta):
     """Before: dropped with a GX traceback (exit 0) when a severity was given, else a retryable crash."""
