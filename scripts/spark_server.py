@@ -82,6 +82,8 @@ def server_command(port: int) -> list[str]:
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
+        # Jobs release their sessions at exit; a killed job's session is dropped after this idle time.
+        "spark.connect.session.manager.defaultSessionTimeout": "10m",
     }
     command = [str(spark_submit), "--master", compute.spark_master, "--driver-memory", compute.driver_memory]
     for key, value in conf.items():

@@ -1,7 +1,8 @@
 """The embedded stack for the UIs: ``airflow standalone`` (API server, scheduler, DAG processor,
-triggerer; LocalExecutor) and the MLflow UI, on the same data folder as the demo.
+triggerer; LocalExecutor), the MLflow UI and a warm Spark (a Spark Connect server the tasks' jobs
+connect to, scripts/spark_server.py), on the same data folder as the demo.
 
-    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000]
+    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000] [--cold-spark]
     make down    # stops exactly what `make up` started
 
 Each service runs in its own process group, recorded with its start time in
@@ -106,8 +107,13 @@ def airflow_login(data_dir: Path, environ: dict[str, str] | None = None) -> str:
     return f"login: {user} / {passwords[user]}"
 
 
-def up(data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180) -> dict:
-    """Start both services, wait until they answer, record them; returns the recorded state."""
+def up(
+    data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180,
+    warm_spark: bool = True,
+) -> dict:  # fmt: skip
+    """Start the services, wait until they answer, record them; returns the recorded state. With
+    ``warm_spark`` (and no ``RUNWAY_SPARK_REMOTE`` of the user's), the Spark Connect server first:
+    the tasks' jobs then connect to it instead of each starting a JVM."""
     state_path = state_file(data_dir)
     if state_path.exists() and any(
         _alive(s) for s in json.loads(state_path.read_text())["services"].values()
@@ -118,6 +124,14 @@ def up(data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", t
 
     config = load_config("dev")
     env = stack_env(data_dir, airflow_port, envs, config.compute.spark_master)
+    spark_url, started_spark = os.environ.get("RUNWAY_SPARK_REMOTE") or None, False
+    if spark_url is None and warm_spark:
+        import spark_server
+
+        started_spark = spark_server.status(data_dir) is None
+        spark_url = spark_server.start(data_dir)["url"]
+    if spark_url:
+        env["RUNWAY_SPARK_REMOTE"] = spark_url
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     Path(config.mlflow.artifact_root).mkdir(parents=True, exist_ok=True)
     commands = {
@@ -138,7 +152,8 @@ def up(data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", t
                           "command": " ".join(command[1:4])}  # fmt: skip
     state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
              "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
-             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"])}  # fmt: skip
+             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
+             "started_spark": started_spark}  # fmt: skip
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(state, indent=2))
     try:
@@ -161,7 +176,8 @@ def down(data_dir: Path) -> list[str]:
     state_path = state_file(data_dir)
     if not state_path.exists():
         return []
-    services = json.loads(state_path.read_text())["services"]
+    state = json.loads(state_path.read_text())
+    services = state["services"]
     running = {name: s for name, s in services.items() if _alive(s)}
     for service in running.values():
         _signal_group(service["pid"], signal.SIGTERM)
@@ -170,6 +186,11 @@ def down(data_dir: Path) -> list[str]:
         time.sleep(0.5)
     for service in running.values():
         _signal_group(service["pid"], signal.SIGKILL)  # workers that ignored SIGTERM
+    if state.get("started_spark"):
+        import spark_server
+
+        if spark_server.stop(data_dir):
+            running["spark_connect"] = {}
     state_path.unlink()
     return sorted(running)
 
@@ -198,6 +219,9 @@ def main() -> int:
     start.add_argument(
         "--envs", default=os.environ.get("RUNWAY_DAG_ENVS", "all"), help="environments to show"
     )
+    start.add_argument(
+        "--cold-spark", action="store_true", help="no Spark Connect server: each job starts its JVM"
+    )
     sub.add_parser("down", help="stop what `up` started")
     args = parser.parse_args()
     data_dir = Path(os.environ.get("RUNWAY_DATA_DIR", runway_env.ROOT / "data")).resolve()
@@ -205,12 +229,14 @@ def main() -> int:
         stopped = down(data_dir)
         print(f"stopped {', '.join(stopped)}" if stopped else "nothing to stop")
         return 0
-    print("starting Airflow standalone and the MLflow UI (about 30 s) ...", flush=True)
-    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs)
+    print("starting a warm Spark, Airflow standalone and the MLflow UI (about 40 s) ...", flush=True)
+    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs, warm_spark=not args.cold_spark)
     login = airflow_login(data_dir)
+    spark = state["spark_remote"] or "none: each job starts its own JVM"
     print(f"""
 Airflow  {state["airflow_url"]}   {login}
 MLflow   {state["mlflow_url"]}
+Spark    {spark}
 DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {data_dir / "logs"}.
 Stop with `make down`.""")
     return 0

@@ -40,6 +40,27 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_spark(spark):
+    """One Spark Connect server for the session (what `make up` and `make demo` run): the job
+    processes tests start connect to it (RUNWAY_SPARK_REMOTE), where each would otherwise start a
+    JVM. In-process tests keep the local session above (created first: get_spark prefers it).
+    RUNWAY_TEST_COLD_SPARK=1 runs the suite without it."""
+    if os.environ.get("RUNWAY_TEST_COLD_SPARK") == "1":
+        yield None
+        return
+    import spark_server
+
+    data = _SESSION_DIR / "data"
+    url = spark_server.start(data)["url"]
+    os.environ["RUNWAY_SPARK_REMOTE"] = url
+    try:
+        yield url
+    finally:
+        os.environ.pop("RUNWAY_SPARK_REMOTE", None)
+        spark_server.stop(data)
+
+
 @pytest.fixture
 def dev_config(tmp_path):
     """The dev config with its lakehouse, landing zone and reports under this test's tmp_path."""

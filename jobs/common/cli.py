@@ -93,6 +93,12 @@ def _report(main: Callable[[list[str] | None], dict[str, Any] | None], argv: lis
         return 0
     except RunwayError as exc:  # expected: one sentence; anything else is a crash (traceback, exit 1)
         code, message = exc.exit_code, str(exc)
+    except Exception as exc:
+        from jobs.common.spark import server_lost
+
+        if (lost := server_lost(exc)) is None:
+            raise
+        code, message = lost.exit_code, str(lost)
     log.error("%s", message)
     print(f"runway: error: {message}", file=sys.stderr, flush=True)
     write_result({"ok": False, "exit_code": code, "error": message})

@@ -4,6 +4,9 @@ an in-process local session, a cluster's session, or a session on a running Spar
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
 import os
 import socket
 import sys
@@ -30,6 +33,21 @@ SESSION_CONF = {
 }
 
 
+# How long a job keeps retrying a Spark Connect server that stopped answering before it gives up
+# (PySpark's default retries for at least 10 minutes): backoff 50 ms x4 up to 5 s, 6 retries, ~15 s.
+CONNECT_RETRIES = {"max_retries": 6, "initial_backoff": 50, "max_backoff": 5000}
+# Server-side errors that mean the server restarted under the job (its session is gone).
+SESSION_LOST = (
+    "INVALID_HANDLE.SESSION_CHANGED",
+    "INVALID_HANDLE.SESSION_NOT_FOUND",
+    "INVALID_HANDLE.SESSION_CLOSED",
+)
+
+
+log = logging.getLogger("runway.spark")
+_connected_to: list[str] = []  # the Spark Connect URL(s) this process opened sessions on
+
+
 class SparkServerUnavailableError(TransientError):
     """The configured Spark Connect server does not answer (retryable: it may be restarting)."""
 
@@ -48,10 +66,43 @@ def remote_session(url: str) -> SparkSession:
             f"({exc.strerror or exc}): start it with `make up` or `scripts/spark_server.py start`, or unset "
             "RUNWAY_SPARK_REMOTE to run Spark inside the job"
         ) from None
-    spark = SparkSession.builder.remote(url).getOrCreate()
-    for key, value in SESSION_CONF.items():
-        spark.conf.set(key, value)
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    spark = SparkSession.builder.remote(url).config(map=SESSION_CONF).getOrCreate()  # one round trip
+    spark.client.set_retry_policies([DefaultPolicy(**CONNECT_RETRIES)])
+    _connected_to.append(url)
+    log.info("computing on the Spark Connect server %s", url)
+    # Release the server-side session (its views, cached plans) when the job process ends, rather
+    # than when the server's idle timeout finds it: a long-lived server serves thousands of jobs.
+    atexit.register(_release, spark)
     return spark
+
+
+def server_lost(exc: BaseException) -> SparkServerUnavailableError | None:
+    """The retryable error for a Spark Connect server lost mid-job (stopped, or restarted under
+    it), else None: the job is then retried on the running server, or fails naming it."""
+    connect_errors = sys.modules.get("pyspark.errors.exceptions.connect")  # loaded by any Connect session
+    if connect_errors is None or not isinstance(exc, connect_errors.SparkConnectGrpcException):
+        return None
+    import grpc
+
+    url = _connected_to[-1] if _connected_to else "(unknown)"
+    stopping = "stopped SparkContext" in str(exc)  # the server shut down while serving the job
+    if exc.getGrpcStatusCode() == grpc.StatusCode.UNAVAILABLE or stopping:
+        return SparkServerUnavailableError(
+            f"the Spark Connect server {url} stopped answering during the job (retries exhausted): "
+            "start it with `make up` or `scripts/spark_server.py start` and run the job again"
+        )
+    if exc.getCondition() in SESSION_LOST:
+        return SparkServerUnavailableError(
+            f"the Spark Connect server {url} restarted during the job (its session is gone): run the job again"
+        )
+    return None
+
+
+def _release(spark: SparkSession) -> None:
+    with contextlib.suppress(Exception):  # a server already gone has nothing to release
+        spark.stop()
 
 
 def _local_spark_running() -> bool:
@@ -70,11 +121,11 @@ def default_parallelism(spark: SparkSession) -> int:
         return int(spark.conf.get("spark.sql.shuffle.partitions"))
 
 
-def get_spark(config: EnvConfig, app_name: str = "runway", *, allow_remote: bool = True) -> SparkSession:
+def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     """Return the active session, or build one.
 
     On a cluster (Databricks, spark-submit) a session already exists and is returned unchanged.
-    With ``compute.spark_remote`` set (and ``allow_remote``), a session on that Spark Connect server.
+    With ``compute.spark_remote`` set, a session on that Spark Connect server.
     Locally, workers must use this interpreter (else they pick another ``python3`` without pandas).
     """
     from pyspark.sql import SparkSession
@@ -84,7 +135,7 @@ def get_spark(config: EnvConfig, app_name: str = "runway", *, allow_remote: bool
         return active
     if config.compute.kind != "local":  # a cluster's driver: its session, its settings
         return SparkSession.builder.appName(app_name).getOrCreate()
-    if config.compute.spark_remote and allow_remote and not _local_spark_running():
+    if config.compute.spark_remote and not _local_spark_running():
         return remote_session(config.compute.spark_remote)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

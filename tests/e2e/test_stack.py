@@ -122,6 +122,7 @@ def stack(spark, tmp_path_factory):
         **stack_env(data_dir, ports["airflow"], "all", prod.compute.spark_master),
         "RUNWAY_CONFIG_DIR": str(configs),
     }
+    env.pop("RUNWAY_SPARK_REMOTE", None)  # `up` starts the stack's own warm Spark, `down` stops it
     up = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "stack.py"), "up", "--airflow-port", str(ports["airflow"]),
          "--mlflow-port", str(ports["mlflow"])],
@@ -215,6 +216,9 @@ def test_cli_backfill_of_feature_refresh_builds_gold_for_those_days(stack):
     gold = DeltaTable(str(stack["data_dir"] / "lakehouse" / "dev" / "gold" / "tiny_features")).to_pandas()
     assert sorted({str(d) for d in gold.reading_date}) == intervals
     assert gold.reading_id.is_unique and len(gold) > 3 * 20
+    task_logs = (stack["data_dir"] / "airflow" / "logs" / "dag_id=dev_feature_refresh").rglob("*.log")
+    computed_on = f"computing on the Spark Connect server {stack['state']['spark_remote']}"
+    assert any(computed_on in path.read_text() for path in task_logs)  # the stack's warm Spark
 
 
 def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
@@ -256,14 +260,18 @@ def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
 
 def test_down_stops_exactly_what_up_started(stack):
     state = stack["state"]
-    pids = [s["pid"] for s in state["services"].values()]
+    spark = json.loads((stack["data_dir"] / "run" / "spark_connect.json").read_text())
+    assert state["spark_remote"] == spark["url"] and state["started_spark"]
+    pids = [s["pid"] for s in state["services"].values()] + [spark["pid"]]
     bystander = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
     )
     try:
         down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=stack["env"],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert down.returncode == 0 and "stopped airflow, mlflow" in down.stdout, down.stdout + down.stderr
+        assert down.returncode == 0 and "stopped airflow, mlflow, spark_connect" in down.stdout, (
+            down.stdout + down.stderr
+        )
         for pgid in pids:
             with pytest.raises(ProcessLookupError):
                 os.killpg(pgid, 0)

@@ -5,6 +5,7 @@ one sentence naming its URL, at once."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,20 +27,106 @@ TABLES = (
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("spark-server")
-    state = spark_server.start(data, port=None)
-    yield state["url"]
-    assert spark_server.stop(data) and spark_server.status(data) is None
+@pytest.fixture
+def server(warm_spark):
+    """The session's server (tests/conftest.py), which `make test` starts like `make up` does."""
+    if warm_spark is None:
+        pytest.skip("RUNWAY_TEST_COLD_SPARK=1: the session runs without a Spark Connect server")
+    return warm_spark
+
+
+def _refresh_command(root, start: str, end: str, remote: str | None) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "RUNWAY_DATA_DIR": str(root), "RUNWAY_SPARK_REMOTE": remote or ""}
+    command = [sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", "--start", start, "--end", end,
+               "--run-id", "same-run"]  # fmt: skip
+    return command, env
 
 
 def _refresh(root, start: str, end: str, remote: str | None):
-    env = {**os.environ, "RUNWAY_DATA_DIR": str(root), "RUNWAY_SPARK_REMOTE": remote or ""}
-    done = subprocess.run([sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", "--start", start,
-                           "--end", end, "--run-id", "same-run"], env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    command, env = _refresh_command(root, start, end, remote)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     return done, read_result(done.stdout)
+
+
+def _checksums(spark, config, names=TABLES) -> dict:
+    from jobs.tablestore import open_table_store
+
+    store = open_table_store(config, spark)
+    # Two data folders: the files' paths differ, the rows must not.
+    return {
+        t: content_checksum(store.read(store.name(*t)).drop("_ingested_at", "_source_file")) for t in names
+    }
+
+
+def test_two_jobs_at_once_on_one_server_keep_their_sessions_apart(server, spark, tmp_path):
+    """The jobs register the same temp view names (the silver views the feature SQL reads) on the
+    same server: each session sees its own."""
+    roots = [tmp_path / "a", tmp_path / "b"]
+    configs = [make_config(root) for root in roots]
+    for config, days in zip(configs, ((1, 3), (2, 4)), strict=True):  # different data, same names
+        seed(config, Window(date(2013, 1, days[0]), date(2013, 1, days[1])))
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for command, env in (
+            _refresh_command(roots[0], "2013-01-01", "2013-01-03", server),
+            _refresh_command(roots[1], "2013-01-02", "2013-01-04", server),
+        )
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0 and read_result(out)["ok"], err[-3000:]
+    gold = [open_gold(spark, config) for config in configs]
+    assert sorted({str(d) for d in gold[0].reading_date}) == ["2013-01-01", "2013-01-02"]
+    assert sorted({str(d) for d in gold[1].reading_date}) == ["2013-01-02", "2013-01-03"]
+    # The day both computed is the same rows: neither job read the other's views.
+    both = [
+        g[g.reading_date.astype(str) == "2013-01-02"].sort_values("reading_id").reset_index(drop=True)
+        for g in gold
+    ]
+    assert len(both[0]) > 0 and both[0].equals(both[1])
+
+
+def open_gold(spark, config):
+    from jobs.tablestore import open_table_store
+
+    store = open_table_store(config, spark)
+    return store.read_pandas(store.name("gold", config.use_case.features.table))
+
+
+def test_a_server_lost_mid_job_is_a_retryable_error_and_the_rerun_writes_the_same_tables(
+    server, spark, tmp_path
+):
+    own = tmp_path / "server"
+    state = spark_server.start(own)  # a server of this test's own, to kill under the job
+    assert spark_server.status(own)["url"] == state["url"]
+    interrupted, reference = make_config(tmp_path / "interrupted"), make_config(tmp_path / "reference")
+    for config in (interrupted, reference):
+        seed(config, Window(date(2013, 1, 1), date(2013, 1, 4)))
+    command, env = _refresh_command(tmp_path / "interrupted", "2013-01-01", "2013-01-04", state["url"])
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in job.stdout:  # the first table written: kill the server under the job
+        lines.append(line)
+        if "runway.feature_refresh: bronze" in line:
+            os.killpg(state["pid"], signal.SIGKILL)
+            break
+    started = time.monotonic()
+    out = "".join(lines) + job.communicate(timeout=300)[0]
+    assert time.monotonic() - started < 120  # bounded retries, no hang
+    outcome = read_result(out)
+    assert job.returncode == 5 and outcome["exit_code"] == 5, out[-3000:]  # transient: Airflow retries
+    assert f"the Spark Connect server {state['url']} stopped answering during the job" in outcome["error"]
+    spark_server.stop(own)  # the record of the dead server goes
+
+    restarted = spark_server.start(own)
+    try:
+        done, outcome = _refresh(tmp_path / "interrupted", "2013-01-01", "2013-01-04", restarted["url"])
+        assert outcome.get("ok"), done.stderr[-3000:]
+    finally:
+        assert spark_server.stop(own) and spark_server.status(own) is None
+    done, outcome = _refresh(tmp_path / "reference", "2013-01-01", "2013-01-04", server)  # never interrupted
+    assert outcome.get("ok"), done.stderr[-3000:]
+    assert _checksums(spark, interrupted) == _checksums(spark, reference)
 
 
 def test_a_warm_server_writes_the_tables_an_in_process_run_writes(server, spark, tmp_path):
