@@ -69,23 +69,25 @@ def feature_refresh_one_day() -> dict:
     import spark_server
 
     data = fresh("day")
-    run_job("day_seed", data, "jobs.seed", "--start", "2013-06-01", "--end", "2013-06-09")
+    run_job("day_seed", data, "jobs.seed", "--start", "2013-06-01", "--end", "2013-06-11")
     first = _one_day(data, 1)
     cold = [_one_day(data, day) for day in (2, 3, 4)]
     server = spark_server.start(data)
     os.environ["RUNWAY_SPARK_REMOTE"] = server["url"]
     try:
-        warm_first = _one_day(data, 5)  # the server's JIT warms up on its first job
-        warm = [_one_day(data, day) for day in (6, 7, 8)]
+        # The server's JIT warms up over its first jobs (a stack's server runs all day).
+        warm_first, warm_second = _one_day(data, 5), _one_day(data, 6)
+        warm = [_one_day(data, day) for day in (7, 8, 9)]
     finally:
         os.environ.pop("RUNWAY_SPARK_REMOTE")
         spark_server.stop(data)
     return {"seconds": round(statistics.median(warm), 1), "samples": [round(x, 1) for x in warm],
             "target_seconds": 6, "first_on_the_server_seconds": round(warm_first, 1),
+            "second_on_the_server_seconds": round(warm_second, 1),
             "cold_seconds": round(statistics.median(cold), 1), "cold_samples": [round(x, 1) for x in cold],
             "first_load_seconds": round(first, 1),
             "what": "one day landing -> gold as one job process, incl. interpreter start-up; 'seconds': median of three "
-                    "daily runs on a warm Spark Connect server; 'cold_seconds': the same with the job's own JVM; "
+                    "daily runs on a warm Spark Connect server (after its first two jobs); 'cold_seconds': the same with the job's own JVM; "
                     "'first_load_seconds' (cold) also loads the reference tables"}  # fmt: skip
 
 
