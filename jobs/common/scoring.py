@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.common.errors import BadInputError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -74,7 +75,8 @@ def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
     info = mlflow.models.get_model_info(f"models:/{name}/{version.version}")
     if info.signature is None or info.signature.inputs is None:
         raise SignatureMismatchError(f"model {name} v{version.version} has no input signature to score with")
-    inputs = tuple((spec.name, str(spec.type)) for spec in info.signature.inputs.inputs)
+    # ``spec.type.name`` ("double"): ``str(spec.type)`` is "DataType.double", which no type check matched.
+    inputs = tuple((spec.name, spec.type.name) for spec in info.signature.inputs.inputs)
     threshold = float((info.metadata or {}).get("threshold", 0.5))
     return ModelRef(name, str(version.version), version.run_id, alias, threshold, inputs)
 
@@ -199,30 +201,45 @@ def load_pyfunc(model: ModelRef):
     return _PYFUNCS[model.uri]
 
 
-def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Table, dict[str, Any], Any]:
-    """(the rows as a table, the model inputs cast to the signature's types — as the Spark path
-    casts them —, those inputs as the pandas frame the pyfunc takes)."""
+def signature_inputs(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> pa.Table:
+    """The model's inputs of ``rows``, in signature order, cast to the signature's types (as the
+    Spark path casts them); ``SignatureMismatchError`` names what is missing or mistyped."""
     import pyarrow as pa
 
     from jobs.tablestore.base import column_types
 
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     check_signature(model, column_types(table))
-    inputs = {
+    return pa.table({
         name: table[name].cast(_ARROW_INPUT_TYPES[kind]) if kind in _ARROW_INPUT_TYPES else table[name]
         for name, kind in model.inputs
-    }
-    return table, inputs, pa.table(inputs).to_pandas()
+    })  # fmt: skip
+
+
+def positive_probability(pyfunc, frame) -> np.ndarray:
+    """P(label = 1) per row from the version's pyfunc (``predict`` gives both classes' probabilities)."""
+    import numpy as np
+
+    proba = np.asarray(pyfunc.predict(frame) if len(frame) else [], dtype="float64")
+    return proba[:, 1] if proba.ndim == 2 else proba
+
+
+def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Table, dict[str, Any], Any]:
+    """(the rows as a table, the model inputs cast to the signature's types, those inputs as the
+    pandas frame the pyfunc takes)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
+    inputs = signature_inputs(table, model)
+    return table, {name: inputs[name] for name in inputs.column_names}, inputs.to_pandas()
 
 
 def _prediction_rows(table, inputs, frame, pyfunc, model: ModelRef, *, keys, date_column, mode, run_id,
                      scored_at) -> pa.Table:  # fmt: skip
-    import numpy as np
     import pyarrow as pa
 
     count = len(table)
-    proba = np.asarray(pyfunc.predict(frame) if count else [], dtype="float64")
-    prediction = proba[:, 1] if proba.ndim == 2 else proba
+    prediction = positive_probability(pyfunc, frame)
 
     def constant(value, arrow_type) -> pa.Array:
         return pa.repeat(pa.scalar(value, arrow_type), count)

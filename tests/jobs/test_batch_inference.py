@@ -179,6 +179,18 @@ def test_a_model_whose_signature_does_not_fit_the_features_fails_clearly(champio
     assert store.version(predictions_table(store, config)) == before  # nothing written
 
 
+def test_a_resolved_version_carries_its_signature_types_by_name(champion):
+    """Before: the types were read as ``str(DataType.double)`` = "DataType.double", so no type
+    check ever fired (only missing columns did) and the in-process scorer never cast Delta ints."""
+    config, result, _, _ = champion
+    model = resolve_model(config)
+    kinds = dict(model.inputs)
+    assert kinds["temperature"] == "double" and kinds["site"] == "string", kinds
+    with pytest.raises(SignatureMismatchError, match=r"temperature \(string, model expects double\)"):
+        check_signature(model, {**{name: "double" for name in kinds}, "site": "string", "model": "string",
+                                "temperature": "string"})  # fmt: skip
+
+
 def test_signature_types_are_checked_against_the_columns():
     model = ModelRef("m", "3", "r", "Champion", 0.5, (("carrier", "string"), ("distance", "double")))
     check_signature(model, {"carrier": "string", "distance": "int", "extra": "string"})  # ints widen
