@@ -332,6 +332,34 @@ class InferenceConfig(_Strict):
     streaming: StreamingSettings
 
 
+class InferenceLogSettings(_Strict):
+    """The serving endpoint's inference table and its write-ahead log (jobs/serving/inference_log.py)."""
+
+    enabled: bool = Field(True, description="log every request (off only to measure its cost)")
+    table: str = Field("inference_log", description="Delta table in the ml schema")
+    wal_root: Path = Field(description="write-ahead log folders, <root>/<env>: one server per folder")
+    flush_rows: int = Field(1000, gt=0, description="commit to Delta after this many rows ...")
+    flush_seconds: float = Field(5.0, gt=0, description="... or this many seconds")
+
+
+class ServingConfig(_Strict):
+    """The online endpoint (``python -m jobs.serve``): MLflow's scoring protocol, the alias followed."""
+
+    host: str = Field("127.0.0.1", description="bind address: loopback unless configured otherwise")
+    port: int = Field(8000, gt=0, lt=65536)
+    alias: str | None = Field(None, description="the alias served (default: inference.alias)")
+    poll_seconds: float = Field(5.0, gt=0, description="how often the alias is resolved")
+    max_batch_rows: int = Field(64, gt=0, description="rows scored by one predict at most")
+    max_wait_ms: float = Field(2.0, ge=0, description="how long a request waits for others to batch with")
+    max_body_bytes: int = Field(1_048_576, gt=0, description="larger bodies are answered 413")
+    max_rows_per_request: int = Field(10_000, gt=0)
+    admin_token_env: str = Field("RUNWAY_SERVING_TOKEN", description="the variable holding the admin token")
+    inference_log: InferenceLogSettings
+
+    def wal_dir(self, env: str) -> Path:
+        return Path(self.inference_log.wal_root) / env
+
+
 class RetrainingPolicy(_Strict):
     """When drift triggers a retrain: ``violations`` of the last ``of_last`` monitored windows
     (the latest among them) violate a threshold, and no drift retrain ran in the cooldown."""
@@ -478,6 +506,7 @@ class EnvConfig(_Strict):
     promotion: PromotionConfig = PromotionConfig()
     notifications: Notifications = Notifications()
     inference: InferenceConfig
+    serving: ServingConfig
     monitoring: MonitoringConfig = MonitoringConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
     compute: Compute = Compute()

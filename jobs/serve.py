@@ -1,0 +1,47 @@
+"""Serve the environment's Champion over REST: MLflow's scoring protocol, the alias followed,
+every request logged to ``<catalog>.ml.inference_log``.
+
+    python -m jobs.serve --env dev [--host 127.0.0.1] [--port 8000]
+
+    curl -s localhost:8000/invocations -H 'Content-Type: application/json' \
+        -d '{"dataframe_records": [{"temp": 41.0, "origin": "JFK", ...}]}'
+
+Settings come from the environment's ``serving`` section (bind address, port, alias, batching,
+request bounds, the inference log's WAL and flush). It binds to 127.0.0.1 unless configured
+otherwise. SIGTERM (or Ctrl-C) stops it cleanly: requests in flight are answered and the inference
+log is committed to Delta before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from jobs.common.cli import base_parser, run_cli
+from jobs.common.config import load_config
+
+log = logging.getLogger("runway.serve")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--host", default=None, help="bind address (default: serving.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    host, port = args.host or config.serving.host, args.port or config.serving.port
+    import uvicorn
+
+    from jobs.serving.app import create_app
+
+    app = create_app(config)
+    log.info("serving %s@%s of %s on http://%s:%d", config.registered_model_name, config.serving.alias
+             or config.champion_alias, config.env, host, port)  # fmt: skip
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=30
+    )
+    return {"host": host, "port": port}
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

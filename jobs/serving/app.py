@@ -1,0 +1,263 @@
+"""The serving app: MLflow's scoring protocol on ``POST /invocations``, following the alias,
+micro-batching, every request logged to the inference table, Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
+
+from jobs.common.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
+from jobs.serving.protocol import BadRequestError, as_arrow, parse_body
+
+if TYPE_CHECKING:
+    from jobs.common.config import EnvConfig
+    from jobs.serving.batcher import MicroBatcher
+    from jobs.serving.follower import ModelFollower, Served
+    from jobs.serving.inference_log import InferenceLog, NoInferenceLog
+
+log = logging.getLogger("runway.serving")
+
+PRIMARY = "primary"  # the route of a request's answer (A/B arms and shadow come with traffic splits)
+
+
+@dataclass
+class Metrics:
+    """The endpoint's Prometheus metrics, in a registry of its own (one per app)."""
+
+    registry: Any
+    requests: Any
+    latency: Any
+    batch_rows: Any
+    model_loads: Any
+    log_backlog: Any
+    log_dropped: Any
+
+    @classmethod
+    def create(cls, log_backlog, log_dropped) -> Metrics:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        registry = CollectorRegistry()
+        backlog = Gauge("runway_serving_inference_log_backlog_rows", "rows in the WAL not yet committed to Delta",
+                        registry=registry)  # fmt: skip
+        backlog.set_function(log_backlog)
+        dropped = Gauge("runway_serving_inference_log_dropped_rows", "rows the WAL could not take (disk refused)",
+                        registry=registry)  # fmt: skip
+        dropped.set_function(log_dropped)
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "runway_serving_requests", "requests answered", ["status", "model_version"], registry=registry
+            ),  # fmt: skip
+            latency=Histogram(
+                "runway_serving_request_seconds",
+                "time to answer /invocations",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                registry=registry,
+            ),  # fmt: skip
+            batch_rows=Histogram(
+                "runway_serving_batch_rows",
+                "rows per predict call",
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+                registry=registry,
+            ),  # fmt: skip
+            model_loads=Counter(
+                "runway_serving_model_loads", "alias moves handled", ["outcome"], registry=registry
+            ),
+            log_backlog=backlog,
+            log_dropped=dropped,
+        )
+
+
+class Endpoint:
+    """What a request needs: the served version, the batcher, the inference log, the metrics."""
+
+    def __init__(self, config: EnvConfig, follower: ModelFollower, batcher: MicroBatcher,
+                 inference_log: InferenceLog) -> None:  # fmt: skip
+        self.config, self.settings = config, config.serving
+        self.follower, self.batcher, self.inference_log = follower, batcher, inference_log
+        self.metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
+        batcher._on_batch = self.metrics.batch_rows.observe
+        follower._on_event = lambda outcome, version, why: self.metrics.model_loads.labels(outcome).inc()
+
+    async def invoke(self, body: bytes, content_type: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) for one scoring request; every outcome is logged."""
+        started, request_id = time.perf_counter(), uuid.uuid4().hex
+        requested_at = _now()
+        served = self.follower.served
+        headers = {"X-Request-Id": request_id}
+        if served is None:
+            return self._answer(503, {"error": "no model version is served yet (the alias has none, or it is still loading)"},
+                                headers, started, request_id, requested_at, None)  # fmt: skip
+        headers.update({"X-Model-Name": served.model.name, "X-Model-Version": served.model.version})
+        try:
+            inputs = self._inputs(body, content_type, served)
+        except BadRequestError as exc:
+            return self._answer(400, {"error": str(exc)}, headers, started, request_id, requested_at, served)
+        try:
+            proba = await self.batcher.score(served, inputs)
+        except Exception as exc:  # the model failed on rows its signature accepts: a server error
+            log.exception("request %s: the model failed", request_id)
+            return self._answer(500, {"error": f"the model failed: {type(exc).__name__}"}, headers, started,
+                                request_id, requested_at, served)  # fmt: skip
+        labels = (proba >= served.model.threshold).astype("int32")
+        predictions = [
+            {PREDICTION: float(p), PREDICTED_LABEL: int(label)}
+            for p, label in zip(proba, labels, strict=True)
+        ]
+        body_out = {"predictions": predictions, "model": _model_json(served)}
+        self.follower.last_rows = None if inputs.num_rows == 0 else inputs.slice(0, 64).to_pandas()
+        return self._answer(
+            200, body_out, headers, started, request_id, requested_at, served, inputs, proba, labels
+        )
+
+    def _inputs(self, body: bytes, content_type: str, served: Served):
+        from jobs.common.scoring import signature_inputs
+
+        frame = parse_body(body, content_type)
+        try:
+            return signature_inputs(as_arrow(frame, self.settings.max_rows_per_request), served.model)
+        except SignatureMismatchError as exc:
+            raise BadRequestError(str(exc)) from None
+
+    def _answer(self, status, body, headers, started, request_id, requested_at, served, inputs=None, proba=None,
+                labels=None):  # fmt: skip
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        model = served.model if served is not None else None
+        common = {"request_id": request_id, "requested_at": requested_at, "route": PRIMARY, "status": status,
+                  "latency_ms": latency_ms, "model_name": model and model.name, "model_version": model and model.version,
+                  "model_alias": model and model.alias, "error": body.get("error")}  # fmt: skip
+        if inputs is None:
+            rows = [{**common, "row_index": 0}]
+        else:
+            rows = [{**common, "row_index": i, "inputs": values, PREDICTION: float(p), PREDICTED_LABEL: int(label)}
+                    for i, (values, p, label) in enumerate(zip(inputs.to_pylist(), proba, labels, strict=True))]  # fmt: skip
+        self.inference_log.append(rows, served.input_types if served is not None else None)
+        self.metrics.requests.labels(str(status), model.version if model else "none").inc()
+        self.metrics.latency.observe(latency_ms / 1000)
+        return status, body, headers
+
+
+def _model_json(served: Served) -> dict[str, Any]:
+    model = served.model
+    return {"name": model.name, "version": model.version, "alias": model.alias, "run_id": model.run_id,
+            "threshold": model.threshold}  # fmt: skip
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def create_app(config: EnvConfig) -> FastAPI:
+    """The FastAPI app of ``config``'s environment: the lifespan starts the follower, the batcher
+    and the inference log's flusher, and on shutdown commits what the log holds."""
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+    from jobs.serving.batcher import MicroBatcher
+    from jobs.serving.follower import ModelFollower
+    from jobs.serving.inference_log import InferenceLog
+    from jobs.tablestore import open_table_store
+
+    settings = config.serving
+    store = open_table_store(config)
+    inference_log = (
+        InferenceLog(settings.wal_dir(config.env), store, store.name("ml", settings.inference_log.table),
+                     flush_rows=settings.inference_log.flush_rows, flush_seconds=settings.inference_log.flush_seconds)
+        if settings.inference_log.enabled else NoInferenceLog()
+    )  # fmt: skip
+    follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds)
+    batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms)
+    endpoint = Endpoint(config, follower, batcher, inference_log)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        inference_log.start()
+        await asyncio.get_running_loop().run_in_executor(None, follower.check)  # serve at once when it can
+        follower.start()
+        try:
+            yield
+        finally:
+            follower.stop()
+            await batcher.stop()
+            inference_log.close()
+
+    app = FastAPI(title=f"Runway serving ({config.env})", lifespan=lifespan)
+    app.state.endpoint = endpoint
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        body = await _bounded_body(request, settings.max_body_bytes)
+        if body is None:
+            status, payload, headers = endpoint._answer(413, {"error": f"the body exceeds {settings.max_body_bytes} bytes"},
+                                                        {}, time.perf_counter(), uuid.uuid4().hex, _now(), endpoint.follower.served)  # fmt: skip
+        else:
+            status, payload, headers = await endpoint.invoke(body, request.headers.get("content-type", ""))
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return PlainTextResponse("ok")
+
+    @app.get("/health")
+    async def health() -> Response:
+        served = endpoint.follower.served
+        if served is None:
+            return JSONResponse({"status": "not ready", "serving": None}, status_code=503)
+        return JSONResponse({"status": "ready", "serving": _model_json(served)})
+
+    @app.get("/version")
+    async def version() -> Response:
+        from importlib.metadata import version as package_version
+
+        served = endpoint.follower.served
+        return JSONResponse({"runway": package_version("runway-mlops"), "mlflow": package_version("mlflow"),
+                             "alias": follower.alias, "serving": served and _model_json(served),
+                             "refused": follower.refused})  # fmt: skip
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(endpoint.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload")
+    async def reload(request: Request) -> Response:
+        token = os.environ.get(settings.admin_token_env, "")
+        if not token:
+            return JSONResponse(
+                {"error": f"admin actions are disabled: set {settings.admin_token_env}"}, status_code=403
+            )
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return JSONResponse({"error": "a valid admin token is required (Authorization: Bearer <token>)"},
+                                status_code=401)  # fmt: skip
+        follower.refused.clear()
+        outcome = await asyncio.get_running_loop().run_in_executor(None, follower.check)
+        served = follower.served
+        return JSONResponse({"outcome": outcome or "unchanged", "serving": served and _model_json(served)})
+
+    return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds ``limit`` bytes. An oversized body is read to its end
+    (discarded, up to 16 times the limit) so the client gets its 413 rather than a reset."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > 16 * limit:
+            break
+    return b"".join(chunks) if size <= limit else None

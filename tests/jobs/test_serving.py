@@ -1,0 +1,362 @@
+"""Online serving on loopback: a real `python -m jobs.serve` process, a real MLflow registry and
+real Delta tables — MLflow's scoring protocol, 400s that name the problem, the alias followed under
+load (a broken version refused), and the inference log exactly once across a `kill -9`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobs.common.modeling import model_inputs
+from tests.conftest import ROOT
+
+CHAMPION = "Champion"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, path: str, body: bytes | None = None, content_type: str = "application/json",
+         headers: dict | None = None, method: str | None = None) -> tuple[int, dict, dict]:  # fmt: skip
+    request = urllib.request.Request(url + path, data=body, method=method or ("POST" if body is not None else "GET"),
+                                     headers={"Content-Type": content_type, **(headers or {})})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+            return response.status, _json(text), {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return error.code, _json(error.read().decode()), {k.lower(): v for k, v in error.headers.items()}
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {"text": text}
+
+
+class Server:
+    """``python -m jobs.serve`` on a free loopback port, in its own process group."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log, self.port = env, log, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready: bool = True) -> Server:
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port",
+                                             str(self.port)], env=self.env, cwd=ROOT, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                status, _, _ = call(self.url, "/health" if ready else "/ping")
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"the server did not get ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        os.killpg(self.process.pid, sig)
+        return self.process.wait(timeout=90)
+
+
+@pytest.fixture(scope="module")
+def registry(trained, tmp_path_factory):
+    """v1 and v2 of the model trained on the shared gold, in a registry of this module's own, and
+    the environment a serving process needs to reach them (its data folder, the tracking store)."""
+    from datetime import date
+
+    import mlflow
+
+    from jobs.common.config import MlflowSettings
+    from jobs.common.window import Window
+    from jobs.train import train
+
+    base, _, store = trained
+    root = tmp_path_factory.mktemp("serving")
+    settings = MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "artifacts"),
+                              experiment="/runway/dev/serving")  # fmt: skip
+    config = base.model_copy(update={"mlflow": settings})
+    window = Window(date(2013, 1, 1), date(2013, 2, 12))
+    versions = [train(config, store, window, run_id=f"serving-{i}", dag_id="dev_training", reason="manual")["version"]
+                for i in (1, 2)]  # fmt: skip
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    client.set_registered_model_alias(config.registered_model_name, CHAMPION, versions[0])
+    env = {**os.environ, "RUNWAY_DATA_DIR": str(Path(base.storage.lakehouse_root).parent),
+           "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
+           "RUNWAY_SERVING_POLL_SECONDS": "0.5", "RUNWAY_SERVING_WAL_ROOT": str(root / "wal"),
+           "RUNWAY_SERVING_TOKEN": "s3cret"}  # fmt: skip
+    return {
+        "config": config,
+        "client": client,
+        "versions": versions,
+        "env": env,
+        "root": root,
+        "store": store,
+    }
+
+
+@pytest.fixture(scope="module")
+def gold_rows(registry):
+    config, store = registry["config"], registry["store"]
+    gold = store.read_pandas(store.name("gold", config.use_case.features.table))
+    return model_inputs(config.use_case.model, gold).head(40).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def server(registry, tmp_path_factory):
+    served = Server(registry["env"], tmp_path_factory.mktemp("serving-log") / "server.log").start()
+    yield served
+    if served.process.poll() is None:
+        served.stop()
+
+
+def _direct(registry, version: str, rows) -> np.ndarray:
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{registry['config'].registered_model_name}/{version}")
+    return np.asarray(model.predict(rows))[:, 1]
+
+
+def test_every_mlflow_input_format_answers_what_the_models_own_predict_answers(server, registry, gold_rows):
+    rows = gold_rows.head(5)
+    expected = _direct(registry, registry["versions"][0], rows)
+    records = json.loads(rows.to_json(orient="records"))
+    bodies = {
+        "dataframe_split": (json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}),
+                            "application/json"),
+        "dataframe_records": (json.dumps({"dataframe_records": records}), "application/json"),
+        "inputs (records)": (json.dumps({"inputs": records}), "application/json"),
+        "inputs (columns)": (json.dumps({"inputs": {c: [r[c] for r in records] for c in rows.columns}}),
+                             "application/json"),
+        "csv": (rows.to_csv(index=False), "text/csv"),
+    }  # fmt: skip
+    for name, (body, content_type) in bodies.items():
+        status, answer, headers = call(server.url, "/invocations", body.encode(), content_type)
+        assert status == 200, (name, answer)
+        got = np.array([p["prediction"] for p in answer["predictions"]])
+        assert np.allclose(got, expected, rtol=0, atol=1e-9), name
+        threshold = answer["model"]["threshold"]
+        assert [p["predicted_label"] for p in answer["predictions"]] == [int(p >= threshold) for p in got], (
+            name
+        )
+        assert answer["model"]["version"] == headers["x-model-version"] == registry["versions"][0], name
+        assert headers["x-model-name"] == registry["config"].registered_model_name and headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b'{"dataframe_records": [{"temperature": 1.0}]', "application/json", 400, "not valid JSON"),
+        (b'{"records": []}', "application/json", 400, "exactly one of"),
+        (b'{"dataframe_records": []}', "application/json", 400, "no rows"),
+        ("MISSING", "application/json", 400, r"missing columns \['vibration'\]"),
+        ("WRONG_TYPE", "application/json", 400, r"incompatible types \['temperature \(string, model expects double\)'\]"),
+        (b"a,b\n1,2\n", "text/csv", 400, "missing columns"),
+        (b"<xml/>", "application/xml", 400, "content type 'application/xml' is not supported"),
+        (b"x" * 2_000_000, "application/json", 413, "exceeds"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_400s_naming_the_problem(server, gold_rows, body, content_type, status, message):
+    import re
+
+    if body in ("MISSING", "WRONG_TYPE"):
+        records = json.loads(gold_rows.head(2).to_json(orient="records"))
+        for record in records:
+            if body == "MISSING":
+                record.pop("vibration")
+            else:
+                record["temperature"] = "hot"
+        body = json.dumps({"dataframe_records": records}).encode()
+    got, answer, _ = call(server.url, "/invocations", body, content_type)
+    assert got == status and re.search(message, answer["error"]), answer
+    assert call(server.url, "/ping")[0] == 200  # still up
+
+
+def test_health_version_metrics_and_the_admin_token(server, registry):
+    status, health, _ = call(server.url, "/health")
+    assert status == 200 and health["status"] == "ready"
+    assert call(server.url, "/version")[1]["alias"] == CHAMPION
+    metrics = call(server.url, "/metrics")[1]["text"]
+    for name in ("runway_serving_requests_total", "runway_serving_request_seconds_bucket", "runway_serving_batch_rows",
+                 "runway_serving_model_loads_total", "runway_serving_inference_log_backlog_rows"):  # fmt: skip
+        assert name in metrics, name
+    assert call(server.url, "/admin/reload", b"")[0] == 401
+    assert call(server.url, "/admin/reload", b"", headers={"Authorization": "Bearer wrong"})[0] == 401
+    status, answer, _ = call(server.url, "/admin/reload", b"", headers={"Authorization": "Bearer s3cret"})
+    assert status == 200 and answer["outcome"] in ("unchanged", "loaded")
+
+
+def _broken_version(registry) -> str:
+    """A version whose signature asks for a column clients do not send: it must be refused."""
+    import mlflow
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    config, client = registry["config"], registry["client"]
+    frame = pd.DataFrame({"brand_new_input": [1.0, 2.0], "other": [0.0, 1.0]})
+    model = DummyClassifier(strategy="prior").fit(frame, [0, 1])
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    with mlflow.start_run(
+        experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    ):
+        info = mlflow.sklearn.log_model(model, name="model", signature=mlflow.models.infer_signature(frame, model.predict_proba(frame)),
+                                        registered_model_name=config.registered_model_name,
+                                        serialization_format="cloudpickle")  # fmt: skip
+    return str(info.registered_model_version)
+
+
+def test_the_alias_is_followed_under_load_and_a_broken_version_is_refused(server, registry, gold_rows):
+    client, name = registry["client"], registry["config"].registered_model_name
+    v1, v2 = registry["versions"]
+    body = json.dumps({"dataframe_records": json.loads(gold_rows.head(3).to_json(orient="records"))}).encode()
+    answers: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def load() -> None:  # bounded: at most 2,000 requests, stops when told
+        for _ in range(2000):
+            if stop.is_set():
+                return
+            status, answer, _ = call(server.url, "/invocations", body)
+            answers.append((time.monotonic(), status, answer.get("model", {}).get("version")))
+
+    clients = [threading.Thread(target=load) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        moved = time.monotonic()
+        client.set_registered_model_alias(name, CHAMPION, v2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(v == v2 for _, _, v in answers[-5:]):
+            time.sleep(0.2)
+        swapped = next(t for t, _, v in answers if v == v2)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+    assert all(status == 200 for _, status, _ in answers), {
+        s for _, s, _ in answers
+    }  # none failed in the swap
+    assert {v for t, _, v in answers if t < moved} == {v1}
+    assert {v for t, _, v in answers if t > swapped} == {v2}  # once v2 answered, only v2 answers
+    assert swapped - moved < 30
+
+    broken = _broken_version(registry)
+    client.set_registered_model_alias(name, CHAMPION, broken)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and broken not in call(server.url, "/version")[1]["refused"]:
+        time.sleep(0.3)
+    refused = call(server.url, "/version")[1]["refused"]
+    assert "new input column 'brand_new_input'" in refused[broken]
+    status, answer, _ = call(server.url, "/invocations", body)
+    assert status == 200 and answer["model"]["version"] == v2  # the old version keeps serving
+    assert (
+        'runway_serving_model_loads_total{outcome="refused"} 1.0' in call(server.url, "/metrics")[1]["text"]
+    )
+    client.set_registered_model_alias(name, CHAMPION, v1)  # back for the next tests
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and call(server.url, "/invocations", body)[1]["model"]["version"] != v1:
+        time.sleep(0.3)
+
+
+def _logged(registry, request_ids):
+    store, config = registry["store"], registry["config"]
+    table = store.read_pandas(store.name("ml", config.serving.inference_log.table))
+    return table[table.request_id.isin(set(request_ids))]
+
+
+def test_every_request_is_logged_and_a_kill_9_loses_or_repeats_none(registry, gold_rows, tmp_path):
+    env = {**registry["env"], "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal")}
+    good = json.dumps({"dataframe_records": json.loads(gold_rows.head(2).to_json(orient="records"))}).encode()
+    first = Server(env, tmp_path / "server.log").start()
+    sent = {}
+    for i in range(20):
+        bad = i % 4 == 3
+        status, _, headers = call(first.url, "/invocations", b'{"dataframe_records": [' if bad else good)
+        sent[headers["x-request-id"]] = status
+    assert first.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after its clean shutdown
+
+    logged = _logged(registry, sent)
+    assert logged.groupby("request_id").size().to_dict() == {
+        r: (2 if s == 200 else 1) for r, s in sent.items()
+    }
+    assert set(logged[logged.status == 400].error.str.contains("not valid JSON")) == {True}
+    assert logged[logged.status == 200].prediction.notna().all() and logged.vibration.notna().sum() == 30
+
+    second = Server(env, tmp_path / "server.log").start()
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        for _ in range(5000):
+            if stop.is_set():
+                return
+            try:
+                status, _, headers = call(second.url, "/invocations", good)
+            except OSError:
+                return  # the server is gone
+            if status == 200:
+                acknowledged.append(headers["x-request-id"])
+
+    clients = [threading.Thread(target=load) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    time.sleep(2)
+    second.stop(signal.SIGKILL)
+    stop.set()
+    for thread in clients:
+        thread.join(timeout=60)
+    assert len(acknowledged) > 20
+    third = Server(env, tmp_path / "server.log").start()  # the same WAL: commits what the killed one left
+    assert third.stop() in (0, -signal.SIGTERM)
+    counts = _logged(registry, acknowledged).groupby("request_id").size()
+    assert len(counts) == len(set(acknowledged)) and set(counts) == {2}  # each acknowledged request, once
+
+
+def test_a_segment_committed_before_a_crash_is_not_committed_again(registry, tmp_path):
+    """The crash between a segment's Delta commit and the deletion of its file: the restarted log
+    finds the file again and commits it as a no-op (append_once), then deletes it."""
+    from jobs.serving.inference_log import InferenceLog
+
+    store = registry["store"]
+    table = store.name("ml", "inference_log_crash_test")
+    wal = tmp_path / "wal"
+    rows = [{"request_id": f"r{i}", "row_index": 0, "requested_at": "2013-01-01T00:00:00+00:00", "route": "primary",
+             "status": 200, "latency_ms": 1.0, "inputs": {"x": float(i)}, "prediction": 0.5, "predicted_label": 1}
+            for i in range(3)]  # fmt: skip
+    log = InferenceLog(wal, store, table)
+    log.append(rows, {"x": "double"})
+    segment = next(wal.glob("*.jsonl"))
+    saved = segment.read_bytes()
+    assert log.flush().rows == 3 and not segment.exists()
+    log.close()
+    segment.write_bytes(saved)  # as if the process died before deleting it
+    again = InferenceLog(wal, store, table)
+    assert again.flush().already_committed == 1 and not segment.exists()
+    with pytest.raises(Exception, match="another serving process"):
+        InferenceLog(wal, store, table)  # one server per WAL folder
+    again.close()
+    assert len(store.read_pandas(table)) == 3
