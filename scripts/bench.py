@@ -169,6 +169,35 @@ def batch_scoring_full_year(version: str) -> dict:
                     "ratio_bound_free_model: the best ratio any model could reach on that path"}  # fmt: skip
 
 
+_SERVING_SETUP = """
+import json, sys
+from jobs.common.config import load_config
+from jobs.common.modeling import model_inputs
+from jobs.tablestore import open_table_store
+config = load_config("dev")
+store = open_table_store(config)
+features = config.use_case.features
+gold = store.read_pandas(store.name("gold", features.table), window=(features.date_column, "2013-07-01", "2013-07-02"))
+row = json.loads(model_inputs(config.use_case.model, gold).head(1).to_json(orient="records"))
+print(json.dumps({"tracking_uri": config.mlflow.tracking_uri, "name": config.registered_model_name,
+                  "body": {"dataframe_records": row}}))
+"""
+
+
+def serving() -> dict:
+    """The online endpoint against `mlflow models serve` on the year's Champion (scripts/bench_serving.py)."""
+    from bench_serving import serving_figure
+
+    data = BENCH / "year"
+    env = {**os.environ, "RUNWAY_DATA_DIR": str(data), "RUNWAY_ENV": "dev"}
+    out = subprocess.run([sys.executable, "-c", _SERVING_SETUP], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    setup = json.loads(out.stdout.strip().splitlines()[-1])
+    versions = [_result("train_year_first")["version"], _result("train_year")["version"]]
+    return serving_figure(data, versions, _set_champion, setup["tracking_uri"], setup["name"],
+                          json.dumps(setup["body"]).encode())  # fmt: skip
+
+
 def streaming_latency(files: int = 12, pace: float = 2.0) -> dict:
     """Continuous mode (1 s trigger): seconds from an event file landing to its predictions' commit."""
     data = BENCH / "year"
@@ -301,6 +330,7 @@ FIGURES = {
     "batch_scoring_full_year": lambda: batch_scoring_full_year(_result("train_year")["version"]),
     "streaming_latency": streaming_latency,
     "monitoring": monitoring_windows,
+    "serving": serving,
     "dag_parsing": dag_parsing,
     "demo_lifecycle": demo_lifecycle,
 }

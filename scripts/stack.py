@@ -109,7 +109,7 @@ def airflow_login(data_dir: Path, environ: dict[str, str] | None = None) -> str:
 
 def up(
     data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180,
-    warm_spark: bool = True,
+    warm_spark: bool = True, serving_port: int = 8000, serving_env: str = "dev",
 ) -> dict:  # fmt: skip
     """Start the services, wait until they answer, record them; returns the recorded state. With
     ``warm_spark`` (and no ``RUNWAY_SPARK_REMOTE`` of the user's), the Spark Connect server first:
@@ -139,6 +139,8 @@ def up(
         "mlflow": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", config.mlflow.tracking_uri,
                    "--default-artifact-root", config.mlflow.artifact_root, "--host", "127.0.0.1",
                    "--port", str(mlflow_port), "--workers", "1"],
+        # The environment's Champion over REST (ready once the alias names a version: /health).
+        "serving": [sys.executable, "-m", "jobs.serve", "--env", serving_env, "--port", str(serving_port)],
     }  # fmt: skip
     services, processes = {}, {}
     for name, command in commands.items():
@@ -152,6 +154,7 @@ def up(
                           "command": " ".join(command[1:4])}  # fmt: skip
     state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
              "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
+             "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
              "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
              "started_spark": started_spark}  # fmt: skip
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +164,8 @@ def up(
                   processes["mlflow"], Path(services["mlflow"]["log"]))  # fmt: skip
         _wait_for(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", _airflow_healthy, timeout,
                   processes["airflow"], Path(services["airflow"]["log"]))  # fmt: skip
+        _wait_for(f"http://127.0.0.1:{serving_port}/ping", lambda body: body == "ok", timeout,
+                  processes["serving"], Path(services["serving"]["log"]))  # fmt: skip
     except BaseException:
         down(data_dir)
         raise
@@ -219,6 +224,10 @@ def main() -> int:
     start.add_argument(
         "--envs", default=os.environ.get("RUNWAY_DAG_ENVS", "all"), help="environments to show"
     )
+    start.add_argument("--serving-port", type=int, default=int(os.environ.get("SERVING_PORT", 8000)))
+    start.add_argument(
+        "--serving-env", default=os.environ.get("SERVING_ENV", "dev"), help="whose Champion to serve"
+    )
     start.add_argument(
         "--cold-spark", action="store_true", help="no Spark Connect server: each job starts its JVM"
     )
@@ -229,13 +238,17 @@ def main() -> int:
         stopped = down(data_dir)
         print(f"stopped {', '.join(stopped)}" if stopped else "nothing to stop")
         return 0
-    print("starting a warm Spark, Airflow standalone and the MLflow UI (about 40 s) ...", flush=True)
-    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs, warm_spark=not args.cold_spark)
+    print(
+        "starting a warm Spark, Airflow, the MLflow UI and the serving endpoint (about 40 s) ...", flush=True
+    )
+    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs, warm_spark=not args.cold_spark,
+               serving_port=args.serving_port, serving_env=args.serving_env)  # fmt: skip
     login = airflow_login(data_dir)
     spark = state["spark_remote"] or "none: each job starts its own JVM"
     print(f"""
 Airflow  {state["airflow_url"]}   {login}
 MLflow   {state["mlflow_url"]}
+Serving  {state["serving_url"]}/invocations   (the {state["serving_env"]} Champion; /health, /metrics)
 Spark    {spark}
 DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {data_dir / "logs"}.
 Stop with `make down`.""")

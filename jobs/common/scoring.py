@@ -104,6 +104,8 @@ def check_signature(model: ModelRef, columns: dict[str, str]) -> None:
 
 
 def _incompatible(signature_type: str, spark_type: str) -> bool:
+    if spark_type == "void":  # no value in any row (JSON nulls): missing values of any type
+        return False
     numeric = spark_type.startswith(SPARK_NUMERIC)
     if signature_type in NUMERIC_TYPES:
         return not numeric
@@ -189,6 +191,7 @@ def score(
 
 # MLflow signature types as the Arrow types the Spark path casts them to (``model_input_columns``).
 _ARROW_INPUT_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+_ARROW_NULL_AS = {"string": "string", "boolean": "bool"}  # an all-null column of these signature types
 _PYFUNCS: dict[str, Any] = {}
 
 
@@ -210,10 +213,13 @@ def signature_inputs(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> pa.Tab
 
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     check_signature(model, column_types(table))
-    return pa.table({
-        name: table[name].cast(_ARROW_INPUT_TYPES[kind]) if kind in _ARROW_INPUT_TYPES else table[name]
-        for name, kind in model.inputs
-    })  # fmt: skip
+    def typed(name: str, kind: str):
+        column = table[name]
+        if kind in _ARROW_INPUT_TYPES:
+            return column.cast(_ARROW_INPUT_TYPES[kind])
+        return column.cast(_ARROW_NULL_AS.get(kind, "string")) if pa.types.is_null(column.type) else column
+
+    return pa.table({name: typed(name, kind) for name, kind in model.inputs})
 
 
 def positive_probability(pyfunc, frame) -> np.ndarray:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
 
 from jobs.common.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
-from jobs.serving.protocol import BadRequestError, as_arrow, parse_body
+from jobs.serving.protocol import BadRequestError, parse_body
 
 if TYPE_CHECKING:
     from jobs.common.config import EnvConfig
     from jobs.serving.batcher import MicroBatcher
     from jobs.serving.follower import ModelFollower, Served
-    from jobs.serving.inference_log import InferenceLog, NoInferenceLog
+    from jobs.serving.inference_log import InferenceLog
 
 log = logging.getLogger("runway.serving")
 
@@ -114,7 +114,7 @@ class Endpoint:
             for p, label in zip(proba, labels, strict=True)
         ]
         body_out = {"predictions": predictions, "model": _model_json(served)}
-        self.follower.last_rows = None if inputs.num_rows == 0 else inputs.slice(0, 64).to_pandas()
+        self.follower.last_rows = inputs  # Arrow, kept by reference: the next version's warm-up rows
         return self._answer(
             200, body_out, headers, started, request_id, requested_at, served, inputs, proba, labels
         )
@@ -122,9 +122,9 @@ class Endpoint:
     def _inputs(self, body: bytes, content_type: str, served: Served):
         from jobs.common.scoring import signature_inputs
 
-        frame = parse_body(body, content_type)
+        rows = parse_body(body, content_type, self.settings.max_rows_per_request)
         try:
-            return signature_inputs(as_arrow(frame, self.settings.max_rows_per_request), served.model)
+            return signature_inputs(rows, served.model)
         except SignatureMismatchError as exc:
             raise BadRequestError(str(exc)) from None
 
@@ -165,7 +165,7 @@ def create_app(config: EnvConfig) -> FastAPI:
 
     from jobs.serving.batcher import MicroBatcher
     from jobs.serving.follower import ModelFollower
-    from jobs.serving.inference_log import InferenceLog
+    from jobs.serving.inference_log import InferenceLog, NoInferenceLog
     from jobs.tablestore import open_table_store
 
     settings = config.serving

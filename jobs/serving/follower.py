@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from jobs.common.config import EnvConfig
     from jobs.common.scoring import ModelRef
@@ -57,7 +58,7 @@ class ModelFollower:
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
         self.served: Served | None = None
         self.refused: dict[str, str] = {}  # version -> why (until the alias moves again)
-        self.last_rows: pd.DataFrame | None = None  # the last scored inputs: the next warm-up
+        self.last_rows: pa.Table | None = None  # the last scored inputs: the next warm-up
         self._on_event = on_event or (lambda *_: None)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -147,7 +148,7 @@ class ModelFollower:
         import pandas as pd
 
         names = [name for name, _ in candidate.inputs]
-        if self.last_rows is not None and set(names) <= set(self.last_rows.columns):
-            return self.last_rows[names].head(64)
+        if self.last_rows is not None and set(names) <= set(self.last_rows.column_names):
+            return self.last_rows.select(names).slice(0, 64).to_pandas()
         example = pyfunc.input_example
         return example[names] if isinstance(example, pd.DataFrame) else None

@@ -117,15 +117,16 @@ def stack(spark, tmp_path_factory):
     refresh(JobContext.open(prod, "prod-gold-for-the-stack"), window)
     patch.undo()
 
-    ports = {"airflow": _free_port(), "mlflow": _free_port()}
+    ports = {"airflow": _free_port(), "mlflow": _free_port(), "serving": _free_port()}
     env = {
         **stack_env(data_dir, ports["airflow"], "all", prod.compute.spark_master),
         "RUNWAY_CONFIG_DIR": str(configs),
+        "RUNWAY_SERVING_POLL_SECONDS": "1",
     }
     env.pop("RUNWAY_SPARK_REMOTE", None)  # `up` starts the stack's own warm Spark, `down` stops it
     up = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "stack.py"), "up", "--airflow-port", str(ports["airflow"]),
-         "--mlflow-port", str(ports["mlflow"])],
+         "--mlflow-port", str(ports["mlflow"]), "--serving-port", str(ports["serving"]), "--serving-env", "prod"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     try:
@@ -237,6 +238,30 @@ def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
         ["promote", "1", "admin", "done"]
     ]
     assert registry.get_model_version("prod.ml.tiny_classifier", "1").tags["approval.by"] == "admin"
+    _the_stack_serves_the_champion(stack, "1")
+
+
+def _the_stack_serves_the_champion(stack, version: str) -> None:
+    """`make up`'s endpoint follows the alias the promotion moved, and scores prod's gold rows."""
+    from deltalake import DeltaTable
+
+    from jobs.common.config import load_config
+    from jobs.common.modeling import model_inputs
+
+    url = stack["state"]["serving_url"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        health = requests.get(f"{url}/health", timeout=10)
+        if health.ok and health.json()["serving"]["version"] == version:
+            break
+        time.sleep(1)
+    assert health.ok, health.text
+    gold = DeltaTable(str(stack["data_dir"] / "lakehouse" / "prod" / "gold" / "tiny_features")).to_pandas()
+    rows = model_inputs(load_config("prod").use_case.model, gold).head(3)
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+    assert answer.ok and len(answer.json()["predictions"]) == 3, answer.text
+    assert answer.headers["x-model-version"] == version
 
 
 def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
@@ -269,7 +294,7 @@ def test_down_stops_exactly_what_up_started(stack):
     try:
         down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=stack["env"],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert down.returncode == 0 and "stopped airflow, mlflow, spark_connect" in down.stdout, (
+        assert down.returncode == 0 and "stopped airflow, mlflow, serving, spark_connect" in down.stdout, (
             down.stdout + down.stderr
         )
         for pgid in pids:

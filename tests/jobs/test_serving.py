@@ -164,6 +164,17 @@ def test_every_mlflow_input_format_answers_what_the_models_own_predict_answers(s
         assert headers["x-model-name"] == registry["config"].registered_model_name and headers["x-request-id"]
 
 
+def test_missing_values_are_scored_as_the_model_scores_them(server, registry, gold_rows):
+    """A feature the client does not know (JSON null in every row: Arrow's null type) is a missing
+    value of the signature's type, not a type error. Before: 400 'incompatible types (void, ...)'."""
+    rows = gold_rows.head(3).assign(temperature=np.nan, site=None)
+    expected = _direct(registry, registry["versions"][0], rows)
+    body = json.dumps({"dataframe_records": json.loads(rows.to_json(orient="records"))}).encode()
+    status, answer, _ = call(server.url, "/invocations", body)
+    assert status == 200, answer
+    assert np.allclose([p["prediction"] for p in answer["predictions"]], expected, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "message"),
     [
