@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 8, 64)
 SECONDS = 12
-POLL_SECONDS = 1.0
+POLL_SECONDS = 5.0  # serving.poll_seconds' default: what a user gets
 
 
 def _free_port() -> int:
@@ -134,7 +134,9 @@ def serving_figure(
     for workers in (1, 2):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri}
+        # mlflow models serve execs `uvicorn` from PATH: this interpreter's scripts first.
+        mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri,
+                      "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # fmt: skip
         served = Process([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}/{champion}",
                           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)],
                          mlflow_env, work / f"mlflow-{workers}.log", url + "/ping")  # fmt: skip

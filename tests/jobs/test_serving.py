@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -371,3 +372,27 @@ def test_a_segment_committed_before_a_crash_is_not_committed_again(registry, tmp
         InferenceLog(wal, store, table)  # one server per WAL folder
     again.close()
     assert len(store.read_pandas(table)) == 3
+
+
+def test_when_delta_cannot_be_written_the_segments_wait_and_the_backlog_shows(registry, tmp_path):
+    """Serving goes on while the inference table cannot take the rows (here: a table of another
+    schema that may not evolve); the WAL keeps them, the backlog counts them, a later flush commits."""
+    import pyarrow as pa
+
+    from jobs.serving.inference_log import InferenceLog
+
+    store = registry["store"]
+    table = store.name("ml", "inference_log_blocked_test")
+    store.overwrite(table, pa.table({"request_id": pa.array([1], pa.int64())}))  # request_id: not a string
+    log = InferenceLog(tmp_path / "wal", store, table)
+    rows = [{"request_id": f"r{i}", "row_index": 0, "requested_at": "2013-01-01T00:00:00+00:00", "route": "primary",
+             "status": 200, "latency_ms": 1.0, "inputs": {"x": 1.0}, "prediction": 0.5, "predicted_label": 1}
+            for i in range(4)]  # fmt: skip
+    assert log.append(rows[:2], {"x": "double"}) and log.append(rows[2:], {"x": "double"})
+    with pytest.raises(Exception, match="does not match its schema"):
+        log.flush()
+    assert log.backlog() == 4 and len(list((tmp_path / "wal").glob("*.jsonl"))) >= 1
+    shutil.rmtree(store.path(table))  # the obstacle goes: the waiting segments commit, in order, once
+    assert log.flush().rows == 4 and log.backlog() == 0
+    log.close()
+    assert sorted(store.read_pandas(table).request_id) == ["r0", "r1", "r2", "r3"]
