@@ -143,7 +143,8 @@ def up(
         "serving": [sys.executable, "-m", "jobs.serve", "--env", serving_env, "--port", str(serving_port)],
     }  # fmt: skip
     services, processes = {}, {}
-    for name, command in commands.items():
+
+    def start(name: str, command: list[str]) -> None:
         log = data_dir / "logs" / f"{name}.log"
         with log.open("a") as out:
             process = subprocess.Popen(
@@ -152,16 +153,21 @@ def up(
         processes[name] = process
         services[name] = {"pid": process.pid, "started_at": _started_at(process.pid), "log": str(log),
                           "command": " ".join(command[1:4])}  # fmt: skip
+        state_path.write_text(json.dumps(state, indent=2))  # recorded at once: `down` stops what started
+
     state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
              "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
              "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
              "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
              "started_spark": started_spark}  # fmt: skip
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps(state, indent=2))
     try:
+        start("airflow", commands["airflow"])
+        start("mlflow", commands["mlflow"])
         _wait_for(f"http://127.0.0.1:{mlflow_port}/health", lambda body: "OK" in body, timeout,
                   processes["mlflow"], Path(services["mlflow"]["log"]))  # fmt: skip
+        # After MLflow: on a fresh SQLite store two processes migrating its tables at once fail.
+        start("serving", commands["serving"])
         _wait_for(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", _airflow_healthy, timeout,
                   processes["airflow"], Path(services["airflow"]["log"]))  # fmt: skip
         _wait_for(f"http://127.0.0.1:{serving_port}/ping", lambda body: body == "ok", timeout,

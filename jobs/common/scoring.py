@@ -192,6 +192,7 @@ def score(
 # MLflow signature types as the Arrow types the Spark path casts them to (``model_input_columns``).
 _ARROW_INPUT_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
 _ARROW_NULL_AS = {"string": "string", "boolean": "bool"}  # an all-null column of these signature types
+SIGNATURE_ARROW_TYPES = {**_ARROW_INPUT_TYPES, **_ARROW_NULL_AS}  # every signature type, as Arrow
 _PYFUNCS: dict[str, Any] = {}
 
 
@@ -213,6 +214,7 @@ def signature_inputs(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> pa.Tab
 
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     check_signature(model, column_types(table))
+
     def typed(name: str, kind: str):
         column = table[name]
         if kind in _ARROW_INPUT_TYPES:

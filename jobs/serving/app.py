@@ -81,12 +81,10 @@ class Endpoint:
     """What a request needs: the served version, the batcher, the inference log, the metrics."""
 
     def __init__(self, config: EnvConfig, follower: ModelFollower, batcher: MicroBatcher,
-                 inference_log: InferenceLog) -> None:  # fmt: skip
+                 inference_log: InferenceLog, metrics: Metrics) -> None:  # fmt: skip
         self.config, self.settings = config, config.serving
         self.follower, self.batcher, self.inference_log = follower, batcher, inference_log
-        self.metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
-        batcher._on_batch = self.metrics.batch_rows.observe
-        follower._on_event = lambda outcome, version, why: self.metrics.model_loads.labels(outcome).inc()
+        self.metrics = metrics
 
     async def invoke(self, body: bytes, content_type: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, JSON body, headers) for one scoring request; every outcome is logged."""
@@ -175,9 +173,11 @@ def create_app(config: EnvConfig) -> FastAPI:
                      flush_rows=settings.inference_log.flush_rows, flush_seconds=settings.inference_log.flush_seconds)
         if settings.inference_log.enabled else NoInferenceLog()
     )  # fmt: skip
-    follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds)
-    batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms)
-    endpoint = Endpoint(config, follower, batcher, inference_log)
+    metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
+    follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds,
+                             on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc())  # fmt: skip
+    batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms, on_batch=metrics.batch_rows.observe)
+    endpoint = Endpoint(config, follower, batcher, inference_log, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -226,7 +226,7 @@ def create_app(config: EnvConfig) -> FastAPI:
                              "refused": follower.refused})  # fmt: skip
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(endpoint.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,8 +46,6 @@ LOG_COLUMNS = {
 OUTPUT_COLUMNS = {"prediction": "double", "predicted_label": "int32"}
 _ARROW = {"string": "string", "int32": "int32", "double": "float64", "timestamp": "timestamp[us, tz=UTC]"}
 # MLflow signature types as the Arrow types the inputs are scored (and logged) with.
-SIGNATURE_ARROW = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32",
-                   "string": "string", "boolean": "bool"}  # fmt: skip
 
 
 class WalLockedError(BadInputError):
@@ -266,12 +263,6 @@ def _input_arrow_type(name: str, input_types: dict[str, str], table_types: dict[
         spark = table_types[name]
         return {"double": "float64", "float": "float32", "bigint": "int64", "int": "int32", "string": "string",
                 "boolean": "bool"}.get(spark)  # fmt: skip
-    return SIGNATURE_ARROW.get(input_types.get(name, ""))
+    from jobs.common.scoring import SIGNATURE_ARROW_TYPES
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def monotonic_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+    return SIGNATURE_ARROW_TYPES.get(input_types.get(name, ""))

@@ -104,7 +104,9 @@ def registry(trained, tmp_path_factory):
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     client.set_registered_model_alias(config.registered_model_name, CHAMPION, versions[0])
     env = {**os.environ, "RUNWAY_DATA_DIR": str(Path(base.storage.lakehouse_root).parent),
-           "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
+           # Both URIs: mlflow.set_registry_uri() in this process exports MLFLOW_REGISTRY_URI (another store).
+           "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.tracking_uri,
+           "MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
            "RUNWAY_SERVING_POLL_SECONDS": "0.5", "RUNWAY_SERVING_WAL_ROOT": str(root / "wal"),
            "RUNWAY_SERVING_TOKEN": "s3cret"}  # fmt: skip
     return {
@@ -228,8 +230,20 @@ def _broken_version(registry) -> str:
     config, client = registry["config"], registry["client"]
     frame = pd.DataFrame({"brand_new_input": [1.0, 2.0], "other": [0.0, 1.0]})
     model = DummyClassifier(strategy="prior").fit(frame, [0, 1])
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)  # both also export the variables: restored below
     mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    try:
+        return _log_broken(mlflow, client, config, frame, model)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _log_broken(mlflow, client, config, frame, model) -> str:
     with mlflow.start_run(
         experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     ):
