@@ -35,18 +35,9 @@ def _free_port() -> int:
 
 
 def _wait(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited ({process.returncode}): see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer in {seconds:.0f} s: see {log}")
+    from stack import _wait_for  # make up's readiness loop
+
+    _wait_for(url, lambda body: True, seconds, process, log)
 
 
 class Process:
