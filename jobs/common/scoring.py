@@ -215,11 +215,10 @@ def signature_inputs(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> pa.Tab
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     check_signature(model, column_types(table))
 
-    def typed(name: str, kind: str):
+    def typed(name: str, kind: str):  # numerics always, others when null (an all-null JSON column)
         column = table[name]
-        if kind in _ARROW_INPUT_TYPES:
-            return column.cast(_ARROW_INPUT_TYPES[kind])
-        return column.cast(_ARROW_NULL_AS.get(kind, "string")) if pa.types.is_null(column.type) else column
+        cast = kind in _ARROW_INPUT_TYPES or (pa.types.is_null(column.type) and kind in SIGNATURE_ARROW_TYPES)
+        return column.cast(SIGNATURE_ARROW_TYPES[kind]) if cast else column
 
     return pa.table({name: typed(name, kind) for name, kind in model.inputs})
 

@@ -23,7 +23,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,15 +37,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.serving.inference_log")
 
 SEGMENT_SUFFIX = ".jsonl"
-# The table's fixed columns; the model's inputs (typed by its signature) and outputs follow them.
-LOG_COLUMNS = {
-    "request_id": "string", "row_index": "int32", "requested_at": "timestamp", "route": "string",
-    "model_name": "string", "model_version": "string", "model_alias": "string", "status": "int32",
-    "latency_ms": "double", "error": "string",
-}  # fmt: skip
-OUTPUT_COLUMNS = {"prediction": "double", "predicted_label": "int32"}
-_ARROW = {"string": "string", "int32": "int32", "double": "float64", "timestamp": "timestamp[us, tz=UTC]"}
-# MLflow signature types as the Arrow types the inputs are scored (and logged) with.
+# The table's fixed columns (a DDL schema, as small_frame takes); the model's inputs, typed by its
+# signature, go between the request's columns and the outputs.
+REQUEST_SCHEMA = ("request_id string, row_index int, requested_at timestamp, route string, model_name string, "
+                  "model_version string, model_alias string, status int, latency_ms double, error string")  # fmt: skip
+OUTPUT_SCHEMA = "prediction double, predicted_label int"
 
 
 class WalLockedError(BadInputError):
@@ -237,32 +233,26 @@ def read_segment(path: Path) -> list[dict[str, Any]]:
 def log_rows(
     rows: list[dict[str, Any]], input_types: dict[str, str], table_types: dict[str, str]
 ) -> pa.Table:
-    """The rows as the inference table's Arrow columns: the fixed ones, then the inputs typed by
-    the signature (or the table's type), then the outputs."""
+    """The rows as the inference table's Arrow columns: the request's, then the inputs (typed as the
+    table has them, else by the signature that scored them), then the outputs."""
     import pyarrow as pa
 
-    columns: dict[str, pa.Array] = {}
-    for name, kind in {**LOG_COLUMNS, **OUTPUT_COLUMNS}.items():
-        values = [row.get(name) for row in rows]
-        if name == "requested_at":
-            values = [datetime.fromisoformat(v) if v else None for v in values]
-        columns[name] = pa.array(
-            values, type=_ARROW[kind] if kind != "timestamp" else pa.timestamp("us", tz=UTC)
-        )
-    inputs = list(dict.fromkeys(name for row in rows for name in (row.get("inputs") or {})))
-    for name in inputs:
-        values = [(row.get("inputs") or {}).get(name) for row in rows]
-        arrow_type = _input_arrow_type(name, input_types, table_types)
-        columns[name] = pa.array(values, type=arrow_type) if arrow_type else pa.array(values)
-    ordered = [*LOG_COLUMNS, *inputs, *OUTPUT_COLUMNS]
-    return pa.table({name: columns[name] for name in ordered})
-
-
-def _input_arrow_type(name: str, input_types: dict[str, str], table_types: dict[str, str]) -> str | None:
-    if name in table_types:  # the table's type wins: every segment must fit the same schema
-        spark = table_types[name]
-        return {"double": "float64", "float": "float32", "bigint": "int64", "int": "int32", "string": "string",
-                "boolean": "bool"}.get(spark)  # fmt: skip
     from jobs.common.scoring import SIGNATURE_ARROW_TYPES
+    from jobs.tablestore.base import simple_arrow_types, small_schema
 
-    return SIGNATURE_ARROW_TYPES.get(input_types.get(name, ""))
+    def input_type(name: str) -> pa.DataType | None:  # the table's type wins: every segment must fit it
+        if name in table_types:
+            return simple_arrow_types().get(table_types[name])
+        kind = SIGNATURE_ARROW_TYPES.get(input_types.get(name, ""))
+        return pa.type_for_alias(kind) if kind else None
+
+    def column(name: str, arrow_type: pa.DataType | None) -> pa.Array:
+        values = [row[name] if name in row else (row.get("inputs") or {}).get(name) for row in rows]
+        if arrow_type is not None and pa.types.is_timestamp(arrow_type):
+            values = [datetime.fromisoformat(v) if v else None for v in values]
+        return pa.array(values, type=arrow_type)
+
+    inputs = list(dict.fromkeys(name for row in rows for name in (row.get("inputs") or {})))
+    typed = [*small_schema(REQUEST_SCHEMA), *(pa.field(n, input_type(n) or pa.null()) for n in inputs),
+             *small_schema(OUTPUT_SCHEMA)]  # fmt: skip
+    return pa.table({f.name: column(f.name, None if pa.types.is_null(f.type) else f.type) for f in typed})

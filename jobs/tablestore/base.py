@@ -489,15 +489,23 @@ def column_types(df: Rows) -> dict[str, str]:
     return {f.name: f.dataType.simpleString() for f in schema.fields}
 
 
-def small_schema(schema: str) -> pa.Schema:
-    """The Arrow schema of a simple DDL schema (string, double, bigint, int, boolean, date, timestamp); other types are refused
-    with their column. Timestamps are UTC instants, as Spark's with a UTC session time zone."""
+def simple_arrow_types() -> dict[str, pa.DataType]:
+    """Spark's simple types (as ``column_types`` names them) that map one to one onto Arrow.
+    Timestamps are UTC instants, as Spark's with a UTC session time zone."""
     import pyarrow as pa
 
-    arrow_types = {
-        "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(), "int": pa.int32(),
-        "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
+    return {
+        "string": pa.string(), "double": pa.float64(), "float": pa.float32(), "bigint": pa.int64(),
+        "int": pa.int32(), "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
     }  # fmt: skip
+
+
+def small_schema(schema: str) -> pa.Schema:
+    """The Arrow schema of a simple DDL schema (``simple_arrow_types``); other types are refused
+    with their column."""
+    import pyarrow as pa
+
+    arrow_types = simple_arrow_types()
     fields = []
     for part in schema.split(","):
         name, _, kind = part.strip().partition(" ")
