@@ -10,7 +10,8 @@ import os
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
@@ -86,36 +87,34 @@ class Endpoint:
         self.follower, self.batcher, self.inference_log = follower, batcher, inference_log
         self.metrics = metrics
 
-    async def invoke(self, body: bytes, content_type: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """(status, JSON body, headers) for one scoring request; every outcome is logged."""
-        started, request_id = time.perf_counter(), uuid.uuid4().hex
-        requested_at = _now()
-        served = self.follower.served
-        headers = {"X-Request-Id": request_id}
+    async def invoke(
+        self, body: bytes | None, content_type: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) for one scoring request (``body`` None: it exceeded
+        ``max_body_bytes``); every outcome is logged."""
+        request = _Request(self.follower.served)
+        if body is None:
+            return self._answer(request, 413, f"the body exceeds {self.settings.max_body_bytes} bytes")
+        served = request.served
         if served is None:
-            return self._answer(503, {"error": "no model version is served yet (the alias has none, or it is still loading)"},
-                                headers, started, request_id, requested_at, None)  # fmt: skip
-        headers.update({"X-Model-Name": served.model.name, "X-Model-Version": served.model.version})
+            return self._answer(
+                request, 503, "no model version is served yet (the alias has none, or it is loading)"
+            )
         try:
             inputs = self._inputs(body, content_type, served)
         except BadRequestError as exc:
-            return self._answer(400, {"error": str(exc)}, headers, started, request_id, requested_at, served)
+            return self._answer(request, 400, str(exc))
         try:
             proba = await self.batcher.score(served, inputs)
         except Exception as exc:  # the model failed on rows its signature accepts: a server error
-            log.exception("request %s: the model failed", request_id)
-            return self._answer(500, {"error": f"the model failed: {type(exc).__name__}"}, headers, started,
-                                request_id, requested_at, served)  # fmt: skip
-        labels = (proba >= served.model.threshold).astype("int32")
+            log.exception("request %s: the model failed", request.id)
+            return self._answer(request, 500, f"the model failed: {type(exc).__name__}")
+        labels = (proba >= served.model.threshold).astype("int32").tolist()
         predictions = [
-            {PREDICTION: float(p), PREDICTED_LABEL: int(label)}
-            for p, label in zip(proba, labels, strict=True)
+            {PREDICTION: p, PREDICTED_LABEL: label} for p, label in zip(proba.tolist(), labels, strict=True)
         ]
-        body_out = {"predictions": predictions, "model": _model_json(served)}
         self.follower.last_rows = inputs  # Arrow, kept by reference: the next version's warm-up rows
-        return self._answer(
-            200, body_out, headers, started, request_id, requested_at, served, inputs, proba, labels
-        )
+        return self._answer(request, 200, None, inputs, predictions)
 
     def _inputs(self, body: bytes, content_type: str, served: Served):
         from jobs.common.scoring import signature_inputs
@@ -126,34 +125,44 @@ class Endpoint:
         except SignatureMismatchError as exc:
             raise BadRequestError(str(exc)) from None
 
-    def _answer(self, status, body, headers, started, request_id, requested_at, served, inputs=None, proba=None,
-                labels=None):  # fmt: skip
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        model = served.model if served is not None else None
-        common = {"request_id": request_id, "requested_at": requested_at, "route": PRIMARY, "status": status,
+    def _answer(self, request: _Request, status: int, error: str | None, inputs=None, predictions=None):
+        """Log the request's rows (one per scored row, else one), count it, and shape the answer."""
+        latency_ms = round((time.perf_counter() - request.started) * 1000, 3)
+        model = request.served.model if request.served is not None else None
+        common = {"request_id": request.id, "requested_at": request.at, "route": PRIMARY, "status": status,
                   "latency_ms": latency_ms, "model_name": model and model.name, "model_version": model and model.version,
-                  "model_alias": model and model.alias, "error": body.get("error")}  # fmt: skip
+                  "model_alias": model and model.alias, "error": error}  # fmt: skip
         if inputs is None:
             rows = [{**common, "row_index": 0}]
         else:
-            rows = [{**common, "row_index": i, "inputs": values, PREDICTION: float(p), PREDICTED_LABEL: int(label)}
-                    for i, (values, p, label) in enumerate(zip(inputs.to_pylist(), proba, labels, strict=True))]  # fmt: skip
-        self.inference_log.append(rows, served.input_types if served is not None else None)
+            rows = [{**common, "row_index": i, "inputs": values, **scored}
+                    for i, (values, scored) in enumerate(zip(inputs.to_pylist(), predictions, strict=True))]  # fmt: skip
+        self.inference_log.append(rows, request.served.input_types if request.served is not None else None)
         self.metrics.requests.labels(str(status), model.version if model else "none").inc()
         self.metrics.latency.observe(latency_ms / 1000)
+        headers = {"X-Request-Id": request.id}
+        if model is not None:
+            headers.update({"X-Model-Name": model.name, "X-Model-Version": model.version})
+        body = (
+            {"error": error} if error else {"predictions": predictions, "model": _model_json(request.served)}
+        )
         return status, body, headers
+
+
+@dataclass
+class _Request:
+    """One request's identity and clock, and the version served when it arrived."""
+
+    served: Served | None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    started: float = field(default_factory=time.perf_counter)
 
 
 def _model_json(served: Served) -> dict[str, Any]:
     model = served.model
     return {"name": model.name, "version": model.version, "alias": model.alias, "run_id": model.run_id,
             "threshold": model.threshold}  # fmt: skip
-
-
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat()
 
 
 def create_app(config: EnvConfig) -> FastAPI:
@@ -198,11 +207,7 @@ def create_app(config: EnvConfig) -> FastAPI:
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         body = await _bounded_body(request, settings.max_body_bytes)
-        if body is None:
-            status, payload, headers = endpoint._answer(413, {"error": f"the body exceeds {settings.max_body_bytes} bytes"},
-                                                        {}, time.perf_counter(), uuid.uuid4().hex, _now(), endpoint.follower.served)  # fmt: skip
-        else:
-            status, payload, headers = await endpoint.invoke(body, request.headers.get("content-type", ""))
+        status, payload, headers = await endpoint.invoke(body, request.headers.get("content-type", ""))
         return JSONResponse(payload, status_code=status, headers=headers)
 
     @app.get("/ping")
@@ -242,8 +247,7 @@ def create_app(config: EnvConfig) -> FastAPI:
         if not hmac.compare_digest(given.encode(), token.encode()):
             return JSONResponse({"error": "a valid admin token is required (Authorization: Bearer <token>)"},
                                 status_code=401)  # fmt: skip
-        follower.refused.clear()
-        outcome = await asyncio.get_running_loop().run_in_executor(None, follower.check)
+        outcome = await asyncio.get_running_loop().run_in_executor(None, follower.recheck)
         served = follower.served
         return JSONResponse({"outcome": outcome or "unchanged", "serving": served and _model_json(served)})
 

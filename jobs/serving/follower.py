@@ -60,6 +60,7 @@ class ModelFollower:
         self.refused: dict[str, str] = {}  # version -> why (until the alias moves again)
         self.last_rows: pa.Table | None = None  # the last scored inputs: the next warm-up
         self._on_event = on_event or (lambda *_: None)
+        self._registry = None  # the environment's ModelRegistry, made on the first check
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,6 +84,12 @@ class ModelFollower:
                 )
             self._stop.wait(self.poll_seconds)
 
+    def recheck(self) -> str | None:
+        """``check`` at once, versions refused before included (an admin's forced reload)."""
+        with self._lock:
+            self.refused.clear()
+        return self.check()
+
     def describe(self) -> str:
         served = self.served
         return "nothing" if served is None else f"{served.model.name} v{served.model.version}"
@@ -90,17 +97,18 @@ class ModelFollower:
     def check(self) -> str | None:
         """Resolve the alias once; load and swap in a new version. Returns the outcome
         (``loaded``/``refused``), None when nothing changed. One check at a time."""
+        from jobs.common.registry import ModelRegistry
         from jobs.common.scoring import NoModelVersionError, resolve_model
 
         with self._lock:
-            try:
-                candidate = resolve_model(self.config, self.alias)
-            except NoModelVersionError:
-                return None  # nothing to serve yet: /health stays "not ready"
+            self._registry = self._registry or ModelRegistry.for_config(self.config)
+            version = self._registry.alias_version(self.alias)  # one registry read per poll
             served = self.served
-            if served is not None and served.model.version == candidate.version:
-                return None
-            if candidate.version in self.refused:
+            if version is None or version in self.refused or (served and served.model.version == version):
+                return None  # nothing (new) to serve: /health stays as it is
+            try:
+                candidate = resolve_model(self.config, self.alias)  # the signature: only when it moved
+            except NoModelVersionError:
                 return None
             why = self._refusal(served, candidate)
             if why is None:
