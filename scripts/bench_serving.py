@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -49,13 +48,9 @@ class Process:
         _wait(ready, self.process, log)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        from spark_server import _kill_group  # SIGTERM the group, SIGKILL what is left
+
+        _kill_group(self.process.pid, grace=60)
 
 
 def locust(url: str, users: int, body: Path, out: Path) -> dict:

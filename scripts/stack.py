@@ -143,6 +143,11 @@ def up(
         "serving": [sys.executable, "-m", "jobs.serve", "--env", serving_env, "--port", str(serving_port)],
     }  # fmt: skip
     services, processes = {}, {}
+    state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
+             "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
+             "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
+             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
+             "started_spark": started_spark}  # fmt: skip
 
     def start(name: str, command: list[str]) -> None:
         log = data_dir / "logs" / f"{name}.log"
@@ -155,12 +160,8 @@ def up(
                           "command": " ".join(command[1:4])}  # fmt: skip
         state_path.write_text(json.dumps(state, indent=2))  # recorded at once: `down` stops what started
 
-    state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
-             "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
-             "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
-             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
-             "started_spark": started_spark}  # fmt: skip
     state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(state, indent=2))  # the warm Spark is recorded before anything else starts
     try:
         start("airflow", commands["airflow"])
         start("mlflow", commands["mlflow"])
