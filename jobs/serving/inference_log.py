@@ -183,7 +183,7 @@ class InferenceLog:
             handle.close()
             raise WalLockedError(
                 f"another serving process writes the inference log's WAL {self.folder}: give each server its own "
-                "folder (serving.inference_log.wal_dir)"
+                "folder (serving.inference_log.wal_root: <root>/<env>)"
             ) from None
         return handle
 

@@ -207,6 +207,16 @@ def test_bad_requests_are_400s_naming_the_problem(server, gold_rows, body, conte
     assert call(server.url, "/ping")[0] == 200  # still up
 
 
+def test_a_second_server_on_the_same_wal_refuses_to_start(server, registry, tmp_path):
+    """Two servers appending to one WAL would commit each other's segments under one transaction
+    id: the second one exits with a sentence naming the folder, the first keeps serving."""
+    second = subprocess.run([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(_free_port())],
+                            env=registry["env"], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert "another serving process writes the inference log's WAL" in second.stderr
+    assert call(server.url, "/health")[0] == 200
+
+
 def test_health_version_metrics_and_the_admin_token(server, registry):
     status, health, _ = call(server.url, "/health")
     assert status == 200 and health["status"] == "ready"

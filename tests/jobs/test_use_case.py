@@ -168,6 +168,9 @@ def test_a_passed_check_is_recorded_once_and_an_edited_use_case_is_checked_again
     record.write_text(json.dumps({**json.loads(record.read_text()), "checked": "once"}))
     check_use_case_once(spark, config)  # the same content: not checked again
     assert json.loads(record.read_text())["checked"] == "once"
+    record.write_text('{"suites": tr')  # a torn record (a task killed mid-write before the atomic rename)
+    check_use_case_once(spark, config)  # is no pass: checked again, rewritten whole
+    assert json.loads(record.read_text())["suites"] is True
 
     sql = next((use_case / "sql").glob("*.sql"))
     sql.write_text(sql.read_text().replace("w.humidity", "w.humidty"))
