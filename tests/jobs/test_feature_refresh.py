@@ -298,3 +298,35 @@ def test_another_delimiter_and_extra_columns_are_reported(one_day, caplog):
     path.write_text("\n".join(";".join(row) for row in [header, *body]))
     with pytest.raises(ValueError, match=f"{DAY1}.csv is semicolon-delimited"):
         run_bronze(ctx, Window(DAY1, DAY2))
+
+
+def test_a_feature_sql_that_repeats_keys_writes_no_gold_and_names_the_sql(spark, tmp_path, monkeypatch):
+    """The store's unique_by check refuses the window before anything is written (a join that lost
+    its date condition: each reading meets every day's weather of its site)."""
+    import shutil
+
+    from jobs.common.errors import BadInputError
+    from tests.conftest import TEST_USE_CASE
+
+    folder = tmp_path / "case"
+    shutil.copytree(TEST_USE_CASE, folder)
+    sql = next((folder / "sql").glob("*.sql"))
+    good = sql.read_text()
+    sql.write_text(
+        good.replace("ON w.site = r.site AND w.reading_date = r.reading_date", "ON w.site = r.site")
+    )
+    monkeypatch.setenv("RUNWAY_USE_CASE", str(folder))
+    config = make_config(tmp_path / "data")
+    seed(config, WINDOW)
+    ctx = JobContext.open(config, "dup-keys")
+    for step in (run_bronze, run_silver, run_gate):
+        step(ctx, WINDOW)
+    with pytest.raises(
+        BadInputError, match=rf"feature SQL {sql.name} yields \d+ duplicated keys \['reading_id'\]"
+    ):
+        run_gold(ctx, WINDOW)
+    gold = ctx.store.name("gold", config.use_case.features.table)
+    assert not ctx.store.exists(gold)
+    sql.write_text(good)  # fixed: the same window lands, one row per reading
+    assert run_gold(ctx, WINDOW)["rows"] == len(ctx.store.read_pandas(gold)) > 0
+    assert ctx.store.read_pandas(gold).reading_id.is_unique
