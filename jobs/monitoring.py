@@ -1,14 +1,18 @@
 """Monitor a window of predictions against the Champion's training reference; record alerts.
 
     python -m jobs.monitoring monitor --env dev --start 2013-07-01 --end 2013-07-02 --run-id <run>
+    python -m jobs.monitoring monitor --env prod --source inference_log --start ... --end ... --run-id <run>
     python -m jobs.monitoring alert --env dev --start ... --end ... --decision '<json>' --run-id <run>
 
-``monitor`` compares the window's scored inputs and predictions (``ml.predictions``) with the
-training window recorded in the lineage of the model version that made them (Evidently: drift of
-each feature, the share of drifted features, drift of the predictions), and, where labels have
-arrived (gold's label for past rows), the model's quality on the window. One row per metric and
-column goes to ``<catalog>.<monitoring>.metrics`` (the window's rows are replaced on a rerun); the
-Evidently HTML report is saved under reports and logged to an MLflow monitoring run.
+``monitor`` compares the window's scored inputs and predictions with the training window recorded
+in the lineage of the model version that made them (Evidently: drift of each feature, the share of
+drifted features, drift of the predictions), and, where labels have arrived (gold's label for past
+rows, joined on the entity's keys), the model's quality on the window. The source is batch and
+streaming scoring (``ml.predictions``, by the data's date) or the serving endpoint's answered
+requests (``ml.inference_log``, by request time; a window without traffic is monitored with zero
+rows). One row per metric and column goes to ``<catalog>.<monitoring>.metrics`` with its source
+(the window's rows of that source are replaced on a rerun); the Evidently HTML report is saved
+under reports and logged to an MLflow monitoring run.
 
 ``alert`` records a drift-triggered retrain in ``<catalog>.<monitoring>.alerts`` (once per window).
 
@@ -23,12 +27,12 @@ import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from jobs.common.cli import add_run_id, add_window, base_parser, json_object, run_cli
-from jobs.common.config import EnvConfig, load_config
+from jobs.common.config import EnvConfig, MonitoringSource, load_config
 from jobs.common.errors import BadInputError, MissingInputError
-from jobs.common.retraining import ALERTS_TABLE, METRICS_TABLE, retraining_decision
+from jobs.common.retraining import ALERTS_TABLE, DEFAULT_SOURCE, METRICS_TABLE, retraining_decision
 from jobs.common.use_case_check import check_gold_columns
 from jobs.common.window import Window
 
@@ -40,6 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.monitoring")
 
 PREDICTION = "prediction"
+METRICS_SCHEMA = (
+    "window_start date, window_end date, source string, metric string, column string, value double, "
+    "threshold double, violated boolean, method string, model_name string, model_version string, "
+    "report_path string, mlflow_run_id string, run_id string, computed_at timestamp"
+)
 
 
 # ====================================================================== pure transforms
@@ -174,22 +183,68 @@ def quality_of(
     return quality_rows(chosen, monitoring.quality_floors, monitoring.quality_ceilings), len(labelled)
 
 
+def served_predictions(logged: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, str | None]:
+    """(the inference log's answered rows of the version that answered most of them, that version;
+    None without any). Requests that carry the entity's keys count once, with their latest answer."""
+    import pandas as pd
+
+    answered = logged[(logged.status == 200) & logged[PREDICTION].notna()]
+    if answered.empty:
+        return answered, None
+    version = str(answered.model_version.value_counts().idxmax())
+    chosen = answered[answered.model_version == version]
+    if keys and set(keys) <= set(chosen.columns):
+        keyed = chosen[keys].notna().all(axis=1)
+        latest = chosen[keyed].sort_values("requested_at", kind="stable").drop_duplicates(keys, keep="last")
+        chosen = pd.concat([chosen[~keyed], latest]) if keyed.any() else chosen
+    return chosen, version
+
+
+def _scored_window(
+    config: EnvConfig, store: TableStore, window: Window, source: str
+) -> tuple[pd.DataFrame | None, str | None]:
+    """(the window's scored rows — inputs and ``prediction`` — of the version that made most of
+    them, that version). Batch and streaming predictions must exist; an endpoint may have had no
+    traffic (version None)."""
+    features = config.use_case.features
+    if source == DEFAULT_SOURCE:
+        scored = store.read_pandas(store.name("ml", config.inference.predictions_table),
+                                   window=(features.date_column, window.start, window.end))  # fmt: skip
+        if scored.empty:
+            raise MissingInputError(f"no predictions for {window} yet: run inference for it first")
+        return latest_predictions(scored, features.keys)
+    table = store.name("ml", config.serving.inference_log.table)
+    if not store.exists(table):
+        log.warning("no inference table %s: the endpoint has logged no request yet", table)
+        return None, None
+    return served_predictions(store.read_pandas(table, window=("requested_at", window.start, window.end)),
+                              features.keys)  # fmt: skip
+
+
 def monitor(
-    config: EnvConfig, store: TableStore, window: Window, *, run_id: str = "manual"
+    config: EnvConfig,
+    store: TableStore,
+    window: Window,
+    *,
+    source: str = DEFAULT_SOURCE,
+    run_id: str = "manual",
 ) -> dict[str, Any]:
-    """Drift and quality of the window's predictions against the version's training reference: the
-    I/O shell (reads, the report's file and MLflow run, the metrics table) around the functions above."""
+    """Drift and quality of the window's scored rows from ``source`` (``predictions``: batch and
+    streaming; ``inference_log``: the endpoint's answered requests) against the version's training
+    reference: the I/O shell (reads, the report's file and MLflow run, the metrics table) around the
+    functions above."""
     from jobs.common.lifecycle import predicted_proba
     from jobs.common.modeling import feature_columns, model_inputs
+    from jobs.common.scoring import threshold_of
 
     model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
     columns = feature_columns(model_cfg)
-    scored = store.read_pandas(store.name("ml", config.inference.predictions_table),
-                               window=(features.date_column, window.start, window.end))  # fmt: skip
-    if scored.empty:
-        raise MissingInputError(f"no predictions for {window} yet: run inference for it first")
-    predictions, version = latest_predictions(scored, features.keys)
+    predictions, version = _scored_window(config, store, window, source)
+    if version is None:
+        return _no_traffic(config, store, window, source, run_id)
     reference_window, model, _ = _model_reference(config, version)
+    if "threshold" not in predictions.columns:  # the inference log: the version's own threshold
+        predictions = predictions.assign(threshold=threshold_of(model.metadata.metadata))
     gold = store.name("gold", features.table)
     check_gold_columns(store.schema(gold), config, f"gold table {gold}")
     reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
@@ -205,36 +260,60 @@ def monitor(
     snapshot = drift_snapshot(config, reference, current)
     expected = tuple(model_cfg.features.expected_to_move)
     rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share, expected)
-    labels = store.read_pandas(gold, window=(features.date_column, window.start, window.end),
-                               columns=[*features.keys, model_cfg.label])  # fmt: skip
-    quality, labelled = quality_of(config, predictions, labels)
+    quality, labelled = [], 0
+    keyed = predictions.dropna(subset=[k for k in features.keys if k in predictions.columns])
+    if set(features.keys) <= set(predictions.columns) and len(keyed):  # labels join on the entity's keys
+        # Batch scoring's window is the data's; requests may name entities of any date.
+        labelled_window = (
+            (features.date_column, window.start, window.end) if source == DEFAULT_SOURCE else None
+        )
+        labels = store.read_pandas(gold, window=labelled_window, columns=[*features.keys, model_cfg.label])
+        quality, labelled = quality_of(config, keyed.astype(labels[features.keys].dtypes.to_dict()), labels)
     rows += quality
     rows.append(_row("rows", None, float(len(predictions)), None, False, "count"))
     rows.append(_row("labelled_rows", None, float(labelled), None, False, "count"))
-    report_path = _report_path(config, window)
+    report_path = _report_path(config, window, source)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(report_path))
-    mlflow_run_id = _log_monitoring_run(config, window, rows, version, reference_window, report_path, run_id)
-    commit = _write_metrics(config, store, window, rows, version=version, report=report_path,
+    mlflow_run_id = _log_monitoring_run(
+        config, window, source, rows, version, reference_window, report_path, run_id
+    )
+    commit = _write_metrics(config, store, window, source, rows, version=version, report=report_path,
                             mlflow_run_id=mlflow_run_id, run_id=run_id)  # fmt: skip
     violated = sorted({r["metric"] for r in rows if r["violated"] and r["metric"] != "feature_drift"})
     share = next(r["value"] for r in rows if r["metric"] == "dataset_drift_share")
-    log.info("monitored %s (v%s, %d predictions, %d labelled): drift share %.2f, violations %s; report %s",
-             window, version, len(predictions), labelled, share, violated or "none", report_path)  # fmt: skip
-    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version,
+    log.info("monitored %s of %s (v%s, %d rows, %d labelled): drift share %.2f, violations %s; report %s",
+             source, window, version, len(predictions), labelled, share, violated or "none", report_path)  # fmt: skip
+    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version, "source": source,
             "model_version": version, "rows": len(predictions), "labelled_rows": labelled,
             "dataset_drift_share": round(share, 4), "violations": violated, "report": str(report_path),
             "mlflow_run_id": mlflow_run_id}  # fmt: skip
 
 
-def _log_monitoring_run(config: EnvConfig, window: Window, rows: list[dict[str, Any]], version: str,
+def _no_traffic(
+    config: EnvConfig, store: TableStore, window: Window, source: str, run_id: str
+) -> dict[str, Any]:
+    """An endpoint without answered requests in the window: monitored, zero rows, nothing violated."""
+    rows = [_row("rows", None, 0.0, None, False, "count")]
+    commit = _write_metrics(config, store, window, source, rows, version="", report="", mlflow_run_id="",
+                            run_id=run_id)  # fmt: skip
+    log.info("monitored %s of %s: no answered request in the window", source, window)
+    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version, "source": source,
+            "model_version": None, "rows": 0, "labelled_rows": 0, "dataset_drift_share": 0.0, "violations": [],
+            "report": None, "mlflow_run_id": None}  # fmt: skip
+
+
+def _log_monitoring_run(config: EnvConfig, window: Window, source: str, rows: list[dict[str, Any]], version: str,
                         reference_window: Window, report_path: Path, run_id: str) -> str:  # fmt: skip
     import mlflow
 
     from jobs.common.lifecycle import configure_mlflow
 
-    with mlflow.start_run(experiment_id=configure_mlflow(config), run_name=f"monitor {window}") as run:
-        mlflow.set_tags({"runway.kind": "monitoring", "runway.env": config.env, "data.window_start": str(window.start),
+    with mlflow.start_run(
+        experiment_id=configure_mlflow(config), run_name=f"monitor {source} {window}"
+    ) as run:
+        mlflow.set_tags({"runway.kind": "monitoring", "runway.env": config.env, "monitoring.source": source,
+                         "data.window_start": str(window.start),
                          "data.window_end": str(window.end), "model.version": version, "airflow.run_id": run_id,
                          "reference.window": str(reference_window)})  # fmt: skip
         mlflow.log_metrics({_metric_key(r): r["value"] for r in rows})
@@ -247,25 +326,35 @@ def _metric_key(row: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", name)
 
 
-def _report_path(config: EnvConfig, window: Window) -> Path:
-    return Path(config.storage.reports_root) / config.env / "monitoring" / f"{window.start}_{window.end}.html"
+def _report_path(config: EnvConfig, window: Window, source: str) -> Path:
+    return (
+        Path(config.storage.reports_root)
+        / config.env
+        / "monitoring"
+        / source
+        / f"{window.start}_{window.end}.html"
+    )
 
 
-def _write_metrics(config, store, window, rows, *, version, report, mlflow_run_id, run_id):
+def _write_metrics(config, store, window, source, rows, *, version, report, mlflow_run_id, run_id):
+    """Replace the window's rows of ``source`` in the metrics table."""
     import pandas as pd
 
     frame = pd.DataFrame(rows).assign(
-        window_start=window.start, window_end=window.end, model_name=config.registered_model_name,
+        window_start=window.start, window_end=window.end, source=source, model_name=config.registered_model_name,
         model_version=version, report_path=str(report), mlflow_run_id=mlflow_run_id, run_id=run_id,
         computed_at=datetime.now(UTC),  # when it was computed: metadata, not business time
     )  # fmt: skip
-    schema = ("window_start date, window_end date, metric string, column string, value double, threshold double, "
-              "violated boolean, method string, model_name string, model_version string, report_path string, "
-              "mlflow_run_id string, run_id string, computed_at timestamp")  # fmt: skip
+    table = store.name("monitoring", METRICS_TABLE)
+    # A table from before sources: its rows (null source) are the predictions'.
+    store.add_columns(table, "source string", metadata={"job": "monitoring.monitor", "run_id": run_id})
+    of_source = (
+        f"(source = '{source}' OR source IS NULL)" if source == DEFAULT_SOURCE else f"source = '{source}'"
+    )
     return store.overwrite(
-        store.name("monitoring", METRICS_TABLE), store.small_frame(frame, schema),
-        predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
-        metadata={"job": "monitoring.monitor", "run_id": run_id, "window": str(window)},
+        table, store.small_frame(frame, METRICS_SCHEMA),
+        predicate=f"window_start = '{window.start}' AND window_end = '{window.end}' AND {of_source}",
+        metadata={"job": "monitoring.monitor", "run_id": run_id, "window": str(window), "source": source},
     )  # fmt: skip
 
 
@@ -296,6 +385,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("action", choices=["monitor", "alert", "decide"])
     add_window(parser)
     add_run_id(parser)
+    parser.add_argument("--source", choices=get_args(MonitoringSource), default=DEFAULT_SOURCE,
+                        help="monitor: batch and streaming predictions, or the endpoint's inference log")  # fmt: skip
     parser.add_argument("--decision", type=json_object, default={}, help="alert: the policy decision (JSON)")
     parser.add_argument("--training-run-id", default=None, help="alert: the retraining DAG run")
     args = parser.parse_args(argv)
@@ -315,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action == "alert":
         return record_alert(config, store, window, args.decision, run_id=args.run_id,
                             training_run_id=args.training_run_id)  # fmt: skip
-    return monitor(config, store, window, run_id=args.run_id)
+    return monitor(config, store, window, source=args.source, run_id=args.run_id)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ def up(
         state_path.write_text(json.dumps(state, indent=2))  # recorded at once: `down` stops what started
 
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps(state, indent=2))  # the warm Spark is recorded before anything else starts
+    # The warm Spark is recorded before anything else starts.
+    state_path.write_text(json.dumps(state, indent=2))
     try:
         start("airflow", commands["airflow"])
         start("mlflow", commands["mlflow"])

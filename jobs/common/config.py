@@ -380,9 +380,17 @@ class RetrainingPolicy(_Strict):
         return self
 
 
+MonitoringSource = Literal["predictions", "inference_log"]
+
+
 class MonitoringConfig(_Strict):
     """Drift and quality checks of scored windows against the Champion's training reference."""
 
+    sources: list[MonitoringSource] = Field(
+        ["predictions"], min_length=1,
+        description="what the monitoring DAG watches: batch and streaming predictions (ml.predictions) "
+        "and/or the serving endpoint's requests (ml.inference_log)",
+    )  # fmt: skip
     drift_share: float = Field(
         0.1, gt=0, le=1, description="dataset drift: share of drifted features >= this"
     )
@@ -401,6 +409,13 @@ class MonitoringConfig(_Strict):
     quality_floors: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.6})
     quality_ceilings: dict[str, float] = Field(default_factory=lambda: {"calibration_error": 0.15})
     policy: RetrainingPolicy = RetrainingPolicy()
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct_sources(cls, sources: list[str]) -> list[str]:
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"monitoring.sources lists a source twice: {sources}")
+        return sources
 
 
 class Notifications(_Strict):

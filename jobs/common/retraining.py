@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jobs.tablestore import TableStore
 
 METRICS_TABLE, ALERTS_TABLE = "metrics", "alerts"  # in the monitoring schema
+DEFAULT_SOURCE = "predictions"  # batch and streaming scoring (the other: the endpoint's inference_log)
 
 # Which monitoring metrics feed which policy check.
 CHECK_OF_METRIC = {"dataset_drift_share": "data_drift", "prediction_drift": "prediction_drift"}
@@ -57,20 +58,30 @@ class Decision:
         return asdict(self)
 
 
-def window_statuses(rows: Iterable[Mapping[str, Any]], policy: RetrainingPolicy) -> list[WindowStatus]:
-    """Group monitoring rows (window_start, window_end, metric, column, value, violated) into
-    windows, keeping the violations of the checks the policy watches. Oldest first."""
+def window_statuses(
+    rows: Iterable[Mapping[str, Any]], policy: RetrainingPolicy, sources: Iterable[str] = (DEFAULT_SOURCE,)
+) -> list[WindowStatus]:
+    """Group monitoring rows (window_start, window_end, source, metric, column, value, violated)
+    of the watched ``sources`` into windows, keeping the violations of the checks the policy
+    watches: a window violates when any watched source does. Oldest first. Rows without a source
+    (written before sources existed) are the predictions'; other sources' metrics are named
+    ``<source>.<metric>``."""
+    watched = set(sources)
     windows: dict[tuple[date, date], tuple[list[str], dict[str, float]]] = {}
     for row in rows:
+        source = row.get("source") or DEFAULT_SOURCE
+        if source not in watched:
+            continue
         key = (_as_date(row["window_start"]), _as_date(row["window_end"]))
         violations, values = windows.setdefault(key, ([], {}))
         metric = str(row["metric"])
         check = CHECK_OF_METRIC.get(metric) or ("quality" if metric.startswith(QUALITY_PREFIX) else None)
         if check is None:
             continue
-        values[metric] = float(row["value"])
+        named = metric if source == DEFAULT_SOURCE else f"{source}.{metric}"
+        values[named] = float(row["value"])
         if row["violated"] and check in policy.checks:
-            violations.append(metric)
+            violations.append(named)
     return [
         WindowStatus(start, end, tuple(sorted(v)), vals)
         for (start, end), (v, vals) in sorted(windows.items())
@@ -127,18 +138,20 @@ def retraining_decision(config: EnvConfig, store: TableStore, window_end: date) 
     """The retraining policy's decision for the window ending ``window_end``: the monitored
     windows' violations up to it and the last drift retrain (jobs.common.retraining)."""
     policy = config.monitoring.policy
-    rows = _monitoring_rows(store, METRICS_TABLE, ["window_start", "window_end", "metric", "column", "value", "violated"],
-                            window_end + timedelta(days=1))  # fmt: skip
+    rows = _monitoring_rows(store, METRICS_TABLE, ["window_start", "window_end", "source", "metric", "column", "value",
+                                                   "violated"], window_end + timedelta(days=1))  # fmt: skip
     alerts = [a for a in _monitoring_rows(store, ALERTS_TABLE, ["window_end", "kind"], window_end)
               if a["kind"] == "drift_retrain"]  # fmt: skip
     last = max((date.fromisoformat(str(a["window_end"])[:10]) for a in alerts), default=None)
-    return decide(window_statuses(rows, policy), window_end, policy, last).as_dict()
+    statuses = window_statuses(rows, policy, config.monitoring.sources)
+    return decide(statuses, window_end, policy, last).as_dict()
 
 
 def _monitoring_rows(store: TableStore, table: str, columns: list[str], before: date) -> list[dict[str, Any]]:
     name = store.name("monitoring", table)
     if not store.exists(name):
         return []
-    return store.read_pandas(name, window=("window_end", date(1900, 1, 1), before), columns=columns).to_dict(
+    present = [c for c in columns if c in store.schema(name)]  # a table older than a column reads without it
+    return store.read_pandas(name, window=("window_end", date(1900, 1, 1), before), columns=present).to_dict(
         "records"
     )

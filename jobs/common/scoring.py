@@ -77,8 +77,12 @@ def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
         raise SignatureMismatchError(f"model {name} v{version.version} has no input signature to score with")
     # ``spec.type.name`` ("double"): ``str(spec.type)`` is "DataType.double", which no type check matched.
     inputs = tuple((spec.name, spec.type.name) for spec in info.signature.inputs.inputs)
-    threshold = float((info.metadata or {}).get("threshold", 0.5))
-    return ModelRef(name, str(version.version), version.run_id, alias, threshold, inputs)
+    return ModelRef(name, str(version.version), version.run_id, alias, threshold_of(info.metadata), inputs)
+
+
+def threshold_of(metadata: dict[str, Any] | None) -> float:
+    """The decision threshold a logged model carries in its MLflow metadata (0.5 without one)."""
+    return float((metadata or {}).get("threshold", 0.5))
 
 
 def check_signature(model: ModelRef, columns: dict[str, str]) -> None:

@@ -101,7 +101,7 @@ class Endpoint:
                 request, 503, "no model version is served yet (the alias has none, or it is loading)"
             )
         try:
-            inputs = self._inputs(body, content_type, served)
+            inputs, keys = self._inputs(body, content_type, served)
         except BadRequestError as exc:
             return self._answer(request, 400, str(exc))
         try:
@@ -114,18 +114,28 @@ class Endpoint:
             {PREDICTION: p, PREDICTED_LABEL: label} for p, label in zip(proba.tolist(), labels, strict=True)
         ]
         self.follower.last_rows = inputs  # Arrow, kept by reference: the next version's warm-up rows
-        return self._answer(request, 200, None, inputs, predictions)
+        return self._answer(request, 200, None, inputs, predictions, keys)
 
     def _inputs(self, body: bytes, content_type: str, served: Served):
+        """(the model's inputs of the body, the entity's keys it also carries, if any: logged so that
+        labels can be joined to the answers later)."""
         from jobs.common.scoring import signature_inputs
 
         rows = parse_body(body, content_type, self.settings.max_rows_per_request)
         try:
-            return signature_inputs(rows, served.model)
+            inputs = signature_inputs(rows, served.model)
         except SignatureMismatchError as exc:
             raise BadRequestError(str(exc)) from None
+        keys = [
+            k
+            for k in self.config.use_case.features.keys
+            if k in rows.column_names and k not in inputs.column_names
+        ]
+        return inputs, rows.select(keys) if keys else None
 
-    def _answer(self, request: _Request, status: int, error: str | None, inputs=None, predictions=None):
+    def _answer(
+        self, request: _Request, status: int, error: str | None, inputs=None, predictions=None, keys=None
+    ):
         """Log the request's rows (one per scored row, else one), count it, and shape the answer."""
         latency_ms = round((time.perf_counter() - request.started) * 1000, 3)
         model = request.served.model if request.served is not None else None
@@ -135,8 +145,11 @@ class Endpoint:
         if inputs is None:
             rows = [{**common, "row_index": 0}]
         else:
+            logged = inputs.to_pylist() if keys is None else [
+                {**key, **values} for key, values in zip(keys.to_pylist(), inputs.to_pylist(), strict=True)
+            ]  # fmt: skip
             rows = [{**common, "row_index": i, "inputs": values, **scored}
-                    for i, (values, scored) in enumerate(zip(inputs.to_pylist(), predictions, strict=True))]  # fmt: skip
+                    for i, (values, scored) in enumerate(zip(logged, predictions, strict=True))]  # fmt: skip
         self.inference_log.append(rows, request.served.input_types if request.served is not None else None)
         self.metrics.requests.labels(str(status), model.version if model else "none").inc()
         self.metrics.latency.observe(latency_ms / 1000)

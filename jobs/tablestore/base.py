@@ -358,6 +358,26 @@ class TableStore(ABC):
 
     # ------------------------------------------------------------------ upkeep
 
+    def add_columns(self, name: TableName, schema: str, *, metadata: dict | None = None) -> list[str]:
+        """Add the columns of a DDL ``schema`` (simple types) that the existing table lacks, as
+        nullable columns its rows read as null: a metadata-only commit, so that predicates may name
+        them before any row carries them. Needs the table's ``allow_schema_evolution``. Returns the
+        columns added (none when the table does not exist or has them all)."""
+        self._check_write(name)
+        wanted = {
+            field.name: kind for field, kind in zip(small_schema(schema), _ddl_types(schema), strict=True)
+        }
+
+        def attempt() -> list[str]:
+            if not self.exists(name):
+                return []
+            missing = {column: kind for column, kind in wanted.items() if column not in self._schema(name)}
+            if missing and self._check_schema(name, {**self._schema(name), **missing}):
+                self._add_columns(name, missing, metadata or {})
+            return list(missing)
+
+        return self._retrying(name, "add columns to", attempt)
+
     def schema(self, name: TableName) -> dict[str, str]:
         """``{column: Spark simple type}`` of the table, in column order."""
         return self._schema(name)
@@ -453,6 +473,10 @@ class TableStore(ABC):
     def _schema(self, name: TableName) -> dict[str, str]: ...
 
     @abstractmethod
+    def _add_columns(self, name: TableName, columns: dict[str, str], metadata: dict) -> None:
+        """Add nullable ``{column: simple type}`` columns to the existing table."""
+
+    @abstractmethod
     def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame: ...
 
     @abstractmethod
@@ -516,6 +540,11 @@ def small_schema(schema: str) -> pa.Schema:
             )
         fields.append((name, arrow_types[kind]))
     return pa.schema(fields)
+
+
+def _ddl_types(schema: str) -> list[str]:
+    """The simple type names of a DDL schema's columns, in order (``small_schema`` checks them)."""
+    return [part.strip().partition(" ")[2].strip().lower() for part in schema.split(",")]
 
 
 def _literal(value: date | str) -> str:

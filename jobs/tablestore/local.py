@@ -105,6 +105,17 @@ class LocalDeltaTableStore(TableStore):
         spark_schema = from_arrow_schema(self._arrow_schema(self._table(name)))
         return {f.name: f.dataType.simpleString() for f in spark_schema.fields}
 
+    def _add_columns(self, name: TableName, columns: dict[str, str], metadata: dict) -> None:
+        from deltalake.schema import Field
+
+        delta_types = {"bigint": "long", "int": "integer"}  # Delta's names; the others are Spark's
+        table = self._table(name)
+        present = set(self._arrow_schema(table).names)  # another writer may have added them meanwhile
+        fields = [Field(column, delta_types.get(kind, kind), nullable=True)
+                  for column, kind in columns.items() if column not in present]  # fmt: skip
+        if fields:
+            table.alter.add_columns(fields, commit_properties=self._commit(metadata))
+
     # ------------------------------------------------------------------ reads
 
     def _arrow(self, name: TableName, *, version, timestamp, window, columns=None) -> pa.Table:

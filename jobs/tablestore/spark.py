@@ -121,6 +121,12 @@ class SparkDeltaTableStore(TableStore):
     def _schema(self, name: TableName) -> dict[str, str]:
         return {f.name: f.dataType.simpleString() for f in self.spark.table(self._fqn(name)).schema.fields}
 
+    def _add_columns(self, name: TableName, columns: dict[str, str], metadata: dict) -> None:
+        present = self._schema(name)  # another writer may have added them meanwhile
+        added = ", ".join(f"`{c}` {kind.upper()}" for c, kind in columns.items() if c not in present)
+        if added:
+            self.spark.sql(f"ALTER TABLE {self._fqn(name)} ADD COLUMNS ({added})")
+
     def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
         reader = self.spark.read.format("delta")
         if version is not None:

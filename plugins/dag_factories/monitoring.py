@@ -14,16 +14,17 @@ from sensors.monitoring import DriftPolicySensor
 DOC = """
 ### Monitoring — `{env}`
 
-For a window `[start, end)` of `{predictions}`:
+For a window `[start, end)` of each watched source — {watched} (`monitoring.sources` in config;
+the inference log by request time):
 
 1. **monitor**: Evidently compares the scored inputs and predictions with the training window of
    the model version that made them (per-feature drift, the share of drifted features, prediction
-   drift) and, once labels have arrived, the window's ROC AUC, F1 and calibration error. Rows go to
-   `{metrics}` (replaced on a rerun); the HTML report is under `{reports}` and in an MLflow
-   monitoring run.
+   drift) and, once labels have arrived (joined on the entity's keys), the window's ROC AUC, F1 and
+   calibration error. Rows go to `{metrics}` with their source (replaced on a rerun); the HTML
+   report is under `{reports}/<source>` and in an MLflow monitoring run.
 2. **check_drift**: the retraining policy — at least {n} of the last {m} windows violate
-   ({checks}), the latest included, and no drift retrain within {cooldown} days. Otherwise the run
-   ends here, *skipped* (not failed).
+   ({checks}) in any watched source, the latest included, and no drift retrain within {cooldown}
+   days. Otherwise the run ends here, *skipped* (not failed).
 3. **record_alert** (`{alerts}`), **notify** (webhook/e-mail from config) and **retrain**: starts
    `{training}` with conf `{{"reason": "drift", "windows": [...], "values": {{...}}}}`; training
    records the reason in MLflow. The nightly scheduled retrain stays.
@@ -58,25 +59,33 @@ def notify(decision: dict, env: str, start: str, end: str) -> bool:
 def build_monitoring_dag(env: str) -> DAG:
     config = load_config(env)
     policy = config.monitoring.policy
-    predictions = table_asset(config, "ml", config.inference.predictions_table)
+    sources = {  # what each watched source reads: batch and streaming scoring, the endpoint's requests
+        "predictions": ("monitor", table_asset(config, "ml", config.inference.predictions_table)),
+        "inference_log": ("monitor_online", table_asset(config, "ml", config.serving.inference_log.table)),
+    }
+    watched = {source: sources[source] for source in config.monitoring.sources}
     metrics = table_asset(config, "monitoring", "metrics")
     alerts = table_asset(config, "monitoring", "alerts")
     kwargs = dag_kwargs(
         config, "monitoring", interval_schedule(config.schedules.monitoring), "", ["monitoring"]
     )
     kwargs["doc_md"] = DOC.format(
-        env=env, predictions=predictions.name, metrics=metrics.name, alerts=alerts.name,
+        env=env, watched=", ".join(f"`{asset.name}` (task `{task_id}`)" for task_id, asset in watched.values()),
+        metrics=metrics.name, alerts=alerts.name,
         reports=f"{config.storage.reports_root}/{env}/monitoring", n=policy.violations, m=policy.of_last,
         checks=", ".join(policy.checks), cooldown=policy.cooldown_days, training=f"{env}_training",
     )  # fmt: skip
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
         span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]
-        monitor = job_task(
-            config, task_id="monitor", job="monitoring", arguments=["monitor", *span],
-            inlets=[predictions], outlets=[metrics],
-            doc_md="Drift and quality of the window against the Champion's training reference.",
-        )  # fmt: skip
+        monitors = [
+            job_task(
+                config, task_id=task_id, job="monitoring", arguments=["monitor", "--source", source, *span],
+                inlets=[asset], outlets=[metrics],
+                doc_md=f"Drift and quality of the window's {source} against the Champion's training reference.",
+            )
+            for source, (task_id, asset) in watched.items()
+        ]  # fmt: skip
         if config.compute.kind == "local":  # the metrics table is readable here: a (deferrable) sensor
             check = DriftPolicySensor(
                 task_id="check_drift", runway_env=env, window_end=window["end"], deferrable=True,
@@ -106,7 +115,7 @@ def build_monitoring_dag(env: str) -> DAG:
         )
         (
             window
-            >> monitor
+            >> monitors
             >> check
             >> alert
             >> [retrain, notify(check.output, env, window["start"], window["end"])]

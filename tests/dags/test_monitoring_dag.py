@@ -36,7 +36,7 @@ def monitoring_dag(airflow_db, spark):
     config = load_config("dev")
     store = open_table_store(config, spark)
     for day, share in ((date(2013, 7, 1), 0.0), (date(2013, 7, 2), 0.3), (date(2013, 7, 3), 0.4)):
-        _write_metrics(config, store, Window(day, day + DAY), _rows(share), version="1",
+        _write_metrics(config, store, Window(day, day + DAY), "predictions", _rows(share), version="1",
                        report=Path("report.html"), mlflow_run_id="m", run_id="seeded")  # fmt: skip
     bag = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py"))
     return bag.dags["dev_monitoring"], config, store
@@ -84,3 +84,26 @@ def test_a_drifting_window_alerts_and_starts_training_with_the_drift_conf(monito
     alerts = store.read_pandas(store.name("monitoring", "alerts"))
     assert len(alerts) == 1 and alerts.training_run_id.tolist() == ["drift__2013-07-04"]
     assert "2 of the last 3 windows violate" in alerts.reason.iloc[0]
+
+
+def test_prod_watches_batch_predictions_and_the_endpoints_traffic(monitoring_dag):
+    """monitoring.sources chooses the monitor tasks: prod watches both, dev batch predictions only."""
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py"))
+    for env, expected in (("dev", {"monitor": "predictions"}),
+                          ("prod", {"monitor": "predictions", "monitor_online": "inference_log"})):  # fmt: skip
+        dag = bag.dags[f"{env}_monitoring"]
+        config = load_config(env)
+        monitors = {t.task_id: t for t in dag.tasks if t.task_id.startswith("monitor")}
+        assert set(monitors) == set(expected), env
+        for task_id, source in expected.items():
+            task = monitors[task_id]
+            assert task.downstream_task_ids == {"check_drift"} and "resolve_window" in task.upstream_task_ids
+            assert f"--source {source}" in " ".join(map(str, task.arguments)), task.arguments
+            table = (
+                config.inference.predictions_table
+                if source == "predictions"
+                else config.serving.inference_log.table
+            )
+            assert [a.name for a in task.inlets] == [f"{config.catalog}.ml.{table}"], task.inlets

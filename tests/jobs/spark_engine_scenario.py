@@ -83,6 +83,14 @@ def main(warehouse: Path) -> None:
     assert store.append_once(log, batch, "app", 0) is False, "idempotent append"
     assert store.read(log).count() == 1
 
+    metrics = store.name("monitoring", "metrics")  # its config allows schema evolution
+    store.overwrite(metrics, spark.createDataFrame([(d1, "m")], "window_start date, metric string"))
+    assert store.add_columns(metrics, "source string") == ["source"], "add_columns"
+    assert store.add_columns(metrics, "source string") == [], "add_columns again: nothing"
+    store.overwrite(metrics, spark.createDataFrame([(d1, "m", "batch")], "window_start date, metric string, source string"),
+                    predicate="source = 'batch' OR source IS NULL")  # fmt: skip
+    assert [(r.metric, r.source) for r in store.read(metrics).collect()] == [("m", "batch")], "added column"
+
     try:
         store.overwrite(TableName("prod", "silver", "events"), batch)
         raise AssertionError("wrote another catalog")

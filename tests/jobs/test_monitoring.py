@@ -114,3 +114,56 @@ def test_drift_rows_read_distance_and_p_value_methods_the_right_way():
         rows[("dataset_drift_share", None)]["value"] == 0.0
         and not rows[("dataset_drift_share", None)]["violated"]
     )
+
+
+OLD_METRICS_SCHEMA = (  # the metrics table before monitoring had sources
+    "window_start date, window_end date, metric string, column string, value double, threshold double, "
+    "violated boolean, method string, model_name string, model_version string, report_path string, "
+    "mlflow_run_id string, run_id string, computed_at timestamp"
+)
+
+
+def test_a_metrics_table_from_before_sources_gains_the_column_and_keeps_its_rows(dev_config):
+    """Two monitor tasks (batch and online) write an old metrics table at once, interleaved by hand:
+    the online writer looks (no ``source`` column), the batch writer adds it and replaces its window,
+    then the online writer adds nothing twice and writes beside it. The old rows of other windows
+    stay and count as the predictions'."""
+    from jobs.common.retraining import retraining_decision
+    from jobs.monitoring import _write_metrics
+    from jobs.tablestore import open_table_store
+
+    config = dev_config.model_copy(update={"monitoring": dev_config.monitoring.model_copy(
+        update={"sources": ["predictions", "inference_log"]})})  # fmt: skip
+    batch, online = open_table_store(config), open_table_store(config)
+    table = batch.name("monitoring", METRICS_TABLE)
+    old = [{"window_start": day, "window_end": day + (SUMMER.end - SUMMER.start), "metric": "dataset_drift_share",
+            "column": None, "value": 0.5, "threshold": 0.1, "violated": True, "method": "share", "run_id": "old"}
+           for day in (WINTER.start, SUMMER.start)]  # fmt: skip
+    batch.overwrite(table, batch.small_frame(old, OLD_METRICS_SCHEMA))
+    row = {"metric": "dataset_drift_share", "column": None, "value": 0.0, "threshold": 0.1, "violated": False,
+           "method": "share of features"}  # fmt: skip
+    real_add = online._add_columns
+
+    def batch_first(name, columns, metadata):  # the online writer found the column missing
+        _write_metrics(config, batch, SUMMER, "predictions", [row], version="2", report=Path("b.html"),
+                       mlflow_run_id="m", run_id="batch")  # fmt: skip
+        return real_add(name, columns, metadata)
+
+    online._add_columns = batch_first
+    _write_metrics(config, online, SUMMER, "inference_log", [{**row, "value": 0.4, "violated": True}], version="2",
+                   report=Path("o.html"), mlflow_run_id="m", run_id="online")  # fmt: skip
+    rows = batch.read_pandas(table).sort_values(["window_start", "run_id"])
+    assert rows[["window_start", "source", "run_id"]].values.tolist() == [
+        [WINTER.start, None, "old"], [SUMMER.start, "predictions", "batch"], [SUMMER.start, "inference_log", "online"]
+    ]  # fmt: skip
+    decision = retraining_decision(config, batch, SUMMER.end)
+    assert set(decision["values"][str(SUMMER)]) == {
+        "dataset_drift_share",
+        "inference_log.dataset_drift_share",
+    }
+    assert decision["values"][str(WINTER)] == {"dataset_drift_share": 0.5}  # an old row: the predictions'
+    # A rerun of the batch window replaces its rows (an old null-source row of it would go too).
+    _write_metrics(config, batch, WINTER, "predictions", [row], version="2", report=Path("b.html"),
+                   mlflow_run_id="m", run_id="rerun")  # fmt: skip
+    assert batch.read_pandas(table).groupby("window_start").run_id.apply(set).to_dict() == {
+        WINTER.start: {"rerun"}, SUMMER.start: {"batch", "online"}}  # fmt: skip

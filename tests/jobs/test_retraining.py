@@ -69,3 +69,24 @@ def test_only_the_checks_the_policy_watches_count_and_unmonitored_windows_are_no
     assert decide(statuses, date(2013, 7, 3), quality_only, None).retrain
     pending = decide(statuses, date(2013, 7, 9), quality_only, None)
     assert not pending.ready and "not been monitored yet" in pending.reason
+
+
+def test_a_window_violates_when_any_watched_source_does_and_unwatched_sources_do_not_count():
+    batch = rows(None, None, None)  # rows without a source: batch and streaming predictions
+    online = [
+        {**row, "source": "inference_log"} for row in rows(None, "dataset_drift_share", "prediction_drift")
+    ]
+    end = date(2013, 7, 4)
+    both = window_statuses(batch + online, POLICY, ["predictions", "inference_log"])
+    decision = decide(both, end, POLICY, None)
+    assert decision.retrain and decision.windows == ["[2013-07-02, 2013-07-03)", "[2013-07-03, 2013-07-04)"]
+    assert "inference_log.prediction_drift" in decision.reason
+    latest = decision.values["[2013-07-03, 2013-07-04)"]
+    assert latest["inference_log.prediction_drift"] == 0.9 and latest["prediction_drift"] == 0.01
+    # The same rows, with only batch predictions watched: a quiet history.
+    assert not decide(window_statuses(batch + online, POLICY), end, POLICY, None).retrain
+    # An endpoint without traffic in a window: monitored (ready), nothing violated.
+    quiet = [{"window_start": end, "window_end": end + DAY, "source": "inference_log", "metric": "rows",
+              "column": None, "value": 0.0, "violated": False}]  # fmt: skip
+    decision = decide(window_statuses(quiet, POLICY, ["inference_log"]), end + DAY, POLICY, None)
+    assert decision.ready and not decision.retrain

@@ -420,3 +420,85 @@ def test_when_delta_cannot_be_written_the_segments_wait_and_the_backlog_shows(re
     assert log.flush().rows == 4 and log.backlog() == 0
     log.close()
     assert sorted(store.read_pandas(table).request_id) == ["r0", "r1", "r2", "r3"]
+
+
+def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
+    """The inference table as a monitoring source: winter requests barely drift from the training
+    window, a summer flood does (the same Evidently metrics and policy as batch predictions);
+    requests that name their entity get its label joined for quality; 4xx rows do not count; a
+    rerun replaces the window's online rows; a window without traffic is monitored with none."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from jobs.common.modeling import feature_columns
+    from jobs.common.retraining import METRICS_TABLE, retraining_decision
+    from jobs.common.window import Window
+    from jobs.feature_refresh import JobContext, refresh
+    from jobs.monitoring import monitor
+    from jobs.seed import seed
+
+    store, base = registry["store"], registry["config"]
+    summer = Window(date(2013, 7, 1), date(2013, 7, 8))
+    seed(base, summer)
+    refresh(JobContext(base, store.spark, store, "summer"), summer)
+    table = "inference_log_monitored"
+    policy = base.monitoring.policy.model_copy(update={"violations": 1, "of_last": 1, "cooldown_days": 0})
+    monitoring = base.monitoring.model_copy(
+        update={"sources": ["predictions", "inference_log"], "policy": policy}
+    )
+    serving = base.serving.model_copy(
+        update={"inference_log": base.serving.inference_log.model_copy(update={"table": table})}
+    )
+    config = base.model_copy(update={"monitoring": monitoring, "serving": serving})  # fmt: skip
+    features = config.use_case.features
+    gold = store.read_pandas(store.name("gold", features.table))
+    columns = [*features.keys, *feature_columns(config.use_case.model)]
+
+    def rows_of(window: Window):
+        days = gold[features.date_column].astype(str)
+        return gold[(days >= str(window.start)) & (days < str(window.end))][columns].reset_index(drop=True)
+
+    def serve(frame) -> None:  # a server of its own (own WAL and table); its shutdown commits the log
+        env = {
+            **registry["env"],
+            "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal"),
+            "RUNWAY_SERVING_LOG_TABLE": table,
+        }
+        server = Server(env, tmp_path / "server.log").start()
+        for start in range(0, len(frame), 100):
+            part = frame.iloc[start : start + 100]
+            body = json.dumps({"dataframe_split": json.loads(part.to_json(orient="split", index=False))})
+            assert call(server.url, "/invocations", body.encode())[0] == 200
+        assert call(server.url, "/invocations", b'{"dataframe_records": [')[0] == 400  # logged, not monitored
+        assert server.stop() in (0, -signal.SIGTERM)
+
+    today = datetime.now(UTC).date()
+    window = Window(today - timedelta(days=1), today + timedelta(days=1))  # request time, not data time
+    winter = rows_of(Window(date(2013, 2, 5), date(2013, 2, 12)))
+    serve(winter)
+    quiet = monitor(config, store, window, source="inference_log", run_id="online-winter")
+    assert quiet["rows"] == len(winter) and quiet["source"] == "inference_log"
+    labelled = (
+        gold[gold[features.keys[0]].isin(winter[features.keys[0]])][config.use_case.model.label].notna().sum()
+    )
+    assert quiet["labelled_rows"] == labelled > 0
+    assert (
+        quiet["dataset_drift_share"] < config.monitoring.drift_share
+        and Path(quiet["report"]).parent.name == "inference_log"
+    )
+    assert not retraining_decision(config, store, window.end)["retrain"]
+
+    serve(rows_of(summer))
+    drifted = monitor(config, store, window, source="inference_log", run_id="online-summer")
+    assert drifted["rows"] == len(winter) + len(rows_of(summer))
+    assert drifted["dataset_drift_share"] >= config.monitoring.drift_share
+    metrics = store.read_pandas(store.name("monitoring", METRICS_TABLE))
+    online = metrics[(metrics.source == "inference_log") & (metrics.window_start == window.start)]
+    assert set(online.run_id) == {"online-summer"} and len(online) == len(
+        metrics[metrics.run_id == "online-summer"]
+    )  # the rerun replaced the window's online rows
+    decision = retraining_decision(config, store, window.end)
+    assert decision["retrain"] and "inference_log.dataset_drift_share" in decision["reason"], decision
+
+    march = Window(date(2013, 3, 1), date(2013, 3, 2))  # no request was made then
+    assert monitor(config, store, march, source="inference_log", run_id="online-none")["rows"] == 0
+    assert retraining_decision(config, store, march.end)["ready"]

@@ -256,6 +256,25 @@ def test_a_table_configured_to_evolve_gains_new_columns(spark, store):
     assert got == {1: None, 2: 2.5}
 
 
+def test_columns_are_added_before_any_row_carries_them_and_only_where_allowed(spark, store):
+    table = store.name("silver", "quarantine")  # allow_schema_evolution in base.yaml
+    assert store.add_columns(table, "source string") == []  # no table yet: nothing to add to
+    store.overwrite(table, rows(spark, (date(2013, 1, 1), 1, "a")))
+    assert store.add_columns(table, "source string, weight double") == ["source", "weight"]
+    assert store.add_columns(table, "source string") == [] and store.version(table) == 1  # no empty commit
+    assert store.schema(table) == {"day": "date", "id": "int", "value": "string", "source": "string",
+                                   "weight": "double"}  # fmt: skip
+    # A predicate may name the new column at once; the old rows read it as null.
+    store.overwrite(table, store.small_frame([{"day": date(2013, 1, 1), "id": 2, "value": "b", "source": "s"}],
+                                             "day date, id int, value string, source string"),
+                    predicate="source = 's' OR source IS NULL")  # fmt: skip
+    assert [(r.id, r.source) for r in store.read(table).collect()] == [(2, "s")]
+    fixed = store.name("gold", "features")
+    store.overwrite(fixed, rows(spark, (date(2013, 1, 1), 1, "a")))
+    with pytest.raises(SchemaMismatchError, match="allow_schema_evolution"):
+        store.add_columns(fixed, "source string")
+
+
 def test_reading_a_missing_table_says_so(store):
     with pytest.raises(TableNotFoundError, match="dev.gold.nothing does not exist"):
         store.read(store.name("gold", "nothing"))

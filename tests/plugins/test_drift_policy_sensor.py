@@ -34,7 +34,7 @@ def monitored(tmp_path, spark, monkeypatch):
     for day, share in ((date(2013, 7, 1), 0.0), (date(2013, 7, 2), 0.2), (date(2013, 7, 3), 0.3)):
         row = {"metric": "dataset_drift_share", "column": None, "value": share, "threshold": 0.1,
                "violated": share >= 0.1, "method": "share of features"}  # fmt: skip
-        _write_metrics(config, store, Window(day, day + DAY), [row], version="1", report=Path("r.html"),
+        _write_metrics(config, store, Window(day, day + DAY), "predictions", [row], version="1", report=Path("r.html"),
                        mlflow_run_id="m", run_id="seeded")  # fmt: skip
     yield config
     config_module._load.cache_clear()
