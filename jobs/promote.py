@@ -29,11 +29,14 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.audit import audit_trail as common_audit_trail
+from jobs.common.audit import write_event
 from jobs.common.cli import add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.lifecycle import configure_mlflow, evaluate, labelled_gold, load_version, pinned_gold_version
 from jobs.common.promotion import (
+    ALIAS_ACTIONS,
     APPROVAL_AT,
     APPROVAL_BY,
     APPROVAL_STATUS,
@@ -64,16 +67,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.promote")
 
-COMPARISONS, AUDIT = "model_comparisons", "model_audit"
+COMPARISONS = "model_comparisons"
 COMPARISON_SCHEMA = (
     "comparison_id string, compared_at timestamp, model_name string, challenger_version string, "
     "champion_version string, metric string, challenger_value double, champion_value double, "
     "min_improvement double, window_start date, window_end date, decision string, run_id string, metrics string"
-)
-AUDIT_SCHEMA = (
-    "event_id string, event_time timestamp, model_name string, alias string, action string, "
-    "from_version string, to_version string, metrics string, approved_by string, run_id string, reason string, "
-    "status string, request_id string"
 )
 
 
@@ -160,21 +158,11 @@ def record_comparison(
 
 def audit_trail(store: TableStore, name: str) -> list[dict[str, Any]]:
     """The model's alias moves (intents and settled moves), oldest first."""
-    table = store.name("ml", AUDIT)
-    if not store.exists(table):
-        return []
-    events = store.read_pandas(table, order_by=["event_time", "event_id"])
-    return events[events["model_name"] == name].to_dict("records")
+    return common_audit_trail(store, name, ALIAS_ACTIONS)
 
 
 def rules_of(config: EnvConfig) -> PromotionRules:
     return PromotionRules(config.promotion.approval, tuple(config.promotion.approvers))
-
-
-def _write_event(store: TableStore, event: dict[str, Any]) -> None:
-    frame = store.small_frame([event], AUDIT_SCHEMA)
-    store.merge(store.name("ml", AUDIT), frame, ["event_id"],
-                metadata={"run_id": event["run_id"], "action": event["action"], "status": event["status"]})  # fmt: skip
 
 
 def settle_pending(store: TableStore, registry: ModelRegistry, alias: str) -> list[dict[str, Any]]:
@@ -189,7 +177,7 @@ def settle_pending(store: TableStore, registry: ModelRegistry, alias: str) -> li
         event["status"] = settle(Move.from_event(event), champion)
         if event["status"] == MOVE_DONE:
             _tag_champion(registry, event["to_version"], event.get("from_version"))
-        _write_event(store, event)
+        write_event(store, event)
         log.warning(
             "settled an interrupted %s -> v%s: %s", event["action"], event["to_version"], event["status"]
         )
@@ -214,11 +202,11 @@ def _move_champion(
         "metrics": json.dumps(metrics, default=str), "approved_by": approved_by, "run_id": run_id,
         "reason": reason, "status": MOVE_PENDING, "request_id": move.request_id,
     }  # fmt: skip
-    _write_event(store, event)
+    write_event(store, event)
     registry.set_alias(alias, move.to_version)
     _tag_champion(registry, move.to_version, move.from_version)
     event["status"] = MOVE_DONE
-    _write_event(store, event)
+    write_event(store, event)
     log.info("%s: %s moved %s -> %s (%s, approved by %s)", registry.model_name, alias,
              move.from_version, move.to_version, move.action, approved_by)  # fmt: skip
     return {**event, "changed": True}

@@ -354,7 +354,23 @@ class ServingConfig(_Strict):
     max_body_bytes: int = Field(1_048_576, gt=0, description="larger bodies are answered 413")
     max_rows_per_request: int = Field(10_000, gt=0)
     admin_token_env: str = Field("RUNWAY_SERVING_TOKEN", description="the variable holding the admin token")
+    traffic: dict[str, Any] | None = Field(
+        None, description="routes (alias or version, percent), shadow, sticky_key: jobs/common/traffic.py; "
+        "default: all traffic to the served alias. The registered model's runway.traffic tag overrides it",
+    )  # fmt: skip
+    shadow_queue: int = Field(
+        256, ge=0, description="shadow requests waiting at most; more are dropped, counted"
+    )
     inference_log: InferenceLogSettings
+
+    @field_validator("traffic")
+    @classmethod
+    def _valid_traffic(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        if spec is not None:
+            from jobs.common.traffic import Traffic
+
+            Traffic.from_dict(spec)
+        return spec
 
     def wal_dir(self, env: str) -> Path:
         return Path(self.inference_log.wal_root) / env
@@ -621,6 +637,15 @@ class EnvConfig(_Strict):
 
     def table_options(self, schema: str, table: str) -> TableOptions:
         return self.tables.get(f"{schema}.{table}", TableOptions())
+
+    def configured_traffic(self):
+        """The endpoint's traffic from config (``serving.traffic``; default: all of it to the served
+        alias). The registered model's ``runway.traffic`` tag, when set, overrides it."""
+        from jobs.common.traffic import Route, Traffic
+
+        if self.serving.traffic is not None:
+            return Traffic.from_dict(self.serving.traffic)
+        return Traffic((Route("champion", alias=self.serving.alias or self.champion_alias),))
 
 
 # ---------------------------------------------------------------- loading

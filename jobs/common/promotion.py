@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from jobs.common.window import Window
 
 PROMOTE, ROLLBACK = "promote", "rollback"
+ALIAS_ACTIONS = (PROMOTE, ROLLBACK)  # the audit trail's alias moves (traffic changes are its other events)
 MOVE_PENDING, MOVE_DONE, MOVE_ABANDONED = "pending", "done", "abandoned"
 APPROVAL_BY, APPROVAL_AT, APPROVAL_STATUS = "approval.by", "approval.at", "approval.status"
 APPROVED, REJECTED = "approved", "rejected"

@@ -123,6 +123,17 @@ class ModelRegistry:
     def tag(self, version: str | int, key: str) -> str | None:
         return self.version(version).tags.get(key)
 
+    def model_state(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(aliases -> version, the registered model's tags) in one read; empty when the model
+        does not exist yet."""
+        try:
+            model = self._call("read the model", lambda: self.client.get_registered_model(self.model_name))
+        except BadInputError as exc:
+            if is_not_found(exc.__cause__):
+                return {}, {}
+            raise
+        return {a: str(v) for a, v in (model.aliases or {}).items()}, dict(model.tags or {})
+
     # ------------------------------------------------------------------ writes (idempotent)
 
     def set_alias(self, alias: str, version: str | int) -> str | None:
@@ -145,6 +156,14 @@ class ModelRegistry:
                    lambda: self.client.delete_registered_model_alias(self.model_name, alias))  # fmt: skip
         log.info("%s: alias %s removed from v%s", self.model_name, alias, current)
         return current
+
+    def set_model_tag(self, key: str, value: str) -> str | None:
+        """Set a tag of the registered model; returns its value before (None if unset)."""
+        before = self.model_state()[1].get(key)
+        if before != value:
+            self._call(f"set the model's tag {key}",
+                       lambda: self.client.set_registered_model_tag(self.model_name, key, value))  # fmt: skip
+        return before
 
     def set_tags(self, version: str | int, tags: dict[str, Any]) -> dict[str, str]:
         """Set the tags whose value differs; returns those it changed."""

@@ -60,8 +60,6 @@ class ModelRef:
 
 def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
     """The version ``alias`` (default: the config's, ``Champion``) points at now, with its signature."""
-    import mlflow
-
     from jobs.common.registry import ModelRegistry
 
     alias = alias or config.champion_alias
@@ -72,12 +70,19 @@ def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
             f"model {name} has no '{alias}' version yet: train and promote one first "
             f"(the {config.env}_training DAG) before scoring"
         )
-    info = mlflow.models.get_model_info(f"models:/{name}/{version.version}")
+    return model_ref(name, str(version.version), version.run_id, alias)
+
+
+def model_ref(name: str, version: str, run_id: str, alias: str = "") -> ModelRef:
+    """A registered version with its signature and threshold (read from its MLflow model)."""
+    import mlflow
+
+    info = mlflow.models.get_model_info(f"models:/{name}/{version}")
     if info.signature is None or info.signature.inputs is None:
-        raise SignatureMismatchError(f"model {name} v{version.version} has no input signature to score with")
+        raise SignatureMismatchError(f"model {name} v{version} has no input signature to score with")
     # ``spec.type.name`` ("double"): ``str(spec.type)`` is "DataType.double", which no type check matched.
     inputs = tuple((spec.name, spec.type.name) for spec in info.signature.inputs.inputs)
-    return ModelRef(name, str(version.version), version.run_id, alias, threshold_of(info.metadata), inputs)
+    return ModelRef(name, version, run_id, alias, threshold_of(info.metadata), inputs)
 
 
 def threshold_of(metadata: dict[str, Any] | None) -> float:

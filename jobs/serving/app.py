@@ -17,17 +17,21 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
 
 from jobs.common.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
+from jobs.common.traffic import SHADOW
 from jobs.serving.protocol import BadRequestError, parse_body
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from jobs.common.config import EnvConfig
     from jobs.serving.batcher import MicroBatcher
     from jobs.serving.follower import ModelFollower, Served
     from jobs.serving.inference_log import InferenceLog
+    from jobs.serving.shadow import ShadowWorker
 
 log = logging.getLogger("runway.serving")
 
-PRIMARY = "primary"  # the route of a request's answer (A/B arms and shadow come with traffic splits)
+NO_ROUTE = "none"  # the route of a request answered before it met one (413, 503, a malformed body)
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Metrics:
     model_loads: Any
     log_backlog: Any
     log_dropped: Any
+    shadow: Any
 
     @classmethod
     def create(cls, log_backlog, log_dropped) -> Metrics:
@@ -75,6 +80,12 @@ class Metrics:
             ),
             log_backlog=backlog,
             log_dropped=dropped,
+            shadow=Counter(
+                "runway_serving_shadow_requests",
+                "shadow copies by outcome (scored, failed, dropped)",
+                ["outcome"],
+                registry=registry,
+            ),  # fmt: skip
         )
 
 
@@ -82,26 +93,43 @@ class Endpoint:
     """What a request needs: the served version, the batcher, the inference log, the metrics."""
 
     def __init__(self, config: EnvConfig, follower: ModelFollower, batcher: MicroBatcher,
-                 inference_log: InferenceLog, metrics: Metrics) -> None:  # fmt: skip
+                 inference_log: InferenceLog, metrics: Metrics, shadow: ShadowWorker) -> None:  # fmt: skip
         self.config, self.settings = config, config.serving
         self.follower, self.batcher, self.inference_log = follower, batcher, inference_log
-        self.metrics = metrics
+        self.metrics, self.shadow = metrics, shadow
 
     async def invoke(
         self, body: bytes | None, content_type: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, JSON body, headers) for one scoring request (``body`` None: it exceeded
-        ``max_body_bytes``); every outcome is logged."""
-        request = _Request(self.follower.served)
+        ``max_body_bytes``); every outcome is logged. The request meets one route of the traffic
+        in force; the shadow, if any, scores a copy after the answer is ready."""
+        from jobs.common.traffic import assign
+
+        state = self.follower.state
+        request = _Request(state.primary if state is not None else None)
         if body is None:
             return self._answer(request, 413, f"the body exceeds {self.settings.max_body_bytes} bytes")
-        served = request.served
-        if served is None:
+        if state is None:
             return self._answer(
                 request, 503, "no model version is served yet (the alias has none, or it is loading)"
             )
         try:
-            inputs, keys = self._inputs(body, content_type, served)
+            rows = parse_body(body, content_type, self.settings.max_rows_per_request)
+        except BadRequestError as exc:
+            return self._answer(request, 400, str(exc))
+        route = assign(state.traffic, _sticky_value(rows, state.traffic.sticky_key))
+        request.route, request.served = route.name, state.arms[route.name]
+        answer = await self._score(request, rows)
+        if state.shadow is not None and answer[0] == 200:
+            copy = _Request(state.shadow, route=SHADOW, id=request.id, at=request.at)
+            self.shadow.submit(lambda: self.score_shadow(copy, rows))
+        return answer
+
+    async def _score(self, request: _Request, rows: pa.Table) -> tuple[int, dict[str, Any], dict[str, str]]:
+        served = request.served
+        try:
+            inputs, keys = self._inputs(rows, served)
         except BadRequestError as exc:
             return self._answer(request, 400, str(exc))
         try:
@@ -109,19 +137,28 @@ class Endpoint:
         except Exception as exc:  # the model failed on rows its signature accepts: a server error
             log.exception("request %s: the model failed", request.id)
             return self._answer(request, 500, f"the model failed: {type(exc).__name__}")
-        labels = (proba >= served.model.threshold).astype("int32").tolist()
-        predictions = [
-            {PREDICTION: p, PREDICTED_LABEL: label} for p, label in zip(proba.tolist(), labels, strict=True)
-        ]
         self.follower.last_rows = inputs  # Arrow, kept by reference: the next version's warm-up rows
-        return self._answer(request, 200, None, inputs, predictions, keys)
+        return self._answer(request, 200, None, inputs, _predictions(proba, served), keys)
 
-    def _inputs(self, body: bytes, content_type: str, served: Served):
-        """(the model's inputs of the body, the entity's keys it also carries, if any: logged so that
-        labels can be joined to the answers later)."""
+    def score_shadow(self, request: _Request, rows: pa.Table) -> None:
+        """Score and log a copy of an answered request with the shadow version (in the shadow
+        thread): its answer is logged with route ``shadow`` and the request's id, never returned."""
+        from jobs.common.scoring import positive_probability
+
+        request.started = time.perf_counter()  # the shadow's own latency
+        try:
+            inputs, keys = self._inputs(rows, request.served)
+            proba = positive_probability(request.served.pyfunc, inputs.to_pandas())
+        except Exception as exc:  # the shadow's failure is logged and counted, never answered
+            self._log(request, 400 if isinstance(exc, BadRequestError) else 500, str(exc)[:300])
+            return
+        self._log(request, 200, None, inputs, _predictions(proba, request.served), keys)
+
+    def _inputs(self, rows: pa.Table, served: Served):
+        """(the model's inputs of the rows, the entity's keys they also carry, if any: logged so
+        that labels can be joined to the answers later)."""
         from jobs.common.scoring import signature_inputs
 
-        rows = parse_body(body, content_type, self.settings.max_rows_per_request)
         try:
             inputs = signature_inputs(rows, served.model)
         except SignatureMismatchError as exc:
@@ -136,10 +173,26 @@ class Endpoint:
     def _answer(
         self, request: _Request, status: int, error: str | None, inputs=None, predictions=None, keys=None
     ):
-        """Log the request's rows (one per scored row, else one), count it, and shape the answer."""
+        """Log the request's rows, count it, and shape the answer."""
+        latency_ms = self._log(request, status, error, inputs, predictions, keys)
+        model = request.served.model if request.served is not None else None
+        self.metrics.requests.labels(str(status), model.version if model else "none").inc()
+        self.metrics.latency.observe(latency_ms / 1000)
+        headers = {"X-Request-Id": request.id, "X-Route": request.route}
+        if model is not None:
+            headers.update({"X-Model-Name": model.name, "X-Model-Version": model.version})
+        body = (
+            {"error": error} if error else {"predictions": predictions, "model": _model_json(request.served)}
+        )
+        return status, body, headers
+
+    def _log(
+        self, request: _Request, status: int, error: str | None, inputs=None, predictions=None, keys=None
+    ):
+        """The request's rows in the inference log (one per scored row, else one); its latency (ms)."""
         latency_ms = round((time.perf_counter() - request.started) * 1000, 3)
         model = request.served.model if request.served is not None else None
-        common = {"request_id": request.id, "requested_at": request.at, "route": PRIMARY, "status": status,
+        common = {"request_id": request.id, "requested_at": request.at, "route": request.route, "status": status,
                   "latency_ms": latency_ms, "model_name": model and model.name, "model_version": model and model.version,
                   "model_alias": model and model.alias, "error": error}  # fmt: skip
         if inputs is None:
@@ -151,22 +204,27 @@ class Endpoint:
             rows = [{**common, "row_index": i, "inputs": values, **scored}
                     for i, (values, scored) in enumerate(zip(logged, predictions, strict=True))]  # fmt: skip
         self.inference_log.append(rows, request.served.input_types if request.served is not None else None)
-        self.metrics.requests.labels(str(status), model.version if model else "none").inc()
-        self.metrics.latency.observe(latency_ms / 1000)
-        headers = {"X-Request-Id": request.id}
-        if model is not None:
-            headers.update({"X-Model-Name": model.name, "X-Model-Version": model.version})
-        body = (
-            {"error": error} if error else {"predictions": predictions, "model": _model_json(request.served)}
-        )
-        return status, body, headers
+        return latency_ms
+
+
+def _predictions(proba, served: Served) -> list[dict[str, Any]]:
+    labels = (proba >= served.model.threshold).astype("int32").tolist()
+    return [{PREDICTION: p, PREDICTED_LABEL: label} for p, label in zip(proba.tolist(), labels, strict=True)]
+
+
+def _sticky_value(rows: pa.Table, key: str | None) -> Any:
+    """The request's sticky key (its first row's), None when the traffic has none or the body lacks it."""
+    if not key or key not in rows.column_names:
+        return None
+    return rows.column(key)[0].as_py()
 
 
 @dataclass
 class _Request:
-    """One request's identity and clock, and the version served when it arrived."""
+    """One request's identity and clock, and the route and version it met."""
 
     served: Served | None
+    route: str = NO_ROUTE
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     started: float = field(default_factory=time.perf_counter)
@@ -186,6 +244,7 @@ def create_app(config: EnvConfig) -> FastAPI:
     from jobs.serving.batcher import MicroBatcher
     from jobs.serving.follower import ModelFollower
     from jobs.serving.inference_log import InferenceLog, NoInferenceLog
+    from jobs.serving.shadow import ShadowWorker
     from jobs.tablestore import open_table_store
 
     settings = config.serving
@@ -199,7 +258,10 @@ def create_app(config: EnvConfig) -> FastAPI:
     follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds,
                              on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc())  # fmt: skip
     batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms, on_batch=metrics.batch_rows.observe)
-    endpoint = Endpoint(config, follower, batcher, inference_log, metrics)
+    shadow = ShadowWorker(
+        settings.shadow_queue, on_outcome=lambda outcome: metrics.shadow.labels(outcome).inc()
+    )
+    endpoint = Endpoint(config, follower, batcher, inference_log, metrics, shadow)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -212,6 +274,7 @@ def create_app(config: EnvConfig) -> FastAPI:
         finally:
             follower.stop()
             await batcher.stop()
+            await asyncio.get_running_loop().run_in_executor(None, shadow.close)  # the waiting copies first
             inference_log.close()
 
     app = FastAPI(title=f"Runway serving ({config.env})", lifespan=lifespan)
@@ -238,9 +301,12 @@ def create_app(config: EnvConfig) -> FastAPI:
     async def version() -> Response:
         from importlib.metadata import version as package_version
 
-        served = endpoint.follower.served
+        state = endpoint.follower.state
+        routes = {name: _model_json(served) for name, served in state.arms.items()} if state else {}
         return JSONResponse({"runway": package_version("runway-mlops"), "mlflow": package_version("mlflow"),
-                             "alias": follower.alias, "serving": served and _model_json(served),
+                             "alias": follower.alias, "serving": state and _model_json(state.primary),
+                             "traffic": state and state.traffic.as_dict(), "routes": routes,
+                             "shadow": state and state.shadow and _model_json(state.shadow),
                              "refused": follower.refused})  # fmt: skip
 
     @app.get("/metrics")

@@ -36,7 +36,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._in_flight = 0
         self._pool = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="predict", initializer=_one_openmp_thread
+            max_workers=1, thread_name_prefix="predict", initializer=one_openmp_thread
         )
         self._worker: asyncio.Task | None = None
 
@@ -110,7 +110,7 @@ class MicroBatcher:
 _limits: list = []
 
 
-def _one_openmp_thread() -> None:
+def one_openmp_thread() -> None:
     """The predict thread runs OpenMP (scikit-learn's trees) single-threaded: handing each small
     batch to an OpenMP team from a worker thread cost ~15 ms per predict on 2 cores (4 ms without),
     and the other core serves the event loop. Kept for the thread's life."""

@@ -1,18 +1,20 @@
-"""The version the endpoint serves: it follows the configured alias.
+"""The versions the endpoint serves: it follows the traffic in force and the aliases it names.
 
-A poller thread resolves the alias every ``poll_seconds``. When it names another version, that
-version is loaded beside the serving one, its inputs are checked against the serving version's
-(clients send those columns: a new required column or a changed type would fail them), it is
-warmed up on the last rows actually scored (else its logged input example), and only then does one
-assignment make it the served version. A version that fails any step is refused — the old one
-keeps serving, the refusal is logged and counted — and is not tried again until the alias moves.
+A poller thread reads the registered model every ``poll_seconds`` (its aliases and its
+``runway.traffic`` tag in one call; without the tag, the config's ``serving.traffic``). When a
+route or the shadow names another version, that version is loaded beside the serving ones, its
+inputs are checked against the primary version's (clients send those columns: a new required column
+or a changed type would fail them), it is warmed up on the last rows actually scored (else its
+logged input example), and only then does one assignment put the new traffic in force. A version
+that fails any step is refused — the traffic in force stays, the refusal is logged and counted —
+and is not tried again until what the traffic names changes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
     from jobs.common.config import EnvConfig
     from jobs.common.scoring import ModelRef
+    from jobs.common.traffic import Route, Traffic
 
 log = logging.getLogger("runway.serving.follower")
 
@@ -50,20 +53,44 @@ def incompatibilities(serving: ModelRef, candidate: ModelRef) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class ServingState:
+    """The traffic in force and the loaded version behind each of its routes (and its shadow)."""
+
+    traffic: Traffic
+    arms: Mapping[str, Served]  # route name -> version
+    shadow: Served | None = None
+
+    @property
+    def primary(self) -> Served:
+        return self.arms[self.traffic.primary.name]
+
+    def versions(self) -> dict[str, str]:
+        named = {name: served.model.version for name, served in self.arms.items()}
+        return named | ({"shadow": self.shadow.model.version} if self.shadow else {})
+
+
 class ModelFollower:
-    """Holds the served version and moves it when the alias moves."""
+    """Holds the serving state and moves it when the traffic or an alias it names moves."""
 
     def __init__(self, config: EnvConfig, alias: str, poll_seconds: float,
                  on_event: Callable[[str, str, str], None] | None = None) -> None:  # fmt: skip
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
-        self.served: Served | None = None
-        self.refused: dict[str, str] = {}  # version -> why (until the alias moves again)
+        self.state: ServingState | None = None
+        self.refused: dict[str, str] = {}  # version (or "traffic") -> why, until the traffic names others
         self.last_rows: pa.Table | None = None  # the last scored inputs: the next warm-up
         self._on_event = on_event or (lambda *_: None)
         self._registry = None  # the environment's ModelRegistry, made on the first check
+        self._refused_seen: tuple | None = None  # the registry state whose traffic was refused
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def served(self) -> Served | None:
+        """The primary route's version (the largest share): what /health and a lone route serve."""
+        state = self.state
+        return state.primary if state is not None else None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="alias-follower", daemon=True)
@@ -79,9 +106,7 @@ class ModelFollower:
             try:
                 self.check()
             except Exception:  # the registry may be down: keep serving, look again later
-                log.exception(
-                    "alias %s: could not check the registry; still serving %s", self.alias, self.describe()
-                )
+                log.exception("could not check the registry; still serving %s", self.describe())
             self._stop.wait(self.poll_seconds)
 
     def recheck(self) -> str | None:
@@ -91,52 +116,105 @@ class ModelFollower:
         return self.check()
 
     def describe(self) -> str:
-        served = self.served
-        return "nothing" if served is None else f"{served.model.name} v{served.model.version}"
+        state = self.state
+        if state is None:
+            return "nothing"
+        return ", ".join(f"{name} v{version}" for name, version in state.versions().items())
 
     def check(self) -> str | None:
-        """Resolve the alias once; load and swap in a new version. Returns the outcome
-        (``loaded``/``refused``), None when nothing changed. One check at a time."""
+        """Read the traffic and the aliases once; load what it newly names and put it in force.
+        Returns the outcome (``loaded``/``refused``), None when nothing changed. One at a time."""
+        from jobs.common.errors import BadInputError
         from jobs.common.registry import ModelRegistry
-        from jobs.common.scoring import NoModelVersionError, resolve_model
+        from jobs.common.traffic import TRAFFIC_TAG, Traffic
 
         with self._lock:
             self._registry = self._registry or ModelRegistry.for_config(self.config)
-            version = self._registry.alias_version(self.alias)  # one registry read per poll
-            served = self.served
-            if version is None or version in self.refused or (served and served.model.version == version):
-                return None  # nothing (new) to serve: /health stays as it is
+            aliases, tags = self._registry.model_state()  # one registry read per poll
+            seen = (tags.get(TRAFFIC_TAG), tuple(sorted(aliases.items())))
+            if seen == self._refused_seen:
+                return None  # the same unservable traffic as last time: refused once, not every poll
             try:
-                candidate = resolve_model(self.config, self.alias)  # the signature: only when it moved
-            except NoModelVersionError:
+                traffic = (
+                    Traffic.from_json(tags[TRAFFIC_TAG])
+                    if TRAFFIC_TAG in tags
+                    else self.config.configured_traffic()
+                )
+            except BadInputError as exc:
+                return self._refuse("traffic", f"the {TRAFFIC_TAG} tag is not servable: {exc}", seen)
+            routes = [*traffic.routes, *([traffic.shadow] if traffic.shadow else [])]
+            wanted = {route.name: _version_of(route, aliases) for route in routes}
+            state = self.state
+            if state is not None and state.traffic == traffic and state.versions() == wanted:
                 return None
-            why = self._refusal(served, candidate)
-            if why is None:
-                try:
-                    pyfunc = self._load_and_warm(candidate)
-                except Exception as exc:  # a version that cannot load or predict is refused
-                    why = f"it failed to load or to predict: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-            if why is not None:
-                self.refused[candidate.version] = why
-                log.error("alias %s -> v%s refused, still serving %s: %s", self.alias, candidate.version,
-                          self.describe(), why)  # fmt: skip
-                self._on_event("refused", candidate.version, why)
-                return "refused"
+            if wanted[traffic.primary.name] is None:
+                return None  # nothing to serve yet (the alias has no version): /health stays as it is
+            missing = [r.target for r in routes if wanted[r.name] is None]
+            if missing:
+                return self._refuse(
+                    "traffic", f"traffic {traffic.describe()} names {missing}, which do not exist", seen
+                )
+            if any(version in self.refused for version in wanted.values()):
+                return None
+            loaded = self._load_all(traffic, wanted)
+            if isinstance(loaded, tuple):
+                return self._refuse(*loaded)
             self.refused.clear()
-            self.served = Served(
-                candidate, pyfunc
-            )  # one assignment: a batch keeps the version it started with
-            log.info("alias %s -> %s v%s: serving it", self.alias, candidate.name, candidate.version)
-            self._on_event("loaded", candidate.version, "")
+            self._refused_seen = None
+            shadow = loaded.pop("shadow", None) if traffic.shadow else None
+            self.state = ServingState(traffic, loaded, shadow)  # one assignment: batches keep their version
+            log.info("serving %s (%s)", self.describe(), traffic.describe())
+            for version in {v for v in wanted.values()} - set((state.versions() if state else {}).values()):
+                self._on_event("loaded", version, "")
             return "loaded"
 
+    def _load_all(
+        self, traffic: Traffic, wanted: dict[str, str | None]
+    ) -> dict[str, Served] | tuple[str, str]:
+        """Each route's version, loaded and warmed once (those serving already are reused); or
+        (version, why) for the first one refused."""
+        from jobs.common.scoring import model_ref
+
+        ready = {s.model.version: s for s in ([*self.state.arms.values(), *([self.state.shadow] if self.state.shadow
+                                                                            else [])] if self.state else [])}  # fmt: skip
+        reference = self.served.model if self.served is not None else None
+        order = [traffic.primary.name, *(name for name in wanted if name != traffic.primary.name)]
+        out: dict[str, Served] = {}
+        for name in order:
+            version = wanted[name]
+            if version not in ready:
+                record = self._registry.version(version)
+                candidate = model_ref(
+                    self._registry.model_name, version, record.run_id, _alias_of(traffic, name)
+                )
+                why = self._refusal(reference, candidate)
+                if why is None:
+                    try:
+                        ready[version] = Served(candidate, self._load_and_warm(candidate))
+                    except Exception as exc:  # a version that cannot load or predict is refused
+                        why = f"it failed to load or to predict: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                if why is not None:
+                    return version, why
+            out[name] = ready[version]
+            reference = reference or out[name].model  # the first primary: what the others must accept
+        return out
+
+    def _refuse(self, key: str, why: str, seen: tuple | None = None) -> str:
+        self.refused[key] = why
+        self._refused_seen = seen
+        log.error(
+            "refused %s, still serving %s: %s", key if key == "traffic" else f"v{key}", self.describe(), why
+        )
+        self._on_event("refused", key, why)
+        return "refused"
+
     @staticmethod
-    def _refusal(served: Served | None, candidate: ModelRef) -> str | None:
-        if served is None:
+    def _refusal(reference: ModelRef | None, candidate: ModelRef) -> str | None:
+        if reference is None:
             return None
-        problems = incompatibilities(served.model, candidate)
+        problems = incompatibilities(reference, candidate)
         return (
-            f"its signature is incompatible with v{served.model.version}'s: {'; '.join(problems)}"
+            f"its signature is incompatible with v{reference.version}'s: {'; '.join(problems)}"
             if problems
             else None
         )
@@ -160,3 +238,12 @@ class ModelFollower:
             return self.last_rows.select(names).slice(0, 64).to_pandas()
         example = pyfunc.input_example
         return example[names] if isinstance(example, pd.DataFrame) else None
+
+
+def _version_of(route: Route, aliases: dict[str, str]) -> str | None:
+    return aliases.get(route.alias) if route.alias else route.version
+
+
+def _alias_of(traffic: Traffic, name: str) -> str:
+    route = next((r for r in (*traffic.routes, traffic.shadow) if r is not None and r.name == name), None)
+    return (route.alias or "") if route is not None else ""

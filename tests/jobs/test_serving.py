@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jobs.common.audit import audit_trail
 from jobs.common.modeling import model_inputs
 from tests.conftest import ROOT
 
@@ -502,3 +503,166 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
     march = Window(date(2013, 3, 1), date(2013, 3, 2))  # no request was made then
     assert monitor(config, store, march, source="inference_log", run_id="online-none")["rows"] == 0
     assert retraining_decision(config, store, march.end)["ready"]
+
+
+# ---------------------------------------------------------------- traffic: A/B arms and shadow
+
+
+def _set_traffic(registry, traffic: dict, who: str = "tester") -> dict:
+    from jobs.common.traffic import Traffic
+    from jobs.rollout import set_traffic
+
+    return set_traffic(registry["config"], registry["store"], Traffic.from_dict(traffic), requested_by=who,
+                       reason="test", run_id=f"traffic-{time.monotonic_ns()}")  # fmt: skip
+
+
+def _wait_for_traffic(server, traffic: dict) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = call(server.url, "/version")[1]
+        if (
+            seen.get("traffic")
+            and [r["name"] for r in seen["traffic"]["routes"]] == [r["name"] for r in traffic["routes"]]
+            and bool(seen.get("shadow")) == bool(traffic.get("shadow"))
+        ):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"the server did not put the traffic in force: {call(server.url, '/version')[1]}")
+
+
+def _keyed_rows(registry, n: int):
+    config, store = registry["config"], registry["store"]
+    gold = store.read_pandas(store.name("gold", config.use_case.features.table))
+    columns = [*config.use_case.features.keys, *model_inputs(config.use_case.model, gold.head(1)).columns]
+    return gold[columns].head(n).reset_index(drop=True)
+
+
+def test_a_90_10_split_is_binomial_and_a_key_always_meets_the_same_arm(server, registry, gold_rows):
+    v1, v2 = registry["versions"]
+    key = registry["config"].use_case.features.keys[0]
+    traffic = {"routes": [{"name": "champion", "alias": CHAMPION, "percent": 90},
+                          {"name": "candidate", "version": v2, "percent": 10}], "sticky_key": key}  # fmt: skip
+    change = _set_traffic(registry, traffic)
+    assert (
+        change["changed"] and _set_traffic(registry, traffic)["changed"] is False
+    )  # the same again: nothing
+    _wait_for_traffic(server, traffic)
+    body = json.dumps({"dataframe_records": json.loads(gold_rows.head(1).to_json(orient="records"))}).encode()
+    answers: list[tuple[str, str]] = []
+
+    def load(n: int) -> None:  # bounded: n requests, no key: split at random
+        for _ in range(n):
+            status, _, headers = call(server.url, "/invocations", body)
+            assert status == 200
+            answers.append((headers["x-route"], headers["x-model-version"]))
+
+    clients = [threading.Thread(target=load, args=(375,)) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(timeout=300)
+    n, candidate = len(answers), sum(route == "candidate" for route, _ in answers)
+    assert n == 3000 and {v for r, v in answers if r == "candidate"} == {v2} and {
+        v for r, v in answers if r == "champion"} == {v1}  # fmt: skip
+    half_width = 2.576 * (n * 0.1 * 0.9) ** 0.5  # the binomial 99 % interval around 10 %
+    assert abs(candidate - 0.1 * n) <= half_width, (candidate, n)
+
+    keyed = _keyed_rows(registry, 200)
+    arms: dict[str, set[str]] = {}
+    for i in range(len(keyed)):
+        record = json.loads(keyed.iloc[[i]].to_json(orient="records"))
+        for _ in range(3 if i < 20 else 1):  # the first keys, again and again
+            status, _, headers = call(
+                server.url, "/invocations", json.dumps({"dataframe_records": record}).encode()
+            )
+            assert status == 200
+            arms.setdefault(str(record[0][key]), set()).add(headers["x-route"])
+    assert all(len(routes) == 1 for routes in arms.values())  # one key, one arm
+    assert {r for routes in arms.values() for r in routes} == {"champion", "candidate"}
+
+    events = audit_trail(registry["store"], registry["config"].registered_model_name, ("traffic",))
+    last = events[-1]
+    assert (
+        last["status"] == "done" and last["approved_by"] == "tester" and "candidate=v" in last["to_version"]
+    )
+    assert "champion=@Champion 100%" in last["from_version"] or "champion=@Champion" in last["from_version"]
+
+
+def _sleepy_version(registry, seconds: float) -> str:
+    """A version that answers what v1 answers, after sleeping: a slow shadow."""
+    import mlflow
+
+    config, client = registry["config"], registry["client"]
+    v1 = registry["versions"][0]
+    uri = f"models:/{config.registered_model_name}/{v1}"
+    signature = mlflow.models.get_model_info(uri).signature
+
+    class Sleepy(mlflow.pyfunc.PythonModel):  # local: cloudpickle ships it by value
+        def load_context(self, context):
+            self.inner = mlflow.pyfunc.load_model(context.artifacts["inner"])
+
+        def predict(self, context, model_input, params=None):
+            time.sleep(seconds)
+            return self.inner.predict(model_input)
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    try:
+        inner = mlflow.artifacts.download_artifacts(uri)
+        with mlflow.start_run(
+            experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+        ):
+            info = mlflow.pyfunc.log_model(name="model", python_model=Sleepy(), artifacts={"inner": inner},
+                                           signature=signature, registered_model_name=config.registered_model_name,
+                                           metadata={"threshold": 0.5})  # fmt: skip
+        return str(info.registered_model_version)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _latencies(server, body: bytes, n: int) -> tuple[list[float], list[str]]:
+    times, ids = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        status, _, headers = call(server.url, "/invocations", body)
+        times.append(time.perf_counter() - started)
+        assert status == 200
+        ids.append(headers["x-request-id"])
+    return sorted(times), ids
+
+
+def test_a_slow_shadow_leaves_the_answers_alone_and_its_rows_pair_with_theirs(server, registry, gold_rows):
+    sleepy = _sleepy_version(registry, 0.2)
+    body = json.dumps({"dataframe_records": json.loads(gold_rows.head(1).to_json(orient="records"))}).encode()
+    plain = {"routes": [{"name": "champion", "alias": CHAMPION, "percent": 100}]}
+    _set_traffic(registry, plain)
+    _wait_for_traffic(server, plain)
+    before, _ = _latencies(server, body, 150)
+    shadowed = {**plain, "shadow": {"version": sleepy}}
+    _set_traffic(registry, shadowed)
+    seen = _wait_for_traffic(server, shadowed)
+    assert seen["shadow"]["version"] == sleepy
+    during, ids = _latencies(server, body, 150)
+    p99 = lambda times: times[int(0.99 * (len(times) - 1))]  # noqa: E731
+    assert p99(during) <= 1.1 * p99(before) + 0.005, (p99(during), p99(before))  # 5 ms: the clock's noise
+
+    _set_traffic(registry, plain)  # the shadow's backlog drains; then its rows are in the log
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logged = _logged(registry, ids)
+        shadow = logged[logged.route == "shadow"]
+        if len(shadow) == len(ids):
+            break
+        time.sleep(1)
+    primary = logged[logged.route == "champion"]
+    assert len(primary) == len(ids) and len(shadow) == len(ids), (len(primary), len(shadow))
+    pairs = primary.merge(shadow, on=["request_id", "row_index"], suffixes=("", "_shadow"))
+    assert len(pairs) == len(ids) and set(pairs.model_version_shadow) == {sleepy}
+    assert np.allclose(pairs.prediction, pairs.prediction_shadow)  # the same model behind the sleep
+    assert (pairs.latency_ms_shadow >= 200).all()
+    assert 'runway_serving_shadow_requests_total{outcome="scored"}' in call(server.url, "/metrics")[1]["text"]

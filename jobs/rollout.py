@@ -1,0 +1,136 @@
+"""Rollout: the serving endpoint's traffic, changed at run time and audited.
+
+    python -m jobs.rollout traffic --env prod --traffic '{"routes": [{"name": "champion", "alias": "Champion",
+        "percent": 90}, {"name": "candidate", "version": "7", "percent": 10}], "shadow": null}' \
+        --requested-by alice --reason "canary 10 %" [--run-id <run>]
+    python -m jobs.rollout show --env prod
+
+The traffic in force is the registered model's ``runway.traffic`` tag (``jobs.common.traffic``);
+every endpoint of the environment reads it with the aliases each poll and puts it in force
+without a restart. Each change is written to ``<catalog>.ml.model_audit`` (the alias moves' audit
+trail; action ``traffic``, from → to, who, why) as an intent before the tag moves and settled after
+it, or by the next change after a crash. Setting the traffic in force again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.audit import audit_trail, write_event
+from jobs.common.cli import add_run_id, base_parser, json_object, run_cli
+from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import BadInputError
+from jobs.common.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
+from jobs.common.traffic import TRAFFIC_TAG, Traffic
+
+if TYPE_CHECKING:
+    from jobs.common.registry import ModelRegistry
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.rollout")
+
+TRAFFIC = "traffic"  # the audit trail's action
+
+
+def traffic_in_force(config: EnvConfig, registry: ModelRegistry) -> Traffic:
+    """The registered model's traffic tag, else the environment's configured traffic."""
+    tag = registry.model_state()[1].get(TRAFFIC_TAG)
+    return Traffic.from_json(tag) if tag else config.configured_traffic()
+
+
+def check_targets(registry: ModelRegistry, traffic: Traffic) -> None:
+    """Every alias and version the traffic names exists (one sentence naming those that do not)."""
+    aliases = registry.model_state()[0]
+    missing = []
+    for route in (*traffic.routes, *([traffic.shadow] if traffic.shadow else [])):
+        if route.alias and route.alias not in aliases:
+            missing.append(f"alias {route.alias} (route {route.name})")
+        elif route.version:
+            try:
+                registry.version(route.version)
+            except BadInputError:
+                missing.append(f"version {route.version} (route {route.name})")
+    if missing:
+        raise BadInputError(f"{registry.model_name} has no {', '.join(missing)}: the traffic was not changed")
+
+
+def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, requested_by: str, reason: str,
+                run_id: str) -> dict[str, Any]:  # fmt: skip
+    """Put ``traffic`` in force: intent, tag, settled event. A crash in between is settled by the
+    next change (done when the tag arrived, else abandoned)."""
+    from jobs.common.registry import ModelRegistry
+
+    if not requested_by:
+        raise BadInputError("--requested-by is required: every traffic change names who asked for it")
+    registry = ModelRegistry.for_config(config)
+    settle_pending(store, registry)
+    check_targets(registry, traffic)
+    before = traffic_in_force(config, registry)
+    if before.to_json() == traffic.to_json():
+        log.info("traffic already in force: %s", traffic.describe())
+        return {"changed": False, "traffic": traffic.as_dict()}
+    event = {
+        "event_id": f"{run_id}:traffic:{_digest(before)}->{_digest(traffic)}", "event_time": datetime.now(UTC),
+        "model_name": registry.model_name, "alias": "", "action": TRAFFIC, "from_version": before.describe(),
+        "to_version": traffic.describe(), "metrics": json.dumps({"from": before.as_dict(), "to": traffic.as_dict()}),
+        "approved_by": requested_by, "run_id": run_id, "reason": reason, "status": MOVE_PENDING, "request_id": run_id,
+    }  # fmt: skip
+    write_event(store, event)
+    registry.set_model_tag(TRAFFIC_TAG, traffic.to_json())
+    event["status"] = MOVE_DONE
+    write_event(store, event)
+    log.info("%s traffic: %s -> %s (%s: %s)", registry.model_name, before.describe(), traffic.describe(),
+             requested_by, reason)  # fmt: skip
+    return {
+        "changed": True,
+        "from": before.as_dict(),
+        "traffic": traffic.as_dict(),
+        "event_id": event["event_id"],
+    }
+
+
+def settle_pending(store: TableStore, registry: ModelRegistry) -> None:
+    """Settle traffic changes a crash left as intents, from the tag in force now."""
+    tag = registry.model_state()[1].get(TRAFFIC_TAG)
+    for event in audit_trail(store, registry.model_name, (TRAFFIC,)):
+        if event.get("status") != MOVE_PENDING:
+            continue
+        wanted = Traffic.from_dict(json.loads(event["metrics"])["to"]).to_json()
+        event["status"] = MOVE_DONE if tag == wanted else MOVE_ABANDONED
+        write_event(store, event)
+        log.warning("settled an interrupted traffic change to %s: %s", event["to_version"], event["status"])
+
+
+def _digest(traffic: Traffic) -> str:
+    return hashlib.sha256(traffic.to_json().encode()).hexdigest()[:10]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["traffic", "show"])
+    parser.add_argument(
+        "--traffic", type=json_object, default=None, help="traffic: the traffic to put in force"
+    )
+    parser.add_argument("--requested-by", default="", help="traffic: who asks for the change (audited)")
+    parser.add_argument("--reason", default="", help="traffic: why (audited)")
+    add_run_id(parser)
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    if args.action == "show":
+        from jobs.common.registry import ModelRegistry
+
+        return {"traffic": traffic_in_force(config, ModelRegistry.for_config(config)).as_dict()}
+    if args.traffic is None:
+        raise BadInputError("traffic: --traffic '<json>' is required")
+    from jobs.tablestore import open_table_store
+
+    return set_traffic(config, open_table_store(config), Traffic.from_dict(args.traffic),
+                       requested_by=args.requested_by, reason=args.reason, run_id=args.run_id)  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
