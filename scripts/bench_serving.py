@@ -9,7 +9,6 @@ the time from an alias move to the first answer from the new version.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
@@ -54,18 +53,12 @@ class Process:
 
 
 def locust(url: str, users: int, body: Path, out: Path) -> dict:
-    """One bounded headless Locust run: requests/s, p50, p99 (ms) and failures."""
-    prefix = out / f"locust_{users}_{time.monotonic_ns()}"
-    env = {**os.environ, "RUNWAY_BENCH_BODY": str(body)}
-    subprocess.run([str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "scripts" / "serving_locustfile.py"),
-                    "--headless", "-u", str(users), "-r", str(users), "-t", f"{SECONDS}s", "--host", url, "--csv",
-                    str(prefix), "--only-summary", "--stop-timeout", "5"], env=env, capture_output=True,
-                   timeout=SECONDS + 120, check=False)  # fmt: skip
-    with open(f"{prefix}_stats.csv") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    requests = int(row["Request Count"])
-    return {"rps": round(float(row["Requests/s"]), 1), "p50_ms": float(row["50%"]), "p99_ms": float(row["99%"]),
-            "requests": requests, "failures": int(row["Failure Count"])}  # fmt: skip
+    """One bounded headless Locust run (the load-test gate's runner): requests/s, p50, p99 (ms), failures."""
+    from jobs.serving.load import run_locust
+
+    figures = run_locust(url, body.read_bytes(), users, SECONDS, out)
+    return {"rps": figures.rps, "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms, "requests": figures.requests,
+            "failures": figures.failures}  # fmt: skip
 
 
 def _post(url: str, body: bytes) -> dict:

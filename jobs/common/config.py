@@ -376,6 +376,28 @@ class ServingConfig(_Strict):
         return Path(self.inference_log.wal_root) / env
 
 
+class LoadTestSettings(_Strict):
+    """The load test before deploy (``jobs.load_test``): the candidate and the Champion, each behind
+    the endpoint on loopback, driven by the same bounded Locust load."""
+
+    users: int = Field(8, ge=1, le=256, description="concurrent closed-loop clients")
+    seconds: float = Field(10, gt=0, le=300, description="how long each version is driven")
+    rows_per_request: int = Field(1, ge=1, le=1000)
+    rounds: int = Field(
+        2, ge=1, le=5, description="alternating rounds per version; each version's best counts"
+    )
+    max_p99_ratio: float = Field(1.2, gt=0, description="candidate p99 <= this x the Champion's, same run")
+    max_error_rate: float = Field(0.0, ge=0, le=1)
+    max_p99_ms: float = Field(500, gt=0, description="absolute p99 limit")
+    min_rps: float = Field(10, ge=0, description="absolute throughput floor")
+
+
+class RolloutConfig(_Strict):
+    """Safe rollout: the load-test gate (and the canary ladder that follows it in prod)."""
+
+    load_test: LoadTestSettings = LoadTestSettings()
+
+
 class RetrainingPolicy(_Strict):
     """When drift triggers a retrain: ``violations`` of the last ``of_last`` monitored windows
     (the latest among them) violate a threshold, and no drift retrain ran in the cooldown."""
@@ -539,6 +561,7 @@ class EnvConfig(_Strict):
     inference: InferenceConfig
     serving: ServingConfig
     monitoring: MonitoringConfig = MonitoringConfig()
+    rollout: RolloutConfig = RolloutConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
     compute: Compute = Compute()
     table_store: TableStoreSettings = TableStoreSettings()

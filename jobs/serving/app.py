@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from jobs.common.config import EnvConfig
+    from jobs.common.traffic import Traffic
     from jobs.serving.batcher import MicroBatcher
     from jobs.serving.follower import ModelFollower, Served
     from jobs.serving.inference_log import InferenceLog
@@ -236,7 +237,7 @@ def _model_json(served: Served) -> dict[str, Any]:
             "threshold": model.threshold}  # fmt: skip
 
 
-def create_app(config: EnvConfig) -> FastAPI:
+def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
     """The FastAPI app of ``config``'s environment: the lifespan starts the follower, the batcher
     and the inference log's flusher, and on shutdown commits what the log holds."""
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -255,7 +256,7 @@ def create_app(config: EnvConfig) -> FastAPI:
         if settings.inference_log.enabled else NoInferenceLog()
     )  # fmt: skip
     metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
-    follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds,
+    follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds, pinned,
                              on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc())  # fmt: skip
     batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms, on_batch=metrics.batch_rows.observe)
     shadow = ShadowWorker(

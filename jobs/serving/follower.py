@@ -73,9 +73,10 @@ class ServingState:
 class ModelFollower:
     """Holds the serving state and moves it when the traffic or an alias it names moves."""
 
-    def __init__(self, config: EnvConfig, alias: str, poll_seconds: float,
+    def __init__(self, config: EnvConfig, alias: str, poll_seconds: float, pinned: Traffic | None = None,
                  on_event: Callable[[str, str, str], None] | None = None) -> None:  # fmt: skip
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
+        self.pinned = pinned  # a fixed traffic (the load test's) instead of the registry's
         self.state: ServingState | None = None
         self.refused: dict[str, str] = {}  # version (or "traffic") -> why, until the traffic names others
         self.last_rows: pa.Table | None = None  # the last scored inputs: the next warm-up
@@ -135,7 +136,7 @@ class ModelFollower:
             if seen == self._refused_seen:
                 return None  # the same unservable traffic as last time: refused once, not every poll
             try:
-                traffic = (
+                traffic = self.pinned or (
                     Traffic.from_json(tags[TRAFFIC_TAG])
                     if TRAFFIC_TAG in tags
                     else self.config.configured_traffic()

@@ -666,3 +666,38 @@ def test_a_slow_shadow_leaves_the_answers_alone_and_its_rows_pair_with_theirs(se
     assert np.allclose(pairs.prediction, pairs.prediction_shadow)  # the same model behind the sleep
     assert (pairs.latency_ms_shadow >= 200).all()
     assert 'runway_serving_shadow_requests_total{outcome="scored"}' in call(server.url, "/metrics")[1]["text"]
+
+
+# ---------------------------------------------------------------- the load-test gate
+
+
+def test_the_load_test_passes_a_healthy_candidate_and_stops_a_slow_one(registry, monkeypatch):
+    """Each version served alone on loopback, the same bounded Locust load (4 clients, 4 s)."""
+    from jobs.common.config import LoadTestSettings, RolloutConfig
+    from jobs.common.errors import GateFailedError
+    from jobs.load_test import STATUS_TAG, load_test
+
+    for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
+        monkeypatch.setenv(key, registry["env"][key])  # what the endpoints it starts read their config from
+    # 1.5: two rounds of 4 s on a 2-core machine that may be busy; the slow candidate is 4x slower.
+    settings = LoadTestSettings(users=4, seconds=4, rounds=2, max_p99_ratio=1.5, max_p99_ms=2000, min_rps=1)
+    config = registry["config"].model_copy(update={"rollout": RolloutConfig(load_test=settings)})
+    client, name = registry["client"], config.registered_model_name
+    v1, v2 = registry["versions"]
+    client.set_registered_model_alias(name, CHAMPION, v1)
+
+    healthy = load_test(config, registry["store"], v2, run_id="load-ok")
+    assert healthy["passed"] and healthy["champion_version"] == v1
+    assert (
+        healthy["figures"]["candidate"]["requests"] > 20 and healthy["figures"]["champion"]["failures"] == 0
+    )
+    tags = client.get_model_version(name, v2).tags
+    assert tags[STATUS_TAG] == "passed" and float(tags["load_test.p99_ms"]) > 0
+    run = client.get_run(healthy["mlflow_run_id"])
+    assert run.data.tags["runway.kind"] == "load_test" and "candidate.p99_ms" in run.data.metrics
+
+    slow = _sleepy_version(registry, 0.15)  # the same answers, 150 ms later
+    with pytest.raises(GateFailedError, match=r"load test failed: p99 \d+ ms > 1.5 x the Champion's"):
+        load_test(config, registry["store"], slow, run_id="load-slow")
+    assert client.get_model_version(name, slow).tags[STATUS_TAG] == "failed"
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1  # nothing was deployed
