@@ -33,6 +33,7 @@ log = logging.getLogger("runway.load_test")
 
 LOAD_TEST_LOG = "inference_log_load_test"  # the load test's requests, apart from real traffic
 STATUS_TAG = "load_test_status"
+WARM_UP_REQUESTS = 20
 
 
 def request_body(config: EnvConfig, store: TableStore, registry: ModelRegistry, versions: list[str]) -> bytes:
@@ -64,6 +65,7 @@ def drive(config: EnvConfig, version: str, body: bytes, workdir: Path) -> LoadFi
     settings = config.rollout.load_test
     traffic = {"routes": [{"name": "load_test", "version": version, "percent": 100}]}
     with LocalEndpoint(config.env, traffic, workdir, LOAD_TEST_LOG) as endpoint:
+        endpoint.warm_up(body, WARM_UP_REQUESTS)  # first connections and predicts are not the figure
         figures = run_locust(endpoint.url, body, settings.users, settings.seconds, workdir)
     log.info("v%s: %s", version, figures.as_dict())
     return figures

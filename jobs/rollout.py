@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.rollout")
 
 TRAFFIC = "traffic"  # the audit trail's action
+CANDIDATE = "candidate"  # the canary's route
 
 
 def traffic_in_force(config: EnvConfig, registry: ModelRegistry) -> Traffic:
@@ -105,13 +106,78 @@ def settle_pending(store: TableStore, registry: ModelRegistry) -> None:
         log.warning("settled an interrupted traffic change to %s: %s", event["to_version"], event["status"])
 
 
+def canary_traffic(config: EnvConfig, candidate: str, percent: float) -> Traffic:
+    """The configured traffic's primary route (the Champion) keeps ``100 - percent``; the candidate
+    version takes ``percent`` as route ``candidate``, sticky by the configured key."""
+    from jobs.common.traffic import Route
+
+    base = config.configured_traffic()
+    champion = base.primary
+    routes = [Route(champion.name, champion.alias, champion.version, 100 - percent),
+              Route(CANDIDATE, version=candidate, percent=percent)]  # fmt: skip
+    return Traffic(tuple(r for r in routes if r.percent > 0), None, base.sticky_key)
+
+
+def arm_figures(rows, route: str):
+    """One route's figures from inference-table rows (one row per scored row; a request counts once)."""
+    from jobs.common.rollout_gates import ArmFigures
+
+    arm = rows[rows.route == route]
+    requests = arm.drop_duplicates("request_id")
+    answered = arm[arm.status == 200]
+    p99 = float(requests.latency_ms.quantile(0.99)) if len(requests) else 0.0
+    return ArmFigures(len(requests), int((requests.status >= 500).sum()), round(p99, 3),
+                      tuple(answered.prediction.dropna().astype(float).tolist()))  # fmt: skip
+
+
+def judge(
+    config: EnvConfig, store: TableStore, since: datetime, candidate: str | None = None
+) -> dict[str, Any]:
+    """The canary step begun at ``since``: the candidate's arm against the Champion's, from the
+    inference table (jobs.common.rollout_gates.canary_verdict); a breach at once when an endpoint
+    refused the candidate (it could not load, warm up or accept the Champion's inputs)."""
+    if candidate:
+        from jobs.common.registry import ModelRegistry
+        from jobs.common.traffic import REFUSED_TAG
+
+        refused = ModelRegistry.for_config(config).version(candidate).tags.get(REFUSED_TAG)
+        if refused:
+            return {"state": "breach", "reason": f"the endpoint refused v{candidate}: {refused}", "figures": {},
+                    "since": since.isoformat()}  # fmt: skip
+    from datetime import date
+
+    from jobs.common.rollout_gates import CanaryLimits, canary_verdict
+
+    settings = config.rollout.canary
+    table = store.name("ml", config.serving.inference_log.table)
+    columns = ["request_id", "route", "status", "latency_ms", "prediction"]
+    rows = (store.read_pandas(table, window=("requested_at", since, date(9999, 1, 1)), columns=columns)
+            if store.exists(table) else None)  # fmt: skip
+    champion_route = config.configured_traffic().primary.name
+    if rows is None or rows.empty:
+        from jobs.common.rollout_gates import ArmFigures
+
+        empty = ArmFigures(0, 0, 0.0)
+        verdict = canary_verdict(empty, empty, CanaryLimits(settings.min_requests, settings.max_error_rate_diff,
+                                                           settings.max_p99_ratio, settings.max_prediction_drift))  # fmt: skip
+    else:
+        verdict = canary_verdict(arm_figures(rows, champion_route), arm_figures(rows, CANDIDATE),
+                                 CanaryLimits(settings.min_requests, settings.max_error_rate_diff,
+                                              settings.max_p99_ratio, settings.max_prediction_drift))  # fmt: skip
+    log.info("canary since %s: %s — %s", since.isoformat(), verdict.state, verdict.reason)
+    return {**verdict.as_dict(), "since": since.isoformat()}
+
+
 def _digest(traffic: Traffic) -> str:
     return hashlib.sha256(traffic.to_json().encode()).hexdigest()[:10]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["traffic", "show"])
+    parser.add_argument("action", choices=["traffic", "show", "canary-step", "judge", "reset"])
+    parser.add_argument("--candidate", default=None, help="canary-step: the candidate version")
+    parser.add_argument("--percent", type=float, default=None, help="canary-step: the candidate's share")
+    parser.add_argument("--since", default=None, help="judge: when the step began (ISO timestamp, UTC)")
     parser.add_argument(
         "--traffic", type=json_object, default=None, help="traffic: the traffic to put in force"
     )
@@ -124,12 +190,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from jobs.common.registry import ModelRegistry
 
         return {"traffic": traffic_in_force(config, ModelRegistry.for_config(config)).as_dict()}
-    if args.traffic is None:
-        raise BadInputError("traffic: --traffic '<json>' is required")
     from jobs.tablestore import open_table_store
 
-    return set_traffic(config, open_table_store(config), Traffic.from_dict(args.traffic),
-                       requested_by=args.requested_by, reason=args.reason, run_id=args.run_id)  # fmt: skip
+    store = open_table_store(config)
+    if args.action == "judge":
+        if not args.since:
+            raise BadInputError("judge: --since <ISO timestamp> is required")
+        return judge(config, store, datetime.fromisoformat(args.since), args.candidate)
+    if args.action == "reset":  # back to the configured traffic: a rollback, or the end of a clean ladder
+        traffic = config.configured_traffic()
+    elif args.action == "canary-step":
+        if not args.candidate or args.percent is None:
+            raise BadInputError("canary-step: --candidate <version> and --percent <share> are required")
+        traffic = canary_traffic(config, args.candidate, args.percent)
+    elif args.traffic is None:
+        raise BadInputError("traffic: --traffic '<json>' is required")
+    else:
+        traffic = Traffic.from_dict(args.traffic)
+    started = datetime.now(UTC)
+    outcome = set_traffic(config, store, traffic, requested_by=args.requested_by, reason=args.reason,
+                          run_id=args.run_id)  # fmt: skip
+    return {**outcome, "started": started.isoformat()}
 
 
 if __name__ == "__main__":

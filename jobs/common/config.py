@@ -34,6 +34,7 @@ PIPELINES = (
     "streaming_inference",
     "monitoring",
     "maintenance",
+    "deployment",
 )
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
@@ -392,10 +393,38 @@ class LoadTestSettings(_Strict):
     min_rps: float = Field(10, ge=0, description="absolute throughput floor")
 
 
+class CanarySettings(_Strict):
+    """The canary ladder (``<env>_deployment``): the candidate's share of traffic, step by step,
+    each step judged from the inference table before the next."""
+
+    steps: list[float] = Field([5, 25, 50, 100], min_length=1, description="the candidate's percent per step")
+    hold_seconds: float = Field(60, ge=0, description="each step holds at least this long ...")
+    min_requests: int = Field(100, ge=1, description="... and until the candidate answered this many")
+    timeout_seconds: float = Field(3600, gt=0, description="a step without enough traffic fails after this")
+    max_error_rate_diff: float = Field(0.01, ge=0, description="candidate error rate minus the Champion's")
+    max_p99_ratio: float = Field(1.5, gt=0)
+    max_prediction_drift: float = Field(
+        0.5, gt=0, description="normed Wasserstein between the arms' predictions"
+    )
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _from_text(cls, steps: Any) -> Any:
+        return [s.strip() for s in steps.split(",")] if isinstance(steps, str) else steps  # "5,25,100"
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in steps) or steps != sorted(steps):
+            raise ValueError(f"canary steps must rise within (0, 100]: {steps}")
+        return steps
+
+
 class RolloutConfig(_Strict):
-    """Safe rollout: the load-test gate (and the canary ladder that follows it in prod)."""
+    """Safe rollout: the load-test gate and the canary ladder (``<env>_deployment``)."""
 
     load_test: LoadTestSettings = LoadTestSettings()
+    canary: CanarySettings = CanarySettings()
 
 
 class RetrainingPolicy(_Strict):

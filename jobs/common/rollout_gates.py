@@ -72,3 +72,85 @@ def load_test_verdict(candidate: LoadFigures, champion: LoadFigures | None, limi
     versus = f" (Champion p99 {champion.p99_ms:g} ms)" if champion else ""
     return Verdict(True, f"load test passed: p99 {candidate.p99_ms:g} ms{versus}, {candidate.rps:g} req/s, "
                          f"{candidate.failures} errors", figures)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ArmFigures:
+    """One arm's answered traffic since a canary step began (from the inference table)."""
+
+    requests: int
+    errors: int
+    p99_ms: float
+    predictions: tuple[float, ...] = ()
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "error_rate": round(self.error_rate, 6),
+                "p99_ms": self.p99_ms, "mean_prediction": round(sum(self.predictions) / len(self.predictions), 6)
+                if self.predictions else None}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CanaryLimits:
+    min_requests: int  # the candidate's answered requests before a step is judged
+    max_error_rate_diff: float  # the candidate's error rate minus the Champion's
+    max_p99_ratio: float
+    max_prediction_drift: float  # normed Wasserstein distance between the arms' predictions
+
+
+@dataclass(frozen=True)
+class CanaryVerdict:
+    state: str  # "wait" (too few requests yet), "pass" or "breach"
+    reason: str
+    figures: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prediction_drift(champion: tuple[float, ...], candidate: tuple[float, ...]) -> float:
+    """Wasserstein distance between the arms' predictions, in units of the Champion's spread."""
+    from scipy.stats import wasserstein_distance
+
+    if len(champion) < 2 or len(candidate) < 2:
+        return 0.0
+    mean = sum(champion) / len(champion)
+    spread = (sum((p - mean) ** 2 for p in champion) / (len(champion) - 1)) ** 0.5
+    return float(wasserstein_distance(champion, candidate)) / max(spread, 1e-9)
+
+
+def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits) -> CanaryVerdict:
+    """Errors breach at once (a step never waits for more failures than the limit allows); the rest
+    is judged once the candidate answered ``min_requests``: error rate difference, p99 ratio, and the
+    drift between the arms' predictions."""
+    figures = {"champion": champion.summary(), "candidate": candidate.summary()}
+    excess = candidate.error_rate - champion.error_rate
+    allowed_errors = limits.max_error_rate_diff * max(candidate.requests, limits.min_requests)
+    if (
+        candidate.errors > allowed_errors + champion.error_rate * candidate.requests
+        and excess > limits.max_error_rate_diff
+    ):
+        return CanaryVerdict("breach", f"candidate error rate {candidate.error_rate:.2%} exceeds the Champion's "
+                                       f"{champion.error_rate:.2%} by more than {limits.max_error_rate_diff:.2%}",
+                             figures)  # fmt: skip
+    if candidate.requests < limits.min_requests:
+        return CanaryVerdict(
+            "wait", f"{candidate.requests} of {limits.min_requests} candidate requests", figures
+        )
+    failed = []
+    if champion.p99_ms > 0 and candidate.p99_ms > limits.max_p99_ratio * champion.p99_ms:
+        failed.append(
+            f"p99 {candidate.p99_ms:g} ms > {limits.max_p99_ratio:g} x the Champion's {champion.p99_ms:g} ms"
+        )
+    drift = prediction_drift(champion.predictions, candidate.predictions)
+    figures["prediction_drift"] = round(drift, 4)
+    if drift > limits.max_prediction_drift:
+        failed.append(f"prediction drift between the arms {drift:.2f} > {limits.max_prediction_drift:g}")
+    if failed:
+        return CanaryVerdict("breach", "; ".join(failed), figures)
+    return CanaryVerdict("pass", f"candidate within limits over {candidate.requests} requests "
+                                 f"(errors {candidate.error_rate:.2%} vs {champion.error_rate:.2%}, "
+                                 f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f})", figures)  # fmt: skip

@@ -23,6 +23,9 @@ from jobs.common.errors import BadInputError
 
 TRAFFIC_TAG = "runway.traffic"  # on the registered model: the traffic in force
 SHADOW = "shadow"  # the inference table's route for shadow answers
+REFUSED_TAG = (
+    "serving.refused"  # on a version an endpoint refused to serve: why (the canary's judge reads it)
+)
 
 
 @dataclass(frozen=True)

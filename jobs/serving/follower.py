@@ -207,6 +207,13 @@ class ModelFollower:
             "refused %s, still serving %s: %s", key if key == "traffic" else f"v{key}", self.describe(), why
         )
         self._on_event("refused", key, why)
+        if key != "traffic":  # durable, for the rollout's judge: the canary cannot get traffic
+            from jobs.common.traffic import REFUSED_TAG
+
+            try:
+                self._registry.set_tags(key, {REFUSED_TAG: why[:500]})
+            except Exception:  # the registry may be down: the log and /version still say it
+                log.warning("could not tag v%s as refused", key)
         return "refused"
 
     @staticmethod

@@ -701,3 +701,144 @@ def test_the_load_test_passes_a_healthy_candidate_and_stops_a_slow_one(registry,
         load_test(config, registry["store"], slow, run_id="load-slow")
     assert client.get_model_version(name, slow).tags[STATUS_TAG] == "failed"
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1  # nothing was deployed
+
+
+# ---------------------------------------------------------------- the deployment DAG (canary)
+
+
+def _flaky_version(registry, column: str, good_value) -> str:
+    """v1's answers, but after its first predict (the endpoint's warm-up) a 500 for rows whose
+    ``column`` is not ``good_value``: errors only real traffic meets (the load test sends a row
+    with the good value)."""
+    import mlflow
+
+    config, client = registry["config"], registry["client"]
+    uri = f"models:/{config.registered_model_name}/{registry['versions'][0]}"
+
+    class Flaky(mlflow.pyfunc.PythonModel):  # local: cloudpickle ships it by value
+        def load_context(self, context):
+            self.inner = mlflow.pyfunc.load_model(context.artifacts["inner"])
+            self.calls = 0
+
+        def predict(self, context, model_input, params=None):
+            self.calls += 1
+            if self.calls > 1 and (model_input[column] != good_value).any():
+                raise ValueError(f"{column} {set(model_input[column])} is not supported")
+            return self.inner.predict(model_input)
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    try:
+        inner = mlflow.artifacts.download_artifacts(uri)
+        with mlflow.start_run(
+            experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+        ):
+            info = mlflow.pyfunc.log_model(name="model", python_model=Flaky(), artifacts={"inner": inner},
+                                           signature=mlflow.models.get_model_info(uri).signature,
+                                           registered_model_name=config.registered_model_name,
+                                           metadata={"threshold": 0.5})  # fmt: skip
+        return str(info.registered_model_version)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ready_to_promote(registry, version: str, champion: str) -> None:
+    from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+    from jobs.common.registry import PASSED, STATUS_TAG
+
+    for key, value in {STATUS_TAG: PASSED, DECISION_TAG: PROMOTE, COMPARED_WITH_TAG: champion}.items():
+        registry["client"].set_model_version_tag(
+            registry["config"].registered_model_name, version, key, value
+        )
+
+
+def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_back(
+    server, registry, gold_rows, airflow_db, monkeypatch
+):
+    """Under dag.test() with live traffic on the endpoint: load test, canary 50 % → 100 %, each step
+    judged from the inference table; a healthy candidate becomes Champion with all traffic, a
+    candidate failing on part of the real traffic is rolled back at its first step."""
+    from airflow.models import DagBag
+
+    from jobs.common.registry import ModelRegistry
+    from jobs.common.traffic import TRAFFIC_TAG
+    from jobs.load_test import request_body
+
+    for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
+        monkeypatch.setenv(key, registry["env"][key])
+    for key, value in {"RUNWAY_CANARY_STEPS": "50,100", "RUNWAY_CANARY_HOLD_SECONDS": "3", "RUNWAY_CANARY_MIN_REQUESTS": "30",
+                       "RUNWAY_CANARY_TIMEOUT_SECONDS": "180", "RUNWAY_LOAD_TEST_USERS": "2", "RUNWAY_LOAD_TEST_SECONDS": "2",
+                       "RUNWAY_LOAD_TEST_ROUNDS": "1", "RUNWAY_LOAD_TEST_MAX_P99_RATIO": "3", "RUNWAY_LOAD_TEST_MIN_RPS": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    config, client, store = registry["config"], registry["client"], registry["store"]
+    name, (v1, v2) = config.registered_model_name, registry["versions"]
+    model_registry = ModelRegistry(client, name)
+    client.set_registered_model_alias(name, CHAMPION, v1)
+    if TRAFFIC_TAG in model_registry.model_state()[1]:
+        client.delete_registered_model_tag(name, TRAFFIC_TAG)  # the configured traffic: all to Champion
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "deployment.py")).dags["dev_deployment"]
+    assert [t.task_id for t in dag.tasks if t.task_id.startswith("judge_")] == ["judge_50", "judge_100"]
+
+    stop = threading.Event()
+    bodies = [json.dumps({"dataframe_records": json.loads(gold_rows.iloc[[i]].to_json(orient="records"))}).encode()
+              for i in range(len(gold_rows))]  # fmt: skip
+
+    def traffic() -> None:  # live requests, bounded
+        for i in range(40_000):
+            if stop.is_set():
+                return
+            call(server.url, "/invocations", bodies[i % len(bodies)])
+
+    clients = [threading.Thread(target=traffic) for _ in range(2)]
+    for thread in clients:
+        thread.start()
+    try:
+        _ready_to_promote(registry, v2, v1)
+        run = dag.test(logical_date=None, run_conf={"candidate": v2})
+        states = _states(run)
+        assert str(run.state) == "success" and states["roll_back"] == "skipped", states
+        assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v2
+        assert TRAFFIC_TAG in model_registry.model_state()[1]
+        assert call(server.url, "/version")[1]["traffic"]["routes"] == [
+            {"name": "champion", "alias": CHAMPION, "percent": 100.0}
+        ]
+        changes = [e for e in audit_trail(store, name, ("traffic",)) if e["run_id"].startswith(run.run_id)]
+        assert [e["to_version"] for e in changes] == [
+            f"champion=@Champion 50%, candidate=v{v2} 50%",
+            f"candidate=v{v2} 100%",
+            "champion=@Champion 100%",
+        ]
+
+        load_row = json.loads(request_body(config, store, model_registry, [v2]))["dataframe_records"][0]
+        flaky = _flaky_version(registry, "site", load_row["site"])
+        _ready_to_promote(registry, flaky, v2)
+        run = dag.test(logical_date=None, run_conf={"candidate": flaky})
+        states = _states(run)
+        assert states["load_test"] == "success" and states["judge_50"] == "failed", states
+        assert states["canary_100"] == "upstream_failed"  # rolled back within its first step
+        assert states["roll_back"] == "success" and states["promote"] != "success", states
+        assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v2  # Champion unchanged
+        assert call(server.url, "/version")[1]["traffic"]["routes"] == [
+            {"name": "champion", "alias": CHAMPION, "percent": 100.0}
+        ]
+        rollback = [e for e in audit_trail(store, name, ("traffic",)) if e["run_id"].startswith(run.run_id)][
+            -1
+        ]
+        assert (
+            rollback["reason"] == "canary failed: rolled back"
+            and rollback["to_version"] == "champion=@Champion 100%"
+        )
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+        client.set_registered_model_alias(name, CHAMPION, v1)
+
+
+def _states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}

@@ -1,0 +1,94 @@
+"""The deployment DAG of one environment: load test → canary ladder (each step judged from the
+inference table) → promote, or roll the traffic back on a breach."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param
+from airflow.utils.trigger_rule import TriggerRule
+
+from dag_factories.common import dag_kwargs, table_asset
+from dag_factories.compute import job_task
+from jobs.common.config import load_config
+from sensors.rollout import CanaryStepSensor
+
+DOC = """
+### Deployment — `{env}`
+
+Trigger with **candidate** (a model version of `{model}`):
+
+1. **load_test**: the candidate and the Champion, each alone behind the endpoint on loopback,
+   driven by the same bounded Locust load; figures on the candidate's MLflow version
+   (`load_test.*`, `load_test_status`). Fails (no retry) when p99 exceeds {ratio}× the Champion's,
+   errors exceed {errors:.1%}, or the absolute limits ({p99} ms, {rps} req/s) are broken.
+2. **canary_<p>** then **judge_<p>** for each step of {steps} %: the traffic in force (the
+   registered model's `runway.traffic` tag, audited in `{audit}`) gives the candidate p %; the
+   judge holds at least {hold} s and {min_requests} candidate requests, then compares the arms in
+   `{inference}`: error rate (+{error_diff:.1%} at most), p99 ({p99_ratio}× at most), prediction
+   drift between the arms. A breach fails the judge at once.
+3. **promote** moves `Champion` to the candidate (the promotion rules hold: validated, compared,
+   approved where required) and **traffic_to_champion** puts all traffic on it.
+4. **roll_back** (on any failure after the load test): all traffic back to the Champion, audited;
+   `Champion` stays where it was.
+"""
+
+
+def build_deployment_dag(env: str) -> DAG:
+    config = load_config(env)
+    rollout = config.rollout
+    canary, load = rollout.canary, rollout.load_test
+    audit, inference = (
+        table_asset(config, "ml", "model_audit"),
+        table_asset(config, "ml", config.serving.inference_log.table),
+    )
+    kwargs = dag_kwargs(config, "deployment", None, "", ["deployment", "rollout"])
+    kwargs["doc_md"] = DOC.format(
+        env=env, model=config.registered_model_name, ratio=load.max_p99_ratio, errors=load.max_error_rate,
+        p99=load.max_p99_ms, rps=load.min_rps, steps=" → ".join(f"{s:g}" for s in canary.steps),
+        audit=audit.name, hold=canary.hold_seconds, min_requests=canary.min_requests, inference=inference.name,
+        error_diff=canary.max_error_rate_diff, p99_ratio=canary.max_p99_ratio,
+    )  # fmt: skip
+    params = {"candidate": Param(type="string", minLength=1, title="Candidate version",
+                                 description="The model version to roll out (a number).")}  # fmt: skip
+    who = ["--requested-by", "airflow:{{ dag.dag_id }}/{{ run_id }}"]
+    candidate = "{{ params.candidate }}"
+    with DAG(**kwargs, max_active_runs=1, params=params) as dag:
+        load_test = job_task(
+            config, task_id="load_test", job="load_test", arguments=["--version", candidate, "--run-id", "{{ run_id }}"],
+            doc_md="The candidate against the Champion under the same bounded load.",
+        )  # fmt: skip
+        previous, steps = load_test, []
+        for percent in canary.steps:
+            label = f"{percent:g}".replace(".", "_")
+            step = job_task(
+                config, task_id=f"canary_{label}", job="rollout", outlets=[audit],
+                arguments=["canary-step", "--candidate", candidate, "--percent", str(percent), *who,
+                           "--reason", f"canary {percent:g} %", "--run-id", "{{ run_id }}:{{ ti.task_id }}"],
+                doc_md=f"The candidate takes {percent:g} % of the traffic (audited).",
+            )  # fmt: skip
+            judge = CanaryStepSensor(
+                task_id=f"judge_{label}", runway_env=env, candidate=candidate, hold_seconds=canary.hold_seconds, deferrable=True,
+                since=f"{{{{ ti.xcom_pull(task_ids='canary_{label}')['started'] }}}}", inlets=[inference],
+                poke_interval=min(30.0, max(1.0, canary.hold_seconds / 4)), timeout=canary.timeout_seconds,
+                doc_md="Holds the step, then judges the arms from the inference table.",
+            )  # fmt: skip
+            previous >> step >> judge
+            previous = judge
+            steps += [step, judge]
+        promote = job_task(
+            config, task_id="promote", job="promote", outlets=[audit],
+            arguments=["promote", "--version", candidate, "--run-id", "{{ run_id }}"],
+            doc_md="Champion moves to the candidate (audited, the promotion rules hold).",
+        )  # fmt: skip
+        to_champion = job_task(
+            config, task_id="traffic_to_champion", job="rollout", outlets=[audit],
+            arguments=["reset", *who, "--reason", "the canary ladder passed", "--run-id", "{{ run_id }}:final"],
+            doc_md="All traffic to the (new) Champion.",
+        )  # fmt: skip
+        roll_back = job_task(
+            config, task_id="roll_back", job="rollout", outlets=[audit], trigger_rule=TriggerRule.ONE_FAILED,
+            arguments=["reset", *who, "--reason", "canary failed: rolled back", "--run-id", "{{ run_id }}:rollback"],
+            doc_md="On a failed step: all traffic back to the Champion (audited); Champion unchanged.",
+        )  # fmt: skip
+        previous >> promote >> to_champion
+        [*steps, promote] >> roll_back
+    return dag

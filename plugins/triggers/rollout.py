@@ -1,0 +1,63 @@
+"""Deferrable wait for a canary step's judgement, run by the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+CLASSPATH = "triggers.rollout.CanaryStepTrigger"
+
+
+class CanaryStepTrigger(BaseTrigger):
+    """Judges the canary step begun at ``since`` every ``poke_interval`` seconds; yields one event:
+    ``breach`` at once, ``pass`` once the step held ``hold_seconds`` with enough traffic,
+    ``timeout`` (not enough traffic in ``timeout`` seconds) or ``error``. Reads run in a thread."""
+
+    def __init__(self, *, runway_env: str, since: str, candidate: str, hold_seconds: float, poke_interval: float,
+                 timeout: float) -> None:  # fmt: skip
+        super().__init__()
+        self.runway_env, self.since, self.candidate = runway_env, str(since), str(candidate)
+        self.hold_seconds, self.poke_interval, self.timeout = (
+            float(hold_seconds),
+            float(poke_interval),
+            float(timeout),
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {"runway_env": self.runway_env, "since": self.since, "candidate": self.candidate, "hold_seconds": self.hold_seconds,
+                           "poke_interval": self.poke_interval, "timeout": self.timeout}  # fmt: skip
+
+    def _judge(self) -> dict[str, Any]:
+        from hooks.rollout import RolloutHook
+
+        return RolloutHook(self.runway_env).judge(self.since, self.candidate)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                verdict = await asyncio.to_thread(self._judge)
+            except Exception as exc:  # one clear event instead of a crashed trigger
+                yield TriggerEvent({"status": "error", "since": self.since, "message": str(exc)})
+                return
+            status = step_status(verdict, self.since, self.hold_seconds)
+            if status != "wait":
+                yield TriggerEvent({"status": status, "since": self.since, "verdict": verdict})
+                return
+            if time.monotonic() >= deadline:
+                yield TriggerEvent({"status": "timeout", "since": self.since, "verdict": verdict})
+                return
+            await asyncio.sleep(self.poke_interval)
+
+
+def step_status(verdict: dict[str, Any], since: str, hold_seconds: float) -> str:
+    """``breach`` at once; ``pass`` when the verdict passes and the step has held long enough."""
+    if verdict["state"] == "breach":
+        return "breach"
+    held = (datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds() >= hold_seconds
+    return "pass" if verdict["state"] == "pass" and held else "wait"
