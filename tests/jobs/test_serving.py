@@ -4,6 +4,7 @@ load (a broken version refused), and the inference log exactly once across a `ki
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -241,11 +242,20 @@ def _broken_version(registry) -> str:
     config, client = registry["config"], registry["client"]
     frame = pd.DataFrame({"brand_new_input": [1.0, 2.0], "other": [0.0, 1.0]})
     model = DummyClassifier(strategy="prior").fit(frame, [0, 1])
+    with _mlflow_at(config):
+        return _log_broken(mlflow, client, config, frame, model)
+
+
+@contextlib.contextmanager
+def _mlflow_at(config):
+    """MLflow's fluent API pointed at the module's store; the variables it exports restored after."""
+    import mlflow
+
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)  # both also export the variables: restored below
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)  # both also export the variables
     mlflow.set_registry_uri(config.mlflow.tracking_uri)
     try:
-        return _log_broken(mlflow, client, config, frame, model)
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
@@ -592,11 +602,6 @@ def _sleepy_version(registry, seconds: float) -> str:
     """A version that answers what v1 answers, after sleeping: a slow shadow."""
     import mlflow
 
-    config, client = registry["config"], registry["client"]
-    v1 = registry["versions"][0]
-    uri = f"models:/{config.registered_model_name}/{v1}"
-    signature = mlflow.models.get_model_info(uri).signature
-
     class Sleepy(mlflow.pyfunc.PythonModel):  # local: cloudpickle ships it by value
         def load_context(self, context):
             self.inner = mlflow.pyfunc.load_model(context.artifacts["inner"])
@@ -605,24 +610,25 @@ def _sleepy_version(registry, seconds: float) -> str:
             time.sleep(seconds)
             return self.inner.predict(model_input)
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    mlflow.set_registry_uri(config.mlflow.tracking_uri)
-    try:
+    return _wrapping_v1(registry, Sleepy())
+
+
+def _wrapping_v1(registry, python_model) -> str:
+    """Register ``python_model`` (given v1's model as its ``inner`` artifact) with v1's signature."""
+    import mlflow
+
+    config, client = registry["config"], registry["client"]
+    uri = f"models:/{config.registered_model_name}/{registry['versions'][0]}"
+    with _mlflow_at(config):
         inner = mlflow.artifacts.download_artifacts(uri)
         with mlflow.start_run(
             experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
         ):
-            info = mlflow.pyfunc.log_model(name="model", python_model=Sleepy(), artifacts={"inner": inner},
-                                           signature=signature, registered_model_name=config.registered_model_name,
+            info = mlflow.pyfunc.log_model(name="model", python_model=python_model, artifacts={"inner": inner},
+                                           signature=mlflow.models.get_model_info(uri).signature,
+                                           registered_model_name=config.registered_model_name,
                                            metadata={"threshold": 0.5})  # fmt: skip
         return str(info.registered_model_version)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _latencies(server, body: bytes, n: int) -> tuple[list[float], list[str]]:
@@ -712,9 +718,6 @@ def _flaky_version(registry, column: str, good_value) -> str:
     with the good value)."""
     import mlflow
 
-    config, client = registry["config"], registry["client"]
-    uri = f"models:/{config.registered_model_name}/{registry['versions'][0]}"
-
     class Flaky(mlflow.pyfunc.PythonModel):  # local: cloudpickle ships it by value
         def load_context(self, context):
             self.inner = mlflow.pyfunc.load_model(context.artifacts["inner"])
@@ -726,25 +729,7 @@ def _flaky_version(registry, column: str, good_value) -> str:
                 raise ValueError(f"{column} {set(model_input[column])} is not supported")
             return self.inner.predict(model_input)
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    mlflow.set_registry_uri(config.mlflow.tracking_uri)
-    try:
-        inner = mlflow.artifacts.download_artifacts(uri)
-        with mlflow.start_run(
-            experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
-        ):
-            info = mlflow.pyfunc.log_model(name="model", python_model=Flaky(), artifacts={"inner": inner},
-                                           signature=mlflow.models.get_model_info(uri).signature,
-                                           registered_model_name=config.registered_model_name,
-                                           metadata={"threshold": 0.5})  # fmt: skip
-        return str(info.registered_model_version)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return _wrapping_v1(registry, Flaky())
 
 
 def _ready_to_promote(registry, version: str, champion: str) -> None:
