@@ -168,13 +168,31 @@ def judge(
     return {**verdict.as_dict(), "since": since.isoformat()}
 
 
+def databricks_config(config: EnvConfig, registry: ModelRegistry, traffic: Traffic) -> dict[str, Any]:
+    """The traffic in force as the body of Databricks' ``PUT /api/2.0/serving-endpoints/{name}/config``
+    (aliases resolved to versions), and what it cannot carry."""
+    from jobs.common.traffic import to_databricks
+
+    aliases = registry.model_state()[0]
+    versions = {r.name: (aliases.get(r.alias) if r.alias else r.version) for r in traffic.routes}
+    missing = [r.target for r in traffic.routes if versions[r.name] is None]
+    if missing:
+        raise BadInputError(f"{registry.model_name} has no {missing}: nothing to render")
+    name = registry.model_name.replace(".", "-").replace("_", "-")
+    endpoint, notes = to_databricks(traffic, registry.model_name, versions, endpoint=name, catalog=config.catalog,
+                                    schema="ml")  # fmt: skip
+    return {"endpoint_config": endpoint.as_dict(), "not_rendered": notes}
+
+
 def _digest(traffic: Traffic) -> str:
     return hashlib.sha256(traffic.to_json().encode()).hexdigest()[:10]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["traffic", "show", "canary-step", "judge", "reset"])
+    parser.add_argument(
+        "action", choices=["traffic", "show", "canary-step", "judge", "reset", "databricks-config"]
+    )
     parser.add_argument("--candidate", default=None, help="canary-step: the candidate version")
     parser.add_argument("--percent", type=float, default=None, help="canary-step: the candidate's share")
     parser.add_argument("--since", default=None, help="judge: when the step began (ISO timestamp, UTC)")
@@ -186,10 +204,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    if args.action == "show":
+    if args.action in ("show", "databricks-config"):
         from jobs.common.registry import ModelRegistry
 
-        return {"traffic": traffic_in_force(config, ModelRegistry.for_config(config)).as_dict()}
+        registry = ModelRegistry.for_config(config)
+        traffic = traffic_in_force(config, registry)
+        if args.action == "show":
+            return {"traffic": traffic.as_dict()}
+        return databricks_config(config, registry, traffic)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)

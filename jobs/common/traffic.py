@@ -139,3 +139,40 @@ def assign(traffic: Traffic, key: Any = None, rng: random.Random | None = None) 
         if point < edge:
             return route
     return [r for r in traffic.routes if r.percent > 0][-1]  # rounding at the top edge
+
+
+def to_databricks(traffic: Traffic, model_name: str, versions: dict[str, str], *, endpoint: str, catalog: str,
+                  schema: str, workload_size: str = "Small") -> tuple[Any, list[str]]:  # fmt: skip
+    """The traffic as a Databricks Model Serving endpoint configuration (the SDK's
+    ``EndpointCoreConfigInput``: a served entity per route, the routes' percentages, inference
+    tables in ``<catalog>.<schema>``), and what it cannot carry: Databricks has no shadow route and
+    splits at random (no sticky key). ``versions`` maps each route's name to its resolved version."""
+    from databricks.sdk.service.serving import (
+        AutoCaptureConfigInput,
+        EndpointCoreConfigInput,
+        ServedEntityInput,
+        TrafficConfig,
+    )
+    from databricks.sdk.service.serving import (
+        Route as DatabricksRoute,
+    )
+
+    entities = [ServedEntityInput(name=route.name, entity_name=model_name, entity_version=versions[route.name],
+                                  workload_size=workload_size, scale_to_zero_enabled=False)
+                for route in traffic.routes]  # fmt: skip
+    routes = [DatabricksRoute(served_entity_name=route.name, traffic_percentage=int(round(route.percent)))
+              for route in traffic.routes]  # fmt: skip
+    config = EndpointCoreConfigInput(
+        name=endpoint, served_entities=entities, traffic_config=TrafficConfig(routes=routes),
+        auto_capture_config=AutoCaptureConfigInput(catalog_name=catalog, schema_name=schema, enabled=True,
+                                                   table_name_prefix=model_name.rsplit(".", 1)[-1]),
+    )  # fmt: skip
+    notes = []
+    if traffic.shadow:
+        notes.append(f"shadow {traffic.shadow.target} is not rendered: Databricks Model Serving has no shadow route "
+                     "(keep Runway's endpoint for the shadow, or compare offline)")  # fmt: skip
+    if traffic.sticky_key:
+        notes.append(f"sticky_key {traffic.sticky_key} is not rendered: Databricks splits traffic at random")
+    if any(route.percent != round(route.percent) for route in traffic.routes):
+        notes.append("percentages were rounded to whole numbers (Databricks takes integers)")
+    return config, notes

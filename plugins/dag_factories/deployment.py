@@ -29,6 +29,9 @@ Trigger with **candidate** (a model version of `{model}`):
    approved where required) and **traffic_to_champion** puts all traffic on it.
 4. **roll_back** (on any failure after the load test): all traffic back to the Champion, audited;
    `Champion` stays where it was.
+5. **report** (always): the arms side by side over the run, from the inference table — traffic,
+   errors, latency, predictions, shadow agreement, quality where labels arrived — in
+   `ml.online_comparison` and an HTML report in an MLflow run.
 """
 
 
@@ -89,6 +92,12 @@ def build_deployment_dag(env: str) -> DAG:
             arguments=["reset", *who, "--reason", "canary failed: rolled back", "--run-id", "{{ run_id }}:rollback"],
             doc_md="On a failed step: all traffic back to the Champion (audited); Champion unchanged.",
         )  # fmt: skip
+        report = job_task(
+            config, task_id="report", job="online_report", trigger_rule=TriggerRule.ALL_DONE,
+            arguments=["--since", "{{ dag_run.start_date.isoformat() }}", "--run-id", "{{ run_id }}"],
+            doc_md="The arms side by side over the run: traffic, errors, latency, predictions, quality.",
+        )  # fmt: skip
         previous >> promote >> to_champion
         [*steps, promote] >> roll_back
+        [promote, roll_back] >> report  # traffic_to_champion stays a leaf: a rolled-back run fails
     return dag

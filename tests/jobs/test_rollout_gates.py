@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jobs.common.rollout_gates import (
     ArmFigures,
     CanaryLimits,
@@ -45,3 +47,30 @@ def test_a_canary_waits_for_traffic_breaches_on_errors_at_once_and_passes_within
     drifted = canary_verdict(arm(1000), arm(200, shift=0.3), CANARY)
     assert drifted.state == "breach" and "prediction drift between the arms" in drifted.reason
     assert canary_verdict(arm(1000), arm(200, shift=0.01), CANARY).state == "pass"
+
+
+def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_rows():
+    import pandas as pd
+
+    from jobs.online_report import arm_metrics, arm_quality, shadow_agreement
+
+    rows = pd.DataFrame([
+        # request, row, route, status, latency, prediction, label
+        ("a", 0, "champion", 200, 10.0, 0.9, 1), ("a", 0, "shadow", 200, 50.0, 0.8, 1),
+        ("b", 0, "champion", 200, 12.0, 0.2, 0), ("b", 0, "shadow", 200, 40.0, 0.6, 1),
+        ("c", 0, "candidate", 200, 20.0, 0.7, 1), ("c", 1, "candidate", 200, 20.0, 0.1, 0),
+        ("d", 0, "candidate", 500, 30.0, None, None), ("e", 0, "none", 400, 1.0, None, None),
+    ], columns=["request_id", "row_index", "route", "status", "latency_ms", "prediction", "predicted_label"])  # fmt: skip
+    arms = arm_metrics(rows)
+    assert set(arms) == {"champion", "candidate"}  # the shadow and unrouted requests aside
+    assert arms["candidate"]["requests"] == 2 and arms["candidate"]["server_errors"] == 1  # c (2 rows), d
+    assert arms["champion"]["prediction_mean"] == pytest.approx(0.55)
+    assert shadow_agreement(rows) == {
+        "pairs": 2.0,
+        "label_agreement": 0.5,
+        "mean_abs_difference": pytest.approx(0.25),
+    }
+    labelled = rows[rows.status == 200].assign(is_late=[1, 1, 0, 0, 1, 1])
+    quality = arm_quality(labelled[labelled.route != "shadow"], "is_late")
+    assert quality["champion"] == {"labelled_rows": 2.0, "accuracy": 1.0, "roc_auc": 1.0}
+    assert quality["candidate"]["accuracy"] == 0.5 and "roc_auc" not in quality["candidate"]  # one class

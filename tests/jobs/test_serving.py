@@ -787,6 +787,11 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
         run = dag.test(logical_date=None, run_conf={"candidate": v2})
         states = _states(run)
         assert str(run.state) == "success" and states["roll_back"] == "skipped", states
+        comparison = store.read_pandas(store.name("ml", "online_comparison"))
+        ours = comparison[comparison.run_id == run.run_id]
+        assert {"champion", "candidate"} <= set(ours.route) and (
+            ours[ours.metric == "requests"].value > 0
+        ).all()
         assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v2
         assert TRAFFIC_TAG in model_registry.model_state()[1]
         assert call(server.url, "/version")[1]["traffic"]["routes"] == [
@@ -807,6 +812,9 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
         assert states["load_test"] == "success" and states["judge_50"] == "failed", states
         assert states["canary_100"] == "upstream_failed"  # rolled back within its first step
         assert states["roll_back"] == "success" and states["promote"] != "success", states
+        assert (
+            states["report"] == "success" and str(run.state) == "failed"
+        )  # the report, and a visible failure
         assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v2  # Champion unchanged
         assert call(server.url, "/version")[1]["traffic"]["routes"] == [
             {"name": "champion", "alias": CHAMPION, "percent": 100.0}

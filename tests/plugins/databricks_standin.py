@@ -44,6 +44,37 @@ CLUSTER_FIELDS = {
 }  # fmt: skip
 
 
+# PUT /api/2.0/serving-endpoints/{name}/config as documented (Serving Endpoints API).
+ENDPOINT_CONFIG_FIELDS = {"served_entities", "served_models", "traffic_config", "auto_capture_config"}
+SERVED_ENTITY_FIELDS = {
+    "name", "entity_name", "entity_version", "workload_size", "workload_type", "scale_to_zero_enabled",
+    "environment_vars", "instance_profile_arn", "min_provisioned_throughput", "max_provisioned_throughput",
+    "external_model", "provisioned_model_units", "burst_scaling_enabled", "max_provisioned_concurrency",
+    "min_provisioned_concurrency",
+}  # fmt: skip
+ROUTE_FIELDS = {"served_entity_name", "served_model_name", "traffic_percentage"}
+AUTO_CAPTURE_FIELDS = {"catalog_name", "schema_name", "table_name_prefix", "enabled"}
+
+
+def endpoint_config_problems(body: dict[str, Any]) -> list[str]:
+    """What in a serving endpoint config body the API does not document or would refuse."""
+    problems = [f"unknown field {k}" for k in body if k not in ENDPOINT_CONFIG_FIELDS]
+    entities = body.get("served_entities") or []
+    for entity in entities:
+        problems += [f"unknown served entity field {k}" for k in entity if k not in SERVED_ENTITY_FIELDS]
+    names = {e.get("name") for e in entities}
+    routes = (body.get("traffic_config") or {}).get("routes") or []
+    for route in routes:
+        problems += [f"unknown route field {k}" for k in route if k not in ROUTE_FIELDS]
+        if route.get("served_entity_name") not in names:
+            problems.append(f"route to unknown served entity {route.get('served_entity_name')}")
+    if routes and sum(int(r.get("traffic_percentage", 0)) for r in routes) != 100:
+        problems.append("traffic percentages must add up to 100")
+    problems += [f"unknown auto capture field {k}" for k in body.get("auto_capture_config") or {}
+                 if k not in AUTO_CAPTURE_FIELDS]  # fmt: skip
+    return problems
+
+
 def payload_problems(payload: dict[str, Any]) -> list[str]:
     """What in a runs/submit body the Jobs API does not document (empty when it is well formed)."""
     problems = [f"unknown field {k}" for k in payload if k not in SUBMIT_FIELDS]
@@ -196,6 +227,17 @@ class JobsApiStandIn:
                     return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run not found"}
                 run.cancelled = True
                 return 200, {}
+            if (
+                path.startswith("/api/2.0/serving-endpoints/")
+                and path.endswith("/config")
+                and method == "PUT"
+            ):
+                problems = endpoint_config_problems(body)
+                if problems:
+                    self.rejected.append(problems)
+                    return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "; ".join(problems)}
+                name = path.split("/")[4]
+                return 200, {"name": name, "state": {"config_update": "IN_PROGRESS"}, "pending_config": body}
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"{method} {path}"}
 
     def _handler(self):
@@ -227,6 +269,9 @@ class JobsApiStandIn:
 
             def do_POST(self) -> None:  # noqa: N802
                 self._reply("POST")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._reply("PUT")
 
             def log_message(self, *args) -> None:
                 pass

@@ -312,3 +312,43 @@ def test_the_cluster_runs_the_use_case_airflow_selected(monkeypatch):
     )  # in the wheel
     monkeypatch.setenv("RUNWAY_USE_CASE", str(TEST_USE_CASE))
     assert spark_submit_spec(load_config("dev"))["env_vars"]["RUNWAY_USE_CASE"] == str(TEST_USE_CASE)
+
+
+def test_the_traffic_renders_as_a_serving_endpoint_config_the_api_takes():
+    """Rendered through the SDK's own types, pinned as golden JSON, and sent with the SDK's
+    serving_endpoints.update_config to the stand-in, which checks the documented fields; what
+    Databricks cannot carry (the shadow, the sticky key) is named, not dropped silently."""
+    from databricks.sdk import WorkspaceClient
+
+    from jobs.common.traffic import Traffic, to_databricks
+    from tests.plugins.databricks_standin import TOKEN, JobsApiStandIn, Outcome
+
+    traffic = Traffic.from_dict({"routes": [{"name": "champion", "alias": "Champion", "percent": 90},
+                                            {"name": "candidate", "version": 7, "percent": 10}],
+                                 "shadow": {"alias": "Challenger"}, "sticky_key": "flight_id"})  # fmt: skip
+    config, notes = to_databricks(traffic, "prod.ml.flight_delay_classifier", {"champion": "6", "candidate": "7"},
+                                  endpoint="flight-delay", catalog="prod", schema="ml")  # fmt: skip
+    body = config.as_dict()
+    golden = GOLDEN / "serving_endpoint_config.json"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    assert body == json.loads(golden.read_text())
+    assert [n.split(" ")[0] for n in notes] == ["shadow", "sticky_key"]
+    with JobsApiStandIn(lambda payload: Outcome("SUCCESS")) as api:
+        client = WorkspaceClient(host=f"http://127.0.0.1:{api.port}", token=TOKEN)
+        client.serving_endpoints.update_config(
+            config.name,
+            served_entities=config.served_entities,
+            traffic_config=config.traffic_config,
+            auto_capture_config=config.auto_capture_config,
+        )
+        assert api.rejected == []
+        [(method, path, sent)] = api.requests
+    assert (method, path) == ("PUT", "/api/2.0/serving-endpoints/flight-delay/config")
+    assert sent == {k: v for k, v in body.items() if k != "name"}  # the name goes in the path
+    from tests.plugins.databricks_standin import endpoint_config_problems
+
+    bad = {**sent, "traffic_config": {"routes": [{"served_entity_name": "champion", "traffic_percentage": 50},
+                                                 {"served_entity_name": "shadow", "traffic_percentage": 50}]}}  # fmt: skip
+    assert endpoint_config_problems(bad) == ["route to unknown served entity shadow"]
+    assert endpoint_config_problems({**sent, "shadow_config": {}}) == ["unknown field shadow_config"]

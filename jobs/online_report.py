@@ -1,0 +1,225 @@
+"""The online Champion/Challenger report: the endpoint's arms side by side, from the inference table.
+
+    python -m jobs.online_report --env prod --since 2026-12-01T10:00:00+00:00 [--until ...] [--run-id <run>]
+
+For the requests of ``[since, until)`` (request time), per route: requests, server errors, client
+errors, latency percentiles, the served versions and the prediction distribution; for the shadow,
+its agreement with the answers it shadowed (paired on request id and row); and, where requests
+named their entity's keys and gold holds the label, each arm's quality (ROC AUC, accuracy at its
+threshold). Rows go to ``<catalog>.ml.online_comparison`` (the window's rows replaced on a rerun);
+an HTML report (the arms' table and Evidently's drift of the candidate's predictions from the
+Champion's) is saved under reports and logged with the figures to an MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import add_run_id, base_parser, run_cli
+from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import BadInputError
+from jobs.common.traffic import SHADOW
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.online_report")
+
+REPORT_TABLE = "online_comparison"  # in the ml schema
+SCHEMA = ("report_id string, window_start timestamp, window_end timestamp, route string, model_versions string, "
+          "metric string, value double, run_id string, computed_at timestamp")  # fmt: skip
+NO_ROUTE = "none"
+
+
+# ---------------------------------------------------------------- pure
+
+
+def arm_metrics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per route (the shadow and unrouted requests aside): traffic, errors, latency, predictions."""
+    out = {}
+    for route, arm in rows[~rows.route.isin([SHADOW, NO_ROUTE])].groupby("route"):
+        requests = arm.drop_duplicates("request_id")
+        predictions = arm.loc[arm.status == 200, "prediction"].dropna()
+        latency = requests.latency_ms
+        out[str(route)] = {
+            "requests": float(len(requests)), "server_errors": float((requests.status >= 500).sum()),
+            "client_errors": float(((requests.status >= 400) & (requests.status < 500)).sum()),
+            "latency_p50_ms": float(latency.quantile(0.5)), "latency_p95_ms": float(latency.quantile(0.95)),
+            "latency_p99_ms": float(latency.quantile(0.99)), "prediction_mean": float(predictions.mean()),
+            "prediction_p10": float(predictions.quantile(0.1)), "prediction_p90": float(predictions.quantile(0.9)),
+            "positive_rate": float(arm.loc[arm.status == 200, "predicted_label"].mean()),
+        }  # fmt: skip
+    return out
+
+
+def shadow_agreement(rows: pd.DataFrame) -> dict[str, float] | None:
+    """The shadow's answers against the answers they shadowed, row by row (None without a shadow)."""
+    shadow = rows[(rows.route == SHADOW) & (rows.status == 200)]
+    if shadow.empty:
+        return None
+    answered = rows[(rows.route != SHADOW) & (rows.status == 200)]
+    pairs = answered.merge(shadow, on=["request_id", "row_index"], suffixes=("", "_shadow"))
+    if pairs.empty:
+        return {"pairs": 0.0}
+    return {"pairs": float(len(pairs)),
+            "label_agreement": float((pairs.predicted_label == pairs.predicted_label_shadow).mean()),
+            "mean_abs_difference": float((pairs.prediction - pairs.prediction_shadow).abs().mean())}  # fmt: skip
+
+
+def arm_quality(labelled: pd.DataFrame, label: str) -> dict[str, dict[str, float]]:
+    """Per route, on answered rows whose label is known: ROC AUC (both classes present) and accuracy."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for route, arm in labelled[labelled.route != NO_ROUTE].groupby("route"):
+        y = arm[label].astype(int)
+        scores = {"labelled_rows": float(len(arm)), "accuracy": float((arm.predicted_label == y).mean())}
+        if y.nunique() == 2:
+            scores["roc_auc"] = float(roc_auc_score(y, arm.prediction))
+        out[str(route)] = scores
+    return out
+
+
+# ---------------------------------------------------------------- I/O
+
+
+def online_report(config: EnvConfig, store: TableStore, since: datetime, until: datetime, *,
+                  run_id: str = "manual") -> dict[str, Any]:  # fmt: skip
+    """Read the window's requests, compute the figures, write the table, the HTML and the MLflow run."""
+    if until <= since:
+        raise BadInputError(f"--until {until.isoformat()} must be after --since {since.isoformat()}")
+    table = store.name("ml", config.serving.inference_log.table)
+    rows = store.read_pandas(table, window=("requested_at", since, until)) if store.exists(table) else None
+    if rows is None or rows.empty:
+        log.info("no requests in [%s, %s): nothing to compare", since.isoformat(), until.isoformat())
+        return {"requests": 0, "arms": {}}
+    arms, agreement = arm_metrics(rows), shadow_agreement(rows)
+    quality = _quality(config, store, rows)
+    versions = {
+        str(r): ",".join(sorted(set(g.model_version.dropna().astype(str)))) for r, g in rows.groupby("route")
+    }
+    report_id = f"{since.isoformat()}_{until.isoformat()}"
+    records = [{"route": route, "metric": metric, "value": value}
+               for route, figures in arms.items() for metric, value in figures.items()]  # fmt: skip
+    records += [
+        {"route": SHADOW, "metric": f"agreement.{k}", "value": v} for k, v in (agreement or {}).items()
+    ]
+    records += [{"route": route, "metric": f"quality.{k}", "value": v}
+                for route, scores in quality.items() for k, v in scores.items()]  # fmt: skip
+    now = datetime.now(UTC)
+    frame = [{**r, "report_id": report_id, "window_start": since, "window_end": until, "run_id": run_id,
+              "model_versions": versions.get(r["route"], ""), "computed_at": now} for r in records]  # fmt: skip
+    store.overwrite(store.name("ml", REPORT_TABLE), store.small_frame(frame, SCHEMA),
+                    predicate=f"report_id = '{report_id}'", metadata={"job": "online_report", "run_id": run_id})  # fmt: skip
+    html = _html(config, rows, arms, agreement, quality, since, until)
+    mlflow_run_id = _log_run(config, records, html, report_id, run_id)
+    log.info(
+        "online report [%s, %s): %s",
+        since.isoformat(),
+        until.isoformat(),
+        {r: a["requests"] for r, a in arms.items()},
+    )
+    return {"requests": int(rows.request_id.nunique()), "arms": arms, "shadow": agreement, "quality": quality,
+            "report": str(html), "mlflow_run_id": mlflow_run_id}  # fmt: skip
+
+
+def _quality(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    features, label = config.use_case.features, config.use_case.model.label
+    if not set(features.keys) <= set(rows.columns):
+        return {}
+    answered = rows[(rows.status == 200)].dropna(subset=features.keys)
+    if answered.empty:
+        return {}
+    gold = store.read_pandas(store.name("gold", features.table), columns=[*features.keys, label])
+    keyed = answered.astype(gold[features.keys].dtypes.to_dict())
+    labelled = keyed.merge(gold[gold[label].notna()], on=features.keys)
+    return arm_quality(labelled, label) if len(labelled) else {}
+
+
+def _html(config, rows, arms, agreement, quality, since, until) -> Path:
+    """The arms' table, and Evidently's drift of the other arms' predictions from the largest's."""
+    import pandas as pd
+
+    path = (
+        Path(config.storage.reports_root)
+        / config.env
+        / "online"
+        / f"{since:%Y%m%dT%H%M%S}_{until:%Y%m%dT%H%M%S}.html"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = [f"<h1>Online comparison [{since.isoformat()}, {until.isoformat()})</h1>",
+             pd.DataFrame(arms).to_html(float_format=lambda v: f"{v:,.4g}")]  # fmt: skip
+    if agreement:
+        parts += ["<h2>Shadow</h2>", pd.DataFrame([agreement]).to_html(index=False)]
+    if quality:
+        parts += ["<h2>Quality (labels joined on the entity's keys)</h2>", pd.DataFrame(quality).to_html()]
+    drift = _prediction_drift_html(rows, arms)
+    path.write_text(
+        "\n".join(parts) + (f"<h2>Prediction drift between the arms</h2>{drift}" if drift else "")
+    )
+    return path
+
+
+def _prediction_drift_html(rows, arms) -> str | None:
+    if len(arms) < 2:
+        return None
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    largest = max(arms, key=lambda r: arms[r]["requests"])
+    answered = rows[rows.status == 200][["route", "prediction"]].dropna()
+    definition = DataDefinition(numerical_columns=["prediction"])
+    pages = []
+    for route in sorted(set(arms) - {largest}):
+        snapshot = Report([ValueDrift(column="prediction")]).run(
+            reference_data=Dataset.from_pandas(answered[answered.route == largest][["prediction"]], data_definition=definition),
+            current_data=Dataset.from_pandas(answered[answered.route == route][["prediction"]], data_definition=definition),
+        )  # fmt: skip
+        pages.append(f"<h3>{route} against {largest}</h3>{snapshot.get_html_str(as_iframe=True)}")
+    return "\n".join(pages)
+
+
+def _log_run(
+    config: EnvConfig, records: list[dict[str, Any]], html: Path, report_id: str, run_id: str
+) -> str:
+    import re
+
+    import mlflow
+
+    from jobs.common.lifecycle import configure_mlflow
+
+    with mlflow.start_run(
+        experiment_id=configure_mlflow(config), run_name=f"online report {report_id}"
+    ) as run:
+        mlflow.set_tags({"runway.kind": "online_report", "runway.env": config.env, "airflow.run_id": run_id})
+        mlflow.log_metrics({re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", f"{r['route']}.{r['metric']}"): r["value"]
+                            for r in records if r["value"] == r["value"]})  # fmt: skip
+        mlflow.log_artifact(str(html), "online_report")
+    return run.info.run_id
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--since", required=True, help="the first request time (ISO timestamp, UTC)")
+    parser.add_argument("--until", default=None, help="the end (ISO timestamp; default: now)")
+    add_run_id(parser)
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    from jobs.tablestore import open_table_store
+
+    since = _utc(datetime.fromisoformat(args.since))
+    until = _utc(datetime.fromisoformat(args.until)) if args.until else datetime.now(UTC)
+    return online_report(config, open_table_store(config), since, until, run_id=args.run_id)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
