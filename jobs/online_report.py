@@ -59,11 +59,11 @@ def arm_metrics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def shadow_agreement(rows: pd.DataFrame) -> dict[str, float] | None:
     """The shadow's answers against the answers they shadowed, row by row (None without a shadow)."""
-    shadow = rows[(rows.route == SHADOW) & (rows.status == 200)]
-    if shadow.empty:
+    from jobs.common.rollout_gates import shadow_pairs
+
+    if not ((rows.route == SHADOW) & (rows.status == 200)).any():
         return None
-    answered = rows[(rows.route != SHADOW) & (rows.status == 200)]
-    pairs = answered.merge(shadow, on=["request_id", "row_index"], suffixes=("", "_shadow"))
+    pairs = shadow_pairs(rows)
     if pairs.empty:
         return {"pairs": 0.0}
     return {"pairs": float(len(pairs)),

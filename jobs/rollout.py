@@ -25,7 +25,7 @@ from jobs.common.cli import add_run_id, base_parser, json_object, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
-from jobs.common.traffic import TRAFFIC_TAG, Traffic
+from jobs.common.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic
 
 if TYPE_CHECKING:
     from jobs.common.registry import ModelRegistry
@@ -118,24 +118,29 @@ def canary_traffic(config: EnvConfig, candidate: str, percent: float) -> Traffic
     return Traffic(tuple(r for r in routes if r.percent > 0), None, base.sticky_key)
 
 
-def arm_figures(rows, route: str):
-    """One route's figures from inference-table rows (one row per scored row; a request counts once)."""
+def arm_figures(rows, route: str, label: str | None = None):
+    """One route's figures from inference-table rows (one row per scored row; a request counts
+    once); with ``label`` (a column joined from gold), its labelled and correct rows."""
     from jobs.common.rollout_gates import ArmFigures
 
     arm = rows[rows.route == route]
     requests = arm.drop_duplicates("request_id")
     answered = arm[arm.status == 200]
+    labelled = answered[answered[label].notna()] if label else answered.iloc[0:0]
+    correct = int((labelled.predicted_label == labelled[label].astype(int)).sum()) if len(labelled) else 0
     p99 = float(requests.latency_ms.quantile(0.99)) if len(requests) else 0.0
     return ArmFigures(len(requests), int((requests.status >= 500).sum()), round(p99, 3),
-                      tuple(answered.prediction.dropna().astype(float).tolist()))  # fmt: skip
+                      tuple(answered.prediction.dropna().astype(float).tolist()), len(labelled), correct)  # fmt: skip
 
 
-def judge(
-    config: EnvConfig, store: TableStore, since: datetime, candidate: str | None = None
-) -> dict[str, Any]:
-    """The canary step begun at ``since``: the candidate's arm against the Champion's, from the
-    inference table (jobs.common.rollout_gates.canary_verdict); a breach at once when an endpoint
+def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str | None = None,
+          phase: str = "canary") -> dict[str, Any]:  # fmt: skip
+    """The step begun at ``since``, from the inference table (jobs.common.rollout_gates): in the
+    canary phase the candidate's route against the Champion's; in the shadow phase the shadow's
+    answers against the ones they shadowed (agreement included). A breach at once when an endpoint
     refused the candidate (it could not load, warm up or accept the Champion's inputs)."""
+    from jobs.common.rollout_gates import CanaryLimits, canary_verdict, shadow_pairs
+
     if candidate:
         from jobs.common.registry import ModelRegistry
         from jobs.common.traffic import REFUSED_TAG
@@ -143,29 +148,48 @@ def judge(
         refused = ModelRegistry.for_config(config).version(candidate).tags.get(REFUSED_TAG)
         if refused:
             return {"state": "breach", "reason": f"the endpoint refused v{candidate}: {refused}", "figures": {},
-                    "since": since.isoformat()}  # fmt: skip
+                    "since": since.isoformat(), "phase": phase}  # fmt: skip
+    settings = config.rollout.canary
+    limits = CanaryLimits(settings.min_requests, settings.max_error_rate_diff,
+                          float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
+                          settings.max_prediction_drift, settings.max_accuracy_drop, settings.min_labelled,
+                          settings.min_shadow_agreement)  # fmt: skip
+    rows = _step_rows(config, store, since)
+    label = config.use_case.model.label if config.use_case.model.label in rows.columns else None
+    agreement = None
+    if phase == "shadow" and len(rows):
+        pairs = shadow_pairs(rows)
+        agreement = (
+            float((pairs.predicted_label == pairs.predicted_label_shadow).mean()) if len(pairs) else None
+        )
+    champion = arm_figures(rows, config.configured_traffic().primary.name, label)
+    verdict = canary_verdict(champion, arm_figures(rows, SHADOW if phase == "shadow" else CANDIDATE, label),
+                             limits, agreement)  # fmt: skip
+    log.info("%s since %s: %s — %s", phase, since.isoformat(), verdict.state, verdict.reason)
+    return {**verdict.as_dict(), "since": since.isoformat(), "phase": phase}
+
+
+def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
+    """The inference table's rows since ``since``, with gold's label where the requests logged the
+    entity's keys."""
     from datetime import date
 
-    from jobs.common.rollout_gates import CanaryLimits, canary_verdict
+    import pandas as pd
 
-    settings = config.rollout.canary
     table = store.name("ml", config.serving.inference_log.table)
-    columns = ["request_id", "route", "status", "latency_ms", "prediction"]
-    rows = (store.read_pandas(table, window=("requested_at", since, date(9999, 1, 1)), columns=columns)
-            if store.exists(table) else None)  # fmt: skip
-    champion_route = config.configured_traffic().primary.name
-    if rows is None or rows.empty:
-        from jobs.common.rollout_gates import ArmFigures
-
-        empty = ArmFigures(0, 0, 0.0)
-        verdict = canary_verdict(empty, empty, CanaryLimits(settings.min_requests, settings.max_error_rate_diff,
-                                                           settings.max_p99_ratio, settings.max_prediction_drift))  # fmt: skip
-    else:
-        verdict = canary_verdict(arm_figures(rows, champion_route), arm_figures(rows, CANDIDATE),
-                                 CanaryLimits(settings.min_requests, settings.max_error_rate_diff,
-                                              settings.max_p99_ratio, settings.max_prediction_drift))  # fmt: skip
-    log.info("canary since %s: %s — %s", since.isoformat(), verdict.state, verdict.reason)
-    return {**verdict.as_dict(), "since": since.isoformat()}
+    columns = ["request_id", "row_index", "route", "status", "latency_ms", "prediction", "predicted_label"]
+    if not store.exists(table):
+        return pd.DataFrame(columns=columns)
+    features, label = config.use_case.features, config.use_case.model.label
+    keys = [k for k in features.keys if k in store.schema(table)]
+    rows = store.read_pandas(
+        table, window=("requested_at", since, date(9999, 1, 1)), columns=[*columns, *keys]
+    )
+    if rows.empty or len(keys) != len(features.keys) or rows[keys].isna().all(axis=None):
+        return rows
+    gold = store.read_pandas(store.name("gold", features.table), columns=[*keys, label])
+    keyed = rows.dropna(subset=keys).astype(gold[keys].dtypes.to_dict())
+    return pd.concat([keyed.merge(gold, on=keys, how="left"), rows[rows[keys].isna().any(axis=1)]])
 
 
 def databricks_config(config: EnvConfig, registry: ModelRegistry, traffic: Traffic) -> dict[str, Any]:
@@ -191,11 +215,13 @@ def _digest(traffic: Traffic) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument(
-        "action", choices=["traffic", "show", "canary-step", "judge", "reset", "databricks-config"]
+        "action",
+        choices=["traffic", "show", "shadow-step", "canary-step", "judge", "reset", "databricks-config"],
     )
     parser.add_argument("--candidate", default=None, help="canary-step: the candidate version")
     parser.add_argument("--percent", type=float, default=None, help="canary-step: the candidate's share")
     parser.add_argument("--since", default=None, help="judge: when the step began (ISO timestamp, UTC)")
+    parser.add_argument("--phase", choices=["canary", "shadow"], default="canary", help="judge: which step")
     parser.add_argument(
         "--traffic", type=json_object, default=None, help="traffic: the traffic to put in force"
     )
@@ -218,9 +244,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action == "judge":
         if not args.since:
             raise BadInputError("judge: --since <ISO timestamp> is required")
-        return judge(config, store, datetime.fromisoformat(args.since), args.candidate)
+        return judge(config, store, datetime.fromisoformat(args.since), args.candidate, args.phase)
     if args.action == "reset":  # back to the configured traffic: a rollback, or the end of a clean ladder
         traffic = config.configured_traffic()
+    elif args.action == "shadow-step":
+        if not args.candidate:
+            raise BadInputError("shadow-step: --candidate <version> is required")
+        base = config.configured_traffic()
+        traffic = Traffic(base.routes, Route(SHADOW, version=args.candidate, percent=0), base.sticky_key)
     elif args.action == "canary-step":
         if not args.candidate or args.percent is None:
             raise BadInputError("canary-step: --candidate <version> and --percent <share> are required")

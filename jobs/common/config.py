@@ -406,6 +406,15 @@ class CanarySettings(_Strict):
     max_prediction_drift: float = Field(
         0.5, gt=0, description="normed Wasserstein between the arms' predictions"
     )
+    max_accuracy_drop: float = Field(0.02, ge=0, description="where labels arrived: breach when the accuracy "
+                                     "difference's 95 % interval lies below -this")  # fmt: skip
+    min_labelled: int = Field(50, ge=1, description="labelled rows per arm before accuracy is judged")
+    shadow_seconds: float = Field(
+        0, ge=0, description="shadow the candidate this long before the ladder (0: no)"
+    )
+    min_shadow_agreement: float = Field(
+        0.9, ge=0, le=1, description="share of rows whose label the shadow agrees on"
+    )
 
     @field_validator("steps", mode="before")
     @classmethod

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from jobs.common.traffic import SHADOW
+
 
 @dataclass(frozen=True)
 class LoadFigures:
@@ -82,6 +84,8 @@ class ArmFigures:
     errors: int
     p99_ms: float
     predictions: tuple[float, ...] = ()
+    labelled: int = 0  # answered rows whose label is known (joined on the entity's keys) ...
+    correct: int = 0  # ... and how many of them the arm's label got right
 
     @property
     def error_rate(self) -> float:
@@ -99,6 +103,9 @@ class CanaryLimits:
     max_error_rate_diff: float  # the candidate's error rate minus the Champion's
     max_p99_ratio: float
     max_prediction_drift: float  # normed Wasserstein distance between the arms' predictions
+    max_accuracy_drop: float = 0.02  # breach when the accuracy difference's 95 % interval lies below -this
+    min_labelled: int = 50  # labelled rows per arm before accuracy is judged
+    min_agreement: float = 0.0  # shadow phase: the share of rows whose label the shadow agrees on
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,14 @@ class CanaryVerdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def shadow_pairs(rows):
+    """The shadow's answered rows beside the answers they shadowed (pandas: request_id, row_index,
+    prediction, predicted_label and their ``_shadow`` twins)."""
+    shadow = rows[(rows.route == SHADOW) & (rows.status == 200)]
+    answered = rows[(rows.route != SHADOW) & (rows.status == 200)]
+    return answered.merge(shadow, on=["request_id", "row_index"], suffixes=("", "_shadow"))
 
 
 def prediction_drift(champion: tuple[float, ...], candidate: tuple[float, ...]) -> float:
@@ -122,10 +137,22 @@ def prediction_drift(champion: tuple[float, ...], candidate: tuple[float, ...]) 
     return float(wasserstein_distance(champion, candidate)) / max(spread, 1e-9)
 
 
-def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits) -> CanaryVerdict:
+def accuracy_difference(candidate: ArmFigures, champion: ArmFigures) -> tuple[float, float, float] | None:
+    """(candidate − Champion accuracy, its 95 % interval's low and high end; normal approximation),
+    None when an arm has no labelled rows."""
+    if not candidate.labelled or not champion.labelled:
+        return None
+    p1, p2 = candidate.correct / candidate.labelled, champion.correct / champion.labelled
+    half = 1.96 * (p1 * (1 - p1) / candidate.labelled + p2 * (1 - p2) / champion.labelled) ** 0.5
+    return p1 - p2, p1 - p2 - half, p1 - p2 + half
+
+
+def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits,
+                   agreement: float | None = None) -> CanaryVerdict:  # fmt: skip
     """Errors breach at once (a step never waits for more failures than the limit allows); the rest
-    is judged once the candidate answered ``min_requests``: error rate difference, p99 ratio, and the
-    drift between the arms' predictions."""
+    is judged once the candidate answered ``min_requests``: error rate difference, p99 ratio, the
+    drift between the arms' predictions, where labels arrived the accuracy difference with its
+    confidence interval, and in a shadow phase the shadow's agreement with the answers."""
     figures = {"champion": champion.summary(), "candidate": candidate.summary()}
     excess = candidate.error_rate - champion.error_rate
     allowed_errors = limits.max_error_rate_diff * max(candidate.requests, limits.min_requests)
@@ -149,6 +176,19 @@ def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLi
     figures["prediction_drift"] = round(drift, 4)
     if drift > limits.max_prediction_drift:
         failed.append(f"prediction drift between the arms {drift:.2f} > {limits.max_prediction_drift:g}")
+    accuracy = accuracy_difference(candidate, champion)
+    if accuracy and min(candidate.labelled, champion.labelled) >= limits.min_labelled:
+        diff, low, high = accuracy
+        figures["accuracy_difference"] = {"value": round(diff, 4), "ci95": [round(low, 4), round(high, 4)]}
+        if high < -limits.max_accuracy_drop:
+            failed.append(f"accuracy {diff:+.3f} against the Champion, 95 % interval [{low:+.3f}, {high:+.3f}] "
+                          f"below -{limits.max_accuracy_drop:g}")  # fmt: skip
+    if agreement is not None:
+        figures["shadow_agreement"] = round(agreement, 4)
+        if agreement < limits.min_agreement:
+            failed.append(
+                f"the shadow agrees with the answers on {agreement:.1%} of rows < {limits.min_agreement:.0%}"
+            )
     if failed:
         return CanaryVerdict("breach", "; ".join(failed), figures)
     return CanaryVerdict("pass", f"candidate within limits over {candidate.requests} requests "

@@ -20,7 +20,10 @@ Trigger with **candidate** (a model version of `{model}`):
    driven by the same bounded Locust load; figures on the candidate's MLflow version
    (`load_test.*`, `load_test_status`). Fails (no retry) when p99 exceeds {ratio}× the Champion's,
    errors exceed {errors:.1%}, or the absolute limits ({p99} ms, {rps} req/s) are broken.
-2. **canary_<p>** then **judge_<p>** for each step of {steps} %: the traffic in force (the
+2. **shadow** then **judge_shadow** when `rollout.canary.shadow_seconds` > 0: the candidate scores a
+   copy of each answered request for that long; its agreement with the answers (at least
+   {agreement:.0%} of rows), errors and prediction drift are judged before any client sees it.
+   Then **canary_<p>** and **judge_<p>** for each step of {steps} %: the traffic in force (the
    registered model's `runway.traffic` tag, audited in `{audit}`) gives the candidate p %; the
    judge holds at least {hold} s and {min_requests} candidate requests, then compares the arms in
    `{inference}`: error rate (+{error_diff:.1%} at most), p99 ({p99_ratio}× at most), prediction
@@ -48,7 +51,7 @@ def build_deployment_dag(env: str) -> DAG:
         env=env, model=config.registered_model_name, ratio=load.max_p99_ratio, errors=load.max_error_rate,
         p99=load.max_p99_ms, rps=load.min_rps, steps=" → ".join(f"{s:g}" for s in canary.steps),
         audit=audit.name, hold=canary.hold_seconds, min_requests=canary.min_requests, inference=inference.name,
-        error_diff=canary.max_error_rate_diff, p99_ratio=canary.max_p99_ratio,
+        error_diff=canary.max_error_rate_diff, p99_ratio=canary.max_p99_ratio, agreement=canary.min_shadow_agreement,
     )  # fmt: skip
     params = {"candidate": Param(type="string", minLength=1, title="Candidate version",
                                  description="The model version to roll out (a number).")}  # fmt: skip
@@ -60,6 +63,22 @@ def build_deployment_dag(env: str) -> DAG:
             doc_md="The candidate against the Champion under the same bounded load.",
         )  # fmt: skip
         previous, steps = load_test, []
+        if canary.shadow_seconds > 0:  # shadow first: the candidate scores copies, its answers never returned
+            shadow = job_task(
+                config, task_id="shadow", job="rollout", outlets=[audit],
+                arguments=["shadow-step", "--candidate", candidate, *who, "--reason", "shadow before the canary",
+                           "--run-id", "{{ run_id }}:{{ ti.task_id }}"],
+                doc_md="The candidate shadows the Champion (audited).",
+            )  # fmt: skip
+            judge_shadow = CanaryStepSensor(
+                task_id="judge_shadow", runway_env=env, candidate=candidate, phase="shadow",
+                hold_seconds=canary.shadow_seconds, deferrable=True, inlets=[inference],
+                since="{{ ti.xcom_pull(task_ids='shadow')['started'] }}",
+                poke_interval=min(30.0, max(1.0, canary.shadow_seconds / 4)), timeout=canary.timeout_seconds,
+                doc_md="Holds the shadow, then judges its agreement, errors and drift against the answers.",
+            )  # fmt: skip
+            load_test >> shadow >> judge_shadow
+            previous, steps = judge_shadow, [shadow, judge_shadow]
         for percent in canary.steps:
             label = f"{percent:g}".replace(".", "_")
             step = job_task(

@@ -18,10 +18,10 @@ class RolloutHook(BaseHook):
         super().__init__()
         self.runway_env = runway_env
 
-    def judge(self, since: str, candidate: str | None = None) -> dict[str, Any]:
+    def judge(self, since: str, candidate: str | None = None, phase: str = "canary") -> dict[str, Any]:
         from jobs.common.config import load_config
         from jobs.rollout import judge
         from jobs.tablestore import open_table_store
 
         config = load_config(self.runway_env)
-        return judge(config, open_table_store(config), datetime.fromisoformat(since), candidate)
+        return judge(config, open_table_store(config), datetime.fromisoformat(since), candidate, phase)

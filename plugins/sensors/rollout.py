@@ -19,32 +19,27 @@ class CanaryStepSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("since", "candidate")
     ui_color = "#fde8e8"
 
-    def __init__(self, *, runway_env: str, since: str, candidate: str, hold_seconds: float, deferrable: bool = False,
-                 **kwargs) -> None:  # fmt: skip
+    def __init__(self, *, runway_env: str, since: str, candidate: str, hold_seconds: float, phase: str = "canary",
+                 deferrable: bool = False, **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        self.runway_env, self.since, self.candidate, self.hold_seconds = (
-            runway_env,
-            since,
-            candidate,
-            hold_seconds,
-        )
-        self.deferrable = deferrable
+        self.runway_env, self.since, self.candidate, self.phase = runway_env, since, candidate, phase
+        self.hold_seconds, self.deferrable = hold_seconds, deferrable
 
     def _settle(self, verdict: dict[str, Any]) -> dict[str, Any] | None:
         from triggers.rollout import step_status
 
         status = step_status(verdict, self.since, self.hold_seconds)
         if status == "breach":
-            raise AirflowFailException(f"canary breach: {verdict['reason']}")
+            raise AirflowFailException(f"{self.phase} breach: {verdict['reason']}")
         if status == "pass":
-            self.log.info("canary step passed: %s", verdict["reason"])
+            self.log.info("%s step passed: %s", self.phase, verdict["reason"])
             return verdict
         return None
 
     def poke(self, context) -> PokeReturnValue:
         from hooks.rollout import RolloutHook
 
-        verdict = self._settle(RolloutHook(self.runway_env).judge(self.since, self.candidate))
+        verdict = self._settle(RolloutHook(self.runway_env).judge(self.since, self.candidate, self.phase))
         return PokeReturnValue(is_done=verdict is not None, xcom_value=verdict)
 
     def execute(self, context) -> Any:
@@ -53,11 +48,11 @@ class CanaryStepSensor(BaseSensorOperator):
         from hooks.rollout import RolloutHook
         from triggers.rollout import CanaryStepTrigger
 
-        verdict = self._settle(RolloutHook(self.runway_env).judge(self.since, self.candidate))
+        verdict = self._settle(RolloutHook(self.runway_env).judge(self.since, self.candidate, self.phase))
         if verdict is not None:
             return verdict
         self.defer(
-            trigger=CanaryStepTrigger(runway_env=self.runway_env, since=str(self.since), candidate=str(self.candidate), hold_seconds=self.hold_seconds,
+            trigger=CanaryStepTrigger(runway_env=self.runway_env, since=str(self.since), candidate=str(self.candidate), phase=self.phase, hold_seconds=self.hold_seconds,
                                       poke_interval=float(self.poke_interval), timeout=float(self.timeout)),
             method_name="execute_complete", timeout=timedelta(seconds=float(self.timeout)),
         )  # fmt: skip

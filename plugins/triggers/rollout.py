@@ -18,10 +18,15 @@ class CanaryStepTrigger(BaseTrigger):
     ``breach`` at once, ``pass`` once the step held ``hold_seconds`` with enough traffic,
     ``timeout`` (not enough traffic in ``timeout`` seconds) or ``error``. Reads run in a thread."""
 
-    def __init__(self, *, runway_env: str, since: str, candidate: str, hold_seconds: float, poke_interval: float,
+    def __init__(self, *, runway_env: str, since: str, candidate: str, phase: str, hold_seconds: float, poke_interval: float,
                  timeout: float) -> None:  # fmt: skip
         super().__init__()
-        self.runway_env, self.since, self.candidate = runway_env, str(since), str(candidate)
+        self.runway_env, self.since, self.candidate, self.phase = (
+            runway_env,
+            str(since),
+            str(candidate),
+            phase,
+        )
         self.hold_seconds, self.poke_interval, self.timeout = (
             float(hold_seconds),
             float(poke_interval),
@@ -29,13 +34,13 @@ class CanaryStepTrigger(BaseTrigger):
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"runway_env": self.runway_env, "since": self.since, "candidate": self.candidate, "hold_seconds": self.hold_seconds,
+        return CLASSPATH, {"runway_env": self.runway_env, "since": self.since, "candidate": self.candidate, "phase": self.phase, "hold_seconds": self.hold_seconds,
                            "poke_interval": self.poke_interval, "timeout": self.timeout}  # fmt: skip
 
     def _judge(self) -> dict[str, Any]:
         from hooks.rollout import RolloutHook
 
-        return RolloutHook(self.runway_env).judge(self.since, self.candidate)
+        return RolloutHook(self.runway_env).judge(self.since, self.candidate, self.phase)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = time.monotonic() + self.timeout

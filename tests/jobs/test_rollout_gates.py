@@ -74,3 +74,27 @@ def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_ro
     quality = arm_quality(labelled[labelled.route != "shadow"], "is_late")
     assert quality["champion"] == {"labelled_rows": 2.0, "accuracy": 1.0, "roc_auc": 1.0}
     assert quality["candidate"]["accuracy"] == 0.5 and "roc_auc" not in quality["candidate"]  # one class
+
+
+def test_labelled_rows_judge_accuracy_by_its_interval_and_a_shadow_by_its_agreement():
+    limits = CanaryLimits(min_requests=100, max_error_rate_diff=0.01, max_p99_ratio=1.5, max_prediction_drift=5,
+                          max_accuracy_drop=0.02, min_labelled=50, min_agreement=0.9)  # fmt: skip
+    champion = ArmFigures(1000, 0, 10, arm(1000).predictions, labelled=1000, correct=850)
+    worse = ArmFigures(1000, 0, 10, arm(1000).predictions, labelled=1000, correct=750)  # 10 points down
+    verdict = canary_verdict(champion, worse, limits)
+    assert (
+        verdict.state == "breach" and "accuracy -0.100 against the Champion, 95 % interval" in verdict.reason
+    )
+    noisy = ArmFigures(200, 0, 10, arm(200).predictions, labelled=60, correct=49)  # 0.82 on 60 rows: unsure
+    assert canary_verdict(champion, noisy, limits).state == "pass"
+    few = ArmFigures(
+        200, 0, 10, arm(200).predictions, labelled=20, correct=5
+    )  # below min_labelled: not judged
+    assert canary_verdict(champion, few, limits).state == "pass"
+    shadow = ArmFigures(200, 0, 10, arm(200).predictions)
+    assert canary_verdict(champion, shadow, limits, agreement=0.95).state == "pass"
+    disagreeing = canary_verdict(champion, shadow, limits, agreement=0.7)
+    assert (
+        disagreeing.state == "breach"
+        and "agrees with the answers on 70.0% of rows < 90%" in disagreeing.reason
+    )

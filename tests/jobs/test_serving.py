@@ -766,8 +766,12 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
     client.set_registered_model_alias(name, CHAMPION, v1)
     if TRAFFIC_TAG in model_registry.model_state()[1]:
         client.delete_registered_model_tag(name, TRAFFIC_TAG)  # the configured traffic: all to Champion
+    monkeypatch.setenv("RUNWAY_CANARY_SHADOW_SECONDS", "3")  # the healthy candidate shadows first
     dag = DagBag(dag_folder=str(ROOT / "dags" / "deployment.py")).dags["dev_deployment"]
-    assert [t.task_id for t in dag.tasks if t.task_id.startswith("judge_")] == ["judge_50", "judge_100"]
+    judges = [t.task_id for t in dag.tasks if t.task_id.startswith("judge_")]
+    assert judges == ["judge_shadow", "judge_50", "judge_100"]
+    monkeypatch.setenv("RUNWAY_CANARY_SHADOW_SECONDS", "0")  # the flaky one goes straight to the ladder
+    straight = DagBag(dag_folder=str(ROOT / "dags" / "deployment.py")).dags["dev_deployment"]
 
     stop = threading.Event()
     bodies = [json.dumps({"dataframe_records": json.loads(gold_rows.iloc[[i]].to_json(orient="records"))}).encode()
@@ -787,6 +791,12 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
         run = dag.test(logical_date=None, run_conf={"candidate": v2})
         states = _states(run)
         assert str(run.state) == "success" and states["roll_back"] == "skipped", states
+        assert (
+            run.get_task_instance("judge_shadow").xcom_pull(task_ids="judge_shadow")["figures"][
+                "shadow_agreement"
+            ]
+            >= 0.9
+        )
         comparison = store.read_pandas(store.name("ml", "online_comparison"))
         ours = comparison[comparison.run_id == run.run_id]
         assert {"champion", "candidate"} <= set(ours.route) and (
@@ -807,7 +817,7 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
         load_row = json.loads(request_body(config, store, model_registry, [v2]))["dataframe_records"][0]
         flaky = _flaky_version(registry, "site", load_row["site"])
         _ready_to_promote(registry, flaky, v2)
-        run = dag.test(logical_date=None, run_conf={"candidate": flaky})
+        run = straight.test(logical_date=None, run_conf={"candidate": flaky})
         states = _states(run)
         assert states["load_test"] == "success" and states["judge_50"] == "failed", states
         assert states["canary_100"] == "upstream_failed"  # rolled back within its first step
