@@ -154,7 +154,10 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
                           float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
                           settings.max_prediction_drift, settings.max_accuracy_drop, settings.min_labelled,
                           settings.min_shadow_agreement)  # fmt: skip
+    arm = SHADOW if phase == "shadow" else CANDIDATE
     rows = _step_rows(config, store, since)
+    if (rows.route == arm).any():  # from the arm's first request: both arms then meet the same endpoint state
+        rows = rows[rows.requested_at >= rows.loc[rows.route == arm, "requested_at"].min()]
     label = config.use_case.model.label if config.use_case.model.label in rows.columns else None
     agreement = None
     if phase == "shadow" and len(rows):
@@ -163,7 +166,7 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
             float((pairs.predicted_label == pairs.predicted_label_shadow).mean()) if len(pairs) else None
         )
     champion = arm_figures(rows, config.configured_traffic().primary.name, label)
-    verdict = canary_verdict(champion, arm_figures(rows, SHADOW if phase == "shadow" else CANDIDATE, label),
+    verdict = canary_verdict(champion, arm_figures(rows, arm, label),
                              limits, agreement)  # fmt: skip
     log.info("%s since %s: %s — %s", phase, since.isoformat(), verdict.state, verdict.reason)
     return {**verdict.as_dict(), "since": since.isoformat(), "phase": phase}
@@ -177,7 +180,8 @@ def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
     import pandas as pd
 
     table = store.name("ml", config.serving.inference_log.table)
-    columns = ["request_id", "row_index", "route", "status", "latency_ms", "prediction", "predicted_label"]
+    columns = ["request_id", "row_index", "requested_at", "route", "status", "latency_ms", "prediction",
+               "predicted_label"]  # fmt: skip
     if not store.exists(table):
         return pd.DataFrame(columns=columns)
     features, label = config.use_case.features, config.use_case.model.label

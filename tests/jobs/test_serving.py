@@ -756,7 +756,7 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
 
     for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
         monkeypatch.setenv(key, registry["env"][key])
-    for key, value in {"RUNWAY_CANARY_STEPS": "50,100", "RUNWAY_CANARY_HOLD_SECONDS": "3", "RUNWAY_CANARY_MIN_REQUESTS": "30",
+    for key, value in {"RUNWAY_CANARY_STEPS": "50,100", "RUNWAY_CANARY_HOLD_SECONDS": "3", "RUNWAY_CANARY_MIN_REQUESTS": "60",
                        "RUNWAY_CANARY_TIMEOUT_SECONDS": "180", "RUNWAY_LOAD_TEST_USERS": "2", "RUNWAY_LOAD_TEST_SECONDS": "2",
                        "RUNWAY_LOAD_TEST_ROUNDS": "1", "RUNWAY_LOAD_TEST_MAX_P99_RATIO": "3", "RUNWAY_LOAD_TEST_MIN_RPS": "1"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
@@ -807,6 +807,7 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
         ]
         changes = [e for e in audit_trail(store, name, ("traffic",)) if e["run_id"].startswith(run.run_id)]
         assert [e["to_version"] for e in changes] == [
+            f"champion=@Champion 100%; shadow v{v2}",
             f"champion=@Champion 50%, candidate=v{v2} 50%",
             f"candidate=v{v2} 100%",
             "champion=@Champion 100%",
