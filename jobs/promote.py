@@ -4,6 +4,7 @@
     python -m jobs.promote approve  --env prod --version 7 --approved-by alice   (or: reject)
     python -m jobs.promote promote  --env dev [--version 7] [--run-id <run>]
     python -m jobs.promote rollback --env dev --requested-by bob --reason "bad AUC in prod"
+    python -m jobs.promote check    --env prod --version 7        (may it be promoted now? before any traffic)
 
 - compare: scores ``Challenger`` and ``Champion`` on the Challenger's held-out window at the gold
   version training read; the decision (``promote`` or ``keep``) follows ``promotion.metric`` and
@@ -255,6 +256,19 @@ def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | No
     return _summary(event)
 
 
+def check_promotable(config: EnvConfig, version: str) -> dict[str, Any]:
+    """Whether ``version`` may become Champion now (validated, won its comparison with the Champion
+    of the moment, approved where the environment requires it): what the deployment DAG asks before
+    the candidate meets any traffic. Refuses with the reason, like ``promote``."""
+    registry, alias = ModelRegistry.for_config(config), config.champion_alias
+    champion = registry.alias_version(alias)
+    candidate = Candidate.from_tags(str(version), registry.version(version).tags)
+    if champion != str(version) and (why := promotion_refusal(candidate, champion, rules_of(config))):
+        raise BadInputError(f"{registry.model_name}: {why}; it gets no traffic before it may be promoted")
+    return {"version": str(version), "champion": champion, "promotable": True,
+            "approved_by": candidate.approved_by or "auto"}  # fmt: skip
+
+
 def rollback(
     config: EnvConfig, store: TableStore, run_id: str, requested_by: str, reason: str
 ) -> dict[str, Any]:
@@ -283,7 +297,7 @@ def _summary(event: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["compare", "approve", "reject", "promote", "rollback"])
+    parser.add_argument("action", choices=["compare", "approve", "reject", "promote", "check", "rollback"])
     add_run_id(parser)
     parser.add_argument("--version", default=None, help="the version to approve, reject or promote")
     parser.add_argument("--approved-by", default="", help="who approves or rejects (approve/reject)")
@@ -301,6 +315,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # Spark starts only if the engine needs it to write Delta
+    if args.action == "check":
+        if not args.version:
+            raise BadInputError("check needs --version")
+        return check_promotable(config, args.version)
     if args.action == "compare":
         return compare(config, store, args.run_id)
     if args.action == "promote":

@@ -16,6 +16,10 @@ DOC = """
 
 Trigger with **candidate** (a model version of `{model}`):
 
+0. **check_promotable**: the promotion rules hold before the candidate meets any traffic — it was
+   validated, won its comparison with the Champion of the moment and, where the environment
+   requires it (prod), a person approved it (the training DAG's approval step or
+   `python -m jobs.promote approve`). Otherwise the run stops here.
 1. **load_test**: the candidate and the Champion, each alone behind the endpoint on loopback,
    driven by the same bounded Locust load; figures on the candidate's MLflow version
    (`load_test.*`, `load_test_status`). Fails (no retry) when p99 exceeds {ratio}× the Champion's,
@@ -62,6 +66,11 @@ def build_deployment_dag(env: str) -> DAG:
             config, task_id="load_test", job="load_test", arguments=["--version", candidate, "--run-id", "{{ run_id }}"],
             doc_md="The candidate against the Champion under the same bounded load.",
         )  # fmt: skip
+        check = job_task(
+            config, task_id="check_promotable", job="promote", arguments=["check", "--version", candidate],
+            doc_md="The promotion rules before any traffic: validated, compared, approved where required.",
+        )  # fmt: skip
+        check >> load_test
         previous, steps = load_test, []
         if canary.shadow_seconds > 0:  # shadow first: the candidate scores copies, its answers never returned
             shadow = job_task(

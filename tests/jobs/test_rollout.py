@@ -64,3 +64,30 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
 
     assert all(e["action"] != "traffic" for e in alias_moves(store, name))
     registry.client.delete_registered_model_tag(name, TRAFFIC_TAG)  # the config's traffic again
+
+
+def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
+    """The deployment DAG's first task: validated, compared with the Champion of the moment, and in
+    an environment that requires it, approved by a person."""
+    from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+    from jobs.common.registry import PASSED, STATUS_TAG
+    from jobs.promote import approve, check_promotable
+
+    config, result, _, client = champion
+    name, current = config.registered_model_name, result["version"]
+    source = client.get_model_version(name, current)
+    candidate = str(client.create_model_version(name, source.source, run_id=source.run_id).version)
+    human = config.model_copy(update={"promotion": config.promotion.model_copy(update={"approval": "human"})})
+    with pytest.raises(BadInputError, match=f"v{candidate} is not validated"):
+        check_promotable(human, candidate)
+    for key, value in {STATUS_TAG: PASSED, DECISION_TAG: PROMOTE, COMPARED_WITH_TAG: current}.items():
+        client.set_model_version_tag(name, candidate, key, value)
+    with pytest.raises(
+        BadInputError, match="needs a person's approval.*gets no traffic before it may be promoted"
+    ):
+        check_promotable(human, candidate)
+    assert check_promotable(config, candidate)["promotable"]  # dev: no approval required
+    approve(human, candidate, "alice", reason="looked at the comparison")
+    assert check_promotable(human, candidate) == {"version": candidate, "champion": current, "promotable": True,
+                                                  "approved_by": "alice"}  # fmt: skip
+    assert check_promotable(human, current)["promotable"]  # the Champion itself: nothing to refuse
