@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from triggers.polling import poll_until_final
 
 CLASSPATH = "triggers.monitoring.DriftPolicyTrigger"
 
@@ -39,18 +39,11 @@ class DriftPolicyTrigger(BaseTrigger):
         return MonitoringHook(self.runway_env).decide(self.window_end)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                decision = await asyncio.to_thread(self._decide)
-            except Exception as exc:  # one clear event instead of a crashed trigger
-                yield TriggerEvent({"status": "error", "window_end": self.window_end, "message": str(exc)})
-                return
-            if decision["ready"]:
-                status = "retrain" if decision["retrain"] else "hold"
-                yield TriggerEvent({"status": status, "window_end": self.window_end, "decision": decision})
-                return
-            if time.monotonic() >= deadline:
-                yield TriggerEvent({"status": "timeout", "window_end": self.window_end, "decision": decision})
-                return
-            await asyncio.sleep(self.poke_interval)
+        def status_of(decision: dict[str, Any]) -> str | None:
+            if not decision["ready"]:
+                return None
+            return "retrain" if decision["retrain"] else "hold"
+
+        async for event in poll_until_final(self._decide, status_of, lambda decision: {"decision": decision},
+                                            {"window_end": self.window_end}, self.poke_interval, self.timeout):  # fmt: skip
+            yield event

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from triggers.polling import poll_until_final
 
 CLASSPATH = "triggers.rollout.CanaryStepTrigger"
 
@@ -43,21 +43,13 @@ class CanaryStepTrigger(BaseTrigger):
         return RolloutHook(self.runway_env).judge(self.since, self.candidate, self.phase)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                verdict = await asyncio.to_thread(self._judge)
-            except Exception as exc:  # one clear event instead of a crashed trigger
-                yield TriggerEvent({"status": "error", "since": self.since, "message": str(exc)})
-                return
+        def status_of(verdict: dict[str, Any]) -> str | None:
             status = step_status(verdict, self.since, self.hold_seconds)
-            if status != "wait":
-                yield TriggerEvent({"status": status, "since": self.since, "verdict": verdict})
-                return
-            if time.monotonic() >= deadline:
-                yield TriggerEvent({"status": "timeout", "since": self.since, "verdict": verdict})
-                return
-            await asyncio.sleep(self.poke_interval)
+            return None if status == "wait" else status
+
+        async for event in poll_until_final(self._judge, status_of, lambda verdict: {"verdict": verdict},
+                                            {"since": self.since}, self.poke_interval, self.timeout):  # fmt: skip
+            yield event
 
 
 def step_status(verdict: dict[str, Any], since: str, hold_seconds: float) -> str:
