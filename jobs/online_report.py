@@ -129,15 +129,13 @@ def online_report(config: EnvConfig, store: TableStore, since: datetime, until: 
 
 
 def _quality(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    features, label = config.use_case.features, config.use_case.model.label
-    if not set(features.keys) <= set(rows.columns):
+    from jobs.common.lifecycle import with_gold_labels
+
+    label = config.use_case.model.label
+    joined = with_gold_labels(config, store, rows[rows.status == 200])
+    if label not in joined.columns:
         return {}
-    answered = rows[(rows.status == 200)].dropna(subset=features.keys)
-    if answered.empty:
-        return {}
-    gold = store.read_pandas(store.name("gold", features.table), columns=[*features.keys, label])
-    keyed = answered.astype(gold[features.keys].dtypes.to_dict())
-    labelled = keyed.merge(gold[gold[label].notna()], on=features.keys)
+    labelled = joined[joined[label].notna()]
     return arm_quality(labelled, label) if len(labelled) else {}
 
 

@@ -184,16 +184,13 @@ def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
                "predicted_label"]  # fmt: skip
     if not store.exists(table):
         return pd.DataFrame(columns=columns)
-    features, label = config.use_case.features, config.use_case.model.label
-    keys = [k for k in features.keys if k in store.schema(table)]
+    keys = [k for k in config.use_case.features.keys if k in store.schema(table)]
     rows = store.read_pandas(
         table, window=("requested_at", since, date(9999, 1, 1)), columns=[*columns, *keys]
     )
-    if rows.empty or len(keys) != len(features.keys) or rows[keys].isna().all(axis=None):
-        return rows
-    gold = store.read_pandas(store.name("gold", features.table), columns=[*keys, label])
-    keyed = rows.dropna(subset=keys).astype(gold[keys].dtypes.to_dict())
-    return pd.concat([keyed.merge(gold, on=keys, how="left"), rows[rows[keys].isna().any(axis=1)]])
+    from jobs.common.lifecycle import with_gold_labels
+
+    return with_gold_labels(config, store, rows)
 
 
 def databricks_config(config: EnvConfig, registry: ModelRegistry, traffic: Traffic) -> dict[str, Any]:
