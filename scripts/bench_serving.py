@@ -47,9 +47,9 @@ class Process:
         _wait(ready, self.process, log)
 
     def stop(self) -> None:
-        from spark_server import _kill_group  # SIGTERM the group, SIGKILL what is left
+        from background import kill_group  # SIGTERM the group, SIGKILL what is left
 
-        _kill_group(self.process.pid, grace=60)
+        kill_group(self.process.pid, grace=60)
 
 
 def locust(url: str, users: int, body: Path, out: Path) -> dict:

@@ -80,7 +80,7 @@ class Demo:
             raise DemoError(f"the last month must be {self.training_end:%Y-%m} or later")
         self.data_dir = data_dir
         self.warm_spark = True
-        self.started_server = False
+        self.started_servers: list[Any] = []  # the warm services this demo started (and stops)
         self.log_path = data_dir / "logs" / "demo.log"
         self.timings: dict[str, float] = {}
         self.runs: list[tuple[str, str, str]] = []  # (dag id, run id, state)
@@ -180,21 +180,24 @@ class Demo:
 
             forget_dag_runs([f"dev_{p}" for p in PIPELINES])
 
-    def start_spark_server(self) -> None:
-        """Jobs connect to one warm Spark instead of each starting a JVM (an already running server,
-        or RUNWAY_SPARK_REMOTE set by the user, is used as it is)."""
+    def start_warm_services(self) -> None:
+        """Jobs connect to one warm Spark instead of each starting a JVM, and are forked from one
+        warm Python instead of each importing their libraries (a running server, or the variable
+        set by the user, is used as it is)."""
+        import job_server
         import spark_server
 
-        if os.environ.get("RUNWAY_SPARK_REMOTE"):
-            return
-        self.started_server = spark_server.status(self.data_dir) is None
-        os.environ["RUNWAY_SPARK_REMOTE"] = spark_server.start(self.data_dir)["url"]
+        for variable, server, address in (("RUNWAY_SPARK_REMOTE", spark_server, "url"),
+                                          ("RUNWAY_JOB_SERVER", job_server, "socket")):  # fmt: skip
+            if os.environ.get(variable):
+                continue
+            if server.status(self.data_dir) is None:
+                self.started_servers.append(server)
+            os.environ[variable] = server.start(self.data_dir)[address]
 
-    def stop_spark_server(self) -> None:
-        import spark_server
-
-        if self.started_server:
-            spark_server.stop(self.data_dir)
+    def stop_warm_services(self) -> None:
+        for server in self.started_servers:
+            server.stop(self.data_dir)
 
     def seed(self, start: date, end: date) -> dict[str, int]:
         from jobs.common.window import Window
@@ -252,8 +255,8 @@ class Demo:
         with self.stage("reset the dev environment, migrate the Airflow DB"):
             self.reset()
         if self.warm_spark:
-            with self.stage("start a warm Spark (Spark Connect server)"):
-                self.start_spark_server()
+            with self.stage("start a warm Spark and a warm Python (Spark Connect and job servers)"):
+                self.start_warm_services()
 
         print(f"Stage 1 — {first:%b %Y}–{training_end - timedelta(days=1):%b %Y} land; features refreshed")
         with self.stage(f"seed landing zone [{first}, {training_end})"):
@@ -345,8 +348,9 @@ def main() -> int:
         help="last month to score and monitor (YYYY-MM; default: the use case's)",
     )
     parser.add_argument(
-        "--cold-spark", action="store_true", help="no warm Spark: every Spark task starts its own JVM"
-    )
+        "--cold", "--cold-spark", dest="cold", action="store_true",
+        help="no warm services: every job starts its own interpreter, and every Spark task its own JVM",
+    )  # fmt: skip
     args = parser.parse_args()
     last_month = date.fromisoformat(f"{args.last_month}-01") if args.last_month else None
     data_dir = runway_env.configure()
@@ -361,7 +365,7 @@ def main() -> int:
         f"Runway demo — use case {demo.config.use_case.name}, dev environment, local engine, data under {data_dir}\n"
         f"(task logs: {demo.log_path})\n"
     )
-    demo.warm_spark = not args.cold_spark
+    demo.warm_spark = not args.cold
     started = time.perf_counter()
     try:
         demo.lifecycle()
@@ -369,7 +373,7 @@ def main() -> int:
         print(f"\n\nThe demo stopped: {exc}")
         return 1
     finally:
-        demo.stop_spark_server()
+        demo.stop_warm_services()
     total = time.perf_counter() - started
     print_summary(demo.config, demo.timings, demo.runs, total, data_dir)
     timings = {"total_seconds": round(total, 1), "stages": {k: round(v, 1) for k, v in demo.timings.items()},

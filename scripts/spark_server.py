@@ -14,27 +14,18 @@ running server only prints its URL.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import runway_env  # noqa: E402
-from stack import _group_exists, _signal_group, _started_at  # noqa: E402  (make up's process-group helpers)
+from background import Background  # noqa: E402
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT = 90
-
-
-def _state_file(data_dir: Path) -> Path:
-    return data_dir / "run" / "spark_connect.json"
 
 
 def _answers(port: int) -> bool:
@@ -53,18 +44,13 @@ def _free_port(preferred: int = 15002) -> int:
         return sock.getsockname()[1]
 
 
+def service(data_dir: Path) -> Background:
+    return Background("spark_connect", data_dir, lambda state: _answers(state["port"]))
+
+
 def status(data_dir: Path) -> dict | None:
-    """The running server's record, or None (a stale record is removed)."""
-    path = _state_file(data_dir)
-    if not path.is_file():
-        return None
-    state = json.loads(path.read_text())
-    ours = _started_at(state["pid"]) == state.get("started_at")  # not another process under a reused pid
-    if ours and _answers(state["port"]):
-        return state
-    if not ours:
-        path.unlink(missing_ok=True)
-    return None
+    """The running server's record, or None."""
+    return service(data_dir).status()
 
 
 def server_command(port: int) -> list[str]:
@@ -99,48 +85,15 @@ def start(data_dir: Path, port: int | None = None) -> dict:
     import pyspark
 
     port = port or _free_port()
-    log_path = data_dir / "logs" / "spark_connect.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1"}  # fmt: skip
-    with log_path.open("a") as log:
-        process = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            _kill_group(process.pid)
-            tail = log_path.read_text()[-2000:]
-            raise SystemExit(f"the Spark Connect server did not start on port {port}: see {log_path}\n{tail}")
-        time.sleep(0.3)
-    state = {"pid": process.pid, "started_at": _started_at(process.pid), "port": port,
-             "url": f"sc://127.0.0.1:{port}", "log": str(log_path)}  # fmt: skip
-    _state_file(data_dir).parent.mkdir(parents=True, exist_ok=True)
-    _state_file(data_dir).write_text(json.dumps(state))
-    return state
-
-
-def _kill_group(pgid: int, grace: float = 20) -> None:
-    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _group_exists(pgid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pgid, os.WNOHANG)  # reap our own child, or it lingers as a zombie
-        time.sleep(0.2)
-    _signal_group(pgid, signal.SIGKILL)
+    record = {"port": port, "url": f"sc://127.0.0.1:{port}"}
+    return service(data_dir).start(server_command(port), env, record, START_TIMEOUT)
 
 
 def stop(data_dir: Path) -> bool:
     """Stop the recorded server (its whole process group); False when none ran."""
-    path = _state_file(data_dir)
-    if not path.is_file():
-        return False
-    state = json.loads(path.read_text())
-    if _started_at(state["pid"]) == state.get("started_at"):
-        _kill_group(state["pid"])
-    path.unlink(missing_ok=True)
-    return True
+    return service(data_dir).stop()
 
 
 def main() -> int:

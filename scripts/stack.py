@@ -1,6 +1,7 @@
 """The embedded stack for the UIs: ``airflow standalone`` (API server, scheduler, DAG processor,
-triggerer; LocalExecutor), the MLflow UI and a warm Spark (a Spark Connect server the tasks' jobs
-connect to, scripts/spark_server.py), on the same data folder as the demo.
+triggerer; LocalExecutor), the MLflow UI, a warm Spark (a Spark Connect server the tasks' jobs
+connect to, scripts/spark_server.py) and a warm Python (the job server the tasks fork their jobs
+from, scripts/job_server.py), on the same data folder as the demo.
 
     make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000] [--cold-spark]
     make down    # stops exactly what `make up` started
@@ -132,6 +133,10 @@ def up(
         spark_url = spark_server.start(data_dir)["url"]
     if spark_url:
         env["RUNWAY_SPARK_REMOTE"] = spark_url
+    import job_server  # the warm Python the tasks fork their jobs from
+
+    started_jobs = job_server.status(data_dir) is None
+    env["RUNWAY_JOB_SERVER"] = job_server.start(data_dir)["socket"]
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     Path(config.mlflow.artifact_root).mkdir(parents=True, exist_ok=True)
     commands = {
@@ -147,7 +152,8 @@ def up(
              "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
              "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
              "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
-             "started_spark": started_spark}  # fmt: skip
+             "started_spark": started_spark, "job_server": env["RUNWAY_JOB_SERVER"],
+             "started_job_server": started_jobs}  # fmt: skip
 
     def start(name: str, command: list[str]) -> None:
         log = data_dir / "logs" / f"{name}.log"
@@ -204,6 +210,11 @@ def down(data_dir: Path) -> list[str]:
 
         if spark_server.stop(data_dir):
             running["spark_connect"] = {}
+    if state.get("started_job_server"):
+        import job_server
+
+        if job_server.stop(data_dir):
+            running["job_server"] = {}
     state_path.unlink()
     return sorted(running)
 

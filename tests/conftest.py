@@ -61,6 +61,26 @@ def warm_spark(spark):
         spark_server.stop(data)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_python():
+    """One job server for the session (what `make up` and `make demo` run): the Airflow tasks of
+    the DAG tests fork their jobs from it (RUNWAY_JOB_SERVER). RUNWAY_TEST_COLD_PYTHON=1 runs the
+    suite without it."""
+    if os.environ.get("RUNWAY_TEST_COLD_PYTHON") == "1":
+        yield None
+        return
+    import job_server
+
+    data = _SESSION_DIR / "data"
+    socket_path = job_server.start(data)["socket"]
+    os.environ["RUNWAY_JOB_SERVER"] = socket_path
+    try:
+        yield socket_path
+    finally:
+        os.environ.pop("RUNWAY_JOB_SERVER", None)
+        job_server.stop(data)
+
+
 @pytest.fixture
 def dev_config(tmp_path):
     """The dev config with its lakehouse, landing zone and reports under this test's tmp_path."""

@@ -217,9 +217,17 @@ def test_cli_backfill_of_feature_refresh_builds_gold_for_those_days(stack):
     gold = DeltaTable(str(stack["data_dir"] / "lakehouse" / "dev" / "gold" / "tiny_features")).to_pandas()
     assert sorted({str(d) for d in gold.reading_date}) == intervals
     assert gold.reading_id.is_unique and len(gold) > 3 * 20
-    task_logs = (stack["data_dir"] / "airflow" / "logs" / "dag_id=dev_feature_refresh").rglob("*.log")
+    task_logs = [
+        p.read_text()
+        for p in (stack["data_dir"] / "airflow" / "logs" / "dag_id=dev_feature_refresh").rglob("*.log")
+    ]
     computed_on = f"computing on the Spark Connect server {stack['state']['spark_remote']}"
-    assert any(computed_on in path.read_text() for path in task_logs)  # the stack's warm Spark
+    assert any(computed_on in log for log in task_logs)  # the stack's warm Spark
+    forked = f"Forked from the job server {stack['state']['job_server']}"
+    # and its warm Python: every job task forked from it, none started a new interpreter
+    assert sum(forked in log for log in task_logs) >= 4 * 3 and not any(
+        "Running command:" in log for log in task_logs
+    )
 
 
 def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
@@ -287,16 +295,19 @@ def test_down_stops_exactly_what_up_started(stack):
     state = stack["state"]
     spark = json.loads((stack["data_dir"] / "run" / "spark_connect.json").read_text())
     assert state["spark_remote"] == spark["url"] and state["started_spark"]
-    pids = [s["pid"] for s in state["services"].values()] + [spark["pid"]]
+    jobs = json.loads((stack["data_dir"] / "run" / "job_server.json").read_text())
+    assert state["job_server"] == jobs["socket"] and state["started_job_server"]
+    pids = [s["pid"] for s in state["services"].values()] + [spark["pid"], jobs["pid"]]
     bystander = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
     )
     try:
         down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=stack["env"],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert down.returncode == 0 and "stopped airflow, mlflow, serving, spark_connect" in down.stdout, (
-            down.stdout + down.stderr
-        )
+        assert (
+            down.returncode == 0
+            and "stopped airflow, job_server, mlflow, serving, spark_connect" in down.stdout
+        ), down.stdout + down.stderr
         for pgid in pids:
             with pytest.raises(ProcessLookupError):
                 os.killpg(pgid, 0)
