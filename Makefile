@@ -15,7 +15,9 @@ endif
 
 .PHONY: install test demo up down bench wheel lint format clean use-case use-case-check
 
-install: $(STAMP)
+DELTA_JARS := .jars/delta/manifest.json
+
+install: $(STAMP) $(DELTA_JARS)
 
 $(STAMP): requirements.txt pyproject.toml
 	@scripts/check_prereqs.sh $(PYTHON)
@@ -24,6 +26,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# delta-spark's JVM jars for the spark table engine, with Maven where `mvn` is installed (else the
+# manifest says why and the spark engine's tests skip with that reason).
+$(DELTA_JARS): $(STAMP)
+	$(PY) scripts/fetch_delta_jars.py
 
 ## The whole test suite (what CI runs).
 test: install

@@ -29,3 +29,22 @@ def make_config(root: Path, env: str = "dev"):
     streaming = config.inference.streaming.model_copy(update={"landing_dir": landing_dir})
     inference = config.inference.model_copy(update={"streaming": streaming})
     return config.model_copy(update={"storage": storage, "inference": inference})
+
+
+def spark_engine_store(config, spark):
+    """A store of the native ``spark`` engine on the test session (which loads delta-spark's jars
+    where `make install` fetched them), its tables in the session catalog; a generator for fixtures:
+    the databases it created are dropped after the test. Skips, saying why, without the jars."""
+    import pytest
+
+    from jobs.common.paths import delta_jars
+    from jobs.tablestore import open_table_store
+    from jobs.tablestore.spark import delta_jars_available
+
+    if not delta_jars_available(spark):
+        pytest.skip(f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}")
+    settings = config.table_store.model_copy(update={"engine": "spark", "namespace": "session"})
+    before = {d.name for d in spark.catalog.listDatabases()}
+    yield open_table_store(config.model_copy(update={"table_store": settings}), spark)
+    for database in {d.name for d in spark.catalog.listDatabases()} - before:
+        spark.sql(f"DROP DATABASE IF EXISTS {database} CASCADE")

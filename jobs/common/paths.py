@@ -24,6 +24,28 @@ def include_dir() -> Path:
     return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "runway" / "include"
 
 
+def delta_jars() -> tuple[list[str], str | None]:
+    """delta-spark's JVM jars for a local session of the ``spark`` engine, and why there are none:
+    ``$RUNWAY_DELTA_JARS`` (comma-separated), else what `make install` fetched with Maven
+    (``<project>/.jars/delta/manifest.json``, scripts/fetch_delta_jars.py)."""
+    if os.environ.get("RUNWAY_DELTA_JARS"):
+        jars = os.environ["RUNWAY_DELTA_JARS"].split(",")
+    else:
+        manifest = PROJECT_ROOT / ".jars" / "delta" / "manifest.json"
+        if not manifest.is_file():
+            return [], f"{manifest} is missing: run `make install` (it fetches them with mvn)"
+        import json
+
+        recorded = json.loads(manifest.read_text())
+        if recorded.get("skipped"):
+            return [], recorded["skipped"]
+        jars = recorded["jars"]
+    missing = [jar for jar in jars if not Path(jar).is_file()]
+    if missing:
+        return [], f"delta-spark jar {missing[0]} is missing: run `make install` again"
+    return jars, None
+
+
 def use_cases_dir() -> Path:
     """Where use case folders live: ``<include>/use_cases/<name>/``."""
     return include_dir() / "use_cases"

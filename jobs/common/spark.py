@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 DELTA_EXTENSIONS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # A snapshot's state is rebuilt in this many tasks (Delta's default, 50, is sized for a cluster:
+    # on a local session each commit then waits for 50 tiny tasks). What Delta's own tests use.
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 # What every job's session computes with (a local session's builder, a remote session's conf).
 SESSION_CONF = {
@@ -121,6 +124,17 @@ def default_parallelism(spark: SparkSession) -> int:
         return int(spark.conf.get("spark.sql.shuffle.partitions"))
 
 
+def with_delta_jars(conf: dict[str, str]) -> dict[str, str]:
+    """A local session's settings with delta-spark's jars (those `make install` fetched) unless the
+    settings name jars or packages already; without any, the spark engine says what is missing."""
+    if "spark.jars" in conf or "spark.jars.packages" in conf:
+        return conf
+    from jobs.common.paths import delta_jars
+
+    jars, _ = delta_jars()
+    return {**conf, "spark.jars": ",".join(jars)} if jars else conf
+
+
 def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     """Return the active session, or build one.
 
@@ -149,7 +163,7 @@ def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     )
     conf = {**SESSION_CONF, **config.compute.spark_conf}
     if config.table_store.engine == "spark":
-        conf = {**DELTA_EXTENSIONS, **conf}
+        conf = {**DELTA_EXTENSIONS, **with_delta_jars(conf)}
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -459,7 +459,9 @@ class TableStore(ABC):
     def version(self, name: TableName) -> int: ...
 
     @abstractmethod
-    def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]: ...
+    def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
+        """The table's commits, newest first: ``version``, ``operation``, ``timestamp``... and the
+        metadata each write was given (``run_id``, ...) as keys of its own."""
 
     @abstractmethod
     def last_commit_metadata(self, name: TableName) -> dict[str, str]:

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 def delta_jars_available(spark) -> bool:
     """True when the session can load delta-spark's JVM classes."""
-    try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+    try:  # the context loader sees spark.jars too (Class.forName asks the system loader only)
+        spark._jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass(
+            "io.delta.tables.DeltaTable"
+        )
         return True
     except Exception:  # Py4J wraps ClassNotFoundException
         return False
@@ -31,10 +33,13 @@ class SparkDeltaTableStore(TableStore):
     def __init__(self, config, spark=None):
         super().__init__(config, spark)
         if not delta_jars_available(self.spark):
+            from jobs.common.paths import delta_jars
+
+            _, why = delta_jars()
             raise BadInputError(
                 "table_store.engine 'spark' needs delta-spark's JVM jars on the session "
-                "(spark.jars or spark.jars.packages io.delta:delta-spark_2.13); none are loaded. "
-                "Use engine 'local' on machines without them."
+                "(spark.jars or spark.jars.packages io.delta:delta-spark_<spark>_2.13); none are loaded"
+                f"{f' ({why})' if why else ''}. Use engine 'local' on machines without them."
             )
 
     def _fqn(self, name: TableName) -> str:
@@ -105,8 +110,12 @@ class SparkDeltaTableStore(TableStore):
         return int(self._delta(name).history(1).collect()[0]["version"])
 
     def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
+        import json
+
         history = self._delta(name).history(limit) if limit else self._delta(name).history()
-        return [row.asDict(recursive=True) for row in history.collect()]
+        commits = [row.asDict(recursive=True) for row in history.collect()]
+        # The commit's metadata (run id, window...) beside Delta's fields, as delta-rs lists it.
+        return [{**json.loads(c.get("userMetadata") or "{}"), **c} for c in commits]
 
     def last_commit_metadata(self, name: TableName) -> dict[str, str]:
         import json
@@ -115,8 +124,22 @@ class SparkDeltaTableStore(TableStore):
         return json.loads(latest.get("userMetadata") or "{}")
 
     def transaction_version(self, name: TableName, app_id: str) -> int | None:
-        """Not exposed by delta-spark's Python API: appends rely on Delta's own txnAppId check."""
-        return None
+        """The latest snapshot's ``txn`` version for ``app_id`` (delta-spark's Python API does not
+        expose it: read through the JVM's ``DeltaLog``, as Delta's own txnAppId check does)."""
+        [detail] = (
+            self.spark.sql(f"DESCRIBE DETAIL {self._fqn(self._existing(name))}").select("location").collect()
+        )
+        log = self.spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
+            self.spark._jsparkSession, detail[0]
+        )
+        snapshot = log.update(*(getattr(log, f"update$default${i}")() for i in (1, 2, 3)))
+        found = snapshot.transactions().get(app_id)
+        return int(found.get()) if found.isDefined() else None
+
+    def _existing(self, name: TableName) -> TableName:
+        if not self.exists(name):
+            raise TableNotFoundError(f"table {name} does not exist")
+        return name
 
     def _schema(self, name: TableName) -> dict[str, str]:
         return {f.name: f.dataType.simpleString() for f in self.spark.table(self._fqn(name)).schema.fields}
@@ -143,11 +166,12 @@ class SparkDeltaTableStore(TableStore):
     def _commit(self, name: TableName) -> Commit:
         """The latest commit, with rows written from Delta's operation metrics."""
         [latest] = self.history(name, 1)
-        metrics = latest.get("operationMetrics") or {}
-        rows = metrics.get("numOutputRows") or (
-            int(metrics.get("numTargetRowsInserted", 0)) + int(metrics.get("numTargetRowsUpdated", 0))
-        )
-        return Commit(int(latest["version"]), int(rows))
+        metrics = {k: int(v) for k, v in (latest.get("operationMetrics") or {}).items() if str(v).isdigit()}
+        if "numOutputRows" in metrics:  # a write; replaceWhere also rewrites (copies) rows it keeps
+            rows = metrics["numOutputRows"] - metrics.get("numCopiedRows", 0)
+        else:
+            rows = metrics.get("numTargetRowsInserted", 0) + metrics.get("numTargetRowsUpdated", 0)
+        return Commit(int(latest["version"]), rows)
 
     def _writer(self, df: DataFrame, evolve: bool, metadata: dict):
         writer = df.write.format("delta")  # callers create the schema first
@@ -162,11 +186,18 @@ class SparkDeltaTableStore(TableStore):
     def _overwrite(
         self, name: TableName, df: DataFrame, *, predicate, evolve: bool, metadata: dict
     ) -> Commit:
-        self._create_if_missing(name, df)
+        self._ensure_schema(name)  # a first write creates the table with its rows, as the local engine's
         writer = self._writer(df, evolve, metadata).mode("overwrite")
         if predicate:
             writer = writer.option("replaceWhere", predicate)
-        writer.saveAsTable(self._fqn(name))
+        try:
+            writer.saveAsTable(self._fqn(name))
+        except Exception as exc:
+            if "DELTA_REPLACE_WHERE_MISMATCH" in str(exc):
+                raise BadInputError(
+                    f"rows written to {name} fall outside the replaced predicate: {predicate}"
+                ) from None
+            raise
         return self._commit(name)
 
     def _merge(

@@ -1,13 +1,11 @@
 """The table-store verbs on the native ``spark`` engine (delta-spark), run in its own interpreter
 because it needs a SparkSession started with the Delta jars. Exits non-zero on the first failure.
 
-    RUNWAY_DELTA_JARS=/jars/delta-spark_2.13-4.x.jar,/jars/delta-storage-4.x.jar \
-        python tests/jobs/spark_engine_scenario.py /tmp/warehouse
+    python tests/jobs/spark_engine_scenario.py /tmp/warehouse     # the jars make install fetched
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -31,10 +29,7 @@ def main(warehouse: Path) -> None:
         update={
             "table_store": TableStoreSettings(engine="spark", namespace="session"),
             "compute": Compute(
-                spark_conf={
-                    "spark.jars": os.environ["RUNWAY_DELTA_JARS"],
-                    "spark.sql.warehouse.dir": str(warehouse),
-                }
+                spark_conf={"spark.sql.warehouse.dir": str(warehouse)}  # the jars: make install's
             ),
         }
     )

@@ -1,4 +1,5 @@
-"""Table-store semantics on real Delta tables (local engine: Spark + delta-rs)."""
+"""Table-store semantics on real Delta tables, the same tests on both engines: ``local`` (Spark +
+delta-rs) and ``spark`` (native delta-spark with the jars `make install` fetched)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,16 @@ from jobs.tablestore import (
 )
 
 SCHEMA = "day date, id int, value string"
+
+
+@pytest.fixture(params=["local", "spark"])
+def store(request, dev_config, spark):
+    if request.param == "local":
+        yield open_table_store(dev_config, spark)
+    else:
+        from tests.support import spark_engine_store
+
+        yield from spark_engine_store(dev_config, spark)
 
 
 def rows(spark, *data):
@@ -83,6 +94,7 @@ def test_read_pandas_orders_rows_whatever_the_files_order(spark, store):
 SMALL_SCHEMA = "event_id string, at timestamp, day date, value double, count bigint, n int, ok boolean"
 
 
+@pytest.mark.parametrize("store", ["local"], indirect=True)  # the local engine's Spark-free path
 def test_small_frames_are_written_without_starting_spark(spark, store, dev_config):
     from datetime import UTC
 
@@ -280,11 +292,20 @@ def test_reading_a_missing_table_says_so(store):
         store.read(store.name("gold", "nothing"))
 
 
-def test_spark_engine_refuses_to_run_without_delta_jars(spark, dev_config):
-    """Never a silent fallback to plain Parquet: the native engine says what it needs."""
-    from jobs.tablestore.spark import SparkDeltaTableStore, delta_jars_available
+def test_spark_engine_refuses_to_run_without_delta_jars(tmp_path):
+    """Never a silent fallback to plain Parquet: the native engine says what it needs and why it
+    has none (here: the jar it was pointed at is missing), in a session of its own."""
+    import os
+    import subprocess
+    import sys
 
-    if delta_jars_available(spark):
-        pytest.skip("delta-spark jars are present: the native-engine suite covers this session")
-    with pytest.raises(BadInputError, match="needs delta-spark's JVM jars"):
-        SparkDeltaTableStore(dev_config, spark)
+    code = (
+        "from jobs.common.config import load_config; from jobs.common.spark import get_spark; "
+        "from jobs.tablestore import open_table_store; c = load_config('dev'); "
+        "open_table_store(c, get_spark(c))"
+    )
+    env = {**os.environ, "RUNWAY_TABLE_ENGINE": "spark", "RUNWAY_DELTA_JARS": str(tmp_path / "delta-spark.jar"),
+           "RUNWAY_SPARK_REMOTE": "", "RUNWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "needs delta-spark's JVM jars" in done.stderr and "delta-spark.jar is missing" in done.stderr

@@ -1,26 +1,21 @@
-"""The native ``spark`` table engine, where delta-spark's JVM jars are present.
-
-These machines cannot download them (Maven Central is unreachable), so here the scenario skips and
-says why. Point ``RUNWAY_DELTA_JARS`` at the jars (comma-separated) to run it.
-"""
+"""The native ``spark`` engine with delta-spark's jars (fetched by `make install` with Maven; a
+machine without ``mvn`` skips, saying so): the verbs, in an interpreter of their own because the
+session must start with the jars."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-JARS = os.environ.get("RUNWAY_DELTA_JARS", "")
+from jobs.common.paths import delta_jars
+
+JARS, WHY_NONE = delta_jars()
 
 
-@pytest.mark.skipif(
-    not JARS or not all(Path(j).is_file() for j in JARS.split(",")),
-    reason="delta-spark's JVM jars are not on this machine (Maven Central is unreachable here); "
-    "set RUNWAY_DELTA_JARS=/path/delta-spark_2.13-<v>.jar,/path/delta-storage-<v>.jar to run the spark engine",
-)
+@pytest.mark.skipif(not JARS, reason=f"delta-spark's JVM jars are not on this machine: {WHY_NONE}")
 def test_spark_engine_verbs(tmp_path):
     scenario = Path(__file__).with_name("spark_engine_scenario.py")
     done = subprocess.run(
