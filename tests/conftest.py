@@ -88,6 +88,18 @@ def warm_python():
         job_server.stop(data)
 
 
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """One real Spark standalone cluster (a master and a 2-core worker on loopback) for the session,
+    started by the first test that needs it."""
+    from tests.support import SparkStandaloneCluster
+
+    cluster = SparkStandaloneCluster(tmp_path_factory.mktemp("spark-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def dev_config(tmp_path):
     """The dev config with its lakehouse, landing zone and reports under this test's tmp_path."""

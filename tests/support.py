@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -48,3 +49,88 @@ def spark_engine_store(config, spark):
     yield open_table_store(config.model_copy(update={"table_store": settings}), spark)
     for database in {d.name for d in spark.catalog.listDatabases()} - before:
         spark.sql(f"DROP DATABASE IF EXISTS {database} CASCADE")
+
+
+class SparkStandaloneCluster:
+    """A real Spark standalone master and worker on loopback, started from the pyspark package's
+    own launcher (``spark-class ...deploy.master.Master`` / ``...deploy.worker.Worker``), each in a
+    process group of its own; ``url`` once the worker has registered; ``stop()`` ends both groups."""
+
+    def __init__(self, root: Path, cores: int = 2, memory: str = "2g") -> None:
+        self.root, self.cores, self.memory = root, cores, memory
+        self.processes: list = []
+
+    def start(self, timeout: float = 120) -> str:
+        import json
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        import pyspark
+
+        home = Path(pyspark.__file__).parent
+        port, ui_port = _free_port(), _free_port()
+        env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
+               "SPARK_WORKER_DIR": str(self.root / "work"), "SPARK_LOG_DIR": str(self.root / "logs")}  # fmt: skip
+        self.url, self.ui = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}"
+        launcher = str(home / "bin" / "spark-class")
+        commands = {
+            "master": [launcher, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                       "--webui-port", str(ui_port)],
+            "worker": [launcher, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores",
+                       str(self.cores), "--memory", self.memory, "--webui-port", str(_free_port()), self.url],
+        }  # fmt: skip
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, command in commands.items():
+            with (self.root / f"{name}.log").open("w") as log:
+                self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                       stdin=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as answer:
+                    if json.load(answer).get("aliveworkers", 0) >= 1:
+                        return self.url
+            except OSError:
+                pass
+            if any(p.poll() is not None for p in self.processes):
+                break
+            time.sleep(0.5)
+        self.stop()
+        logs = "\n".join((self.root / f"{n}.log").read_text()[-1500:] for n in commands)
+        raise RuntimeError(f"the standalone cluster did not start:\n{logs}")
+
+    def applications(self) -> list[dict]:
+        """The master's view of the applications it ran and runs (its JSON API)."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.ui}/json/", timeout=5) as answer:
+            state = json.load(answer)
+        return state.get("completedapps", []) + state.get("activeapps", [])
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except Exception:  # noqa: BLE001 — what ignored SIGTERM
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes.clear()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

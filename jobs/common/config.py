@@ -513,8 +513,10 @@ class TableOptions(_Strict):
 class TableStoreSettings(_Strict):
     engine: Literal["local", "spark"] = "local"
     # spark engine: "unity" uses <catalog>.<schema>.<table> (Databricks Unity Catalog); "session"
-    # maps it to Spark's session catalog as <catalog>_<schema>.<table> (a self-managed cluster).
-    namespace: Literal["unity", "session"] = "unity"
+    # maps it to Spark's session catalog as <catalog>_<schema>.<table> (a cluster with a shared
+    # metastore); "path" keeps tables at <lakehouse_root>/<catalog>/<schema>/<table>, as the local
+    # engine does (a plain cluster: no metastore, every application finds the tables by location).
+    namespace: Literal["unity", "session", "path"] = "unity"
 
 
 class DatabricksCompute(_Strict):

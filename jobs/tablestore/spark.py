@@ -42,19 +42,39 @@ class SparkDeltaTableStore(TableStore):
                 f"{f' ({why})' if why else ''}. Use engine 'local' on machines without them."
             )
 
+    @property
+    def _by_path(self) -> bool:
+        """Tables by location (``namespace: path``): a plain cluster without a shared metastore."""
+        return self.config.table_store.namespace == "path"
+
+    def location(self, name: TableName) -> str:
+        """``<lakehouse_root>/<catalog>/<schema>/<table>``: the local engine's layout."""
+        return f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{name.catalog}/{name.schema}/{name.table}"
+
     def _fqn(self, name: TableName) -> str:
+        if self._by_path:
+            return f"delta.`{self.location(name)}`"
         if self.config.table_store.namespace == "session":
             return f"spark_catalog.{name.catalog}_{name.schema}.{name.table}"
         return str(name)
 
     def _ensure_schema(self, name: TableName) -> None:
-        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self._fqn(name).rsplit('.', 1)[0]}")
+        if not self._by_path:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self._fqn(name).rsplit('.', 1)[0]}")
+
+    def _save(self, writer, name: TableName) -> None:
+        if self._by_path:
+            writer.save(self.location(name))
+        else:
+            writer.saveAsTable(self._fqn(name))
 
     def _delta(self, name: TableName):
         from delta.tables import DeltaTable
 
         if not self.exists(name):
             raise TableNotFoundError(f"table {name} does not exist")
+        if self._by_path:
+            return DeltaTable.forPath(self.spark, self.location(name))
         return DeltaTable.forName(self.spark, self._fqn(name))
 
     CONFLICTS = {
@@ -72,12 +92,14 @@ class SparkDeltaTableStore(TableStore):
         self._ensure_schema(name)
         if not self.exists(name):
             try:
-                df.limit(0).write.format("delta").mode("ignore").saveAsTable(self._fqn(name))
+                self._save(df.limit(0).write.format("delta").mode("ignore"), name)
             except Exception:
                 if not self.exists(name):
                     raise
 
     def _tables(self, catalog: str) -> list[TableName]:
+        if self._by_path:
+            return self._tables_by_path(catalog)
         found = []
         for role in ("bronze", "silver", "gold", "ml", "monitoring"):
             probe = self.name(role, "probe", catalog)
@@ -86,6 +108,25 @@ class SparkDeltaTableStore(TableStore):
                 continue
             found += [self.name(role, t.name, catalog) for t in self.spark.catalog.listTables(database)]
         return found
+
+    def _tables_by_path(self, catalog: str) -> list[TableName]:
+        from delta.tables import DeltaTable
+
+        jvm = self.spark._jvm
+        root = jvm.org.apache.hadoop.fs.Path(f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{catalog}")
+        fs = root.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        if not fs.exists(root):
+            return []
+        found = []
+        for schema in fs.listStatus(root):
+            for table in fs.listStatus(schema.getPath()) if schema.isDirectory() else []:
+                path = table.getPath()
+                if DeltaTable.isDeltaTable(self.spark, path.toString()):
+                    try:
+                        found.append(TableName(catalog, path.getParent().getName(), path.getName()))
+                    except BadInputError:  # a folder that is no table name of Runway's
+                        continue
+        return sorted(found, key=str)
 
     def _compact(self, name: TableName) -> dict[str, int]:
         [row] = (
@@ -104,6 +145,10 @@ class SparkDeltaTableStore(TableStore):
         return doomed
 
     def exists(self, name: TableName) -> bool:
+        if self._by_path:
+            from delta.tables import DeltaTable
+
+            return DeltaTable.isDeltaTable(self.spark, self.location(name))
         return self.spark.catalog.tableExists(self._fqn(name))
 
     def version(self, name: TableName) -> int:
@@ -142,7 +187,8 @@ class SparkDeltaTableStore(TableStore):
         return name
 
     def _schema(self, name: TableName) -> dict[str, str]:
-        return {f.name: f.dataType.simpleString() for f in self.spark.table(self._fqn(name)).schema.fields}
+        fields = self._read(name, version=None, timestamp=None, window=None).schema.fields
+        return {f.name: f.dataType.simpleString() for f in fields}
 
     def _add_columns(self, name: TableName, columns: dict[str, str], metadata: dict) -> None:
         present = self._schema(name)  # another writer may have added them meanwhile
@@ -156,7 +202,7 @@ class SparkDeltaTableStore(TableStore):
             reader = reader.option("versionAsOf", version)
         if timestamp is not None:
             reader = reader.option("timestampAsOf", str(timestamp))
-        df = reader.table(self._fqn(name))
+        df = reader.load(self.location(name)) if self._by_path else reader.table(self._fqn(name))
         if window is not None:
             from jobs.tablestore.base import window_predicate
 
@@ -191,7 +237,7 @@ class SparkDeltaTableStore(TableStore):
         if predicate:
             writer = writer.option("replaceWhere", predicate)
         try:
-            writer.saveAsTable(self._fqn(name))
+            self._save(writer, name)
         except Exception as exc:
             if "DELTA_REPLACE_WHERE_MISMATCH" in str(exc):
                 raise BadInputError(
@@ -222,11 +268,6 @@ class SparkDeltaTableStore(TableStore):
     ) -> bool:
         self._create_if_missing(name, df)
         before = self.version(name)
-        (
-            self._writer(df, evolve, metadata)
-            .mode("append")
-            .option("txnAppId", app_id)
-            .option("txnVersion", txn_version)
-            .saveAsTable(self._fqn(name))
-        )
+        writer = self._writer(df, evolve, metadata).mode("append")
+        self._save(writer.option("txnAppId", app_id).option("txnVersion", txn_version), name)
         return self.version(name) != before  # Delta skips a repeated (txnAppId, txnVersion)

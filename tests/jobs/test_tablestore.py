@@ -8,7 +8,6 @@ from datetime import date, datetime
 
 import pytest
 
-from jobs.common.errors import BadInputError
 from jobs.tablestore import (
     DuplicateKeysError,
     SchemaMismatchError,
