@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.common.cli import add_run_id, base_parser, iso_date, json_object, run_cli
 from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
 from jobs.common.errors import BadInputError
-from jobs.common.paths import PROJECT_ROOT
+from jobs.common.paths import git_commit
 from jobs.common.registry import PENDING, STATUS_TAG
 from jobs.common.window import Window
 
@@ -37,19 +35,6 @@ if TYPE_CHECKING:
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.train")
-
-
-def git_commit() -> str:
-    """The code version being deployed: ``$RUNWAY_GIT_COMMIT`` (set by CI/wheels) or the checkout's HEAD."""
-    if os.environ.get("RUNWAY_GIT_COMMIT"):
-        return os.environ["RUNWAY_GIT_COMMIT"]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def model_requirements() -> list[str]:

@@ -47,45 +47,36 @@ def spark():
     session.stop()
 
 
+def _warm_service(script: str, variable: str, address: str, cold: str):
+    """Start one of the embedded stack's warm services (scripts/<script>.py) for the session and
+    name it in ``variable`` for the processes tests start; ``<cold>=1`` runs the session without."""
+    if os.environ.get(cold) == "1":
+        yield None
+        return
+    import importlib
+
+    service, data = importlib.import_module(script), _SESSION_DIR / "data"
+    os.environ[variable] = service.start(data)[address]
+    try:
+        yield os.environ[variable]
+    finally:
+        os.environ.pop(variable, None)
+        service.stop(data)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def warm_spark(spark):
     """One Spark Connect server for the session (what `make up` and `make demo` run): the job
     processes tests start connect to it (RUNWAY_SPARK_REMOTE), where each would otherwise start a
-    JVM. In-process tests keep the local session above (created first: get_spark prefers it).
-    RUNWAY_TEST_COLD_SPARK=1 runs the suite without it."""
-    if os.environ.get("RUNWAY_TEST_COLD_SPARK") == "1":
-        yield None
-        return
-    import spark_server
-
-    data = _SESSION_DIR / "data"
-    url = spark_server.start(data)["url"]
-    os.environ["RUNWAY_SPARK_REMOTE"] = url
-    try:
-        yield url
-    finally:
-        os.environ.pop("RUNWAY_SPARK_REMOTE", None)
-        spark_server.stop(data)
+    JVM. In-process tests keep the local session above (created first: get_spark prefers it)."""
+    yield from _warm_service("spark_server", "RUNWAY_SPARK_REMOTE", "url", cold="RUNWAY_TEST_COLD_SPARK")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def warm_python():
     """One job server for the session (what `make up` and `make demo` run): the Airflow tasks of
-    the DAG tests fork their jobs from it (RUNWAY_JOB_SERVER). RUNWAY_TEST_COLD_PYTHON=1 runs the
-    suite without it."""
-    if os.environ.get("RUNWAY_TEST_COLD_PYTHON") == "1":
-        yield None
-        return
-    import job_server
-
-    data = _SESSION_DIR / "data"
-    socket_path = job_server.start(data)["socket"]
-    os.environ["RUNWAY_JOB_SERVER"] = socket_path
-    try:
-        yield socket_path
-    finally:
-        os.environ.pop("RUNWAY_JOB_SERVER", None)
-        job_server.stop(data)
+    the DAG tests fork their jobs from it (RUNWAY_JOB_SERVER)."""
+    yield from _warm_service("job_server", "RUNWAY_JOB_SERVER", "socket", cold="RUNWAY_TEST_COLD_PYTHON")
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,27 @@ def delta_jars() -> tuple[list[str], str | None]:
     return jars, None
 
 
+def git_commit() -> str:
+    """The code version being deployed: ``$RUNWAY_GIT_COMMIT`` (set by CI), the checkout's HEAD,
+    else the commit the installed wheel was built from (``<prefix>/share/runway/build_info.json``,
+    stamped by setup.py: a Docker image, a Databricks cluster), else ``unknown``."""
+    import json
+    import subprocess
+
+    if os.environ.get("RUNWAY_GIT_COMMIT"):
+        return os.environ["RUNWAY_GIT_COMMIT"]
+    if (PROJECT_ROOT / ".git").exists():
+        try:
+            done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                                  text=True, timeout=10)  # fmt: skip
+            if done.stdout.strip():
+                return done.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    stamped = Path(sys.prefix) / "share" / "runway" / "build_info.json"
+    return json.loads(stamped.read_text()).get("git_commit", "unknown") if stamped.is_file() else "unknown"
+
+
 def use_cases_dir() -> Path:
     """Where use case folders live: ``<include>/use_cases/<name>/``."""
     return include_dir() / "use_cases"

@@ -49,7 +49,9 @@ class SparkDeltaTableStore(TableStore):
 
     def location(self, name: TableName) -> str:
         """``<lakehouse_root>/<catalog>/<schema>/<table>``: the local engine's layout."""
-        return f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{name.catalog}/{name.schema}/{name.table}"
+        return (
+            f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{name.catalog}/{name.schema}/{name.table}"
+        )
 
     def _fqn(self, name: TableName) -> str:
         if self._by_path:
@@ -113,7 +115,9 @@ class SparkDeltaTableStore(TableStore):
         from delta.tables import DeltaTable
 
         jvm = self.spark._jvm
-        root = jvm.org.apache.hadoop.fs.Path(f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{catalog}")
+        root = jvm.org.apache.hadoop.fs.Path(
+            f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{catalog}"
+        )
         fs = root.getFileSystem(self.spark._jsc.hadoopConfiguration())
         if not fs.exists(root):
             return []

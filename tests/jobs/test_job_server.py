@@ -118,12 +118,17 @@ def test_jobs_at_once_keep_their_output_apart(job_server, probe_dir):
     assert len(results) == 4
 
 
-def test_terminating_a_job_stops_its_whole_process_group(job_server, probe_dir):
+def _start_sleeper(job_server, probe_dir):
+    """A probe job that starts a process of its own and waits: (the job, its pid, its child's pid)."""
     pids = probe_dir / "pids"
     with open(os.devnull, "rb") as devnull, open(probe_dir / "out", "wb") as out:
         job = start_job(job_server, "probe_job", ["sleep", str(pids)], env=dict(os.environ), cwd=probe_dir,
                         stdin=devnull.fileno(), stdout=out.fileno(), stderr=out.fileno())  # fmt: skip
-    job_pid, sleeper = _wait_for_pids(pids)
+    return (job, *_wait_for_pids(pids))
+
+
+def test_terminating_a_job_stops_its_whole_process_group(job_server, probe_dir):
+    job, job_pid, sleeper = _start_sleeper(job_server, probe_dir)
     assert job_pid == job.pid
     job.terminate()
     assert job.wait() == -signal.SIGTERM
@@ -132,11 +137,7 @@ def test_terminating_a_job_stops_its_whole_process_group(job_server, probe_dir):
 
 def test_a_caller_that_goes_away_takes_its_job_with_it(job_server, probe_dir):
     """A killed task process cannot wait for its job: the server stops the job's group."""
-    pids = probe_dir / "pids"
-    with open(os.devnull, "rb") as devnull, open(probe_dir / "out", "wb") as out:
-        job = start_job(job_server, "probe_job", ["sleep", str(pids)], env=dict(os.environ), cwd=probe_dir,
-                        stdin=devnull.fileno(), stdout=out.fileno(), stderr=out.fileno())  # fmt: skip
-    job_pid, sleeper = _wait_for_pids(pids)
+    job, job_pid, sleeper = _start_sleeper(job_server, probe_dir)
     job.connection.close()
     assert _gone(job_pid) and _gone(sleeper)
 

@@ -35,6 +35,14 @@ def test_the_wheel_installs_the_entry_point_and_the_include_files(tmp_path):
             "use_cases/seattle_weather/expectations/silver_weather.json"} <= {str(p) for p in shipped}  # fmt: skip
     for relative in shipped:  # every use case folder travels whole
         assert (include / relative).read_text() == (ROOT / "include" / relative).read_text()
+    lineage = "from jobs.common.paths import git_commit; print(git_commit())"  # no checkout there: the stamp
+    stamped = subprocess.run(
+        [str(python), "-c", lineage], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    )
+    assert stamped.stdout.strip() == head.stdout.strip() != ""
     usage = subprocess.run(
         [str(venv / "bin" / "runway_job"), "--help"], capture_output=True, text=True, cwd=tmp_path
     )
