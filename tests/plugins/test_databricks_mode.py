@@ -352,3 +352,28 @@ def test_the_traffic_renders_as_a_serving_endpoint_config_the_api_takes():
                                                  {"served_entity_name": "shadow", "traffic_percentage": 50}]}}  # fmt: skip
     assert endpoint_config_problems(bad) == ["route to unknown served entity shadow"]
     assert endpoint_config_problems({**sent, "shadow_config": {}}) == ["unknown field shadow_config"]
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_no_job_on_databricks_writes_to_the_drivers_disk(env, monkeypatch):
+    """Every path a job uses on the cluster (tables, landing zone, streaming checkpoints and landing
+    folder, quality and monitoring reports, the serving WAL, MLflow artifacts) comes from the
+    cluster's environment as a Unity Catalog Volume: a job cluster's local disk is gone after the run."""
+    from dag_factories.compute import databricks_spec
+    from jobs.common.config import load_config
+
+    monkeypatch.setenv("RUNWAY_COMPUTE", "databricks")
+    cluster_env = databricks_spec(load_config(env))["env_vars"]  # what the run's processes see
+    with monkeypatch.context() as cluster:
+        for key in ("RUNWAY_DATA_DIR", "MLFLOW_ARTIFACT_ROOT", "RUNWAY_SERVING_WAL_ROOT"):
+            cluster.delenv(key, raising=False)  # nothing of this machine's leaks into the cluster's
+        for key, value in cluster_env.items():
+            cluster.setenv(key, value)
+        config = load_config(env)
+        paths = {
+            "lakehouse": config.storage.lakehouse_root, "landing": config.storage.landing_root,
+            "reports": config.storage.reports_root, "checkpoints": config.storage.checkpoint_root,
+            "stream landing": config.inference.streaming.landing_dir, "serving WAL": config.serving.inference_log.wal_root,
+            "MLflow artifacts": config.mlflow.artifact_root,
+        }  # fmt: skip
+    assert {name: str(path) for name, path in paths.items() if not str(path).startswith("/Volumes/")} == {}
