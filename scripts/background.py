@@ -5,6 +5,7 @@ one that was started."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -90,3 +91,27 @@ class Background:
             kill_group(state["pid"])
         self.state_path.unlink(missing_ok=True)
         return True
+
+
+def service_cli(
+    description: str, variable: str, address: str, start: Callable[..., dict], stop: Callable[[Path], bool],
+    status: Callable[[Path], dict | None], arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None,
+) -> int:  # fmt: skip
+    """``start|stop|status`` of a service on the data folder; start prints ``<variable>=<address>``
+    and passes the extra ``arguments`` it declared to ``start`` as keywords."""
+    import runway_env
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    arguments(parser)
+    options = vars(parser.parse_args())
+    command = options.pop("command")
+    data_dir = runway_env.configure()
+    if command == "start":
+        print(f"{variable}={start(data_dir, **options)[address]}")
+    elif command == "stop":
+        print("stopped" if stop(data_dir) else "it was not running")
+    else:
+        state = status(data_dir)
+        print(f"running: {state[address]} (pid {state['pid']})" if state else "not running")
+    return 0

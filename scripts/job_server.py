@@ -13,7 +13,6 @@ upgrading a library: jobs' own code is imported fresh by each job, libraries are
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -22,8 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import runway_env  # noqa: E402
-from background import Background  # noqa: E402
+from background import Background, service_cli  # noqa: E402
 
 START_TIMEOUT = 120  # the preload: about 5 s on a quiet machine, 10 s on a busy one
 _SOCKET_PATH_MAX = 100  # a Unix socket's path is limited to 107 bytes
@@ -63,18 +61,7 @@ def stop(data_dir: Path) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    args = parser.parse_args()
-    data_dir = runway_env.configure()
-    if args.command == "start":
-        print(f"RUNWAY_JOB_SERVER={start(data_dir)['socket']}")
-    elif args.command == "stop":
-        print("stopped" if stop(data_dir) else "no job server was running")
-    else:
-        state = status(data_dir)
-        print(f"running: {state['socket']} (pid {state['pid']})" if state else "not running")
-    return 0
+    return service_cli(__doc__.splitlines()[0], "RUNWAY_JOB_SERVER", "socket", start, stop, status)
 
 
 if __name__ == "__main__":

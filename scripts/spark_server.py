@@ -13,7 +13,6 @@ running server only prints its URL.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sys
@@ -21,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import runway_env  # noqa: E402
-from background import Background  # noqa: E402
+from background import Background, service_cli  # noqa: E402
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT = 90
@@ -97,19 +95,12 @@ def stop(data_dir: Path) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--port", type=int, default=None, help="default: 15002, or a free port")
-    args = parser.parse_args()
-    data_dir = runway_env.configure()
-    if args.command == "start":
-        print(f"RUNWAY_SPARK_REMOTE={start(data_dir, args.port)['url']}")
-    elif args.command == "stop":
-        print("stopped" if stop(data_dir) else "no Spark Connect server was running")
-    else:
-        state = status(data_dir)
-        print(f"running: {state['url']} (pid {state['pid']})" if state else "not running")
-    return 0
+    def port_option(parser) -> None:
+        parser.add_argument("--port", type=int, default=None, help="default: 15002, or a free port")
+
+    return service_cli(
+        __doc__.splitlines()[0], "RUNWAY_SPARK_REMOTE", "url", start, stop, status, port_option
+    )
 
 
 if __name__ == "__main__":
