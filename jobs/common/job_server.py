@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 SOCKET_ENV = "RUNWAY_JOB_SERVER"  # the server's socket path: set, jobs are forked from it
 PRELOAD = (
@@ -72,16 +73,20 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
 @dataclass
 class _Child:
     pid: int
-    connection: socket.socket
-    pidfd: int
+    connection: socket.socket  # to its caller: the pid, then the exit code
+    pidfd: int  # readable once the job has exited
+
+
+REQUEST_KEYS = {"module", "arguments", "env", "cwd", "python"}
 
 
 @dataclass
 class JobServer:
-    """Accepts requests on a Unix socket and forks a job for each; one thread, so forking is safe."""
+    """Accepts requests on a Unix socket and forks a job for each; one thread, so forking is safe.
+    The selector's keys carry what an event is about: ("accept", None), ("exited" | "caller", child)."""
 
     socket_path: Path
-    children: dict[int, _Child] = field(default_factory=dict)  # by pidfd and by connection fd
+    children: set[int] = field(default_factory=set)  # the pids of running jobs
 
     def serve_forever(self) -> None:
         self.socket_path.unlink(missing_ok=True)
@@ -92,39 +97,33 @@ class JobServer:
         self._stopping = False
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "_stopping", True))
         with selectors.DefaultSelector() as selector:
-            self._selector, self._listener = selector, listener
-            selector.register(listener, selectors.EVENT_READ, "accept")
+            self._selector = selector
+            selector.register(listener, selectors.EVENT_READ, ("accept", None))
             log.info("job server ready on %s (pid %d)", self.socket_path, os.getpid())
             while not self._stopping:
                 for key, _ in selector.select(timeout=1.0):
-                    self._handle(key.data, key.fileobj)
-            for child in list(self.children.values()):  # stopping: the jobs stop with the server
-                _terminate(child.pid)
+                    what, child = key.data
+                    if what == "accept":
+                        self._start(listener.accept()[0])
+                    elif what == "exited":
+                        self._exited(child)
+                    else:
+                        self._caller_spoke(child)
+            for pid in self.children:  # stopping: the jobs stop with the server
+                _terminate(pid)
         listener.close()
         self.socket_path.unlink(missing_ok=True)
-
-    def _handle(self, what: str, fileobj) -> None:
-        if what == "accept":
-            connection, _ = self._listener.accept()
-            self._start(connection)
-        elif what == "exited":
-            self._exited(self.children.pop(fileobj))
-        elif what == "caller":  # the caller sent nothing more: it went away, so does its job
-            child = self.children.get(fileobj.fileno())
-            if child is not None and not _peek(fileobj):
-                _terminate(child.pid)
-                self._selector.unregister(fileobj)
 
     def _start(self, connection: socket.socket) -> None:
         try:
             request, fds = _receive_request(connection)
-        except (OSError, ValueError) as exc:
-            log.warning("a request could not be read: %s", exc)
+        except (OSError, ValueError, EOFError) as exc:
+            if not isinstance(exc, EOFError):  # a probe (status) connects and leaves: nothing to say
+                log.warning("a request could not be read: %s", exc)
             connection.close()
             return
         if Path(request["python"]).parent != Path(sys.executable).parent:  # another environment's job
-            for fd in fds:
-                os.close(fd)
+            _close_all(fds)
             with contextlib.suppress(OSError):
                 _send(connection, {"refused": f"this server runs {sys.executable}, not {request['python']}"})
             connection.close()
@@ -134,19 +133,28 @@ class JobServer:
         pid = os.fork()
         if pid == 0:  # the job's process: never returns
             _run_child(request, fds)
-        for fd in fds:
-            os.close(fd)
-        pidfd = os.pidfd_open(pid)
-        child = _Child(pid, connection, pidfd)
-        self.children[pidfd] = child
-        self.children[connection.fileno()] = child
-        self._selector.register(pidfd, selectors.EVENT_READ, "exited")
-        self._selector.register(connection, selectors.EVENT_READ, "caller")
-        _send(connection, {"pid": pid})
+        _close_all(fds)
+        child = _Child(pid, connection, os.pidfd_open(pid))
+        self.children.add(pid)
+        self._selector.register(child.pidfd, selectors.EVENT_READ, ("exited", child))
+        self._selector.register(connection, selectors.EVENT_READ, ("caller", child))
+        with contextlib.suppress(OSError):  # a caller already gone is seen as such by the selector
+            _send(connection, {"pid": pid})
+
+    def _caller_spoke(self, child: _Child) -> None:
+        """A caller sends nothing after its request: end of file means it went away (its task was
+        killed), and so does its job. Anything else is discarded."""
+        try:
+            gone = child.connection.recv(4096) == b""
+        except OSError:
+            gone = True
+        if gone:
+            _terminate(child.pid)
+            self._selector.unregister(child.connection)
 
     def _exited(self, child: _Child) -> None:
-        self.children.pop(child.connection.fileno(), None)
         _, status = os.waitpid(child.pid, 0)
+        self.children.discard(child.pid)
         self._selector.unregister(child.pidfd)
         os.close(child.pidfd)
         with contextlib.suppress(KeyError, ValueError):
@@ -156,14 +164,10 @@ class JobServer:
         child.connection.close()
 
 
-def _peek(connection: socket.socket) -> bool:
-    """Whether the caller is still connected (it sends nothing after its request)."""
-    try:
-        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _terminate(pid: int) -> None:
@@ -172,21 +176,30 @@ def _terminate(pid: int) -> None:
 
 
 def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
+    """The request and the caller's stdin, stdout and stderr; ValueError (EOFError: the caller sent
+    nothing) with the descriptors closed when it is not one."""
     connection.settimeout(REQUEST_TIMEOUT)
     header, fds, _, _ = socket.recv_fds(connection, _HEADER.size, 3)
-    if len(header) != _HEADER.size or len(fds) != 3:
-        for fd in fds:
-            os.close(fd)
-        raise ValueError("a request is a length and three descriptors (stdin, stdout, stderr)")
-    (length,) = _HEADER.unpack(header)
-    body = b""
-    while len(body) < length:
-        chunk = connection.recv(length - len(body))
-        if not chunk:
-            raise ValueError("the request ended early")
-        body += chunk
+    try:
+        if not header:
+            raise EOFError("the caller sent nothing")
+        if len(header) != _HEADER.size or len(fds) != 3:
+            raise ValueError("a request is a length and three descriptors (stdin, stdout, stderr)")
+        (length,) = _HEADER.unpack(header)
+        body = b""
+        while len(body) < length:
+            chunk = connection.recv(length - len(body))
+            if not chunk:
+                raise ValueError("the request ended early")
+            body += chunk
+        request = json.loads(body)
+        if not isinstance(request, dict) or not request.keys() >= REQUEST_KEYS:
+            raise ValueError(f"a request names {', '.join(sorted(REQUEST_KEYS))}")
+    except (OSError, ValueError, EOFError):
+        _close_all(fds)
+        raise
     connection.settimeout(None)
-    return json.loads(body), fds
+    return request, fds
 
 
 def _run_child(request: dict, fds: list[int]) -> None:
@@ -254,22 +267,42 @@ class ForkedJob:
 
     connection: socket.socket
     pid: int
-    _buffer: bytes = b""
+    messages: BinaryIO  # the server's lines on the connection (the pid was the first)
 
     def wait(self) -> int | None:
         """Block until the job ends; its exit code (negative for a signal), None if the server went
-        away (and stopped the job)."""
-        while b"\n" not in self._buffer:
-            chunk = self.connection.recv(4096)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        self.connection.close()
-        return int(json.loads(line)["exit_code"])
+        away (the caller then stops the job: ``stop_orphan``)."""
+        line = self.messages.readline()
+        self.close()
+        return int(json.loads(line)["exit_code"]) if line.endswith(b"\n") else None
 
     def terminate(self) -> None:
         _terminate(self.pid)
+
+    def close(self) -> None:
+        """Hang up (the server then stops the job if it still runs, as for a caller that died)."""
+        self.messages.close()
+        self.connection.close()
+
+    def stop_orphan(self, grace: float = 10.0) -> None:
+        """Stop the job's process group and wait until it is gone (SIGKILL after ``grace``): a job
+        whose server died must not run on beside the retry of its task."""
+        _terminate(self.pid)
+        deadline = time.monotonic() + grace
+        while _group_alive(self.pid):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def start_job(
@@ -286,12 +319,10 @@ def start_job(
                            "cwd": str(cwd), "python": python}).encode()  # fmt: skip
         socket.send_fds(connection, [_HEADER.pack(len(body))], [stdin, stdout, stderr])
         connection.sendall(body)
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = connection.recv(256)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            reply += chunk
+        messages = connection.makefile("rb")  # one line per message; the next may follow in the same read
+        reply = messages.readline()
+        if not reply.endswith(b"\n"):
+            raise ConnectionError("the server closed the connection")
     except OSError as exc:
         connection.close()
         raise JobServerUnavailable(f"no job server answers on {socket_path}: {exc}") from None
@@ -300,7 +331,7 @@ def start_job(
         connection.close()
         raise JobServerUnavailable(f"the job server on {socket_path} refused: {answer['refused']}")
     connection.settimeout(None)
-    return ForkedJob(connection, int(answer["pid"]))
+    return ForkedJob(connection, int(answer["pid"]), messages)
 
 
 def run_job(
@@ -309,8 +340,8 @@ def run_job(
     python: str = sys.executable,
 ) -> int | None:  # fmt: skip
     """Run a job through the server, handing each line of its output (stdout and stderr) to
-    ``on_line``; returns the exit code (None: the server stopped, and the job with it). Raises
-    ``JobServerUnavailable`` before anything ran."""
+    ``on_line``; returns the exit code (None: the server went away, and the job was stopped before
+    this returns). Raises ``JobServerUnavailable`` before anything ran."""
     read_end, write_end = os.pipe()
     try:
         with open(os.devnull, "rb") as devnull:
@@ -323,7 +354,14 @@ def run_job(
         os.close(write_end)
     on_start(job)
     exit_code: list[int | None] = []
-    waiter = threading.Thread(target=lambda: exit_code.append(job.wait()), daemon=True)
+
+    def wait() -> None:
+        code = job.wait()
+        if code is None:  # the server died: its job's output would otherwise never end
+            job.stop_orphan()
+        exit_code.append(code)
+
+    waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     with os.fdopen(read_end, "rb") as output:  # ends when the job and what it started close it
         for raw in output:

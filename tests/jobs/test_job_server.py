@@ -138,7 +138,7 @@ def test_terminating_a_job_stops_its_whole_process_group(job_server, probe_dir):
 def test_a_caller_that_goes_away_takes_its_job_with_it(job_server, probe_dir):
     """A killed task process cannot wait for its job: the server stops the job's group."""
     job, job_pid, sleeper = _start_sleeper(job_server, probe_dir)
-    job.connection.close()
+    job.close()
     assert _gone(job_pid) and _gone(sleeper)
 
 
@@ -175,3 +175,80 @@ def _wait_for_pids(path: Path) -> tuple[int, int]:
         time.sleep(0.05)
     job_pid, child_pid = map(int, path.read_text().split())
     return job_pid, child_pid
+
+
+def test_a_job_that_ends_before_its_caller_reads_the_pid_still_reports_its_exit_code(tmp_path):
+    """Found in review: the server's two messages (the pid, then the exit code) can arrive in one
+    read when the job ends at once and the caller is slow to read; both must be understood. Here a
+    server that answers exactly so (both lines in one send) stands for that interleaving."""
+    import socket as sockets
+
+    path = tmp_path / "s.sock"
+    listener = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            header, fds, _, _ = sockets.recv_fds(connection, 4, 3)
+            for fd in fds:
+                os.close(fd)
+            length = int.from_bytes(header, "big")
+            while length > 0:
+                length -= len(connection.recv(length))
+            connection.sendall(b'{"pid": 4242}\n{"exit_code": 7}\n')
+
+    server = threading.Thread(target=answer)
+    server.start()
+    with open(os.devnull, "rb") as devnull:
+        job = start_job(path, "probe_job", [], env={}, cwd=tmp_path, stdin=devnull.fileno(),
+                        stdout=devnull.fileno(), stderr=devnull.fileno())  # fmt: skip
+    server.join(10)
+    listener.close()
+    assert job.pid == 4242 and job.wait() == 7
+
+
+def test_a_malformed_request_is_refused_and_the_server_serves_on(job_server, probe_dir):
+    import json
+    import socket as sockets
+    import struct
+
+    for body in (b"not json", json.dumps({"module": "probe_job"}).encode()):  # unreadable; keys missing
+        with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as bad, open(os.devnull, "rb") as devnull:
+            bad.connect(job_server)
+            sockets.send_fds(bad, [struct.pack("!I", len(body))], [devnull.fileno()] * 3)
+            bad.sendall(body)
+            bad.settimeout(10)
+            assert bad.recv(1024) == b""  # closed, no job
+    assert _run(job_server, probe_dir, "report")[0] == 3  # the server still forks jobs
+
+
+def test_a_job_whose_server_is_killed_is_stopped_before_its_caller_returns(probe_dir, tmp_path):
+    """A server killed outright (SIGKILL: no chance to stop its jobs) must not leave a job running
+    that the task's retry would then run a second time beside: the caller stops the job's group."""
+    import job_server as script
+
+    data = tmp_path / "data"
+    state = script.start(data)
+    pids = probe_dir / "pids"
+    outcome: list[int | None] = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(_run(state["socket"], probe_dir, "sleep", str(pids))[0])
+    )
+    runner.start()
+    job_pid, sleeper = _wait_for_pids(pids)
+    os.kill(state["pid"], signal.SIGKILL)
+    runner.join(60)
+    assert outcome == [None]
+    for pid in (job_pid, sleeper):  # gone by the time the caller returned, not eventually
+        assert not _alive(pid)
+    script.stop(data)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
