@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import IDENTIFIER
@@ -404,6 +405,22 @@ class TableStore(ABC):
     def tables(self) -> list[TableName]:
         """Every Delta table of this environment's catalog."""
         return sorted(self._tables(self.config.catalog), key=str)
+
+    def path(self, name: TableName) -> Path:
+        """Where a table lives when tables are found by location (the local engine; the spark
+        engine's ``namespace: path``): ``<lakehouse_root>/<catalog>/<schema>/<table>``."""
+        return Path(self.config.storage.lakehouse_root) / name.catalog / name.schema / name.table
+
+    def _tables_by_path(self, catalog: str, is_table: Callable[[Path], bool]) -> list[TableName]:
+        """The tables under ``<lakehouse_root>/<catalog>`` (``is_table``: the engine's Delta check)."""
+        found = []
+        for path in sorted((Path(self.config.storage.lakehouse_root) / catalog).glob("*/*")):
+            if is_table(path):
+                try:
+                    found.append(TableName(catalog, path.parent.name, path.name))
+                except BadInputError:  # a folder that is no table name of Runway's
+                    continue
+        return found
 
     def compact(self, name: TableName) -> dict[str, int]:
         """Rewrite small files into larger ones (OPTIMIZE): the same rows, fewer files; retried

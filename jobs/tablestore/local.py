@@ -7,7 +7,6 @@ delta-rs as Arrow. Needs no JVM Delta jars, so it runs wherever PySpark runs.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -35,9 +34,6 @@ def _as_bound(value: date | str, arrow_type: pa.DataType) -> pa.Scalar:
 class LocalDeltaTableStore(TableStore):
     engine = "local"
 
-    def path(self, name: TableName) -> Path:
-        return Path(self.config.storage.lakehouse_root) / name.catalog / name.schema / name.table
-
     def _table(self, name: TableName, version: int | None = None) -> DeltaTable:
         if not self.exists(name):
             raise TableNotFoundError(f"table {name} does not exist (looked in {self.path(name)})")
@@ -55,15 +51,7 @@ class LocalDeltaTableStore(TableStore):
             DeltaTable.create(str(self.path(name)), schema, mode="ignore")
 
     def _tables(self, catalog: str) -> list[TableName]:
-        root = Path(self.config.storage.lakehouse_root) / catalog
-        found = []
-        for path in sorted(root.glob("*/*")):
-            if DeltaTable.is_deltatable(str(path)):
-                try:
-                    found.append(TableName(catalog, path.parent.name, path.name))
-                except BadInputError:  # a folder that is no table name of Runway's
-                    continue
-        return found
+        return self._tables_by_path(catalog, lambda path: DeltaTable.is_deltatable(str(path)))
 
     def _compact(self, name: TableName) -> dict[str, int]:
         metrics = self._table(name).optimize.compact()

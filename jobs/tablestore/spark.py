@@ -47,15 +47,9 @@ class SparkDeltaTableStore(TableStore):
         """Tables by location (``namespace: path``): a plain cluster without a shared metastore."""
         return self.config.table_store.namespace == "path"
 
-    def location(self, name: TableName) -> str:
-        """``<lakehouse_root>/<catalog>/<schema>/<table>``: the local engine's layout."""
-        return (
-            f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{name.catalog}/{name.schema}/{name.table}"
-        )
-
     def _fqn(self, name: TableName) -> str:
         if self._by_path:
-            return f"delta.`{self.location(name)}`"
+            return f"delta.`{self.path(name)}`"
         if self.config.table_store.namespace == "session":
             return f"spark_catalog.{name.catalog}_{name.schema}.{name.table}"
         return str(name)
@@ -66,17 +60,16 @@ class SparkDeltaTableStore(TableStore):
 
     def _save(self, writer, name: TableName) -> None:
         if self._by_path:
-            writer.save(self.location(name))
+            writer.save(str(self.path(name)))
         else:
             writer.saveAsTable(self._fqn(name))
 
     def _delta(self, name: TableName):
         from delta.tables import DeltaTable
 
-        if not self.exists(name):
-            raise TableNotFoundError(f"table {name} does not exist")
+        self._existing(name)
         if self._by_path:
-            return DeltaTable.forPath(self.spark, self.location(name))
+            return DeltaTable.forPath(self.spark, str(self.path(name)))
         return DeltaTable.forName(self.spark, self._fqn(name))
 
     CONFLICTS = {
@@ -101,7 +94,9 @@ class SparkDeltaTableStore(TableStore):
 
     def _tables(self, catalog: str) -> list[TableName]:
         if self._by_path:
-            return self._tables_by_path(catalog)
+            from delta.tables import DeltaTable
+
+            return self._tables_by_path(catalog, lambda path: DeltaTable.isDeltaTable(self.spark, str(path)))
         found = []
         for role in ("bronze", "silver", "gold", "ml", "monitoring"):
             probe = self.name(role, "probe", catalog)
@@ -110,27 +105,6 @@ class SparkDeltaTableStore(TableStore):
                 continue
             found += [self.name(role, t.name, catalog) for t in self.spark.catalog.listTables(database)]
         return found
-
-    def _tables_by_path(self, catalog: str) -> list[TableName]:
-        from delta.tables import DeltaTable
-
-        jvm = self.spark._jvm
-        root = jvm.org.apache.hadoop.fs.Path(
-            f"{str(self.config.storage.lakehouse_root).rstrip('/')}/{catalog}"
-        )
-        fs = root.getFileSystem(self.spark._jsc.hadoopConfiguration())
-        if not fs.exists(root):
-            return []
-        found = []
-        for schema in fs.listStatus(root):
-            for table in fs.listStatus(schema.getPath()) if schema.isDirectory() else []:
-                path = table.getPath()
-                if DeltaTable.isDeltaTable(self.spark, path.toString()):
-                    try:
-                        found.append(TableName(catalog, path.getParent().getName(), path.getName()))
-                    except BadInputError:  # a folder that is no table name of Runway's
-                        continue
-        return sorted(found, key=str)
 
     def _compact(self, name: TableName) -> dict[str, int]:
         [row] = (
@@ -152,7 +126,7 @@ class SparkDeltaTableStore(TableStore):
         if self._by_path:
             from delta.tables import DeltaTable
 
-            return DeltaTable.isDeltaTable(self.spark, self.location(name))
+            return DeltaTable.isDeltaTable(self.spark, str(self.path(name)))
         return self.spark.catalog.tableExists(self._fqn(name))
 
     def version(self, name: TableName) -> int:
@@ -206,7 +180,7 @@ class SparkDeltaTableStore(TableStore):
             reader = reader.option("versionAsOf", version)
         if timestamp is not None:
             reader = reader.option("timestampAsOf", str(timestamp))
-        df = reader.load(self.location(name)) if self._by_path else reader.table(self._fqn(name))
+        df = reader.load(str(self.path(name))) if self._by_path else reader.table(self._fqn(name))
         if window is not None:
             from jobs.tablestore.base import window_predicate
 

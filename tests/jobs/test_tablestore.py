@@ -1,5 +1,6 @@
 """Table-store semantics on real Delta tables, the same tests on both engines: ``local`` (Spark +
-delta-rs) and ``spark`` (native delta-spark with the jars `make install` fetched)."""
+delta-rs) and ``spark`` (native delta-spark with the jars `make install` fetched, tables by
+location: the spark-submit default; the session-catalog names run in test_tablestore_spark_engine)."""
 
 from __future__ import annotations
 
@@ -284,6 +285,22 @@ def test_columns_are_added_before_any_row_carries_them_and_only_where_allowed(sp
     store.overwrite(fixed, rows(spark, (date(2013, 1, 1), 1, "a")))
     with pytest.raises(SchemaMismatchError, match="allow_schema_evolution"):
         store.add_columns(fixed, "source string")
+
+
+def test_upkeep_lists_compacts_and_vacuums_without_changing_a_row(spark, store):
+    """What the maintenance DAG does, on either engine: every table of the catalog is found, and
+    compaction and vacuum leave the content as it was."""
+    events, features = store.name("silver", "events"), store.name("gold", "features")
+    for day in (1, 2, 3):  # a file per write
+        store.overwrite_window(events, rows(spark, (date(2013, 1, day), day, "x")), "day",
+                               date(2013, 1, day), date(2013, 1, day + 1))  # fmt: skip
+    store.overwrite(features, rows(spark, (date(2013, 1, 1), 1, "f")))
+    assert store.tables() == [features, events]  # sorted by name, whatever the engine's listing order
+    before = content(store, events)
+    compacted = store.compact(events)
+    assert compacted["files_removed"] >= 3 and compacted["files_added"] >= 1
+    store.vacuum(events, retention_hours=0, enforce=False)
+    assert content(store, events) == before
 
 
 def test_reading_a_missing_table_says_so(store):
