@@ -1,33 +1,98 @@
-"""A background service of the embedded stack (the warm Spark, the warm Python for jobs): one
-process group, recorded with its start time and how to reach it in ``<data>/run/<name>.json``, its
-log in ``<data>/logs/<name>.log``; stopped by group, and only if the recorded process is still the
-one that was started."""
+"""Process groups on this machine, and the embedded stack's background services (the warm Spark,
+the warm Python for jobs): each one process group, recorded with its start time and how to reach
+it in ``<data>/run/<name>.json``, its log in ``<data>/logs/<name>.log``; stopped by group, and only
+if the recorded process is still the one that was started."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import _group_exists, _signal_group, _started_at  # make up's process-group helpers
+# The warm services: name -> (their script, the variable jobs find them by, the record's address key)
+WARM_SERVICES = {
+    "spark_connect": ("spark_server", "RUNWAY_SPARK_REMOTE", "url"),
+    "job_server": ("job_server", "RUNWAY_JOB_SERVER", "socket"),
+}
+
+
+def started_at(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (guards against a reused pid)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def kill_group(pgid: int, grace: float = 20) -> None:
     """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
-    _signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _group_exists(pgid) and time.monotonic() < deadline:
+    while group_exists(pgid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pgid, os.WNOHANG)  # reap our own child, or it lingers as a zombie
         time.sleep(0.2)
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_answers(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def start_warm_services(data_dir: Path, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The warm Spark and the warm Python on this data folder, started unless running (one whose
+    variable ``environ`` sets is used as it is): (the variables jobs find them by, the names of the
+    services this call started, for ``stop_warm_services``)."""
+    variables, started = {}, []
+    for name, (script, variable, address) in WARM_SERVICES.items():
+        if environ.get(variable):
+            variables[variable] = environ[variable]
+            continue
+        service = importlib.import_module(script)
+        if service.status(data_dir) is None:
+            started.append(name)
+        variables[variable] = service.start(data_dir)[address]
+    return variables, started
+
+
+def stop_warm_services(data_dir: Path, started: list[str]) -> list[str]:
+    """Stop the warm services ``start_warm_services`` started; returns those that were running."""
+    return [name for name in started if importlib.import_module(WARM_SERVICES[name][0]).stop(data_dir)]
 
 
 @dataclass(frozen=True)
@@ -49,7 +114,7 @@ class Background:
         if not self.state_path.is_file():
             return None
         state = json.loads(self.state_path.read_text())
-        ours = _started_at(state["pid"]) == state.get("started_at")  # not another process under a reused pid
+        ours = started_at(state["pid"]) == state.get("started_at")  # not another process under a reused pid
         if ours and self.answers(state):
             return state
         if not ours:
@@ -67,7 +132,7 @@ class Background:
                                        stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         state = {
             "pid": process.pid,
-            "started_at": _started_at(process.pid),
+            "started_at": started_at(process.pid),
             **record,
             "log": str(self.log_path),
         }
@@ -87,7 +152,7 @@ class Background:
         if not self.state_path.is_file():
             return False
         state = json.loads(self.state_path.read_text())
-        if _started_at(state["pid"]) == state.get("started_at"):
+        if started_at(state["pid"]) == state.get("started_at"):
             kill_group(state["pid"])
         self.state_path.unlink(missing_ok=True)
         return True

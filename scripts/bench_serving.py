@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,16 +19,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from background import free_port, kill_group  # scripts/ is on the path (this file's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 8, 64)
 SECONDS = 12
 POLL_SECONDS = 5.0  # serving.poll_seconds' default: what a user gets
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(url: str, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
@@ -47,8 +42,6 @@ class Process:
         _wait(ready, self.process, log)
 
     def stop(self) -> None:
-        from background import kill_group  # SIGTERM the group, SIGKILL what is left
-
         kill_group(self.process.pid, grace=60)
 
 
@@ -83,7 +76,7 @@ def serving_figure(
     figure: dict = {"levels": {}, "mlflow_workers": {}}
 
     def ours(logging_on: bool) -> tuple[Process, str]:
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         run_env = {**env, "RUNWAY_SERVING_LOG": "true" if logging_on else "false",
                    "RUNWAY_SERVING_WAL_ROOT": str(work / f"wal-{logging_on}")}  # fmt: skip
@@ -111,7 +104,7 @@ def serving_figure(
     finally:
         server.stop()
     for workers in (1, 2):
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         # mlflow models serve execs `uvicorn` from PATH: this interpreter's scripts first.
         mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri,

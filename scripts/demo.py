@@ -80,7 +80,7 @@ class Demo:
             raise DemoError(f"the last month must be {self.training_end:%Y-%m} or later")
         self.data_dir = data_dir
         self.warm_spark = True
-        self.started_servers: list[Any] = []  # the warm services this demo started (and stops)
+        self.started_services: list[str] = []  # the warm services this demo started (and stops)
         self.log_path = data_dir / "logs" / "demo.log"
         self.timings: dict[str, float] = {}
         self.runs: list[tuple[str, str, str]] = []  # (dag id, run id, state)
@@ -184,20 +184,15 @@ class Demo:
         """Jobs connect to one warm Spark instead of each starting a JVM, and are forked from one
         warm Python instead of each importing their libraries (a running server, or the variable
         set by the user, is used as it is)."""
-        import job_server
-        import spark_server
+        from background import start_warm_services
 
-        for variable, server, address in (("RUNWAY_SPARK_REMOTE", spark_server, "url"),
-                                          ("RUNWAY_JOB_SERVER", job_server, "socket")):  # fmt: skip
-            if os.environ.get(variable):
-                continue
-            if server.status(self.data_dir) is None:
-                self.started_servers.append(server)
-            os.environ[variable] = server.start(self.data_dir)[address]
+        variables, self.started_services = start_warm_services(self.data_dir, os.environ)
+        os.environ.update(variables)
 
     def stop_warm_services(self) -> None:
-        for server in self.started_servers:
-            server.stop(self.data_dir)
+        from background import stop_warm_services
+
+        stop_warm_services(self.data_dir, self.started_services)
 
     def seed(self, start: date, end: date) -> dict[str, int]:
         from jobs.common.window import Window

@@ -14,36 +14,23 @@ running server only prints its URL.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from background import Background, service_cli  # noqa: E402
+from background import Background, free_port, port_answers, service_cli  # noqa: E402
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 START_TIMEOUT = 90
 
 
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _free_port(preferred: int = 15002) -> int:
-    if not _answers(preferred):
-        return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return preferred if not port_answers(preferred) else free_port()
 
 
 def service(data_dir: Path) -> Background:
-    return Background("spark_connect", data_dir, lambda state: _answers(state["port"]))
+    return Background("spark_connect", data_dir, lambda state: port_answers(state["port"]))
 
 
 def status(data_dir: Path) -> dict | None:

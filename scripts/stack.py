@@ -3,7 +3,7 @@ triggerer; LocalExecutor), the MLflow UI, a warm Spark (a Spark Connect server t
 connect to, scripts/spark_server.py) and a warm Python (the job server the tasks fork their jobs
 from, scripts/job_server.py), on the same data folder as the demo.
 
-    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000] [--cold-spark]
+    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000] [--cold]
     make down    # stops exactly what `make up` started
 
 Each service runs in its own process group, recorded with its start time in
@@ -26,23 +26,15 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextlib
 
 import runway_env  # noqa: E402
+from background import group_exists, signal_group, start_warm_services, started_at, stop_warm_services  # noqa: E402
 
 GRACE_SECONDS = 30
 
 
 def state_file(data_dir: Path) -> Path:
     return data_dir / "run" / "stack.json"
-
-
-def _started_at(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (guards against a reused pid)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def parallelism(spark_master: str, cores: int | None = None) -> int:
@@ -110,11 +102,12 @@ def airflow_login(data_dir: Path, environ: dict[str, str] | None = None) -> str:
 
 def up(
     data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180,
-    warm_spark: bool = True, serving_port: int = 8000, serving_env: str = "dev",
+    warm: bool = True, serving_port: int = 8000, serving_env: str = "dev",
 ) -> dict:  # fmt: skip
     """Start the services, wait until they answer, record them; returns the recorded state. With
-    ``warm_spark`` (and no ``RUNWAY_SPARK_REMOTE`` of the user's), the Spark Connect server first:
-    the tasks' jobs then connect to it instead of each starting a JVM."""
+    ``warm``, the warm services first (background.start_warm_services: one named by the user's
+    variable is used as it is): the tasks' jobs then connect to the Spark Connect server instead of
+    each starting a JVM, and are forked from the job server instead of each importing again."""
     state_path = state_file(data_dir)
     if state_path.exists() and any(
         _alive(s) for s in json.loads(state_path.read_text())["services"].values()
@@ -125,18 +118,8 @@ def up(
 
     config = load_config("dev")
     env = stack_env(data_dir, airflow_port, envs, config.compute.spark_master)
-    spark_url, started_spark = os.environ.get("RUNWAY_SPARK_REMOTE") or None, False
-    if spark_url is None and warm_spark:
-        import spark_server
-
-        started_spark = spark_server.status(data_dir) is None
-        spark_url = spark_server.start(data_dir)["url"]
-    if spark_url:
-        env["RUNWAY_SPARK_REMOTE"] = spark_url
-    import job_server  # the warm Python the tasks fork their jobs from
-
-    started_jobs = job_server.status(data_dir) is None
-    env["RUNWAY_JOB_SERVER"] = job_server.start(data_dir)["socket"]
+    warm, started = start_warm_services(data_dir, os.environ) if warm else ({}, [])
+    env.update(warm)
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     Path(config.mlflow.artifact_root).mkdir(parents=True, exist_ok=True)
     commands = {
@@ -151,9 +134,9 @@ def up(
     state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
              "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
              "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
-             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]), "spark_remote": spark_url,
-             "started_spark": started_spark, "job_server": env["RUNWAY_JOB_SERVER"],
-             "started_job_server": started_jobs}  # fmt: skip
+             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]),
+             "spark_remote": warm.get("RUNWAY_SPARK_REMOTE"), "job_server": warm.get("RUNWAY_JOB_SERVER"),
+             "started": started}  # fmt: skip
 
     def start(name: str, command: list[str]) -> None:
         log = data_dir / "logs" / f"{name}.log"
@@ -162,12 +145,12 @@ def up(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         processes[name] = process
-        services[name] = {"pid": process.pid, "started_at": _started_at(process.pid), "log": str(log),
+        services[name] = {"pid": process.pid, "started_at": started_at(process.pid), "log": str(log),
                           "command": " ".join(command[1:4])}  # fmt: skip
         state_path.write_text(json.dumps(state, indent=2))  # recorded at once: `down` stops what started
 
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    # The warm Spark is recorded before anything else starts.
+    # The warm services are recorded before anything else starts.
     state_path.write_text(json.dumps(state, indent=2))
     try:
         start("airflow", commands["airflow"])
@@ -187,7 +170,7 @@ def up(
 
 
 def _alive(service: dict) -> bool:
-    return _started_at(service["pid"]) == service["started_at"] and service["started_at"] is not None
+    return started_at(service["pid"]) == service["started_at"] and service["started_at"] is not None
 
 
 def down(data_dir: Path) -> list[str]:
@@ -199,39 +182,16 @@ def down(data_dir: Path) -> list[str]:
     services = state["services"]
     running = {name: s for name, s in services.items() if _alive(s)}
     for service in running.values():
-        _signal_group(service["pid"], signal.SIGTERM)
+        signal_group(service["pid"], signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and any(_group_exists(s["pid"]) for s in running.values()):
+    while time.monotonic() < deadline and any(group_exists(s["pid"]) for s in running.values()):
         time.sleep(0.5)
     for service in running.values():
-        _signal_group(service["pid"], signal.SIGKILL)  # workers that ignored SIGTERM
-    if state.get("started_spark"):
-        import spark_server
-
-        if spark_server.stop(data_dir):
-            running["spark_connect"] = {}
-    if state.get("started_job_server"):
-        import job_server
-
-        if job_server.stop(data_dir):
-            running["job_server"] = {}
+        signal_group(service["pid"], signal.SIGKILL)  # workers that ignored SIGTERM
+    for name in stop_warm_services(data_dir, state.get("started", [])):
+        running[name] = {}
     state_path.unlink()
     return sorted(running)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def main() -> int:
@@ -248,8 +208,9 @@ def main() -> int:
         "--serving-env", default=os.environ.get("SERVING_ENV", "dev"), help="whose Champion to serve"
     )
     start.add_argument(
-        "--cold-spark", action="store_true", help="no Spark Connect server: each job starts its JVM"
-    )
+        "--cold", "--cold-spark", dest="cold", action="store_true",
+        help="no warm services: each job starts its own interpreter, and each Spark job its own JVM",
+    )  # fmt: skip
     sub.add_parser("down", help="stop what `up` started")
     args = parser.parse_args()
     data_dir = Path(os.environ.get("RUNWAY_DATA_DIR", runway_env.ROOT / "data")).resolve()
@@ -258,17 +219,20 @@ def main() -> int:
         print(f"stopped {', '.join(stopped)}" if stopped else "nothing to stop")
         return 0
     print(
-        "starting a warm Spark, Airflow, the MLflow UI and the serving endpoint (about 40 s) ...", flush=True
+        "starting a warm Spark and Python, Airflow, the MLflow UI and the serving endpoint (about 40 s) ...",
+        flush=True,
     )
-    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs, warm_spark=not args.cold_spark,
+    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs, warm=not args.cold,
                serving_port=args.serving_port, serving_env=args.serving_env)  # fmt: skip
     login = airflow_login(data_dir)
     spark = state["spark_remote"] or "none: each job starts its own JVM"
+    jobs = state["job_server"] or "none: each job starts its own interpreter"
     print(f"""
 Airflow  {state["airflow_url"]}   {login}
 MLflow   {state["mlflow_url"]}
 Serving  {state["serving_url"]}/invocations   (the {state["serving_env"]} Champion; /health, /metrics)
 Spark    {spark}
+Jobs     {jobs}
 DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {data_dir / "logs"}.
 Stop with `make down`.""")
     return 0

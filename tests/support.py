@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
 
@@ -32,10 +31,11 @@ def make_config(root: Path, env: str = "dev"):
     return config.model_copy(update={"storage": storage, "inference": inference})
 
 
-def spark_engine_store(config, spark):
+def spark_engine_store(config, spark, namespace: str = "path"):
     """A store of the native ``spark`` engine on the test session (which loads delta-spark's jars
-    where `make install` fetched them), its tables in the session catalog; a generator for fixtures:
-    the databases it created are dropped after the test. Skips, saying why, without the jars."""
+    where `make install` fetched them), its tables by location under the config's lakehouse (the
+    spark-submit default) or in the session catalog (``namespace="session"``); a generator for
+    fixtures: the databases it created are dropped after the test. Skips, saying why, without the jars."""
     import pytest
 
     from jobs.common.paths import delta_jars
@@ -44,7 +44,7 @@ def spark_engine_store(config, spark):
 
     if not delta_jars_available(spark):
         pytest.skip(f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}")
-    settings = config.table_store.model_copy(update={"engine": "spark", "namespace": "session"})
+    settings = config.table_store.model_copy(update={"engine": "spark", "namespace": namespace})
     before = {d.name for d in spark.catalog.listDatabases()}
     yield open_table_store(config.model_copy(update={"table_store": settings}), spark)
     for database in {d.name for d in spark.catalog.listDatabases()} - before:
@@ -69,9 +69,10 @@ class SparkStandaloneCluster:
         import urllib.request
 
         import pyspark
+        from background import free_port  # scripts/background.py
 
         home = Path(pyspark.__file__).parent
-        port, ui_port = _free_port(), _free_port()
+        port, ui_port = free_port(), free_port()
         env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
                "SPARK_WORKER_DIR": str(self.root / "work"), "SPARK_LOG_DIR": str(self.root / "logs")}  # fmt: skip
         self.url, self.ui = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}"
@@ -80,7 +81,7 @@ class SparkStandaloneCluster:
             "master": [launcher, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
                        "--webui-port", str(ui_port)],
             "worker": [launcher, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores",
-                       str(self.cores), "--memory", self.memory, "--webui-port", str(_free_port()), self.url],
+                       str(self.cores), "--memory", self.memory, "--webui-port", str(free_port()), self.url],
         }  # fmt: skip
         self.root.mkdir(parents=True, exist_ok=True)
         for name, command in commands.items():
@@ -112,25 +113,8 @@ class SparkStandaloneCluster:
         return state.get("completedapps", []) + state.get("activeapps", [])
 
     def stop(self) -> None:
-        import os
-        import signal
+        from background import kill_group
 
         for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except Exception:  # noqa: BLE001 — what ignored SIGTERM
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            kill_group(process.pid)
         self.processes.clear()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from background import free_port  # scripts/background.py
 from stack import stack_env  # scripts/stack.py (conftest puts scripts/ on the path)
 
 from jobs.common.config import ENVIRONMENTS, PIPELINES
@@ -30,12 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAINING_CONF = {"training_end": "2013-03-01", "window_days": 59, "reason": "manual", "hyperparameters": {}}
 BACKFILL = ("2013-02-04", "2013-02-06")  # three daily runs
 DEADLINE = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stack_configs(target: Path) -> Path:
@@ -117,13 +111,14 @@ def stack(spark, tmp_path_factory):
     refresh(JobContext.open(prod, "prod-gold-for-the-stack"), window)
     patch.undo()
 
-    ports = {"airflow": _free_port(), "mlflow": _free_port(), "serving": _free_port()}
+    ports = {"airflow": free_port(), "mlflow": free_port(), "serving": free_port()}
     env = {
         **stack_env(data_dir, ports["airflow"], "all", prod.compute.spark_master),
         "RUNWAY_CONFIG_DIR": str(configs),
         "RUNWAY_SERVING_POLL_SECONDS": "1",
     }
-    env.pop("RUNWAY_SPARK_REMOTE", None)  # `up` starts the stack's own warm Spark, `down` stops it
+    for variable in ("RUNWAY_SPARK_REMOTE", "RUNWAY_JOB_SERVER"):  # `up` starts the stack's own warm services
+        env.pop(variable, None)
     up = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "stack.py"), "up", "--airflow-port", str(ports["airflow"]),
          "--mlflow-port", str(ports["mlflow"]), "--serving-port", str(ports["serving"]), "--serving-env", "prod"],
@@ -294,9 +289,9 @@ def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
 def test_down_stops_exactly_what_up_started(stack):
     state = stack["state"]
     spark = json.loads((stack["data_dir"] / "run" / "spark_connect.json").read_text())
-    assert state["spark_remote"] == spark["url"] and state["started_spark"]
+    assert state["spark_remote"] == spark["url"]
     jobs = json.loads((stack["data_dir"] / "run" / "job_server.json").read_text())
-    assert state["job_server"] == jobs["socket"] and state["started_job_server"]
+    assert state["job_server"] == jobs["socket"] and state["started"] == ["spark_connect", "job_server"]
     pids = [s["pid"] for s in state["services"].values()] + [spark["pid"], jobs["pid"]]
     bystander = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True

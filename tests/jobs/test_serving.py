@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,18 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from background import free_port  # scripts/background.py
 
 from jobs.common.audit import audit_trail
 from jobs.common.modeling import model_inputs
 from tests.conftest import ROOT
 
 CHAMPION = "Champion"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(url: str, path: str, body: bytes | None = None, content_type: str = "application/json",
@@ -57,7 +51,7 @@ class Server:
     """``python -m jobs.serve`` on a free loopback port, in its own process group."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log, self.port = env, log, _free_port()
+        self.env, self.log, self.port = env, log, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
@@ -212,7 +206,7 @@ def test_bad_requests_are_400s_naming_the_problem(server, gold_rows, body, conte
 def test_a_second_server_on_the_same_wal_refuses_to_start(server, registry, tmp_path):
     """Two servers appending to one WAL would commit each other's segments under one transaction
     id: the second one exits with a sentence naming the folder, the first keeps serving."""
-    second = subprocess.run([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(_free_port())],
+    second = subprocess.run([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(free_port())],
                             env=registry["env"], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert second.returncode == 2, second.stderr[-2000:]
     assert "another serving process writes the inference log's WAL" in second.stderr

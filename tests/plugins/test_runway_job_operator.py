@@ -3,12 +3,12 @@ server (tests/conftest.py) and started as a new interpreter, with the same outco
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from background import free_port, port_answers  # scripts/background.py
 
 from hooks.runway_job import LocalJobHook, RunwayJobError
 from operators.runway_job import RunwayJobOperator
@@ -44,9 +44,7 @@ def test_a_job_server_that_does_not_answer_is_skipped(tmp_path, capsys):
 
 def test_on_kill_stops_a_forked_job(job_env, tmp_path):
     """The endpoint runs until stopped: the task's on_kill ends it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     hook = LocalJobHook(extra_env=job_env)
     outcome: list[object] = []
 
@@ -59,22 +57,14 @@ def test_on_kill_stops_a_forked_job(job_env, tmp_path):
     runner = threading.Thread(target=serve)
     runner.start()
     deadline = time.monotonic() + 120
-    while not _answers(port):
+    while not port_answers(port):
         assert runner.is_alive() and time.monotonic() < deadline, f"the endpoint did not start: {outcome}"
         time.sleep(0.2)
     hook.kill()
     runner.join(60)
-    assert not runner.is_alive() and not _answers(port)
+    assert not runner.is_alive() and not port_answers(port)
     # uvicorn stops gracefully, then re-raises the signal: the process ends by SIGTERM, as the task asked
     assert isinstance(outcome[0], RunwayJobError) and outcome[0].exit_code == -15 and outcome[0].retryable
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_missing_input_is_retryable(job_env):
