@@ -13,11 +13,9 @@ ifdef USE_CASE
 export RUNWAY_USE_CASE := $(USE_CASE)
 endif
 
-.PHONY: install test demo up down bench wheel lint format clean use-case use-case-check
+.PHONY: install delta-jars test demo up down bench wheel lint format clean use-case use-case-check
 
-DELTA_JARS := .jars/delta/manifest.json
-
-install: $(STAMP) $(DELTA_JARS)
+install: $(STAMP) delta-jars
 
 $(STAMP): requirements.txt pyproject.toml
 	@scripts/check_prereqs.sh $(PYTHON)
@@ -28,9 +26,10 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 # delta-spark's JVM jars for the spark table engine, with Maven where `mvn` is installed (else the
-# manifest says why and the spark engine's tests skip with that reason).
-$(DELTA_JARS): $(STAMP)
-	$(PY) scripts/fetch_delta_jars.py
+# manifest says why, the spark engine's tests skip with that reason, and the next install tries
+# again); quiet and quick when .jars/delta/manifest.json is current.
+delta-jars: $(STAMP)
+	@$(PY) scripts/fetch_delta_jars.py
 
 ## The whole test suite (what CI runs).
 test: install

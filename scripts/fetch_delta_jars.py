@@ -1,7 +1,7 @@
 """delta-spark's JVM jars for the installed PySpark, fetched with the ordinary Maven client (what
 `make install` runs where ``mvn`` is present): the ``spark`` table engine's local sessions load them.
 
-    .venv/bin/python scripts/fetch_delta_jars.py          # -> .jars/delta/manifest.json
+    .venv/bin/python scripts/fetch_delta_jars.py          # -> .jars/delta/manifest.json (quiet when current)
 
 The artifact is the one ``delta.configure_spark_with_delta_pip`` names
 (``io.delta:delta-spark_<spark major.minor>_2.13:<delta-spark's pip version>``), resolved with its
@@ -56,7 +56,9 @@ def spark_shipped() -> set[str]:
     return {_artifact_name(j.name) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
 
 
-def fetch() -> dict:
+def fetch() -> dict | None:
+    """Fetch the jars unless the manifest already names them all; the new manifest, or None when
+    nothing needed doing (a manifest that recorded why it has none is tried again)."""
     artifact, version = wanted()
     manifest = {"artifact": f"io.delta:{artifact}:{version}", "jars": [], "skipped": None}
     current = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
@@ -65,7 +67,7 @@ def fetch() -> dict:
         and current.get("jars")
         and all(Path(j).is_file() for j in current["jars"])
     ):
-        return current
+        return None
     mvn = shutil.which("mvn")
     if mvn is None:
         return _write(
@@ -97,6 +99,8 @@ def _write(manifest: dict) -> dict:
 
 def main() -> int:
     manifest = fetch()
+    if manifest is None:  # up to date: `make` runs this every time, quietly
+        return 0
     if manifest["skipped"]:
         print(
             f"delta-spark jars: {manifest['skipped']} (the spark engine's tests will skip)", file=sys.stderr

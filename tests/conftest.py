@@ -80,6 +80,15 @@ def warm_python():
 
 
 @pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once for the session as `make wheel` builds it."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    return next(out.glob("runway_mlops-*-py3-none-any.whl"))
+
+
+@pytest.fixture(scope="session")
 def spark_cluster(tmp_path_factory):
     """One real Spark standalone cluster (a master and a 2-core worker on loopback) for the session,
     started by the first test that needs it."""

@@ -11,10 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_wheel_installs_the_entry_point_and_the_include_files(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
-    wheel = next((tmp_path / "dist").glob("runway_mlops-*-py3-none-any.whl"))
+def test_the_wheel_installs_the_entry_point_and_the_include_files(project_wheel, tmp_path):
+    wheel = project_wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert "jobs/__main__.py" in names and "jobs/train.py" in names
     assert not any(n.startswith(("tests/", "plugins/", "dags/")) for n in names)  # Airflow code stays out

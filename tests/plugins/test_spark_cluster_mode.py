@@ -28,14 +28,6 @@ VOLATILE = ("_ingested_at", "_source_file", "_run_id")  # when and where a row w
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
-    return next(out.glob("*.whl"))
-
-
-@pytest.fixture(scope="module")
 def local_gold(tmp_path_factory, spark):
     """The same days refreshed by a local job (local engine, the session's warm Spark)."""
     from jobs.seed import seed
@@ -70,7 +62,7 @@ def _checksum(spark, root: Path, engine: str):
 
 @pytest.mark.parametrize("engine", ["spark", "local"])
 def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
-    engine, airflow_db, spark_cluster, wheel, local_gold, spark, tmp_path, monkeypatch
+    engine, airflow_db, spark_cluster, project_wheel, local_gold, spark, tmp_path, monkeypatch
 ):
     from airflow.models import DagBag
 
@@ -82,7 +74,7 @@ def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
         pytest.skip(f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}")
     master = urlparse(spark_cluster.url)
     for key, value in {
-        "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_WHEEL_FILE": str(wheel), "RUNWAY_DAG_ENVS": "dev",
+        "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_WHEEL_FILE": str(project_wheel), "RUNWAY_DAG_ENVS": "dev",
         "RUNWAY_DATA_DIR": str(tmp_path), "RUNWAY_SPARK_SUBMIT_ENGINE": engine, "RUNWAY_SPARK_REMOTE": "",
         "RUNWAY_DELTA_SNAPSHOT_PARTITIONS": "2",  # a 2-core worker
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the pyspark package's spark-submit

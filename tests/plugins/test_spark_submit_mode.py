@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -25,13 +24,10 @@ DAY = date(2013, 11, 5)  # a day no other test touches
 
 
 @pytest.fixture(scope="module")
-def spark_submit_mode(airflow_db, tmp_path_factory):
+def spark_submit_mode(airflow_db, project_wheel, tmp_path_factory):
     """spark-submit mode with the stand-in first on PATH, the wheel built, and a config copy whose
     'cluster' keeps the local table engine (no Delta jars here) and adds no Delta conf."""
-    root = tmp_path_factory.mktemp("spark-submit")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(root / "dist"), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
-    wheel = next((root / "dist").glob("*.whl"))
+    root, wheel = tmp_path_factory.mktemp("spark-submit"), project_wheel
     bin_dir = root / "bin"
     bin_dir.mkdir()
     launcher = bin_dir / "spark-submit"
