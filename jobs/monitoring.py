@@ -164,17 +164,19 @@ def drift_snapshot(config: EnvConfig, reference: pd.DataFrame, current: pd.DataF
     )
 
 
-def quality_of(
-    config: EnvConfig, predictions: pd.DataFrame, labels: pd.DataFrame
-) -> tuple[list[dict[str, Any]], int]:
+def quality_of(config: EnvConfig, predictions: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
     """(quality metric rows — none below ``quality_min_rows`` labelled rows or with one class —,
     the number of labelled predictions)."""
     import numpy as np
 
     from jobs.common.modeling import classification_metrics
 
-    model_cfg, monitoring, keys = config.use_case.model, config.monitoring, config.use_case.features.keys
-    labelled = predictions.merge(labels[labels[model_cfg.label].notna()], on=keys)
+    model_cfg, monitoring = config.use_case.model, config.monitoring
+    labelled = (
+        predictions[predictions[model_cfg.label].notna()]
+        if model_cfg.label in predictions
+        else predictions[:0]
+    )
     y = labelled[model_cfg.label].astype(int).to_numpy() if len(labelled) else np.array([], dtype=int)
     if len(labelled) < monitoring.quality_min_rows or len(np.unique(y)) < 2:
         return [], len(labelled)
@@ -260,15 +262,11 @@ def monitor(
     snapshot = drift_snapshot(config, reference, current)
     expected = tuple(model_cfg.features.expected_to_move)
     rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share, expected)
-    quality, labelled = [], 0
-    keyed = predictions.dropna(subset=[k for k in features.keys if k in predictions.columns])
-    if set(features.keys) <= set(predictions.columns) and len(keyed):  # labels join on the entity's keys
-        # Batch scoring's window is the data's; requests may name entities of any date.
-        labelled_window = (
-            (features.date_column, window.start, window.end) if source == DEFAULT_SOURCE else None
-        )
-        labels = store.read_pandas(gold, window=labelled_window, columns=[*features.keys, model_cfg.label])
-        quality, labelled = quality_of(config, keyed.astype(labels[features.keys].dtypes.to_dict()), labels)
+    from jobs.common.lifecycle import with_gold_labels
+
+    # Labels join on the entity's keys: batch scoring's rows are its window's, requests' of any date.
+    joined = with_gold_labels(config, store, predictions, window if source == DEFAULT_SOURCE else None)
+    quality, labelled = quality_of(config, joined)
     rows += quality
     rows.append(_row("rows", None, float(len(predictions)), None, False, "count"))
     rows.append(_row("labelled_rows", None, float(labelled), None, False, "count"))

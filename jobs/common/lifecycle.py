@@ -82,17 +82,21 @@ def mlflow_client(config: EnvConfig):
     return mlflow.MlflowClient()
 
 
-def with_gold_labels(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> pd.DataFrame:
-    """Logged rows (the inference table's) with gold's label joined on the use case's keys, from any
-    date of gold (null where gold has none); rows that do not carry every key come back unchanged.
-    One read of gold's keys and label."""
+def with_gold_labels(
+    config: EnvConfig, store: TableStore, rows: pd.DataFrame, window: Window | None = None
+) -> pd.DataFrame:
+    """Predictions (batch or logged) with gold's label joined on the use case's keys (null where gold
+    has none), from gold's ``window`` (batch scoring's, whose rows are that window's) or any date
+    (requests may name entities of any date); rows that do not carry every key come back
+    unchanged. One read of gold's keys and label."""
     import pandas as pd
 
     features, label = config.use_case.features, config.use_case.model.label
     keys = list(features.keys)
     if rows.empty or not set(keys) <= set(rows.columns) or rows[keys].isna().all(axis=None):
         return rows
-    gold = store.read_pandas(store.name("gold", features.table), columns=[*keys, label])
+    dates = (features.date_column, window.start, window.end) if window is not None else None
+    gold = store.read_pandas(store.name("gold", features.table), window=dates, columns=[*keys, label])
     keyed = rows.dropna(subset=keys).astype(gold[keys].dtypes.to_dict())
     return pd.concat([keyed.merge(gold, on=keys, how="left"), rows[rows[keys].isna().any(axis=1)]])
 
