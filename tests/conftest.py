@@ -33,14 +33,14 @@ logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO at interpreter e
 def spark():
     """The one local SparkSession all in-process tests share."""
     from jobs.common.config import load_config
-    from jobs.common.spark import DELTA_EXTENSIONS, get_spark, with_delta_jars
+    from jobs.common.spark import DELTA_SESSION_CONF, get_spark, with_delta_jars
 
     config = load_config("dev")
     # With delta-spark's jars (make install fetches them where mvn is present) the same session
     # serves both table engines: the local one ignores the Delta catalog, the spark one needs it.
     conf = with_delta_jars(config.compute.spark_conf)
     if conf.get("spark.jars"):
-        conf = {**conf, **DELTA_EXTENSIONS, "spark.sql.warehouse.dir": str(_SESSION_DIR / "warehouse")}
+        conf = {**conf, **DELTA_SESSION_CONF, "spark.sql.warehouse.dir": str(_SESSION_DIR / "warehouse")}
     compute = config.compute.model_copy(update={"spark_conf": conf})
     session = get_spark(config.model_copy(update={"compute": compute}), app_name="runway-tests")
     yield session

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
     from jobs.common.config import EnvConfig
 
-DELTA_EXTENSIONS = {
+# What a session needs for native Delta (delta-spark's SQL extension and catalog), and one setting
+# sized for a local session.
+DELTA_SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     # A snapshot's state is rebuilt in this many tasks (Delta's default, 50, is sized for a cluster:
@@ -163,7 +165,7 @@ def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     )
     conf = {**SESSION_CONF, **config.compute.spark_conf}
     if config.table_store.engine == "spark":
-        conf = {**DELTA_EXTENSIONS, **with_delta_jars(conf)}
+        conf = {**DELTA_SESSION_CONF, **with_delta_jars(conf)}
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -62,9 +62,9 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
                         "RUNWAY_USE_CASE": use_case_selector(config), **spec["env_vars"]}  # fmt: skip
     native_delta = spec["env_vars"].get("RUNWAY_TABLE_ENGINE") == "spark"
     if not native_delta:  # a cluster without Delta: delta-rs commits from the driver
-        from jobs.common.spark import DELTA_EXTENSIONS
+        from jobs.common.spark import DELTA_SESSION_CONF
 
-        spec["conf"] = {k: v for k, v in spec["conf"].items() if k not in DELTA_EXTENSIONS}
+        spec["conf"] = {k: v for k, v in spec["conf"].items() if k not in DELTA_SESSION_CONF}
     elif not (spec["jars"] or spec["packages"] or "spark.jars" in spec["conf"]):
         from jobs.common.paths import delta_jars
 
