@@ -63,15 +63,11 @@ def _run(socket_path, folder, *arguments, **env):
 
 def _gone(pid: int, seconds: float = 10) -> bool:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return True  # exited; its parent has not reaped it yet
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    return False
+    return True
 
 
 def test_a_forked_job_is_the_process_python_m_would_be(job_server, probe_dir):
@@ -151,23 +147,6 @@ def test_another_environments_interpreter_or_no_server_is_unavailable(job_server
                 on_line=print)  # fmt: skip
 
 
-def test_stopping_the_server_stops_its_running_jobs(probe_dir, tmp_path):
-    import job_server as script
-
-    data = tmp_path / "data"
-    state = script.start(data)
-    pids = probe_dir / "pids"
-    outcome: list[int | None] = []
-    runner = threading.Thread(
-        target=lambda: outcome.append(_run(state["socket"], probe_dir, "sleep", str(pids))[0])
-    )
-    runner.start()
-    job_pid, sleeper = _wait_for_pids(pids)
-    assert script.stop(data)
-    runner.join(30)
-    assert outcome == [None] and _gone(job_pid) and _gone(sleeper)
-
-
 def _wait_for_pids(path: Path) -> tuple[int, int]:
     deadline = time.monotonic() + 30
     while not (path.is_file() and path.read_text()):
@@ -224,9 +203,11 @@ def test_a_malformed_request_is_refused_and_the_server_serves_on(job_server, pro
     assert _run(job_server, probe_dir, "report")[0] == 3  # the server still forks jobs
 
 
-def test_a_job_whose_server_is_killed_is_stopped_before_its_caller_returns(probe_dir, tmp_path):
-    """A server killed outright (SIGKILL: no chance to stop its jobs) must not leave a job running
-    that the task's retry would then run a second time beside: the caller stops the job's group."""
+@pytest.mark.parametrize("end", ["stopped", "killed"])
+def test_a_job_ends_with_its_server_before_its_caller_returns(end, probe_dir, tmp_path):
+    """Stopped (SIGTERM: the server stops its jobs) or killed outright (SIGKILL: no chance to), a
+    server must not leave a job running that the task's retry would then run a second time beside:
+    the caller sees the server gone (None, retryable) only once the job's group is gone."""
     import job_server as script
 
     data = tmp_path / "data"
@@ -238,7 +219,10 @@ def test_a_job_whose_server_is_killed_is_stopped_before_its_caller_returns(probe
     )
     runner.start()
     job_pid, sleeper = _wait_for_pids(pids)
-    os.kill(state["pid"], signal.SIGKILL)
+    if end == "stopped":
+        assert script.stop(data)
+    else:
+        os.kill(state["pid"], signal.SIGKILL)
     runner.join(60)
     assert outcome == [None]
     for pid in (job_pid, sleeper):  # gone by the time the caller returned, not eventually
