@@ -29,13 +29,16 @@ DELTA_SESSION_CONF = {
     # on a local session each commit then waits for 50 tiny tasks). What Delta's own tests use.
     "spark.databricks.delta.snapshotPartitions": "2",
 }
-# What every job's session computes with (a local session's builder, a remote session's conf).
-SESSION_CONF = {
-    "spark.sql.shuffle.partitions": "4",
+# How every job's session computes, wherever it runs (a cluster's defaults may differ): session
+# time in UTC, ANSI SQL, Arrow between the JVM and pandas. Set on a cluster's session too.
+SESSION_SEMANTICS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.ansi.enabled": "true",
 }
+# A local or warm session's settings (a local builder, a remote session's conf): the semantics and a
+# size for two cores. A cluster keeps its own sizing (compute.spark_submit.conf, the cluster's).
+SESSION_CONF = {"spark.sql.shuffle.partitions": "4", **SESSION_SEMANTICS}
 
 
 # How long a job keeps retrying a Spark Connect server that stopped answering before it gives up
@@ -110,6 +113,14 @@ def _release(spark: SparkSession) -> None:
         spark.stop()
 
 
+def with_semantics(spark: SparkSession) -> SparkSession:
+    """``spark`` computing with ``SESSION_SEMANTICS`` (runtime SQL settings: any session may set them)."""
+    for key, value in SESSION_SEMANTICS.items():
+        if spark.conf.get(key, None) != value:
+            spark.conf.set(key, value)
+    return spark
+
+
 def _local_spark_running() -> bool:
     """Whether this process already runs a local Spark (a test session, a notebook): it is used."""
     from pyspark import SparkContext
@@ -140,17 +151,18 @@ def with_delta_jars(conf: dict[str, str]) -> dict[str, str]:
 def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     """Return the active session, or build one.
 
-    On a cluster (Databricks, spark-submit) a session already exists and is returned unchanged.
+    On a cluster (Databricks, spark-submit) the cluster's session (the active one, or the one
+    spark-submit configured), with its sizing and Runway's ``SESSION_SEMANTICS``.
     With ``compute.spark_remote`` set, a session on that Spark Connect server.
     Locally, workers must use this interpreter (else they pick another ``python3`` without pandas).
     """
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
+    if config.compute.kind != "local":  # a cluster's driver: its session and sizing, Runway's semantics
+        return with_semantics(active or SparkSession.builder.appName(app_name).getOrCreate())
     if active is not None:
         return active
-    if config.compute.kind != "local":  # a cluster's driver: its session, its settings
-        return SparkSession.builder.appName(app_name).getOrCreate()
     if config.compute.spark_remote and not _local_spark_running():
         return remote_session(config.compute.spark_remote)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

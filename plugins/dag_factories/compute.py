@@ -60,6 +60,7 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
         spec[key] = str((PROJECT_ROOT / spec[key]).resolve())
     spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_INCLUDE_DIR": str(include_dir()),
                         "RUNWAY_USE_CASE": use_case_selector(config), **spec["env_vars"]}  # fmt: skip
+    spec["conf"] = {k: v for k, v in spec["conf"].items() if v not in ("", None)}  # empty: the cluster's own
     native_delta = spec["env_vars"].get("RUNWAY_TABLE_ENGINE") == "spark"
     if not native_delta:  # a cluster without Delta: delta-rs commits from the driver
         from jobs.common.spark import DELTA_SESSION_CONF
