@@ -225,12 +225,15 @@ def streaming_latency(files: int = 12, pace: float = 2.0) -> dict:
             stream.wait(timeout=120)
     from deltalake import DeltaTable
 
+    from jobs.tablestore.base import commit_metadata
+
     table = DeltaTable(str(data / "lakehouse" / "dev" / "ml" / "predictions"))
     query = json.loads(metadata.read_text())["id"]  # this run's query: earlier runs' rows are ignored
+    commits = [(commit_metadata(entry), entry["timestamp"] / 1000) for entry in table.history()]
     committed = {
-        entry["run_id"]: entry["timestamp"] / 1000
-        for entry in table.history()
-        if entry.get("job") == "streaming_inference" and str(entry.get("run_id", "")).startswith(query)
+        meta["run_id"]: at
+        for meta, at in commits
+        if meta.get("job") == "streaming_inference" and meta.get("run_id", "").startswith(query)
     }
     rows = table.to_pyarrow_dataset().to_table(columns=["flight_id", "run_id"]).to_pandas()
     batch_of = {r.flight_id: r.run_id for r in rows[rows.run_id.str.startswith(query)].itertuples()}

@@ -6,6 +6,7 @@ environment: it may read the catalogs in ``access.read_catalogs`` and write only
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -34,6 +35,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.tablestore")
 COMMIT_ATTEMPTS = 6  # tries of one write that loses commit races to concurrent writers
+# Where both engines keep a commit's metadata (run id, window...): Delta's ``userMetadata``, one
+# JSON string. Not keys of the commit info's own: some (``job``, ``notebook``) are Delta fields with
+# types of their own, and delta-spark then cannot read the table's log.
+USER_METADATA = "userMetadata"
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> str:
+    """A write's metadata as the ``userMetadata`` string both engines commit (values as text)."""
+    return json.dumps({k: str(v) for k, v in metadata.items()}, sort_keys=True)
+
+
+def commit_metadata(commit: Mapping[str, Any]) -> dict[str, str]:
+    """The metadata a commit's writer gave (``encode_metadata``); {} for a commit without any."""
+    try:
+        metadata = json.loads(commit.get(USER_METADATA) or "{}")
+    except ValueError:  # another tool's free text
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 class TablePermissionError(BadInputError, PermissionError):
@@ -475,14 +494,19 @@ class TableStore(ABC):
     @abstractmethod
     def version(self, name: TableName) -> int: ...
 
-    @abstractmethod
     def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
         """The table's commits, newest first: ``version``, ``operation``, ``timestamp``... and the
         metadata each write was given (``run_id``, ...) as keys of its own."""
+        return [{**commit_metadata(c), **c} for c in self._history(name, limit)]
+
+    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
+        """The metadata (run id, window, ...) the table's latest commit was given."""
+        [latest] = self._history(name, 1)
+        return commit_metadata(latest)
 
     @abstractmethod
-    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
-        """The custom metadata (run id, window, ...) of the table's latest commit."""
+    def _history(self, name: TableName, limit: int | None) -> list[dict[str, Any]]:
+        """Delta's commit info of the table's commits, newest first."""
 
     @abstractmethod
     def transaction_version(self, name: TableName, app_id: str) -> int | None:

@@ -15,7 +15,15 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from jobs.common.errors import BadInputError
-from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore, is_arrow
+from jobs.tablestore.base import (
+    USER_METADATA,
+    Commit,
+    TableName,
+    TableNotFoundError,
+    TableStore,
+    encode_metadata,
+    is_arrow,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -72,14 +80,8 @@ class LocalDeltaTableStore(TableStore):
     def version(self, name: TableName) -> int:
         return self._table(name).version()
 
-    def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
+    def _history(self, name: TableName, limit: int | None) -> list[dict[str, Any]]:
         return self._table(name).history(limit)
-
-    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
-        [latest] = self.history(name, 1)
-        standard = {"timestamp", "operation", "operationParameters", "engineInfo", "clientVersion",
-                    "operationMetrics", "version", "readVersion", "isBlindAppend", "userName", "userId"}  # fmt: skip
-        return {k: v for k, v in latest.items() if k not in standard}
 
     def transaction_version(self, name: TableName, app_id: str) -> int | None:
         return self._table(name).transaction_version(app_id)
@@ -160,7 +162,7 @@ class LocalDeltaTableStore(TableStore):
     @staticmethod
     def _commit(metadata: dict, transaction: tuple[str, int] | None = None) -> CommitProperties:
         return CommitProperties(
-            custom_metadata={k: str(v) for k, v in metadata.items()},
+            custom_metadata={USER_METADATA: encode_metadata(metadata)} if metadata else None,
             app_transactions=[Transaction(*transaction)] if transaction else None,
         )
 

@@ -7,13 +7,29 @@ every verb maps to one delta-spark call.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import BadInputError
-from jobs.tablestore.base import Commit, TableName, TableNotFoundError, TableStore
+from jobs.tablestore.base import (
+    USER_METADATA,
+    Commit,
+    TableName,
+    TableNotFoundError,
+    TableStore,
+    encode_metadata,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pyspark.sql import DataFrame
+
+# A commit's userMetadata where delta-spark takes no writer option (MERGE, ALTER TABLE): a session
+# setting, held by one such commit of this process at a time.
+SESSION_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+_session_metadata = threading.Lock()
 
 
 def delta_jars_available(spark) -> bool:
@@ -132,19 +148,9 @@ class SparkDeltaTableStore(TableStore):
     def version(self, name: TableName) -> int:
         return int(self._delta(name).history(1).collect()[0]["version"])
 
-    def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
-        import json
-
+    def _history(self, name: TableName, limit: int | None) -> list[dict[str, Any]]:
         history = self._delta(name).history(limit) if limit else self._delta(name).history()
-        commits = [row.asDict(recursive=True) for row in history.collect()]
-        # The commit's metadata (run id, window...) beside Delta's fields, as delta-rs lists it.
-        return [{**json.loads(c.get("userMetadata") or "{}"), **c} for c in commits]
-
-    def last_commit_metadata(self, name: TableName) -> dict[str, str]:
-        import json
-
-        [latest] = self.history(name, 1)
-        return json.loads(latest.get("userMetadata") or "{}")
+        return [row.asDict(recursive=True) for row in history.collect()]
 
     def transaction_version(self, name: TableName, app_id: str) -> int | None:
         """The latest snapshot's ``txn`` version for ``app_id`` (delta-spark's Python API does not
@@ -168,11 +174,29 @@ class SparkDeltaTableStore(TableStore):
         fields = self._read(name, version=None, timestamp=None, window=None).schema.fields
         return {f.name: f.dataType.simpleString() for f in fields}
 
+    @contextlib.contextmanager
+    def _metadata_of_session_commits(self, metadata: dict) -> Iterator[None]:
+        """Commits inside carry ``metadata`` (the session setting, restored after)."""
+        if not metadata:
+            yield
+            return
+        with _session_metadata:
+            before = self.spark.conf.get(SESSION_USER_METADATA, None)
+            self.spark.conf.set(SESSION_USER_METADATA, encode_metadata(metadata))
+            try:
+                yield
+            finally:
+                if before is None:
+                    self.spark.conf.unset(SESSION_USER_METADATA)
+                else:
+                    self.spark.conf.set(SESSION_USER_METADATA, before)
+
     def _add_columns(self, name: TableName, columns: dict[str, str], metadata: dict) -> None:
         present = self._schema(name)  # another writer may have added them meanwhile
         added = ", ".join(f"`{c}` {kind.upper()}" for c, kind in columns.items() if c not in present)
         if added:
-            self.spark.sql(f"ALTER TABLE {self._fqn(name)} ADD COLUMNS ({added})")
+            with self._metadata_of_session_commits(metadata):
+                self.spark.sql(f"ALTER TABLE {self._fqn(name)} ADD COLUMNS ({added})")
 
     def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
         reader = self.spark.read.format("delta")
@@ -189,7 +213,7 @@ class SparkDeltaTableStore(TableStore):
 
     def _commit(self, name: TableName) -> Commit:
         """The latest commit, with rows written from Delta's operation metrics."""
-        [latest] = self.history(name, 1)
+        [latest] = self._history(name, 1)
         metrics = {k: int(v) for k, v in (latest.get("operationMetrics") or {}).items() if str(v).isdigit()}
         if "numOutputRows" in metrics:  # a write; replaceWhere also rewrites (copies) rows it keeps
             rows = metrics["numOutputRows"] - metrics.get("numCopiedRows", 0)
@@ -202,9 +226,7 @@ class SparkDeltaTableStore(TableStore):
         if evolve:
             writer = writer.option("mergeSchema", "true")
         if metadata:
-            import json
-
-            writer = writer.option("userMetadata", json.dumps(metadata, default=str))
+            writer = writer.option(USER_METADATA, encode_metadata(metadata))
         return writer
 
     def _overwrite(
@@ -231,14 +253,15 @@ class SparkDeltaTableStore(TableStore):
         if evolve:
             self.spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        (
+        merge = (
             self._delta(name)
             .alias("t")
             .merge(df.alias("s"), on)
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
-            .execute()
         )
+        with self._metadata_of_session_commits(metadata):
+            merge.execute()
         return self._commit(name)
 
     def _append(

@@ -303,6 +303,30 @@ def test_upkeep_lists_compacts_and_vacuums_without_changing_a_row(spark, store):
     assert content(store, events) == before
 
 
+@pytest.mark.parametrize("writer", ["local", "spark"])
+def test_a_table_either_engine_wrote_is_read_and_written_by_the_other(writer, spark, dev_config):
+    """The embedded default's tables move to a cluster unchanged (and back): rows, versions and each
+    commit's metadata (whatever its keys: ``job`` is also a field of Delta's own commit info)."""
+    from tests.support import spark_engine_store
+
+    spark_store = spark_engine_store(dev_config, spark)
+    engines = {"local": open_table_store(dev_config, spark), "spark": next(spark_store)}
+    first, second = engines[writer], engines["spark" if writer == "local" else "local"]
+    table = first.name("silver", "events")
+    meta = {"job": "feature_refresh.silver", "run_id": "r1", "window": "[2013-01-01, 2013-01-02)"}
+    first.overwrite(table, rows(spark, (date(2013, 1, 1), 1, "a")), metadata=meta)
+    assert second.last_commit_metadata(table) == meta
+    assert content(second, table) == [(date(2013, 1, 1), 1, "a")]
+    second.merge(
+        table, rows(spark, (date(2013, 1, 2), 2, "b")), ["id"], metadata={"job": "other", "run_id": "r2"}
+    )
+    for store in (first, second):
+        assert store.version(table) == 1 and len(content(store, table)) == 2
+        assert store.last_commit_metadata(table) == {"job": "other", "run_id": "r2"}
+        assert [c["run_id"] for c in store.history(table)] == ["r2", "r1"]
+    next(spark_store, None)
+
+
 def test_reading_a_missing_table_says_so(store):
     with pytest.raises(TableNotFoundError, match="dev.gold.nothing does not exist"):
         store.read(store.name("gold", "nothing"))
