@@ -92,7 +92,7 @@ def project_wheel(tmp_path_factory) -> Path:
 def spark_cluster(tmp_path_factory):
     """One real Spark standalone cluster (a master and a 2-core worker on loopback) for the session,
     started by the first test that needs it."""
-    from tests.support import SparkStandaloneCluster
+    from spark_cluster import SparkStandaloneCluster  # scripts/spark_cluster.py
 
     cluster = SparkStandaloneCluster(tmp_path_factory.mktemp("spark-cluster"))
     cluster.start()
