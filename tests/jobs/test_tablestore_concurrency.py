@@ -1,6 +1,8 @@
-"""Two writers at once on the local engine: no committed row is lost or duplicated, on fresh and on
-existing tables, whatever order their steps interleave in; a write that keeps losing commit races
-ends in one retryable sentence. Real Delta tables, real processes (Arrow writes: no Spark)."""
+"""Two writers at once: no committed row is lost or duplicated, on fresh and on existing tables,
+whatever order their steps interleave in; a write that keeps losing commit races ends in one
+retryable sentence. Real Delta tables: the local engine in real processes (Arrow writes, no
+Spark), native delta-spark (the spark engine, tables by location) with two writers on one session —
+Delta's optimistic transactions conflict there as across processes."""
 
 from __future__ import annotations
 
@@ -72,28 +74,41 @@ def test_a_first_merge_merges_when_another_writer_created_the_table_meanwhile(de
     assert calls[:2] == [False, False] and len(frame) == 50 and set(frame["value"]) == {"a"}  # upserted
 
 
-WRITER = textwrap.dedent(
-    """
-    import json, sys, time
-    from datetime import date
-    from tests.support import make_config
-    from jobs.tablestore import open_table_store
-    root, verb, who, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    store = open_table_store(make_config(__import__("pathlib").Path(root)))
-    schema = "day date, id int, value string"
-    day = date(2013, 1, 1 + int(who))
-    rows = store.small_frame([{"day": day, "id": i + 1000 * int(who), "value": who} for i in range(200)], schema)
-    same = store.small_frame([{"day": date(2013, 1, 1), "id": i, "value": "txn"} for i in range(200)], schema)
+def race_write(store, verb: str, who: int, start: float):
+    """Writer ``who``'s write of the race: its own day (window), its own keys (merge), or the same
+    transaction as the other writer (append_once), from the instant ``start``."""
+    day = date(2013, 1, 1 + who)
+    rows = store.small_frame(
+        [{"day": day, "id": i + 1000 * who, "value": str(who)} for i in range(200)], SCHEMA
+    )
+    same = store.small_frame([{"day": date(2013, 1, 1), "id": i, "value": "txn"} for i in range(200)], SCHEMA)
     table = store.name("silver", "race_" + verb)
     while time.time() < start:
         time.sleep(0.001)
     if verb == "window":
-        out = store.overwrite_window(table, rows, "day", day, date(2013, 1, 2 + int(who))).rows
-    elif verb == "merge":
-        out = store.merge(table, rows, ["id"]).rows
+        return store.overwrite_window(table, rows, "day", day, date(2013, 1, 2 + who)).rows
+    if verb == "merge":
+        return store.merge(table, rows, ["id"]).rows
+    return store.append_once(table, same, "stream-query-1", 7)
+
+
+def assert_nothing_lost_or_duplicated(store, verb: str, results: list) -> None:
+    frame = store.read_pandas(store.name("silver", f"race_{verb}"))
+    if verb == "append_once":
+        assert sorted(results) == [False, True] and len(frame) == 200  # one commit of the transaction
     else:
-        out = store.append_once(table, same, "stream-query-1", 7)
-    print(json.dumps(out))
+        assert len(frame) == 400 and frame["id"].is_unique  # both writers' rows, once each
+
+
+WRITER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from tests.jobs.test_tablestore_concurrency import race_write
+    from tests.support import make_config
+    from jobs.tablestore import open_table_store
+    root, verb, who, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    print(json.dumps(race_write(open_table_store(make_config(Path(root))), verb, who, start)))
     """
 )
 
@@ -113,13 +128,80 @@ def test_two_processes_writing_a_fresh_table_at_once_lose_and_duplicate_nothing(
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
-    store = open_table_store(dev_config)
-    frame = store.read_pandas(store.name("silver", f"race_{verb}"))
-    if verb == "append_once":
-        results = sorted(json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
-        assert results == [False, True] and len(frame) == 200  # one commit of the transaction
-    else:
-        assert len(frame) == 400 and frame["id"].is_unique  # both writers' rows, once each
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert_nothing_lost_or_duplicated(open_table_store(dev_config), verb, results)
+
+
+@pytest.fixture
+def spark_stores(dev_config, spark):
+    """Two writers of the spark engine (stores of their own, tables by location) on one session."""
+    from tests.support import spark_engine_store
+
+    first = spark_engine_store(dev_config, spark)
+    a = next(first)
+    yield a, open_table_store(dev_config.model_copy(update={"table_store": a.config.table_store}), spark)
+    next(first, None)
+
+
+@pytest.mark.parametrize("verb", ["window", "merge", "append_once"])
+def test_two_spark_engine_writers_at_once_lose_and_duplicate_nothing(spark_stores, verb):
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.time() + 1
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda who: race_write(spark_stores[who], verb, who, start), (0, 1)))
+    assert_nothing_lost_or_duplicated(spark_stores[0], verb, results)
+
+
+def test_a_spark_engine_first_merge_merges_when_another_writer_created_the_table_meanwhile(
+    spark_stores, monkeypatch
+):
+    """The check-then-act interleaving of the local engine's test above, on delta-spark."""
+    a, b = spark_stores
+    table = a.name("ml", "comparisons")
+    real_exists, calls = a.exists, []
+
+    def stale_exists(name):
+        answer = real_exists(name)
+        calls.append(answer)
+        if len(calls) == 2:
+            b.merge(table, day_rows(b, date(2013, 1, 1), value="b"), ["day", "id"])
+        return answer
+
+    monkeypatch.setattr(a, "exists", stale_exists)
+    a.merge(table, day_rows(a, date(2013, 1, 1), value="a"), ["day", "id"])
+    frame = b.read_pandas(table)
+    assert len(frame) == 50 and set(frame["value"]) == {"a"}  # upserted
+
+
+def test_spark_engine_commit_races_are_retried_then_end_in_one_retryable_sentence(spark_stores, monkeypatch):
+    """delta-spark's conflict (``ConcurrentAppendException``) is retried like delta-rs's."""
+    store, _ = spark_stores
+    table = store.name("bronze", "events")
+    store.overwrite_window(table, day_rows(store, date(2013, 1, 1)), "day", "2013-01-01", "2013-01-02")
+    conflict = type("ConcurrentAppendException", (Exception,), {})  # what delta.exceptions raises
+    real_save, lost = store._save, []
+
+    def losing_twice(writer, name):
+        if len(lost) < 2:
+            lost.append(True)
+            raise conflict("Files were added to the root of the table by a concurrent update.")
+        return real_save(writer, name)
+
+    monkeypatch.setattr(store, "_save", losing_twice)
+    store.overwrite_window(
+        table, day_rows(store, date(2013, 1, 1), value="new"), "day", "2013-01-01", "2013-01-02"
+    )
+    assert set(store.read_pandas(table)["value"]) == {"new"} and len(lost) == 2
+
+    def always_losing(writer, name):
+        raise conflict("Files were added to the root of the table by a concurrent update.")
+
+    monkeypatch.setattr(store, "_save", always_losing)
+    monkeypatch.setattr("jobs.tablestore.base.time.sleep", lambda seconds: None)
+    with pytest.raises(CommitConflictError, match="lost 6 commit races to concurrent writers") as raised:
+        store.overwrite_window(table, day_rows(store, date(2013, 1, 1)), "day", "2013-01-01", "2013-01-02")
+    assert raised.value.exit_code == EXIT_TRANSIENT and store.version(table) == 1
 
 
 def test_commit_races_are_retried_then_end_in_one_retryable_sentence(dev_config, monkeypatch):
