@@ -326,6 +326,89 @@ def demo_lifecycle() -> dict:
                     "the same seed, feature refresh, fits, scoring and drift reports as one plain script"}  # fmt: skip
 
 
+def _spark_submit(cluster_url: str, wheel: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment the spark-submit mode's operator submits a job with (the
+    shipped compute.spark_submit: native delta-spark, tables by location), without Airflow."""
+    from dag_factories.compute import spark_submit_spec
+    from jobs.common.config import load_config
+
+    os.environ.update(RUNWAY_COMPUTE="spark-submit", RUNWAY_WHEEL_FILE=str(wheel))
+    try:
+        spec = spark_submit_spec(load_config("dev"))
+    finally:
+        for key in ("RUNWAY_COMPUTE", "RUNWAY_WHEEL_FILE"):
+            os.environ.pop(key)
+    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", cluster_url, "--deploy-mode", "client",
+               "--name", "runway-bench", "--py-files", spec["wheel"]]  # fmt: skip
+    command += ["--jars", spec["jars"]] if spec["jars"] else []
+    for key, value in spec["conf"].items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, spec["application"]], spec["env_vars"]
+
+
+def _submitted(label: str, data: Path, submit: tuple[list[str], dict[str, str]], *job: str) -> float:
+    """Run one job as a spark-submit application against ``data``; its wall time in seconds."""
+    command, env_vars = submit
+    env = {**os.environ, **env_vars, "RUNWAY_DATA_DIR": str(data), "RUNWAY_SPARK_REMOTE": ""}
+    started = time.perf_counter()
+    with (LOGS / f"{label}.log").open("w") as log:
+        done = subprocess.run([*command, *job, "--env", "dev"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"{label} failed (exit {done.returncode}): see {LOGS / f'{label}.log'}")
+    return time.perf_counter() - started
+
+
+def cluster_vs_local() -> dict:
+    """A day's feature refresh (its four steps, as the DAG runs them) and a day's batch scoring as
+    spark-submit applications on a Spark standalone cluster on this machine (a master and a 2-core
+    worker, native delta-spark) vs the same jobs as local processes, each with its own JVM."""
+    from spark_cluster import SparkStandaloneCluster
+
+    from jobs.common.paths import delta_jars
+
+    if not delta_jars()[0]:
+        return {"skipped": f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}"}
+    local, remote, year = fresh("cluster_local"), fresh("cluster_remote"), BENCH / "year"
+    day = ("--start", "2013-06-03", "--end", "2013-06-04")
+    for data in (local, remote):
+        run_job(f"seed_{data.name}", data, "jobs.seed", *day)
+    _set_champion(year, _result("train_year")["version"])  # the year's gold and model (training_full_year)
+    os.environ["RUNWAY_SPARK_REMOTE"] = ""  # cold, as each application starts its own driver
+    steps = ("bronze", "silver", "gate", "gold")
+    try:
+        refresh_local = [run_job(f"cluster_local_{s}", local, "jobs.feature_refresh", s, *day) for s in steps]
+        score_local = run_job("cluster_local_score", year, "jobs.batch_inference", "--start", "2013-07-01",
+                              "--end", "2013-07-08")  # fmt: skip
+    finally:
+        os.environ.pop("RUNWAY_SPARK_REMOTE")
+    wheel_dir = fresh("cluster_dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheel_dir), str(ROOT)],
+                   check=True, capture_output=True)  # fmt: skip
+    cluster = SparkStandaloneCluster(BENCH / "cluster_spark")
+    cluster.start()
+    try:
+        submit = _spark_submit(cluster.url, next(wheel_dir.glob("*.whl")))
+        refresh_cluster = [
+            _submitted(f"cluster_{s}", remote, submit, "feature_refresh", s, *day) for s in steps
+        ]
+        score_cluster = _submitted("cluster_score", year, submit, "batch_inference", "--start", "2013-07-01",
+                                   "--end", "2013-07-08")  # fmt: skip
+    finally:
+        cluster.stop()
+    refresh = {"local_seconds": round(sum(refresh_local), 1), "cluster_seconds": round(sum(refresh_cluster), 1),
+               "local_steps": [round(x, 1) for x in refresh_local],
+               "cluster_steps": [round(x, 1) for x in refresh_cluster]}  # fmt: skip
+    refresh["ratio"] = round(refresh["cluster_seconds"] / refresh["local_seconds"], 2)
+    scoring = {"local_seconds": round(score_local, 1), "cluster_seconds": round(score_cluster, 1),
+               "ratio": round(score_cluster / score_local, 2)}  # fmt: skip
+    return {"one_day_refresh": refresh, "one_week_scoring": scoring,
+            "what": "cluster / local wall time of the same jobs: a day's refresh (bronze, silver, gate, gold as four "
+                    "processes or four spark-submit applications in client mode on a standalone master and 2-core "
+                    "worker on this machine, native delta-spark) and a week of July's batch scoring with the year's "
+                    "Champion (local engine in process vs spark engine with spark_udf on the executors); "
+                    "no target: what a cluster of one small machine costs, not what a real cluster gains"}  # fmt: skip
+
+
 FIGURES = {
     "feature_refresh_full_year": feature_refresh_full_year,
     "feature_refresh_one_day": feature_refresh_one_day,
@@ -336,6 +419,7 @@ FIGURES = {
     "serving": serving,
     "dag_parsing": dag_parsing,
     "demo_lifecycle": demo_lifecycle,
+    "cluster_vs_local": cluster_vs_local,
 }
 
 
