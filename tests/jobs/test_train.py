@@ -111,9 +111,10 @@ def test_training_registers_a_pending_version_with_lineage(trained):
 def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained, spark):
     import mlflow
 
+    from jobs.common.lifecycle import point_mlflow
+
     config, result, _ = trained
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    mlflow.set_registry_uri(config.mlflow.tracking_uri)
+    point_mlflow(config)  # mlflow.set_tracking_uri would export the URI to every later test's jobs
     model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{result['version']}")
     assert model.metadata.signature is not None
     from jobs.tablestore import open_table_store

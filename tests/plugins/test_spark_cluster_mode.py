@@ -154,6 +154,7 @@ def _local_lifecycle(root: Path, spark, monkeypatch) -> dict:
     from jobs.tablestore import open_table_store
     from jobs.train import train
 
+    _own_mlflow(monkeypatch)
     monkeypatch.setenv("RUNWAY_DATA_DIR", str(root))
     monkeypatch.setenv("RUNWAY_COMPUTE", "local")
     config = load_config("dev")
@@ -175,6 +176,13 @@ def _local_lifecycle(root: Path, spark, monkeypatch) -> dict:
             else:
                 os.environ[key] = value
     return trained
+
+
+def _own_mlflow(monkeypatch) -> None:
+    """The tracking store and registry under the data folder (the config's default), whatever an earlier
+    test left in MLflow's variables."""
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
+        monkeypatch.delenv(key, raising=False)
 
 
 def _make_champion(config, version: str) -> None:
@@ -199,6 +207,7 @@ def test_training_and_scoring_on_a_real_cluster_give_the_local_runs_model_and_pr
     expected = _local_lifecycle(local, spark, monkeypatch)
 
     _submit_to(spark_cluster, monkeypatch, project_wheel, cluster)
+    _own_mlflow(monkeypatch)
     config = load_config("dev")
     before = {app["id"] for app in spark_cluster.applications()}
     train = job_task(config, task_id="train", job="train",
