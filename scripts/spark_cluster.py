@@ -52,6 +52,18 @@ class SparkStandaloneCluster:
             with (self.root / f"{name}.log").open("w") as log:
                 self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                        stdin=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
+        try:
+            if self._wait_until_registered(timeout):
+                return self.url
+        except BaseException:  # an interrupted or failed start leaves no JVM behind
+            self.stop()
+            raise
+        self.stop()
+        logs = "\n".join((self.root / f"{n}.log").read_text()[-1500:] for n in commands)
+        raise RuntimeError(f"the standalone cluster did not start:\n{logs}")
+
+    def _wait_until_registered(self, timeout: float) -> bool:
+        """True once the master lists a live worker; False if either process ended or time ran out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # The UI's port as bound: Spark moves to the next port when the one asked for was taken
@@ -61,15 +73,13 @@ class SparkStandaloneCluster:
             try:
                 with urllib.request.urlopen(f"{self.ui}/json/", timeout=2) as answer:
                     if bound and json.load(answer).get("aliveworkers", 0) >= 1:
-                        return self.url
+                        return True
             except (OSError, ValueError):  # not up yet
                 pass
             if any(p.poll() is not None for p in self.processes):
-                break
+                return False
             time.sleep(0.5)
-        self.stop()
-        logs = "\n".join((self.root / f"{n}.log").read_text()[-1500:] for n in commands)
-        raise RuntimeError(f"the standalone cluster did not start:\n{logs}")
+        return False
 
     def applications(self) -> list[dict]:
         """The master's view of the applications it ran and runs (its JSON API)."""
