@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.common.job_server import group_exists  # noqa: F401  (scripts and tests use it from here)
+
 # The warm services: name -> (their script, the variable jobs find them by, the record's address key)
 WARM_SERVICES = {
     "spark_connect": ("spark_server", "RUNWAY_SPARK_REMOTE", "url"),
@@ -36,16 +38,6 @@ def started_at(pid: int) -> str | None:
 def signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-
-
-def group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def kill_group(pgid: int, grace: float = 20) -> None:

@@ -289,7 +289,7 @@ class ForkedJob:
         whose server died must not run on beside the retry of its task."""
         _terminate(self.pid)
         deadline = time.monotonic() + grace
-        while _group_alive(self.pid):
+        while group_exists(self.pid):
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
@@ -297,12 +297,15 @@ class ForkedJob:
             time.sleep(0.05)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_exists(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is alive (one of another user's counts)."""
     try:
         os.killpg(pgid, 0)
         return True
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
 
 
 def start_job(
