@@ -30,11 +30,17 @@ LOGS = BENCH / "logs"
 
 def run_job(label: str, data_dir: Path, *args: str) -> float:
     """Run ``python -m jobs.<args>`` against ``data_dir``; return its wall time in seconds."""
-    env = {**os.environ, "RUNWAY_DATA_DIR": str(data_dir), "RUNWAY_ENV": "dev"}
+    return _timed(
+        label, [sys.executable, "-m", *args], {"RUNWAY_DATA_DIR": str(data_dir), "RUNWAY_ENV": "dev"}
+    )
+
+
+def _timed(label: str, command: list[str], env: dict[str, str]) -> float:
+    """Run ``command`` with ``env`` added to this environment, its output in logs/<label>.log; its wall time."""
     LOGS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with (LOGS / f"{label}.log").open("w") as log:
-        done = subprocess.run([sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{label} failed (exit {done.returncode}): see {LOGS / f'{label}.log'}")
@@ -349,13 +355,8 @@ def _spark_submit(cluster_url: str, wheel: Path) -> tuple[list[str], dict[str, s
 def _submitted(label: str, data: Path, submit: tuple[list[str], dict[str, str]], *job: str) -> float:
     """Run one job as a spark-submit application against ``data``; its wall time in seconds."""
     command, env_vars = submit
-    env = {**os.environ, **env_vars, "RUNWAY_DATA_DIR": str(data), "RUNWAY_SPARK_REMOTE": ""}
-    started = time.perf_counter()
-    with (LOGS / f"{label}.log").open("w") as log:
-        done = subprocess.run([*command, *job, "--env", "dev"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"{label} failed (exit {done.returncode}): see {LOGS / f'{label}.log'}")
-    return time.perf_counter() - started
+    env = {**env_vars, "RUNWAY_DATA_DIR": str(data), "RUNWAY_SPARK_REMOTE": ""}
+    return _timed(label, [*command, *job, "--env", "dev"], env)
 
 
 def cluster_vs_local() -> dict:
