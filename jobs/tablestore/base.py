@@ -496,8 +496,11 @@ class TableStore(ABC):
 
     def history(self, name: TableName, limit: int | None = None) -> list[dict[str, Any]]:
         """The table's commits, newest first: ``version``, ``operation``, ``timestamp``... and the
-        metadata each write was given (``run_id``, ...) as keys of its own."""
-        return [{**commit_metadata(c), **c} for c in self._history(name, limit)]
+        metadata each write was given (``run_id``, ``job``...) as keys of its own. Delta's fields win
+        where they hold a value; its empty ones (delta-spark lists ``job``, ``notebook``... as null)
+        do not hide the metadata's."""
+        commits = self._history(name, limit)
+        return [{**c, **{k: v for k, v in commit_metadata(c).items() if c.get(k) is None}} for c in commits]
 
     def last_commit_metadata(self, name: TableName) -> dict[str, str]:
         """The metadata (run id, window, ...) the table's latest commit was given."""

@@ -323,7 +323,12 @@ def test_a_table_either_engine_wrote_is_read_and_written_by_the_other(writer, sp
     for store in (first, second):
         assert store.version(table) == 1 and len(content(store, table)) == 2
         assert store.last_commit_metadata(table) == {"job": "other", "run_id": "r2"}
-        assert [c["run_id"] for c in store.history(table)] == ["r2", "r1"]
+        history = store.history(table)
+        assert [(c["job"], c["run_id"]) for c in history] == [
+            ("other", "r2"),
+            ("feature_refresh.silver", "r1"),
+        ]
+        assert [c["version"] for c in history] == [1, 0]  # Delta's own fields beside them
     next(spark_store, None)
 
 
