@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.audit import audit_trail, write_event
@@ -154,10 +154,14 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
                           float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
                           settings.max_prediction_drift, settings.max_accuracy_drop, settings.min_labelled,
                           settings.min_shadow_agreement)  # fmt: skip
-    arm = SHADOW if phase == "shadow" else CANDIDATE
-    rows = _step_rows(config, store, since)
+    arm, primary = SHADOW if phase == "shadow" else CANDIDATE, config.configured_traffic().primary.name
+    lookback = since - timedelta(seconds=settings.timeout_seconds)  # the step before ended within this
+    recent = _step_rows(config, store, lookback)
+    rows = recent[recent.requested_at >= since]
     if (rows.route == arm).any():  # from the arm's first request: both arms then meet the same endpoint state
         rows = rows[rows.requested_at >= rows.loc[rows.route == arm, "requested_at"].min()]
+    rows = with_champion_baseline(rows, recent[recent.requested_at < rows.requested_at.min()], primary,
+                                  settings.min_requests)  # fmt: skip
     label = config.use_case.model.label if config.use_case.model.label in rows.columns else None
     agreement = None
     if phase == "shadow" and len(rows):
@@ -165,11 +169,25 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
         agreement = (
             float((pairs.predicted_label == pairs.predicted_label_shadow).mean()) if len(pairs) else None
         )
-    champion = arm_figures(rows, config.configured_traffic().primary.name, label)
+    champion = arm_figures(rows, primary, label)
     verdict = canary_verdict(champion, arm_figures(rows, arm, label),
                              limits, agreement)  # fmt: skip
     log.info("%s since %s: %s — %s", phase, since.isoformat(), verdict.state, verdict.reason)
     return {**verdict.as_dict(), "since": since.isoformat(), "phase": phase}
+
+
+def with_champion_baseline(rows, before, primary: str, min_requests: int):
+    """The step's rows, plus the Champion's latest requests before it when the step gave the Champion
+    fewer than ``min_requests`` (the last step sends it only the requests in flight at the switch):
+    the candidate is then compared with the Champion's recent traffic, not with a handful of rows."""
+    import pandas as pd
+
+    served = rows.loc[rows.route == primary, "request_id"].nunique()
+    if served >= min_requests:
+        return rows
+    earlier = before[before.route == primary].sort_values("requested_at")
+    latest = earlier.request_id.drop_duplicates().iloc[served - min_requests :]
+    return pd.concat([earlier[earlier.request_id.isin(latest)], rows])
 
 
 def _step_rows(config: EnvConfig, store: TableStore, since: datetime):

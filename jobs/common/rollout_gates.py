@@ -150,8 +150,9 @@ def accuracy_difference(candidate: ArmFigures, champion: ArmFigures) -> tuple[fl
 def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits,
                    agreement: float | None = None) -> CanaryVerdict:  # fmt: skip
     """Errors breach at once (a step never waits for more failures than the limit allows); the rest
-    is judged once the candidate answered ``min_requests``: error rate difference, p99 ratio, the
-    drift between the arms' predictions, where labels arrived the accuracy difference with its
+    is judged once the candidate answered ``min_requests``: error rate difference, and against a
+    Champion arm of at least ``min_requests`` (fewer are no baseline) the p99 ratio and the drift
+    between the arms' predictions; where labels arrived the accuracy difference with its
     confidence interval, and in a shadow phase the shadow's agreement with the answers."""
     figures = {"champion": champion.summary(), "candidate": candidate.summary()}
     excess = candidate.error_rate - champion.error_rate
@@ -167,13 +168,13 @@ def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLi
         return CanaryVerdict(
             "wait", f"{candidate.requests} of {limits.min_requests} candidate requests", figures
         )
-    failed = []
-    if champion.p99_ms > 0 and candidate.p99_ms > limits.max_p99_ratio * champion.p99_ms:
+    failed, compared = [], champion.requests >= limits.min_requests  # a few rows are no baseline
+    if compared and champion.p99_ms > 0 and candidate.p99_ms > limits.max_p99_ratio * champion.p99_ms:
         failed.append(
             f"p99 {candidate.p99_ms:g} ms > {limits.max_p99_ratio:g} x the Champion's {champion.p99_ms:g} ms"
         )
-    drift = prediction_drift(champion.predictions, candidate.predictions)
-    figures["prediction_drift"] = round(drift, 4)
+    drift = prediction_drift(champion.predictions, candidate.predictions) if compared else 0.0
+    figures["prediction_drift"] = round(drift, 4) if compared else None
     if drift > limits.max_prediction_drift:
         failed.append(f"prediction drift between the arms {drift:.2f} > {limits.max_prediction_drift:g}")
     accuracy = accuracy_difference(candidate, champion)
@@ -191,6 +192,8 @@ def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLi
             )
     if failed:
         return CanaryVerdict("breach", "; ".join(failed), figures)
+    versus = (f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f}" if compared else
+              f"p99 and drift not compared: the Champion answered {champion.requests} requests")  # fmt: skip
     return CanaryVerdict("pass", f"candidate within limits over {candidate.requests} requests "
-                                 f"(errors {candidate.error_rate:.2%} vs {champion.error_rate:.2%}, "
-                                 f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f})", figures)  # fmt: skip
+                                 f"(errors {candidate.error_rate:.2%} vs {champion.error_rate:.2%}, {versus})",
+                         figures)  # fmt: skip

@@ -31,7 +31,8 @@ Trigger with **candidate** (a model version of `{model}`):
    registered model's `runway.traffic` tag, audited in `{audit}`) gives the candidate p %; the
    judge holds at least {hold} s and {min_requests} candidate requests, then compares the arms in
    `{inference}`: error rate (+{error_diff:.1%} at most), p99 ({p99_ratio}× at most), prediction
-   drift between the arms. A breach fails the judge at once.
+   drift between the arms (a Champion arm thinner than {min_requests} requests, as at 100 %, is
+   filled with its latest requests before the step). A breach fails the judge at once.
 3. **promote** moves `Champion` to the candidate (the promotion rules hold: validated, compared,
    approved where required) and **traffic_to_champion** puts all traffic on it.
 4. **roll_back** (on any failure after the load test): all traffic back to the Champion, audited;

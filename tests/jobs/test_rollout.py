@@ -91,3 +91,46 @@ def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
     assert check_promotable(human, candidate) == {"version": candidate, "champion": current, "promotable": True,
                                                   "approved_by": "alice"}  # fmt: skip
     assert check_promotable(human, current)["promotable"]  # the Champion itself: nothing to refuse
+
+
+def _logged(route: str, start, count: int, latency_ms: float, spike_ms: float | None = None) -> list[dict]:
+    """Inference-table rows: ``count`` answered requests of one route, a second apart from ``start``;
+    with ``spike_ms``, every 25th request that slow (a busy machine's pauses)."""
+    from datetime import timedelta
+
+    return [{"request_id": f"{route}-{start:%H%M%S}-{i}", "row_index": 0, "requested_at": start + timedelta(seconds=i),
+             "route": route, "status": 200, "prediction": 0.2 + (i % 10) / 50, "predicted_label": 0,
+             "latency_ms": spike_ms if spike_ms and i % 25 == 24 else latency_ms} for i in range(count)]  # fmt: skip
+
+
+def test_the_last_canary_step_compares_the_candidate_with_the_champions_recent_traffic(champion):
+    """At 100 % the Champion's arm holds only the requests in flight when the traffic changed: a
+    handful of rows is no baseline for p99 or prediction drift (it failed a healthy candidate under
+    CI's load). The Champion's recent requests before the step are its baseline then; a candidate
+    slower than that baseline still breaches."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from jobs.rollout import judge
+
+    config, result, store, _ = champion
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={
+        "inference_log": config.serving.inference_log.model_copy(update={"table": "judge_inference_log"})})})  # fmt: skip
+    settings = config.rollout.canary.model_copy(update={"min_requests": 60})
+    config = config.model_copy(update={"rollout": config.rollout.model_copy(update={"canary": settings})})
+    table = store.name("ml", "judge_inference_log")
+    step_50 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    step_100 = step_50 + timedelta(minutes=5)
+    previous = _logged("champion", step_50, 150, 10, spike_ms=40) + _logged("candidate", step_50, 150, 10, 40)
+    in_flight = _logged("champion", step_100, 3, 9)  # answered just after the switch
+    healthy = _logged("candidate", step_100 + timedelta(seconds=1), 150, 10, spike_ms=40)
+    store.overwrite(table, pa.Table.from_pylist(previous + in_flight + healthy))
+    verdict = judge(config, store, step_100, result["version"])
+    assert verdict["state"] == "pass", verdict
+    assert verdict["figures"]["champion"]["requests"] >= 60  # the baseline reached back before the step
+
+    slow = _logged("candidate", step_100 + timedelta(seconds=1), 150, 10, spike_ms=90)
+    store.overwrite(table, pa.Table.from_pylist(previous + in_flight + slow))
+    verdict = judge(config, store, step_100, result["version"])
+    assert verdict["state"] == "breach" and "p99" in verdict["reason"], verdict

@@ -47,6 +47,9 @@ def test_a_canary_waits_for_traffic_breaches_on_errors_at_once_and_passes_within
     drifted = canary_verdict(arm(1000), arm(200, shift=0.3), CANARY)
     assert drifted.state == "breach" and "prediction drift between the arms" in drifted.reason
     assert canary_verdict(arm(1000), arm(200, shift=0.01), CANARY).state == "pass"
+    thin = canary_verdict(arm(3, p99=5), arm(200, p99=16, shift=0.3), CANARY)  # 3 rows are no baseline
+    assert thin.state == "pass" and "not compared: the Champion answered 3 requests" in thin.reason
+    assert canary_verdict(arm(3), arm(200, errors=10), CANARY).state == "breach"  # errors still count
 
 
 def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_rows():
