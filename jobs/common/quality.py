@@ -226,7 +226,8 @@ def validate(
     report_path: Path | None = None,
     backend: str = "spark",
 ) -> ValidationOutcome:
-    """Run the ``severity`` part of a suite on ``df`` (which carries a ``_row_key`` column).
+    """Run the ``severity`` part of a suite on ``df`` (a Spark DataFrame, or pandas with the ``pandas``
+    backend; for the quarantine severity it carries a ``_row_key`` column).
 
     ``backend`` is GX's execution engine: ``spark`` validates the Spark DataFrame where it lives (a
     cluster); ``pandas`` first collects it to the driver, much faster for what fits in one process
@@ -256,7 +257,7 @@ def validate(
         if backend == "spark"
         else context.data_sources.add_pandas("runway")
     )
-    frame = df if backend == "spark" else df.toPandas()
+    frame = df if backend == "spark" or not hasattr(df, "toPandas") else df.toPandas()  # pandas as is
     batch = (
         source.add_dataframe_asset("frame")
         .add_batch_definition_whole_dataframe("whole")
