@@ -35,6 +35,7 @@ PIPELINES = (
     "monitoring",
     "maintenance",
     "deployment",
+    "knowledge_refresh",
 )
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
@@ -269,6 +270,7 @@ class Schedules(_Strict):
     streaming_inference: str | None = None
     monitoring: str | None = None
     maintenance: str | None = "0 4 * * 0"
+    knowledge_refresh: str | None = None
 
 
 class MaintenanceConfig(_Strict):
