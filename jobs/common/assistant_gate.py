@@ -1,0 +1,116 @@
+"""The assistant's evaluation gate as pure policy: per-question scores on the labelled questions
+(retrieval hit and reciprocal rank, groundedness, citation correctness), their summary, and the
+verdict — floors from config and "no worse than the Champion" on the same questions in one run."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.common.assistant import SENTENCE_END, without_citations, words
+
+METRICS = ("recall_at_k", "mrr", "groundedness", "citation_correctness")  # higher is better
+SUPPORTED_SHARE = 0.6  # of a sentence's words that one retrieved passage must hold
+
+
+@dataclass(frozen=True)
+class LabelledQuestion:
+    question: str
+    relevant: tuple[str, ...]  # the documents whose passages answer it
+
+
+def retrieval_scores(retrieved: list[str], relevant: tuple[str, ...]) -> tuple[float, float]:
+    """(1 if a relevant document is among the retrieved passages' documents else 0, the reciprocal
+    rank of the first relevant one)."""
+    for rank, doc in enumerate(retrieved, start=1):
+        if doc in relevant:
+            return 1.0, 1.0 / rank
+    return 0.0, 0.0
+
+
+def groundedness(answer: str, passages: list[str], cited: list[str] = ()) -> float:
+    """The share of the answer's sentences that one retrieved passage supports (at least
+    ``SUPPORTED_SHARE`` of the sentence's words in it); its ``cited`` markers are not its words."""
+    sentences = [s for s in SENTENCE_END.split(without_citations(answer, set(cited))) if words(s)]
+    if not sentences:
+        return 0.0
+    held = [words(p) for p in passages]
+    supported = sum(
+        any(len(words(s) & h) >= SUPPORTED_SHARE * len(words(s)) for h in held) for s in sentences
+    )
+    return supported / len(sentences)
+
+
+def citation_correct(citations: list[str], retrieved: list[str], relevant: tuple[str, ...]) -> float:
+    """1 when the answer cites only retrieved passages and at least one relevant document."""
+    return float(
+        bool(citations) and set(citations) <= set(retrieved) and bool(set(citations) & set(relevant))
+    )
+
+
+def question_scores(answer: dict[str, Any], labelled: LabelledQuestion) -> dict[str, float]:
+    """One answer's scores (``answer``: the chain's output with ``passages`` as dicts)."""
+    docs = [p["doc_id"] for p in answer["passages"]]
+    hit, reciprocal = retrieval_scores(docs, labelled.relevant)
+    return {"recall_at_k": hit, "mrr": reciprocal,
+            "groundedness": groundedness(answer["answer"], [p["text"] for p in answer["passages"]], answer["citations"]),
+            "citation_correctness": citation_correct(answer["citations"], docs, labelled.relevant)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    floors: dict[str, float]  # metric -> minimum
+    max_p95_latency_ms: float
+    max_regression: float  # per metric, against the Champion on the same questions
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    promote: bool  # passed and no worse than the Champion
+    reasons: list[str] = field(default_factory=list)
+
+
+def gate_verdict(
+    candidate: dict[str, float], champion: dict[str, float] | None, limits: GateLimits
+) -> GateVerdict:
+    """Floors and the latency limit decide ``passed``; a passed candidate no worse than the Champion
+    (by ``max_regression`` on every metric) is promoted."""
+    reasons = [
+        f"{m} {candidate[m]:.3f} < floor {floor:g}"
+        for m, floor in limits.floors.items()
+        if candidate[m] < floor
+    ]
+    if candidate["p95_latency_ms"] > limits.max_p95_latency_ms:
+        reasons.append(f"p95 latency {candidate['p95_latency_ms']:.0f} ms > {limits.max_p95_latency_ms:g} ms")
+    if reasons:
+        return GateVerdict(False, False, reasons)
+    worse = [f"{m} {candidate[m]:.3f} < Champion's {champion[m]:.3f} - {limits.max_regression:g}"
+             for m in METRICS if champion and candidate[m] < champion[m] - limits.max_regression]  # fmt: skip
+    return GateVerdict(True, not worse, worse)
+
+
+def summary(scores: list[dict[str, float]], latencies: list[float]) -> dict[str, float]:
+    """Mean of each metric over the questions, and the p95 latency."""
+    import numpy as np
+
+    means = {m: round(float(np.mean([s[m] for s in scores])), 4) if scores else 0.0 for m in METRICS}
+    return {**means, "p95_latency_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else 0.0}
+
+
+def labelled_questions(raw: Any, where: str) -> list[LabelledQuestion]:
+    """The questions file's entries (``- question: ...`` / ``relevant: [doc ids]``), checked."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{where}: a non-empty list of questions is expected")
+    out = []
+    for i, item in enumerate(raw):
+        if (
+            not isinstance(item, dict)
+            or not str(item.get("question", "")).strip()
+            or not item.get("relevant")
+        ):
+            raise ValueError(f"{where}: entry {i} needs a question and its relevant documents")
+        out.append(LabelledQuestion(re.sub(r"\s+", " ", str(item["question"])).strip(),
+                                    tuple(str(d) for d in item["relevant"])))  # fmt: skip
+    return out

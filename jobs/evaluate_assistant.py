@@ -1,0 +1,204 @@
+"""The assistant's evaluation gate: a chain version against the floors and the Champion, on the labelled questions.
+
+    python -m jobs.evaluate_assistant --env dev --version 3 [--run-id <run>]
+
+One MLflow run (``evaluate v3``) holds a child run per chain — the candidate and, when there is
+one, the Champion — each a ``mlflow.genai.evaluate`` over the labelled questions (``include/assistants/<name>/questions.yaml``)
+with Runway's scorers (recall@k, reciprocal rank, groundedness, citation correctness; traces per
+question), plus an LLM judge of groundedness where a generator endpoint is configured. The
+verdict (``jobs.common.assistant_gate``): every floor of ``assistant.gate`` and the p95 latency
+limit decide ``PASSED``/``FAILED``; a passed version no worse than the Champion on every metric
+(by ``max_regression_vs_champion``) is decided ``promote`` and becomes ``Challenger``. The version's
+tags carry the status, the decision and the Champion it was compared with — what promotion checks,
+exactly as for a model. A retry after the verdict, with the same Champion, changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import add_run_id, base_parser, run_cli
+from jobs.common.config import EnvConfig, load_config
+from jobs.common.errors import BadInputError
+from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+from jobs.common.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TAG
+
+if TYPE_CHECKING:
+    from jobs.common.assistant_gate import LabelledQuestion
+    from jobs.common.registry import ModelRegistry
+
+log = logging.getLogger("runway.evaluate_assistant")
+KEEP = "keep"
+
+
+def load_questions(config: EnvConfig) -> list[LabelledQuestion]:
+    import yaml
+
+    from jobs.common.assistant_gate import labelled_questions
+
+    path = config.assistant.file(config.assistant.questions_file)
+    if not path.is_file():
+        raise BadInputError(f"the assistant's labelled questions {path} are missing")
+    try:
+        return labelled_questions(yaml.safe_load(path.read_text()), str(path))
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+def scorers(config: EnvConfig) -> list[Any]:
+    """Runway's deterministic scorers, and a judge through the configured chat endpoint if any."""
+    from mlflow.genai.scorers import scorer
+
+    from jobs.common.assistant import generator_from
+    from jobs.common.assistant_gate import METRICS, LabelledQuestion, question_scores
+
+    def metric(name: str):
+        def score(inputs, outputs, expectations) -> float:
+            labelled = LabelledQuestion(inputs["question"], tuple(expectations["relevant"]))
+            return question_scores(outputs, labelled)[name]
+
+        score.__name__ = name
+        return scorer(score)
+
+    deterministic = [metric(name) for name in METRICS]
+    judge = generator_from(config.assistant.generator.model_dump())
+    if judge is None:
+        return deterministic
+
+    @scorer
+    def judged_groundedness(inputs, outputs) -> float:
+        context = "\n\n".join(p["text"] for p in outputs["passages"])
+        verdict, _ = judge.complete(f"Context:\n{context}\n\nAnswer:\n{outputs['answer']}\n\nIs every claim of the "
+                                    "answer supported by the context? Reply with one word: yes or no.")  # fmt: skip
+        return 1.0 if verdict.strip().lower().startswith("yes") else 0.0
+
+    return [*deterministic, judged_groundedness]
+
+
+def evaluate_chain(
+    config: EnvConfig, version: str, questions: list[LabelledQuestion], role: str
+) -> dict[str, float]:
+    """One chain version over the questions, in a child run; the summary of its scores."""
+    import mlflow
+
+    from jobs.common.assistant_gate import summary
+
+    chain = mlflow.pyfunc.load_model(
+        f"models:/{config.registered_model_name}/{version}"
+    ).unwrap_python_model()  # loaded
+    latencies: list[float] = []
+
+    def predict_fn(question: str) -> dict[str, Any]:
+        answer = chain.chain.answer(question)
+        latencies.append(answer["latency_ms"])
+        return answer
+
+    data = [
+        {"inputs": {"question": q.question}, "expectations": {"relevant": list(q.relevant)}}
+        for q in questions
+    ]
+    with mlflow.start_run(run_name=f"{role} v{version}", nested=True):
+        mlflow.set_tags({"assistant.role": role, "assistant.version": version})
+        result = mlflow.genai.evaluate(data=data, predict_fn=predict_fn, scorers=scorers(config))
+    per_question = result.tables["eval_results"]
+    names = [
+        c.removesuffix("/value")
+        for c in per_question.columns
+        if c.endswith("/value") and c != "relevant/value"
+    ]
+    scores = [{n: float(row[f"{n}/value"]) for n in names} for _, row in per_question.iterrows()]
+    return summary(scores, latencies[-len(questions) :]) | {
+        n: round(float(per_question[f"{n}/value"].mean()), 4) for n in names if n == "judged_groundedness"
+    }
+
+
+def verdict_of(config: EnvConfig, candidate: dict[str, float], champion: dict[str, float] | None):
+    from jobs.common.assistant_gate import GateLimits, gate_verdict
+
+    gate = config.assistant.gate
+    floors = {"recall_at_k": gate.min_recall_at_k, "mrr": gate.min_mrr, "groundedness": gate.min_groundedness,
+              "citation_correctness": gate.min_citation_correctness}  # fmt: skip
+    return gate_verdict(
+        candidate, champion, GateLimits(floors, gate.max_p95_latency_ms, gate.max_regression_vs_champion)
+    )
+
+
+def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
+    """Judge ``version`` and record the verdict on its tags (and the Challenger alias)."""
+    import mlflow
+
+    from jobs.common.lifecycle import configure_mlflow
+    from jobs.common.registry import ModelRegistry
+
+    view = config.assistant_view()
+    registry = ModelRegistry.for_config(view)
+    tags = registry.version(version).tags
+    champion = registry.alias_version(view.champion_alias)
+    if tags.get(STATUS_TAG, PENDING) != PENDING and tags.get(COMPARED_WITH_TAG, "") == (champion or ""):
+        log.info(
+            "v%s was already judged against %s: %s", version, champion or "no Champion", tags[STATUS_TAG]
+        )
+        return _outcome(view, version, tags, champion, changed=False)
+    questions = load_questions(view)
+    experiment_id = configure_mlflow(view)
+    mlflow.set_experiment(experiment_id=experiment_id)  # the questions' traces go to the active experiment
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate v{version}") as run:
+        mlflow.set_tags({"airflow.run_id": run_id, "assistant.version": version})
+        ours = evaluate_chain(view, version, questions, "candidate")
+        theirs = (
+            evaluate_chain(view, champion, questions, "champion")
+            if champion and champion != version
+            else None
+        )
+        verdict = verdict_of(view, ours, theirs)
+        mlflow.log_metrics({f"candidate.{k}": v for k, v in ours.items()}
+                           | {f"champion.{k}": v for k, v in (theirs or {}).items()})  # fmt: skip
+        mlflow.log_dict(
+            {"candidate": ours, "champion": theirs, "reasons": verdict.reasons}, "evaluation.json"
+        )
+    status = PASSED if verdict.passed else FAILED
+    record = {"evaluation.run_id": run.info.run_id, "evaluation.metrics": json.dumps(ours, sort_keys=True),
+              "evaluation.reasons": "; ".join(verdict.reasons)[:4900] or "none",
+              DECISION_TAG: PROMOTE if verdict.promote else KEEP, COMPARED_WITH_TAG: champion or ""}  # fmt: skip
+    registry.set_tags(version, record)
+    registry.set_tags(version, {STATUS_TAG: status})  # last: a reader of the status sees the rest
+    if verdict.promote:
+        registry.set_alias(CHALLENGER, version)
+    else:
+        registry.delete_alias(CHALLENGER, only_from=version)
+    log.info("%s v%s: %s, %s (%s)", view.registered_model_name, version, status, record[DECISION_TAG],
+             record["evaluation.reasons"])  # fmt: skip
+    return _outcome(view, version, {**tags, **record, STATUS_TAG: status}, champion, changed=True)
+
+
+def _outcome(
+    config: EnvConfig, version: str, tags: dict[str, str], champion: str | None, changed: bool
+) -> dict[str, Any]:
+    return {"model_name": config.registered_model_name, "version": str(version), "status": tags.get(STATUS_TAG),
+            "decision": tags.get(DECISION_TAG), "champion": champion, "changed": changed,
+            "metrics": json.loads(tags.get("evaluation.metrics") or "{}"), "reasons": tags.get("evaluation.reasons")}  # fmt: skip
+
+
+def latest_version(registry: ModelRegistry) -> str:
+    versions = registry.client.search_model_versions(f"name='{registry.model_name}'")
+    if not versions:
+        raise BadInputError(f"{registry.model_name} has no version: run the assistant's build first")
+    return str(max(int(v.version) for v in versions))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    add_run_id(parser)
+    parser.add_argument("--version", help="the chain version to judge (default: the newest)")
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    from jobs.common.registry import ModelRegistry
+
+    version = args.version or latest_version(ModelRegistry.for_config(config.assistant_view()))
+    return evaluate(config, str(version), args.run_id)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

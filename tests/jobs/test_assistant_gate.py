@@ -1,0 +1,79 @@
+"""The assistant's evaluation gate and answer parsing as pure policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.common.assistant import Passage, citations_in, extractive_answer, render_prompt
+from jobs.common.assistant_gate import (
+    GateLimits,
+    citation_correct,
+    gate_verdict,
+    groundedness,
+    labelled_questions,
+    retrieval_scores,
+)
+
+LIMITS = GateLimits(
+    {"recall_at_k": 0.8, "mrr": 0.6, "groundedness": 0.9, "citation_correctness": 0.8}, 2000, 0.02
+)
+GOOD = {
+    "recall_at_k": 1.0,
+    "mrr": 0.9,
+    "groundedness": 1.0,
+    "citation_correctness": 0.9,
+    "p95_latency_ms": 40,
+}
+
+
+def test_retrieval_groundedness_and_citations_are_scored_per_question():
+    assert retrieval_scores(["if", "for", "while"], ("while",)) == (1.0, pytest.approx(1 / 3))
+    assert retrieval_scores(["if"], ("while",)) == (0.0, 0.0)
+    passage = "The break statement terminates the nearest enclosing loop."
+    assert groundedness("Break terminates the nearest enclosing loop. [break]", [passage], ["break"]) == 1.0
+    assert groundedness("Break terminates the loop. Python was named after Monty Python.", [passage]) == 0.5
+    assert citation_correct(["break"], ["break", "for"], ("break",)) == 1.0
+    assert (
+        citation_correct(["lambda"], ["break"], ("break", "lambda")) == 0.0
+    )  # cites what it did not retrieve
+    assert citation_correct([], ["break"], ("break",)) == 0.0
+
+
+def test_only_document_ids_count_as_citations_and_extractive_answers_cite_their_passages():
+    text = 'lambda_expr ::= "lambda" [parameter_list] ":" expression. Lambdas create functions. [lambda]'
+    assert citations_in(text, {"lambda", "for"}) == ["lambda"]  # the grammar's brackets are not citations
+    passages = [Passage("c1", "break", "The break statement ends the loop. It may occur in for or while loops.", 0.9),
+                Passage("c2", "pass", "Pass is a null operation.", 0.8)]  # fmt: skip
+    answer = extractive_answer("How does the break statement end a loop?", passages, sentences=1)
+    assert answer == "The break statement ends the loop. [break]"
+    prompt = render_prompt("Q: {{question}}\n{{context}}", "why?", passages)
+    assert prompt.startswith("Q: why?\n[break] The break statement") and "[pass] Pass is" in prompt
+
+
+def test_the_gate_holds_floors_latency_and_no_worse_than_the_champion():
+    assert gate_verdict(GOOD, None, LIMITS).promote
+    low = gate_verdict({**GOOD, "groundedness": 0.5, "p95_latency_ms": 2500}, None, LIMITS)
+    assert not low.passed and low.reasons == [
+        "groundedness 0.500 < floor 0.9",
+        "p95 latency 2500 ms > 2000 ms",
+    ]
+    worse = gate_verdict(
+        {**GOOD, "recall_at_k": 0.9}, GOOD, LIMITS
+    )  # passes its floors, loses to the Champion
+    assert (
+        worse.passed
+        and not worse.promote
+        and worse.reasons == ["recall_at_k 0.900 < Champion's 1.000 - 0.02"]
+    )
+    assert gate_verdict({**GOOD, "recall_at_k": 0.99}, GOOD, LIMITS).promote  # within the tolerance
+
+
+def test_the_questions_file_is_checked_entry_by_entry():
+    assert (
+        labelled_questions([{"question": " What  is\nit? ", "relevant": ["a"]}], "q.yaml")[0].question
+        == "What is it?"
+    )
+    with pytest.raises(ValueError, match="q.yaml: entry 1 needs a question and its relevant documents"):
+        labelled_questions([{"question": "a", "relevant": ["x"]}, {"question": "b"}], "q.yaml")
+    with pytest.raises(ValueError, match="a non-empty list"):
+        labelled_questions({}, "q.yaml")
