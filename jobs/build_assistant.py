@@ -155,11 +155,20 @@ def _log_chain(config: EnvConfig, store: TableStore, experiment_id: str, templat
     return str(info.registered_model_version), run.info.run_id
 
 
+def _optional(kind):
+    """An option whose empty value means "the config's" (what an unset Airflow Param renders)."""
+    return lambda text: kind(text) if text.strip() else None
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
     add_run_id(parser)
-    parser.add_argument("--k", type=int, help="passages per question (default: assistant.retrieval.k)")
-    parser.add_argument("--min-score", type=float, help="default: assistant.retrieval.min_score")
+    parser.add_argument(
+        "--k", type=_optional(int), help="passages per question (empty or default: assistant.retrieval.k)"
+    )
+    parser.add_argument(
+        "--min-score", type=_optional(float), help="empty or default: assistant.retrieval.min_score"
+    )
     parser.add_argument(
         "--prompt-file", type=Path, help="a prompt variant (default: the assistant's prompt.txt)"
     )

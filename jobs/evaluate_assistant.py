@@ -136,7 +136,9 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
     registry = ModelRegistry.for_config(view)
     tags = registry.version(version).tags
     champion = registry.alias_version(view.champion_alias)
-    if tags.get(STATUS_TAG, PENDING) != PENDING and tags.get(COMPARED_WITH_TAG, "") == (champion or ""):
+    if champion == str(version) or (
+        tags.get(STATUS_TAG, PENDING) != PENDING and tags.get(COMPARED_WITH_TAG, "") == (champion or "")
+    ):  # the Champion itself, or judged already against this Champion
         log.info(
             "v%s was already judged against %s: %s", version, champion or "no Champion", tags[STATUS_TAG]
         )

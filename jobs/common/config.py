@@ -36,6 +36,7 @@ PIPELINES = (
     "maintenance",
     "deployment",
     "knowledge_refresh",
+    "assistant",
 )
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}

@@ -211,14 +211,17 @@ def build_rollback_dag(env: str) -> DAG:
     kwargs["doc_md"] = (
         f"### Rollback — `{env}`\n\nMoves `Champion` of `{config.registered_model_name}` one step back "
         f"through the Champion history in `{config.catalog}.ml.model_audit` (v7 → v6 → v1; the move is "
-        "audited too). A retry of the same run moves once; a new run walks further back."
+        "audited too). A retry of the same run moves once; a new run walks further back. With "
+        "`model: assistant`, the assistant's chain instead, and its prompt's Champion alias follows."
     )
     params = {
         "requested_by": Param(type="string", minLength=1, title="Requested by"),
         "reason": Param(type="string", minLength=1, title="Reason"),
-    }
+        "model": Param("use_case", enum=["use_case", "assistant"], title="Model",
+                       description="The use case's model, or the assistant's chain (its prompt's Champion follows)."),
+    }  # fmt: skip
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
         job_task(config, task_id="rollback", job="promote",
-                 arguments=["rollback", "--requested-by", "{{ params.requested_by }}",
+                 arguments=["rollback", "--model", "{{ params.model }}", "--requested-by", "{{ params.requested_by }}",
                             "--reason", "{{ params.reason }}", "--run-id", "{{ run_id }}"])  # fmt: skip
     return dag

@@ -43,3 +43,40 @@ def test_the_knowledge_refresh_dag_writes_once_and_indexes_the_table_version(air
 
         second = dag.test(logical_date=None)
         assert str(second.state) == "success" and store.version(table) == version  # nothing committed
+
+
+def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db, tmp_path_factory):
+    """The knowledge-refresh DAG, then the assistant DAG (its Asset's consumer) under dag.test():
+    the chain is built, passes the gate and becomes Champion with its prompt; run again, nothing
+    new is registered and the Champion stays."""
+    import mlflow
+    from airflow.models import DagBag
+
+    from jobs.common.registry import ModelRegistry
+
+    configs = tmp_path_factory.mktemp("configs")
+    shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
+    questions = ROOT / "tests" / "jobs" / "assistant" / "questions.yaml"
+    topics = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",
+              "return", "try", "while", "with", "yield"]  # fmt: skip
+    with (configs / "dev.yaml").open("a") as handle:
+        handle.write(
+            f"assistant:\n  questions_file: {questions}\n  corpus:\n    include: {topics}\n    min_chunks: 5\n"
+        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
+        config = load_config("dev")
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        assert str(bag.dags["dev_knowledge_refresh"].test(logical_date=None).state) == "success"
+        assistant = bag.dags["dev_assistant"]
+        run = assistant.test(logical_date=None)
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert states == {"build_chain": "success", "evaluate_chain": "success", "route_decision": "success",
+                          "promote": "success", "champion_kept": "skipped"}, states  # fmt: skip
+        registry = ModelRegistry.for_config(config.assistant_view())
+        champion = registry.alias_version("Champion")
+        prompt = mlflow.genai.load_prompt(f"prompts:/{config.prompt_name}@Champion")
+        assert registry.version(champion).tags["assistant.prompt_version"] == str(prompt.version)
+
+        again = assistant.test(logical_date=None, run_conf={"k": 4})  # the same parts: the same version
+        assert str(again.state) == "success" and registry.alias_version("Champion") == champion
