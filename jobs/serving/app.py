@@ -263,6 +263,11 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
         settings.shadow_queue, on_outcome=lambda outcome: metrics.shadow.labels(outcome).inc()
     )
     endpoint = Endpoint(config, follower, batcher, inference_log, metrics, shadow)
+    assistant = None
+    if config.assistant is not None and settings.assistant_routes:
+        from jobs.serving.assistant import create_assistant_endpoint
+
+        assistant = create_assistant_endpoint(config, store, shadow)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -270,13 +275,20 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
         inference_log.start()
         await asyncio.get_running_loop().run_in_executor(None, follower.check)  # serve at once when it can
         follower.start()
+        if assistant is not None:
+            assistant.inference_log.start()
+            await asyncio.get_running_loop().run_in_executor(None, _start_assistant, assistant)
         try:
             yield
         finally:
             follower.stop()
+            if assistant is not None:
+                assistant.follower.stop()
             await batcher.stop()
             await asyncio.get_running_loop().run_in_executor(None, shadow.close)  # the waiting copies first
             inference_log.close()
+            if assistant is not None:
+                assistant.inference_log.close()
 
     app = FastAPI(title=f"Runway serving ({config.env})", lifespan=lifespan)
     app.state.endpoint = endpoint
@@ -286,6 +298,22 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
         body = await _bounded_body(request, settings.max_body_bytes)
         status, payload, headers = await endpoint.invoke(body, request.headers.get("content-type", ""))
         return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.post("/assistant/ask")
+    async def ask(request: Request) -> Response:
+        if assistant is None:
+            return JSONResponse({"error": "no assistant is configured for this endpoint"}, status_code=404)
+        status, payload = await assistant.ask(await _bounded_body(request, settings.max_body_bytes))
+        return JSONResponse(
+            payload, status_code=status, headers={"X-Request-Id": payload.get("request_id", "")}
+        )
+
+    @app.post("/assistant/feedback")
+    async def feedback(request: Request) -> Response:
+        if assistant is None:
+            return JSONResponse({"error": "no assistant is configured for this endpoint"}, status_code=404)
+        status, payload = await assistant.feedback(await _bounded_body(request, settings.max_body_bytes))
+        return JSONResponse(payload, status_code=status)
 
     @app.get("/ping")
     async def ping() -> Response:
@@ -332,6 +360,15 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
         return JSONResponse({"outcome": outcome or "unchanged", "serving": served and _model_json(served)})
 
     return app
+
+
+def _start_assistant(assistant) -> None:
+    """The chain's follower; a registry that does not answer yet must not stop the model's routes."""
+    try:
+        assistant.start()
+    except Exception:
+        log.exception("the assistant's routes start without a chain; the follower keeps looking")
+        assistant.follower.start()
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:

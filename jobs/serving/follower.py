@@ -74,8 +74,12 @@ class ModelFollower:
     """Holds the serving state and moves it when the traffic or an alias it names moves."""
 
     def __init__(self, config: EnvConfig, alias: str, poll_seconds: float, pinned: Traffic | None = None,
-                 on_event: Callable[[str, str, str], None] | None = None) -> None:  # fmt: skip
+                 on_event: Callable[[str, str, str], None] | None = None,
+                 warm_up: Callable[[Any, pd.DataFrame], Any] | None = None) -> None:  # fmt: skip
+        """``warm_up(pyfunc, rows)``: a version's first predict before it serves (default: a
+        classifier's positive probability; the assistant's chain answers its example question)."""
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
+        self._warm_up = warm_up
         self.pinned = pinned  # a fixed traffic (the load test's) instead of the registry's
         self.state: ServingState | None = None
         self.refused: dict[str, str] = {}  # version (or "traffic") -> why, until the traffic names others
@@ -235,7 +239,7 @@ class ModelFollower:
         pyfunc = mlflow.pyfunc.load_model(candidate.uri)
         sample = self._warm_up_rows(candidate, pyfunc)
         if sample is not None:
-            positive_probability(pyfunc, sample)
+            (self._warm_up or positive_probability)(pyfunc, sample)
         return pyfunc
 
     def _warm_up_rows(self, candidate: ModelRef, pyfunc) -> pd.DataFrame | None:

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,8 +60,11 @@ class InferenceLog:
     """Append request rows durably; commit them to Delta in the background, once each."""
 
     def __init__(self, folder: Path, store: TableStore, table: TableName, *, flush_rows: int = 1000,
-                 flush_seconds: float = 5.0) -> None:  # fmt: skip
+                 flush_seconds: float = 5.0, to_arrow: Callable[[list[dict[str, Any]]], pa.Table] | None = None) -> None:  # fmt: skip
+        """``to_arrow``: a segment's rows as the table's columns (default: a model's request rows,
+        ``log_rows``; the assistant's route has its own)."""
         self.folder, self.store, self.table = Path(folder), store, table
+        self._to_arrow = to_arrow
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_handle = self._lock_folder()
@@ -154,7 +158,9 @@ class InferenceLog:
             return outcome
 
     def _commit(self, number: int, rows: list[dict[str, Any]]) -> bool:
-        table = log_rows(rows, self._input_types, self._table_types())
+        table = (
+            self._to_arrow(rows) if self._to_arrow else log_rows(rows, self._input_types, self._table_types())
+        )
         return self.store.append_once(self.table, table, self.app_id, number, metadata={"job": "serving.inference_log",
                                       "segment": str(number)})  # fmt: skip
 

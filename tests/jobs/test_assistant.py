@@ -146,7 +146,10 @@ def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_wit
         assert "[pass]" in llm.requests[-1]["messages"][0]["content"]  # the context went into the prompt
 
         judged = evaluate(generative, built["version"], "gen-eval-1")
-        assert judged["status"] == PASSED and judged["metrics"]["judged_groundedness"] >= 0.9, (judged["reasons"], judged["metrics"])
+        assert judged["status"] == PASSED and judged["metrics"]["judged_groundedness"] >= 0.9, (
+            judged["reasons"],
+            judged["metrics"],
+        )
         client = mlflow.MlflowClient()
         run = client.get_run(client.get_model_version(generative.assistant_view().registered_model_name,
                                                       built["version"]).tags["evaluation.run_id"])  # fmt: skip
@@ -162,3 +165,79 @@ def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_wit
         assert (
             tags[STATUS_TAG] == FAILED and _registry(config).alias_version(CHALLENGER) != dropped["version"]
         )
+
+
+def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedback_once(assistant, tmp_path):
+    """``python -m jobs.serve`` on loopback: /assistant/ask answers with the Champion chain inside a
+    trace, every outcome reaches the assistant's inference table (through its WAL, after SIGTERM),
+    and feedback lands on the trace and in Delta, once per request and user."""
+    import shutil
+
+    import mlflow
+
+    from jobs.common.registry import ModelRegistry
+    from tests.jobs.test_serving import ROOT, Server, call
+
+    config, store = assistant
+    view = config.assistant_view()
+    champion = ModelRegistry.for_config(view).alias_version("Champion")
+    if champion is None:  # this test alone: make a Champion
+        champion = build(config, store, "serve-build")["version"]
+        evaluate(config, champion, "serve-eval")
+        promote(view, store, "serve-promote", champion)
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "include" / "configs", configs)
+    root = Path(config.storage.lakehouse_root).parent
+    env = {**__import__("os").environ, "RUNWAY_CONFIG_DIR": str(configs), "RUNWAY_DATA_DIR": str(root),
+           "MLFLOW_TRACKING_URI": config.mlflow.tracking_uri, "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
+           "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal"), "RUNWAY_SERVING_POLL_SECONDS": "1"}  # fmt: skip
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    server = Server(env, tmp_path / "server.log").start(ready=False)
+    try:
+        question = {"question": "How do I leave a loop early?", "user_id": "ann"}
+        for _ in range(120):  # the follower loads the Champion chain
+            status, answer, headers = call(server.url, "/assistant/ask", json.dumps(question).encode())
+            if status == 200:
+                break
+            __import__("time").sleep(0.5)
+        assert status == 200 and answer["version"] == champion and answer["mode"] == "extractive", answer
+        assert answer["citations"] and {p["doc_id"] for p in answer["passages"]} & {"break", "while", "for"}
+        assert answer["trace_id"] and headers["x-request-id"] == answer["request_id"]
+        second = call(server.url, "/assistant/ask", json.dumps({"question": "What does pass do?"}).encode())[
+            1
+        ]
+        assert call(server.url, "/assistant/ask", b'{"question": "  "}')[0] == 400
+        assert call(server.url, "/assistant/ask", b"not json")[0] == 400
+
+        feedback = {"request_id": answer["request_id"], "user_id": "ann", "rating": 2, "comment": "too long"}
+        assert call(server.url, "/assistant/feedback", json.dumps(feedback).encode())[0] == 200
+        feedback["rating"] = 4  # the same user again: replaces
+        assert call(server.url, "/assistant/feedback", json.dumps(feedback).encode())[0] == 200
+        assert (
+            call(server.url, "/assistant/feedback", json.dumps({**feedback, "rating": 9}).encode())[0] == 400
+        )
+        unknown = call(
+            server.url, "/assistant/feedback", json.dumps({**feedback, "request_id": "nope"}).encode()
+        )
+        assert unknown[0] == 404
+    finally:
+        assert server.stop() in (0, -15)  # SIGTERM: the WAL is committed on the way out
+
+    logged = store.read_pandas(store.name("ml", "python_reference_inference_log"))
+    assert sorted(logged.status) == [200, 200, 400, 400]
+    ok = logged[logged.status == 200].set_index("request_id")
+    assert set(ok.index) == {answer["request_id"], second["request_id"]}
+    assert json.loads(ok.loc[answer["request_id"], "chunk_ids"]) == [
+        p["chunk_id"] for p in answer["passages"]
+    ]
+    assert (
+        ok.loc[answer["request_id"], "trace_id"] == answer["trace_id"] and ok.model_version.eq(champion).all()
+    )
+    assert set(logged[logged.status == 400].error.str[:12]) == {"the body nee", "the body is "}
+    ratings = store.read_pandas(store.name("ml", "python_reference_feedback"))
+    assert ratings[["request_id", "user_id", "rating", "comment"]].values.tolist() == [
+        [answer["request_id"], "ann", 4, "too long"]
+    ]
+    trace = mlflow.get_trace(answer["trace_id"])
+    assert {span.name for span in trace.data.spans} >= {"assistant.ask", "retrieve"}
+    assert [a.value for a in trace.info.assessments if a.name == "user_rating"][-1] == 4
