@@ -10,7 +10,8 @@ import importlib
 import sys
 
 JOBS = ("seed", "feature_refresh", "train", "validate_model", "promote", "batch_inference", "maintenance",
-        "streaming_inference", "monitoring", "knowledge_refresh", "build_assistant", "evaluate_assistant")  # fmt: skip
+        "streaming_inference", "monitoring", "knowledge_refresh", "build_assistant", "evaluate_assistant",
+        "monitor_assistant")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,20 +33,6 @@ log = logging.getLogger("runway.evaluate_assistant")
 KEEP = "keep"
 
 
-def load_questions(config: EnvConfig) -> list[LabelledQuestion]:
-    import yaml
-
-    from jobs.common.assistant_gate import labelled_questions
-
-    path = config.assistant.file(config.assistant.questions_file)
-    if not path.is_file():
-        raise BadInputError(f"the assistant's labelled questions {path} are missing")
-    try:
-        return labelled_questions(yaml.safe_load(path.read_text()), str(path))
-    except ValueError as exc:
-        raise BadInputError(str(exc)) from None
-
-
 def scorers(config: EnvConfig) -> list[Any]:
     """Runway's deterministic scorers, and a judge through the configured chat endpoint if any."""
     from mlflow.genai.scorers import scorer
@@ -143,6 +129,8 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
             "v%s was already judged against %s: %s", version, champion or "no Champion", tags[STATUS_TAG]
         )
         return _outcome(view, version, tags, champion, changed=False)
+    from jobs.common.assistant_gate import load_questions
+
     questions = load_questions(view)
     experiment_id = configure_mlflow(view)
     mlflow.set_experiment(experiment_id=experiment_id)  # the questions' traces go to the active experiment

@@ -114,3 +114,18 @@ def labelled_questions(raw: Any, where: str) -> list[LabelledQuestion]:
         out.append(LabelledQuestion(re.sub(r"\s+", " ", str(item["question"])).strip(),
                                     tuple(str(d) for d in item["relevant"])))  # fmt: skip
     return out
+
+
+def load_questions(config) -> list[LabelledQuestion]:
+    """The assistant's labelled questions (``assistant.questions_file``), checked."""
+    import yaml
+
+    from jobs.common.errors import BadInputError
+
+    path = config.assistant.file(config.assistant.questions_file)
+    if not path.is_file():
+        raise BadInputError(f"the assistant's labelled questions {path} are missing")
+    try:
+        return labelled_questions(yaml.safe_load(path.read_text()), str(path))
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None

@@ -37,6 +37,7 @@ PIPELINES = (
     "deployment",
     "knowledge_refresh",
     "assistant",
+    "assistant_monitoring",
 )
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
@@ -272,6 +273,7 @@ class Schedules(_Strict):
     monitoring: str | None = None
     maintenance: str | None = "0 4 * * 0"
     knowledge_refresh: str | None = None
+    assistant_monitoring: str | None = None
 
 
 class MaintenanceConfig(_Strict):
@@ -668,6 +670,20 @@ class AssistantGate(_Strict):
     max_regression_vs_champion: float = Field(0.02, ge=0, description="per metric, in the same run")
 
 
+class AssistantMonitoringPolicy(_Strict):
+    """What the assistant's monitoring watches per window (``jobs.monitor_assistant``) and when it
+    asks for a re-index or a re-evaluation (``jobs.common.assistant_monitoring.decide``)."""
+
+    min_requests: int = Field(20, ge=1, description="a window with fewer answered questions is not judged")
+    max_no_answer_rate: float = Field(0.2, ge=0, le=1)
+    min_top_score_p50: float = Field(0.8, ge=-1, le=1, description="median similarity of the best passage")
+    min_question_similarity: float = Field(0.85, ge=-1, le=1, description="a live question this close to an "
+                                           "evaluation question is covered by the gate")  # fmt: skip
+    max_uncovered_share: float = Field(0.3, ge=0, le=1)
+    min_mean_rating: float = Field(3.0, ge=1, le=5)
+    min_ratings: int = Field(5, ge=1)
+
+
 class AssistantConfig(_Strict):
     """A retrieval-augmented assistant: its files (prompt, labelled questions, the chunks' expectation
     suite) in ``include/assistants/<name>/``; its chunks table ``<catalog>.<gold>.<chunks_table>``,
@@ -686,6 +702,7 @@ class AssistantConfig(_Strict):
     retrieval: RetrievalSettings = RetrievalSettings()
     generator: GeneratorSettings = GeneratorSettings()
     gate: AssistantGate = AssistantGate()
+    monitoring: AssistantMonitoringPolicy = AssistantMonitoringPolicy()
 
     @field_validator("name", "chunks_table")
     @classmethod

@@ -241,3 +241,53 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
     trace = mlflow.get_trace(answer["trace_id"])
     assert {span.name for span in trace.data.spans} >= {"assistant.ask", "retrieve"}
     assert [a.value for a in trace.info.assessments if a.name == "user_rating"][-1] == 4
+
+
+def test_monitoring_reads_the_window_of_questions_and_asks_for_reevaluation_when_they_drift(assistant):
+    """Synthetic answered questions in a window of their own: on-topic ones with good scores are
+    within limits; questions unlike any evaluation question ask for re-evaluation; unanswered ones
+    for a re-index. The window's figures replace its rows on a rerun."""
+    from datetime import UTC, date, datetime, timedelta
+
+    import pyarrow as pa
+
+    from jobs.common.window import Window
+    from jobs.monitor_assistant import monitor
+    from jobs.serving.assistant import log_table
+
+    config, store = assistant
+    table = store.name("ml", "python_reference_inference_log")
+    window = Window(date(2026, 1, 5), date(2026, 1, 6))
+
+    def rows(questions: list[str], no_answer: bool = False) -> pa.Table:
+        at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+        return log_table([{"request_id": f"m{i}-{hash(q) % 10**8}", "requested_at": (at + timedelta(minutes=i)).isoformat(),
+                           "route": "champion", "status": 200, "model_version": "1", "question": q, "no_answer": no_answer,
+                           "top_score": 0.7 if no_answer else 0.86, "answer": "x"} for i, q in enumerate(questions)])  # fmt: skip
+
+    day = "requested_at >= '2026-01-05' AND requested_at < '2026-01-06'"
+    on_topic = [
+        "How do I leave a loop early?",
+        "What does continue do in a loop?",
+        "How do I write a lambda?",
+    ] * 10
+    store.overwrite(table, rows(on_topic), predicate=day) if store.exists(table) else store.overwrite(
+        table, rows(on_topic)
+    )
+    calm = monitor(config, store, window, "mon-1")
+    assert calm["figures"]["requests"] == 30 and calm["figures"]["uncovered_share"] < 0.3
+    assert calm["action"] in ("none", "reevaluate") and not any("unlike" in r for r in calm["reasons"])
+
+    off_topic = ["What is the weather in Paris tomorrow?", "Recommend a pasta recipe with tomatoes.",
+                 "Who won the football world cup?"] * 10  # fmt: skip
+    store.overwrite(table, rows(off_topic), predicate=day)
+    drifted = monitor(config, store, window, "mon-2")
+    assert (
+        drifted["action"] == "reevaluate" and drifted["act"] and drifted["figures"]["uncovered_share"] > 0.9
+    )
+
+    store.overwrite(table, rows(on_topic, no_answer=True), predicate=day)
+    assert monitor(config, store, window, "mon-3")["action"] == "reindex"
+    figures = store.read_pandas(store.name("monitoring", "assistant_metrics"))
+    ours = figures[figures.window_start == window.start]
+    assert ours.metric.is_unique and ours.run_id.eq("mon-3").all()  # the rerun replaced the window's rows

@@ -77,3 +77,30 @@ def test_the_questions_file_is_checked_entry_by_entry():
         labelled_questions([{"question": "a", "relevant": ["x"]}, {"question": "b"}], "q.yaml")
     with pytest.raises(ValueError, match="a non-empty list"):
         labelled_questions({}, "q.yaml")
+
+
+def test_the_monitoring_policy_reindexes_on_failing_retrieval_and_reevaluates_on_drift_staleness_or_ratings():
+    import numpy as np
+
+    from jobs.common.assistant_monitoring import REEVALUATE, REINDEX, decide, uncovered_share
+    from jobs.common.config import AssistantMonitoringPolicy
+
+    policy = AssistantMonitoringPolicy()
+    calm = {"requests": 100, "no_answer_rate": 0.05, "top_score_p50": 0.86, "feedback_rate": 0.1, "mean_rating": 4.2,
+            "uncovered_share": 0.1}  # fmt: skip
+    assert decide(calm, policy, 3, 3).action == "none"
+    assert decide({**calm, "no_answer_rate": 0.4}, policy, 3, 3).action == REINDEX
+    stale = decide(calm, policy, 2, 3)
+    assert stale.action == REEVALUATE and stale.reasons == [
+        "the Champion answers from index v2, the knowledge base is at v3"
+    ]
+    drifted = decide({**calm, "uncovered_share": 0.6}, policy, 3, 3)
+    assert drifted.action == REEVALUATE and "extend the labelled questions" in drifted.reasons[0]
+    assert decide({**calm, "mean_rating": 2.1}, policy, 3, 3).action == REEVALUATE  # 10 ratings ≥ min_ratings
+    assert (
+        decide({**calm, "mean_rating": 2.1, "feedback_rate": 0.02}, policy, 3, 3).action == "none"
+    )  # 2 ratings
+    quiet = decide({**calm, "requests": 3, "no_answer_rate": 1.0}, policy, 3, 3)
+    assert quiet.action == "none" and "not judged" in quiet.reasons[0]
+    eye = np.eye(4, dtype=np.float32)
+    assert uncovered_share(eye[:2], eye[:1], 0.9) == 0.5 and uncovered_share(eye[:0], eye, 0.9) == 0.0

@@ -1,0 +1,126 @@
+"""Monitor the assistant: a window of the endpoint's answered questions and their feedback → figures, query drift, a decision.
+
+    python -m jobs.monitor_assistant --env dev --start 2026-12-01 --end 2026-12-02 [--run-id <run>]
+
+Reads ``<catalog>.ml.<assistant>_inference_log`` (answered, non-shadow questions of the window)
+and ``<catalog>.ml.<assistant>_feedback``; embeds a sample of the questions and measures how many
+no evaluation question resembles (query drift against the labelled questions), beside the
+no-answer rate, the median top retrieval score, feedback rate and mean rating, tokens and cost per
+request. The figures replace the window's rows of ``<catalog>.monitoring.assistant_metrics``; the
+decision (``jobs.common.assistant_monitoring.decide``): re-index, re-evaluate or nothing, with
+``act`` for the DAG's trigger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jobs.common.cli import add_run_id, add_window, base_parser, run_cli
+from jobs.common.config import EnvConfig, load_config
+from jobs.common.window import Window
+
+if TYPE_CHECKING:
+    from jobs.tablestore import TableStore
+
+log = logging.getLogger("runway.monitor_assistant")
+METRICS = "assistant_metrics"  # in the monitoring schema
+METRICS_SCHEMA = ("window_start date, window_end date, metric string, value double, model_version string, "
+                  "run_id string, computed_at timestamp")  # fmt: skip
+SAMPLE = 500  # questions embedded per window at most
+
+
+def answered_questions(config: EnvConfig, store: TableStore, window: Window):
+    import pandas as pd
+
+    table = store.name("ml", f"{config.assistant.name}_inference_log")
+    columns = ["request_id", "requested_at", "route", "status", "model_version", "question", "no_answer",
+               "top_score", "prompt_tokens", "completion_tokens", "cost_usd"]  # fmt: skip
+    if not store.exists(table):
+        return pd.DataFrame(columns=columns)
+    rows = store.read_pandas(table, window=("requested_at", window.start, window.end), columns=columns)
+    return rows[(rows.status == 200) & (rows.route != "shadow")]
+
+
+def ratings_of(config: EnvConfig, store: TableStore, request_ids):
+    import pandas as pd
+
+    table = store.name("ml", f"{config.assistant.name}_feedback")
+    if not store.exists(table):
+        return pd.DataFrame(columns=["request_id", "rating"])
+    rows = store.read_pandas(table, columns=["request_id", "rating"])
+    return rows[rows.request_id.isin(set(request_ids))]
+
+
+def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, int | None]:
+    """(the Champion chain's index version, the chunks table's latest snapshot)."""
+    from jobs.common.registry import ModelRegistry
+
+    registry = ModelRegistry.for_config(config.assistant_view())
+    champion = registry.by_alias(config.champion_alias)
+    ours = (
+        int(champion.tags["assistant.index_version"])
+        if champion and "assistant.index_version" in champion.tags
+        else None
+    )
+    table = store.name("gold", config.assistant.chunks_table)
+    snapshots = (
+        [c for c in store.history(table, 50) if c.get("knowledge_version")] if store.exists(table) else []
+    )
+    return ours, int(snapshots[0]["version"]) if snapshots else None
+
+
+def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -> dict[str, Any]:
+    from jobs.common.assistant_monitoring import decide, uncovered_share, window_figures
+    from jobs.common.knowledge import Embedder
+
+    answered = answered_questions(config, store, window)
+    figures = window_figures(answered, ratings_of(config, store, answered.request_id))
+    if len(answered):
+        from jobs.common.assistant_gate import load_questions
+
+        embedder = Embedder(config.assistant.embedding_model)
+        sample = answered.question.sample(min(SAMPLE, len(answered)), random_state=0).tolist()
+        reference = [q.question for q in load_questions(config)]
+        figures["uncovered_share"] = uncovered_share(embedder.queries(sample), embedder.queries(reference),
+                                                     config.assistant.monitoring.min_question_similarity)  # fmt: skip
+    champion_index, latest_index = index_versions(config, store)
+    decision = decide(figures, config.assistant.monitoring, champion_index, latest_index)
+    _record(config, store, window, figures, run_id, answered)
+    log.info("assistant %s: %s (%s)", window, decision.action, "; ".join(decision.reasons) or "within limits")
+    return {
+        "window": str(window),
+        "figures": {k: round(v, 6) for k, v in figures.items()},
+        **decision.as_dict(),
+    }
+
+
+def _record(config, store, window: Window, figures: dict[str, float], run_id: str, answered) -> None:
+    """The window's figures replace its rows (a rerun writes the same)."""
+    import math
+
+    versions = ",".join(sorted(set(answered.model_version.dropna()))) or None
+    rows = [{"window_start": window.start, "window_end": window.end, "metric": k, "value": v, "model_version": versions,
+             "run_id": run_id, "computed_at": datetime.now(UTC)} for k, v in figures.items() if not math.isnan(v)]  # fmt: skip
+    store.overwrite(store.name("monitoring", METRICS), store.small_frame(rows, METRICS_SCHEMA),
+                    predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
+                    metadata={"run_id": run_id, "job": "monitor_assistant", "window": str(window)})  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = base_parser(__doc__.splitlines()[0])
+    add_window(parser)
+    add_run_id(parser)
+    args = parser.parse_args(argv)
+    config = load_config(args.env)
+    from jobs.tablestore import open_table_store
+
+    result = monitor(config, open_table_store(config), Window.parse(args.start, args.end), args.run_id)
+    log.debug(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
