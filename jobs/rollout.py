@@ -246,9 +246,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--requested-by", default="", help="traffic: who asks for the change (audited)")
     parser.add_argument("--reason", default="", help="traffic: why (audited)")
+    parser.add_argument("--model", choices=["use_case", "assistant"], default="use_case",
+                        help="the use case's model, or the assistant's chain (A/B and shadow on /assistant/ask)")  # fmt: skip
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
+    if args.model == "assistant":
+        if args.action in ("judge", "databricks-config"):
+            raise BadInputError(
+                f"{args.action} is for the use case's model; a chain is judged by its evaluation gate"
+            )
+        config = config.assistant_view()
     if args.action in ("show", "databricks-config"):
         from jobs.common.registry import ModelRegistry
 

@@ -13,9 +13,11 @@ import pytest
 from jobs.build_assistant import build
 from jobs.common.errors import BadInputError
 from jobs.common.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG
+from jobs.common.traffic import Traffic
 from jobs.evaluate_assistant import evaluate
 from jobs.knowledge_refresh import refresh_knowledge
 from jobs.promote import audit_trail, promote, rollback
+from jobs.rollout import set_traffic
 from tests.jobs.test_knowledge_refresh import assistant_config
 from tests.llm_standin import ChatStandIn
 
@@ -220,19 +222,49 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
             server.url, "/assistant/feedback", json.dumps({**feedback, "request_id": "nope"}).encode()
         )
         assert unknown[0] == 404
+
+        # A/B by user and a shadow, through the chain's traffic tag (the model routes' machinery).
+        other = build(config, store, "serve-ab", k=2)["version"]
+        split = {"routes": [{"name": "champion", "alias": "Champion", "percent": 50},
+                            {"name": "candidate", "version": other, "percent": 50}],
+                 "shadow": {"version": other}, "sticky_key": "user_id"}  # fmt: skip
+        set_traffic(
+            view, store, Traffic.from_dict(split), requested_by="ann", reason="chain A/B", run_id="ab-1"
+        )
+
+        def ask(question: str, user: str) -> dict:
+            return call(
+                server.url, "/assistant/ask", json.dumps({"question": question, "user_id": user}).encode()
+            )[1]
+
+        for i in range(120):  # the follower loads the other version, then puts the split in force
+            if ask("What does pass do?", f"probe{i}").get("route") == "candidate":
+                break
+            __import__("time").sleep(0.25)
+        seen = {}
+        for user in (f"user{i}" for i in range(16)):
+            reply = ask("What does pass do?", user)
+            seen[user] = (reply["route"], reply["version"])
+            assert ask("What is a lambda?", user)["route"] == reply["route"]  # sticky per user
+        assert {route for route, _ in seen.values()} == {"champion", "candidate"}
+        assert {v for r, v in seen.values() if r == "candidate"} == {other}
+        set_traffic(
+            view, store, view.configured_traffic(), requested_by="ann", reason="A/B over", run_id="ab-2"
+        )
     finally:
         assert server.stop() in (0, -15)  # SIGTERM: the WAL is committed on the way out
 
     logged = store.read_pandas(store.name("ml", "python_reference_inference_log"))
-    assert sorted(logged.status) == [200, 200, 400, 400]
-    ok = logged[logged.status == 200].set_index("request_id")
-    assert set(ok.index) == {answer["request_id"], second["request_id"]}
+    assert sorted(logged.status.unique()) == [200, 400] and (logged.status == 400).sum() == 2
+    shadowed = logged[logged.route == "shadow"]
+    assert len(shadowed) >= 32 and shadowed.model_version.eq(other).all()  # the A/B answers, shadowed
+    assert set(shadowed.request_id) <= set(logged[logged.route != "shadow"].request_id)
+    ok = logged[(logged.status == 200) & (logged.route == "champion")].set_index("request_id")
     assert json.loads(ok.loc[answer["request_id"], "chunk_ids"]) == [
         p["chunk_id"] for p in answer["passages"]
     ]
-    assert (
-        ok.loc[answer["request_id"], "trace_id"] == answer["trace_id"] and ok.model_version.eq(champion).all()
-    )
+    assert ok.loc[answer["request_id"], "trace_id"] == answer["trace_id"]
+    assert ok.loc[[answer["request_id"], second["request_id"]]].model_version.eq(champion).all()
     assert set(logged[logged.status == 400].error.str[:12]) == {"the body nee", "the body is "}
     ratings = store.read_pandas(store.name("ml", "python_reference_feedback"))
     assert ratings[["request_id", "user_id", "rating", "comment"]].values.tolist() == [
