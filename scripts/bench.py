@@ -410,6 +410,13 @@ def cluster_vs_local() -> dict:
                     "no target: what a cluster of one small machine costs, not what a real cluster gains"}  # fmt: skip
 
 
+def assistant() -> dict:
+    """The assistant's knowledge refresh, chain and endpoint (scripts/bench_assistant.py)."""
+    from bench_assistant import assistant_figure
+
+    return assistant_figure(fresh("assistant"), run_job)
+
+
 FIGURES = {
     "feature_refresh_full_year": feature_refresh_full_year,
     "feature_refresh_one_day": feature_refresh_one_day,
@@ -421,6 +428,7 @@ FIGURES = {
     "dag_parsing": dag_parsing,
     "demo_lifecycle": demo_lifecycle,
     "cluster_vs_local": cluster_vs_local,
+    "assistant": assistant,
 }
 
 

@@ -16,8 +16,9 @@ from jobs.common.rollout_gates import LoadFigures
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
-def run_locust(url: str, body: bytes, users: int, seconds: float, workdir: Path) -> LoadFigures:
-    """``users`` closed-loop clients posting ``body`` to ``url``/invocations for ``seconds``."""
+def run_locust(url: str, body: bytes, users: int, seconds: float, workdir: Path,
+               path: str = "/invocations") -> LoadFigures:  # fmt: skip
+    """``users`` closed-loop clients posting ``body`` to ``url`` + ``path`` for ``seconds``."""
     if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise BadInputError(f"load runs target loopback only, not {url}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -27,7 +28,7 @@ def run_locust(url: str, body: bytes, users: int, seconds: float, workdir: Path)
     locust = Path(sys.executable).parent / "locust"
     subprocess.run([str(locust), "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(users),
                     "-t", f"{max(1, round(seconds))}s", "--host", url, "--csv", str(prefix), "--only-summary",
-                    "--stop-timeout", "5"], env={**os.environ, "RUNWAY_LOAD_BODY": str(body_file)},
+                    "--stop-timeout", "5"], env={**os.environ, "RUNWAY_LOAD_BODY": str(body_file), "RUNWAY_LOAD_PATH": path},
                    capture_output=True, timeout=seconds + 120, check=False)  # fmt: skip
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():

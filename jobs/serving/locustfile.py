@@ -1,5 +1,5 @@
 """Locust load for the endpoint (the load-test gate, ``jobs.load_test``, and ``make bench``):
-closed-loop clients posting one scoring request each, as fast as answers come. Always run as its
+closed-loop clients posting one scoring request (or question) each, as fast as answers come. Always run as its
 own process (Locust's gevent patches the interpreter), headless, bounded in users and time, against
 loopback only (``jobs.serving.load.run_locust``).
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from locust import FastHttpUser, constant, task
 
 BODY = Path(os.environ["RUNWAY_LOAD_BODY"]).read_bytes()
+PATH = os.environ.get("RUNWAY_LOAD_PATH", "/invocations")  # the assistant's: /assistant/ask
 HEADERS = {"Content-Type": "application/json"}
 
 
@@ -21,4 +22,4 @@ class ScoringClient(FastHttpUser):
 
     @task
     def invoke(self) -> None:
-        self.client.post("/invocations", data=BODY, headers=HEADERS)
+        self.client.post(PATH, data=BODY, headers=HEADERS)

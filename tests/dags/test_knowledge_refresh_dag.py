@@ -1,5 +1,6 @@
-"""The dev knowledge-refresh DAG run for real with dag.test(): a corpus subset is chunked, embedded,
-written and indexed by the job's own process; a second run commits nothing and keeps the index."""
+"""The dev knowledge-refresh and assistant DAGs run for real with dag.test(): a corpus subset is
+chunked, embedded, written and indexed by the job's own process (a second run commits nothing);
+the assistant DAG then builds, judges and promotes the chain."""
 
 from __future__ import annotations
 
@@ -11,38 +12,6 @@ import pytest
 from jobs.common.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-TOPICS = ["break", "continue", "for", "if", "pass", "return", "while", "with"]
-
-
-def test_the_knowledge_refresh_dag_writes_once_and_indexes_the_table_version(airflow_db, tmp_path_factory):
-    from airflow.models import DagBag
-
-    from jobs.common.knowledge import VectorIndex, index_dir
-    from jobs.knowledge_refresh import VERSION_KEY
-    from jobs.tablestore import open_table_store
-
-    configs = tmp_path_factory.mktemp("configs")
-    shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
-    with (configs / "dev.yaml").open("a") as handle:
-        handle.write(f"assistant:\n  corpus:\n    include: {TOPICS}\n    min_chunks: 5\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
-        config = load_config("dev")
-        dag = DagBag(dag_folder=str(ROOT / "dags" / "knowledge_refresh.py")).dags["dev_knowledge_refresh"]
-        first = dag.test(logical_date=None)
-        assert str(first.state) == "success"
-        store = open_table_store(config)
-        table = store.name("gold", config.assistant.chunks_table)
-        version, key = store.version(table), store.last_commit_metadata(table)[VERSION_KEY]
-        assert set(store.read_pandas(table).doc_id) == set(TOPICS)
-        assert store.last_commit_metadata(table)["run_id"] == first.run_id  # lineage: the Airflow run
-        index = VectorIndex.load(index_dir(config, version))
-        assert index.manifest[VERSION_KEY] == key and index.manifest["chunks"] == len(
-            store.read_pandas(table)
-        )
-
-        second = dag.test(logical_date=None)
-        assert str(second.state) == "success" and store.version(table) == version  # nothing committed
 
 
 def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db, tmp_path_factory):
@@ -52,7 +21,10 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     import mlflow
     from airflow.models import DagBag
 
+    from jobs.common.knowledge import VectorIndex, index_dir
     from jobs.common.registry import ModelRegistry
+    from jobs.knowledge_refresh import VERSION_KEY
+    from jobs.tablestore import open_table_store
 
     configs = tmp_path_factory.mktemp("configs")
     shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
@@ -67,7 +39,21 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
         patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
         config = load_config("dev")
         bag = DagBag(dag_folder=str(ROOT / "dags"))
-        assert str(bag.dags["dev_knowledge_refresh"].test(logical_date=None).state) == "success"
+        refresh = bag.dags["dev_knowledge_refresh"]
+        first = refresh.test(logical_date=None)
+        assert str(first.state) == "success"
+        store = open_table_store(config)
+        table = store.name("gold", config.assistant.chunks_table)
+        version, key = store.version(table), store.last_commit_metadata(table)[VERSION_KEY]
+        assert set(store.read_pandas(table).doc_id) == set(topics)
+        assert store.last_commit_metadata(table)["run_id"] == first.run_id  # lineage: the Airflow run
+        index = VectorIndex.load(index_dir(config, version))
+        assert index.manifest[VERSION_KEY] == key and index.manifest["chunks"] == len(
+            store.read_pandas(table)
+        )
+        assert (
+            str(refresh.test(logical_date=None).state) == "success" and store.version(table) == version
+        )  # no-op
         assistant = bag.dags["dev_assistant"]
         run = assistant.test(logical_date=None)
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
