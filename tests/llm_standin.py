@@ -46,7 +46,9 @@ class ChatStandIn:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                standin.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+                standin.requests.append(
+                    {"path": self.path, "auth": self.headers.get("Authorization"), **body}
+                )
                 prompt = body["messages"][-1]["content"]
                 text = reply_to(prompt)
                 payload = json.dumps({

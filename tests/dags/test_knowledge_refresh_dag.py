@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jobs.common.config import load_config
 
@@ -31,10 +32,10 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     questions = ROOT / "tests" / "jobs" / "assistant" / "questions.yaml"
     topics = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",
               "return", "try", "while", "with", "yield"]  # fmt: skip
-    with (configs / "dev.yaml").open("a") as handle:
-        handle.write(
-            f"assistant:\n  questions_file: {questions}\n  corpus:\n    include: {topics}\n    min_chunks: 5\n"
-        )
+    dev = yaml.safe_load((configs / "dev.yaml").read_text())
+    dev["assistant"] = {**dev.get("assistant", {}), "questions_file": str(questions),
+                        "corpus": {"include": topics, "min_chunks": 5}}  # fmt: skip
+    (configs / "dev.yaml").write_text(yaml.safe_dump(dev))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
         config = load_config("dev")

@@ -234,3 +234,26 @@ def test_only_binary_classification_and_names_derived_from_the_use_case(config_c
     edit(use_case_file, lambda tree: tree["use_case"]["model"].update(task="binary"))
     config = load_config("staging", config_copy)
     assert config.mlflow.experiment == "/runway/staging/churn"
+
+
+def test_each_environment_names_its_own_chat_endpoint_and_the_assistant_view(monkeypatch):
+    """An environment's RUNWAY_<ENV>_LLM_* win over the shared RUNWAY_LLM_*; none: extractive
+    answers. The assistant's view of an environment names the chain and its experiment."""
+    monkeypatch.setenv("RUNWAY_LLM_ENDPOINT", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("RUNWAY_LLM_MODEL", "shared-model")
+    monkeypatch.setenv("RUNWAY_PROD_LLM_ENDPOINT", "https://workspace.example/serving-endpoints")
+    monkeypatch.setenv("RUNWAY_PROD_LLM_MODEL", "prod-chat")
+    prod, dev = load_config("prod"), load_config("dev")
+    assert (prod.assistant.generator.endpoint, prod.assistant.generator.model) == (
+        "https://workspace.example/serving-endpoints", "prod-chat")  # fmt: skip
+    assert (dev.assistant.generator.endpoint, dev.assistant.generator.model) == (
+        "http://127.0.0.1:9/v1",
+        "shared-model",
+    )
+    monkeypatch.delenv("RUNWAY_LLM_ENDPOINT")
+    assert load_config("dev").assistant.generator.endpoint is None
+    view = prod.assistant_view()
+    assert view.registered_model_name == "prod.ml.python_reference" and view.mlflow.experiment.endswith(
+        "/python_reference"
+    )
+    assert view.serving.traffic is None and prod.prompt_name == "prod.ml.python_reference_prompt"
