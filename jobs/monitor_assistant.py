@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,15 +93,15 @@ def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -
     log.info("assistant %s: %s (%s)", window, decision.action, "; ".join(decision.reasons) or "within limits")
     return {
         "window": str(window),
-        "figures": {k: round(v, 6) for k, v in figures.items()},
+        "figures": {
+            k: round(v, 6) for k, v in figures.items() if not math.isnan(v)
+        },  # no rating: absent, not NaN
         **decision.as_dict(),
     }
 
 
 def _record(config, store, window: Window, figures: dict[str, float], run_id: str, answered) -> None:
     """The window's figures replace its rows (a rerun writes the same)."""
-    import math
-
     versions = ",".join(sorted(set(answered.model_version.dropna()))) or None
     rows = [{"window_start": window.start, "window_end": window.end, "metric": k, "value": v, "model_version": versions,
              "run_id": run_id, "computed_at": datetime.now(UTC)} for k, v in figures.items() if not math.isnan(v)]  # fmt: skip

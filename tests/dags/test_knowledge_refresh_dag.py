@@ -67,3 +67,33 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
 
         again = assistant.test(logical_date=None, run_conf={"k": 4})  # the same parts: the same version
         assert str(again.state) == "success" and registry.alias_version("Champion") == champion
+
+        # The monitoring DAG: a window of questions unlike the evaluation set asks for re-evaluation
+        # (the assistant DAG is triggered once, re-index skipped); a window without questions does nothing.
+        from datetime import UTC, datetime, timedelta
+
+        from jobs.serving.assistant import log_table
+
+        at = datetime(2026, 2, 3, 9, tzinfo=UTC)
+        asked = [
+            "What is the weather in Paris tomorrow?",
+            "Recommend a pasta recipe.",
+            "Who won the cup?",
+        ] * 10
+        rows = log_table([{"request_id": f"dag-{i}", "requested_at": (at + timedelta(minutes=i)).isoformat(),
+                           "route": "champion", "status": 200, "model_version": champion, "question": q,
+                           "no_answer": False, "top_score": 0.86, "answer": "x"} for i, q in enumerate(asked)])  # fmt: skip
+        log = store.name("ml", f"{config.assistant.name}_inference_log")
+        window = "requested_at >= '2026-02-03' AND requested_at < '2026-02-04'"
+        store.overwrite(log, rows, predicate=window) if store.exists(log) else store.overwrite(log, rows)
+        monitoring = bag.dags["dev_assistant_monitoring"]
+        drifted = monitoring.test(
+            logical_date=None, run_conf={"start_date": "2026-02-03", "end_date": "2026-02-04"}
+        )
+        states = {ti.task_id: str(ti.state) for ti in drifted.get_task_instances()}
+        assert states["trigger_reevaluate"] == "success" and states["trigger_reindex"] == "skipped", states
+        quiet = monitoring.test(
+            logical_date=None, run_conf={"start_date": "2026-02-10", "end_date": "2026-02-11"}
+        )
+        states = {ti.task_id: str(ti.state) for ti in quiet.get_task_instances()}
+        assert states["monitor"] == "skipped" and states["trigger_reevaluate"] == "skipped", states

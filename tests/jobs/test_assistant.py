@@ -307,6 +307,7 @@ def test_monitoring_reads_the_window_of_questions_and_asks_for_reevaluation_when
         table, rows(on_topic)
     )
     calm = monitor(config, store, window, "mon-1")
+    json.dumps(calm, allow_nan=False)  # strict JSON for XCom: no rating yet is absent, not NaN
     assert calm["figures"]["requests"] == 30 and calm["figures"]["uncovered_share"] < 0.3
     assert calm["action"] in ("none", "reevaluate") and not any("unlike" in r for r in calm["reasons"])
 
