@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from jobs.common.config import load_config
 from jobs.common.window import Window
@@ -28,18 +29,18 @@ def dags(airflow_db, spark, tmp_path_factory):
 
     configs = tmp_path_factory.mktemp("configs")
     shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
-    with (configs / "dev.yaml").open("a") as handle:
-        handle.write("  slice_min_rows: 3000\n")  # appended under the file's `validation:` block
-    patch = pytest.MonkeyPatch()
-    patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
-    config = load_config("dev")
-    assert config.validation.slice_min_rows == 3000
-    window = Window(date(2013, 1, 1), date(2013, 3, 1))
-    seed(config, window)
-    refresh(JobContext.open(config, "gold-for-training"), window)
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "training.py"))
-    yield bag.dags["dev_training"], bag.dags["dev_rollback"], config
-    patch.undo()
+    dev = yaml.safe_load((configs / "dev.yaml").read_text())
+    dev["validation"] = {**dev.get("validation", {}), "slice_min_rows": 3000}
+    (configs / "dev.yaml").write_text(yaml.safe_dump(dev))
+    with pytest.MonkeyPatch.context() as patch:  # undone also when the set-up fails
+        patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
+        config = load_config("dev")
+        assert config.validation.slice_min_rows == 3000
+        window = Window(date(2013, 1, 1), date(2013, 3, 1))
+        seed(config, window)
+        refresh(JobContext.open(config, "gold-for-training"), window)
+        bag = DagBag(dag_folder=str(ROOT / "dags" / "training.py"))
+        yield bag.dags["dev_training"], bag.dags["dev_rollback"], config
 
 
 def states(run) -> dict[str, str]:

@@ -102,14 +102,13 @@ def stack(spark, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("stack")
     data_dir, configs = root / "data", _stack_configs(root / "configs")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("RUNWAY_DATA_DIR", str(data_dir))
-    patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
-    prod = load_config("prod")
-    window = Window(date(2013, 1, 1), date(2013, 3, 1))
-    seed(prod, window)  # the landing zone is shared: dev's backfill reads it too
-    refresh(JobContext.open(prod, "prod-gold-for-the-stack"), window)
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:  # undone also when the set-up fails
+        patch.setenv("RUNWAY_DATA_DIR", str(data_dir))
+        patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
+        prod = load_config("prod")
+        window = Window(date(2013, 1, 1), date(2013, 3, 1))
+        seed(prod, window)  # the landing zone is shared: dev's backfill reads it too
+        refresh(JobContext.open(prod, "prod-gold-for-the-stack"), window)
 
     ports = {"airflow": free_port(), "mlflow": free_port(), "serving": free_port()}
     env = {

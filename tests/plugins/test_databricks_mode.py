@@ -100,21 +100,22 @@ def databricks_dags(standin, airflow_db, tmp_path_factory):
     """The DAG files parsed with ``compute.kind: databricks`` and the stand-in as the connection."""
     from airflow.models import DagBag
 
-    patch = pytest.MonkeyPatch()
-    patch.setenv("RUNWAY_COMPUTE", "databricks")
-    patch.setenv("RUNWAY_DATABRICKS_POLL_SECONDS", "0")
-    patch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", standin.connection_uri)
-    patch.setenv("RUNWAY_DAG_ENVS", "dev")
-    # Its own registry: the stand-in records validation statuses in it, as the workspace's would.
-    patch.setenv(
-        "RUNWAY_DEV_MLFLOW_TRACKING_URI",
-        f"sqlite:///{tmp_path_factory.mktemp('databricks-mlflow') / 'mlflow.db'}",
-    )
-    bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
-            ("feature_refresh", "training", "inference", "monitoring", "maintenance")}  # fmt: skip
-    assert not any(bag.import_errors for bag in bags.values()), {k: b.import_errors for k, b in bags.items()}
-    yield {dag_id: dag for bag in bags.values() for dag_id, dag in bag.dags.items()}
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:  # undone also when the set-up fails
+        patch.setenv("RUNWAY_COMPUTE", "databricks")
+        patch.setenv("RUNWAY_DATABRICKS_POLL_SECONDS", "0")
+        patch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", standin.connection_uri)
+        patch.setenv("RUNWAY_DAG_ENVS", "dev")
+        # Its own registry: the stand-in records validation statuses in it, as the workspace's would.
+        patch.setenv(
+            "RUNWAY_DEV_MLFLOW_TRACKING_URI",
+            f"sqlite:///{tmp_path_factory.mktemp('databricks-mlflow') / 'mlflow.db'}",
+        )
+        bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
+                ("feature_refresh", "training", "inference", "monitoring", "maintenance")}  # fmt: skip
+        assert not any(bag.import_errors for bag in bags.values()), {
+            k: b.import_errors for k, b in bags.items()
+        }
+        yield {dag_id: dag for bag in bags.values() for dag_id, dag in bag.dags.items()}
 
 
 def _states(run) -> dict[str, str]:
