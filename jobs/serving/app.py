@@ -4,6 +4,7 @@ micro-batching, every request logged to the inference table, Prometheus metrics.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import os
@@ -59,6 +60,9 @@ class Metrics:
         dropped = Gauge("runway_serving_inference_log_dropped_rows", "rows the WAL could not take (disk refused)",
                         registry=registry)  # fmt: skip
         dropped.set_function(log_dropped)
+        frozen = Gauge("runway_serving_heap_frozen_objects", "objects kept out of full garbage collections "
+                       "(settled after each model load)", registry=registry)  # fmt: skip
+        frozen.set_function(gc.get_freeze_count)
         return cls(
             registry=registry,
             requests=Counter(

@@ -7,11 +7,13 @@ inputs are checked against the primary version's (clients send those columns: a 
 or a changed type would fail them), it is warmed up on the last rows actually scored (else its
 logged input example), and only then does one assignment put the new traffic in force. A version
 that fails any step is refused — the traffic in force stays, the refusal is logged and counted —
-and is not tried again until what the traffic names changes.
+and is not tried again until what the traffic names changes. After each load the process's heap
+is settled (``settle_heap``): what is alive then stays out of the garbage collector's full scans.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -29,6 +31,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.serving.follower")
 
 NUMERIC = {"double", "float", "long", "integer"}
+
+
+def settle_heap() -> int:
+    """Collect once, then freeze what is alive (imports, loaded versions) out of the collector's
+    reach; returns how many objects are frozen. A serving process holds ~370k long-lived objects and
+    a full collection scanning them stalled every request ~200 ms. Unfreezing first lets the
+    cycles of a version just replaced go (one such pause per load, none while serving)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 @dataclass(frozen=True)
@@ -168,7 +181,7 @@ class ModelFollower:
             self._refused_seen = None
             shadow = loaded.pop("shadow", None) if traffic.shadow else None
             self.state = ServingState(traffic, loaded, shadow)  # one assignment: batches keep their version
-            log.info("serving %s (%s)", self.describe(), traffic.describe())
+            log.info("serving %s (%s); %d objects frozen", self.describe(), traffic.describe(), settle_heap())
             for version in {v for v in wanted.values()} - set((state.versions() if state else {}).values()):
                 self._on_event("loaded", version, "")
             return "loaded"
