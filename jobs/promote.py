@@ -244,8 +244,8 @@ def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | No
     if champion == target:  # a retry or a repeat: nothing moves, no other version is touched
         registry.delete_alias(CHALLENGER, only_from=target)
         log.info("%s v%s is already %s: nothing to do", registry.model_name, target, alias)
-        return _summary({"model_name": registry.model_name, "action": PROMOTE, "from_version": champion,
-                         "to_version": target, "run_id": run_id, "changed": False})  # fmt: skip
+        return _settled(config, registry, {"model_name": registry.model_name, "action": PROMOTE, "from_version": champion,
+                                           "to_version": target, "run_id": run_id, "changed": False})  # fmt: skip
     record = registry.version(target)
     candidate = Candidate.from_tags(target, record.tags)
     if why := promotion_refusal(candidate, champion, rules_of(config)):
@@ -256,7 +256,7 @@ def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | No
         approved_by=candidate.approved_by or "auto", reason=record.tags.get("trigger.reason", ""), metrics=metrics,
     )  # fmt: skip
     registry.delete_alias(CHALLENGER, only_from=target)
-    return _summary(event)
+    return _settled(config, registry, event)
 
 
 def check_promotable(config: EnvConfig, version: str) -> dict[str, Any]:
@@ -283,19 +283,26 @@ def rollback(
             and e.get("status") in (MOVE_DONE, None)]  # fmt: skip
     if done and done[-1]["to_version"] == champion:
         log.info("rollback of request %s already made (-> v%s): nothing to do", run_id, champion)
-        return _summary({**done[-1], "changed": False})
+        return _settled(config, registry, {**done[-1], "changed": False})
     history = champion_history(Move.from_event(e) for e in trail)
     target, why = rollback_target(history, champion)
     if target is None:
         raise BadInputError(f"{registry.model_name}: cannot roll back: {why}")
     event = _move_champion(store, registry, alias, move=Move(ROLLBACK, champion, target, request_id=run_id),
                            run_id=run_id, approved_by=requested_by, reason=reason, metrics={"replaced": champion})  # fmt: skip
-    return _summary(event)
+    return _settled(config, registry, event)
 
 
-def _summary(event: dict[str, Any]) -> dict[str, Any]:
+def _settled(config: EnvConfig, registry: ModelRegistry, event: dict[str, Any]) -> dict[str, Any]:
+    """The move's summary; for a chain, after its prompt's Champion alias followed — also after a
+    no-op, so a retry heals a crash between the chain's alias and the prompt's."""
     keys = ("model_name", "action", "from_version", "to_version", "approved_by", "run_id", "changed")
-    return {k: event.get(k) for k in keys}
+    summary = {k: event.get(k) for k in keys}
+    if config.is_assistant_view:
+        from jobs.common.assistant import follow_chain_champion
+
+        summary["prompt"] = follow_chain_champion(config, registry)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -333,14 +340,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action == "compare":
         return compare(config, store, args.run_id)
     if args.action == "promote":
-        moved = promote(config, store, args.run_id, args.version)
-    else:
-        moved = rollback(config, store, args.run_id, args.requested_by, args.reason)
-    if args.model == "assistant":  # also after a no-op: a retry heals a crash before the prompt moved
-        from jobs.common.assistant import follow_chain_champion
-
-        moved["prompt"] = follow_chain_champion(config, ModelRegistry.for_config(config))
-    return moved
+        return promote(config, store, args.run_id, args.version)
+    return rollback(config, store, args.run_id, args.requested_by, args.reason)
 
 
 if __name__ == "__main__":

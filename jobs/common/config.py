@@ -848,6 +848,11 @@ class EnvConfig(_Strict):
                                        "mlflow": self.mlflow.model_copy(update={"experiment": experiment})})  # fmt: skip
 
     @property
+    def is_assistant_view(self) -> bool:
+        """Whether this is ``assistant_view()``: the assistant's chain is the registered model."""
+        return self.assistant is not None and self.use_case.model.name == self.assistant.name
+
+    @property
     def prompt_name(self) -> str:
         """The assistant's prompt in the MLflow prompt registry: ``<catalog>.<ml>.<assistant>_prompt``."""
         return f"{self.catalog}.{self.schemas.ml}.{self.assistant.name}_prompt" if self.assistant else ""

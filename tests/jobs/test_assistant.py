@@ -71,10 +71,7 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
     assert judged["metrics"]["recall_at_k"] >= 0.9 and judged["metrics"]["groundedness"] == 1.0
     assert registry.alias_version(CHALLENGER) == first["version"]
     assert evaluate(config, first["version"], "eval-1-retry")["changed"] is False
-    promote(view, store, "promote-1")
-    from jobs.common.assistant import follow_chain_champion
-
-    follow_chain_champion(view, registry)
+    promote(view, store, "promote-1")  # the prompt's Champion alias follows the chain's
     assert registry.alias_version("Champion") == first["version"] and _prompt_champion(config) == 1
 
     # A worse retriever (k=1) passes its floors but is worse than the Champion in the same run: kept out.
@@ -100,11 +97,9 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
     assert second["assistant.prompt_version"] == "2"
     assert evaluate(config, second["version"], "eval-3")["decision"] == "promote"
     promote(view, store, "promote-3")
-    follow_chain_champion(view, registry)
     assert registry.alias_version("Champion") == second["version"] and _prompt_champion(config) == 2
 
     rollback(view, store, "rollback-1", "ann", "answers got worse")
-    follow_chain_champion(view, registry)
     assert registry.alias_version("Champion") == first["version"] and _prompt_champion(config) == 1
     again = rollback(view, store, "rollback-1", "ann", "retry")  # the same request: nothing moves
     assert again["changed"] is False and registry.alias_version("Champion") == first["version"]
