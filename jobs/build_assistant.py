@@ -58,19 +58,17 @@ def register_prompt(config: EnvConfig, template: str, source: str) -> tuple[int,
 
 def latest_knowledge(config: EnvConfig, store: TableStore) -> tuple[int, str, Path]:
     """(table version, knowledge version, index folder) of the chunks table's latest snapshot."""
-    from jobs.common.knowledge import VectorIndex, index_dir
+    from jobs.common.knowledge import VectorIndex, index_dir, latest_snapshot
 
     table = store.name("gold", config.assistant.chunks_table)
-    snapshots = (
-        [c for c in store.history(table, 50) if c.get("knowledge_version")] if store.exists(table) else []
-    )
-    if not snapshots:
+    latest = latest_snapshot(store, table)
+    if latest is None:
         raise BadInputError(f"{table} holds no knowledge snapshot: run the knowledge refresh first")
-    version = int(snapshots[0]["version"])
+    version, key = latest
     folder = index_dir(config, version)
     if not (folder / VectorIndex.MANIFEST).is_file():
         raise BadInputError(f"{table} v{version} has no index at {folder}: run the knowledge refresh again")
-    return version, snapshots[0]["knowledge_version"], folder
+    return version, key, folder
 
 
 def existing_candidate(registry: ModelRegistry, key: str) -> str | None:

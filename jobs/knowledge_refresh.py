@@ -19,12 +19,14 @@ from jobs.common.cli import add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.knowledge import (
+    VERSION_KEY,
     Embedder,
     VectorIndex,
     check_embeddings,
     chunk_document,
     index_dir,
     knowledge_version,
+    latest_snapshot,
     load_corpus,
     split_checked,
 )
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
     from jobs.tablestore import TableName, TableStore
 
 log = logging.getLogger("runway.knowledge_refresh")
-VERSION_KEY = "knowledge_version"  # the commit metadata naming the snapshot's knowledge version
 
 
 def assistant_of(config: EnvConfig) -> AssistantConfig:
@@ -54,14 +55,9 @@ def chunks_schema(dim: int) -> pa.Schema:
 
 
 def written_version(store: TableStore, table: TableName, key: str) -> int | None:
-    """The table version that wrote knowledge version ``key``, if it is the latest snapshot
-    (later commits without a knowledge version, e.g. compaction, do not change the rows)."""
-    if not store.exists(table):
-        return None
-    for commit in store.history(table, 50):
-        if commit.get(VERSION_KEY):
-            return int(commit["version"]) if commit[VERSION_KEY] == key else None
-    return None
+    """The table version that wrote knowledge version ``key``, if it is the latest snapshot."""
+    latest = latest_snapshot(store, table)
+    return latest[0] if latest is not None and latest[1] == key else None
 
 
 def embed_new(

