@@ -19,8 +19,9 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobs.common.errors import BadInputError
 
@@ -93,6 +94,26 @@ def parse_feedback(body: bytes | None) -> dict[str, Any]:
             "comment": str(payload.get("comment") or "")[:2000]}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A question as it arrived: what each of its log rows (answer, shadow copy) repeats."""
+
+    request_id: str
+    at: datetime
+    started: float  # perf_counter at arrival: the row's latency
+    question: str | None = None
+    user: str | None = None
+
+
+class Outcome(NamedTuple):
+    """What a chain made of a question: the answer (None on an error) and its trace."""
+
+    status: int
+    answer: dict[str, Any] | None = None
+    trace_id: str | None = None
+    error: str | None = None
+
+
 class AssistantEndpoint:
     """What the assistant's routes need: the chain follower, its log, the feedback table."""
 
@@ -117,79 +138,70 @@ class AssistantEndpoint:
     async def ask(self, body: bytes | None) -> tuple[int, dict[str, Any]]:
         from jobs.common.traffic import SHADOW, assign
 
-        started, at, request_id = time.perf_counter(), datetime.now(UTC), uuid.uuid4().hex
+        asked = Asked(uuid.uuid4().hex, datetime.now(UTC), time.perf_counter())
         state = self.follower.state
         try:
             question, user = parse_question(body)
         except BadInputError as exc:
-            return self._refused(400, str(exc), request_id, at, started)
+            return self._refused(asked, Outcome(400, error=str(exc)))
+        asked = replace(asked, question=question, user=user)
         if state is None:
-            return self._refused(503, "no chain version is served yet (the alias has none, or it is loading)",
-                                 request_id, at, started, question, user)  # fmt: skip
+            return self._refused(asked, Outcome(503, error="no chain version is served yet (the alias has none, "
+                                                           "or it is loading)"))  # fmt: skip
         route = assign(state.traffic, user if state.traffic.sticky_key else None)
         served = state.arms[route.name]
-        loop = asyncio.get_running_loop()
-        status, answer, trace_id, error = await loop.run_in_executor(
-            None, self._answer, served, question, request_id
-        )
-        row = self._row(
-            request_id, at, route.name, served, status, started, error, user, question, answer, trace_id
-        )
-        self.inference_log.append([row])
-        if status != 200:
-            return status, {"error": error, "request_id": request_id}
-        self._remember(request_id, trace_id, served.model.version)
+        outcome = await asyncio.get_running_loop().run_in_executor(None, self._answer, served, asked)
+        self.inference_log.append([self._row(asked, route.name, served, outcome)])
+        if outcome.status != 200:
+            return outcome.status, {"error": outcome.error, "request_id": asked.request_id}
+        self._remember(asked.request_id, outcome.trace_id, served.model.version)
         if state.shadow is not None:
             copy = state.shadow
-            self.shadow.submit(lambda: self._shadow(copy, question, request_id, at, user, SHADOW))
-        return 200, {**{k: answer[k] for k in ("answer", "mode", "citations", "no_answer")}, "request_id": request_id,
-                     "trace_id": trace_id, "version": served.model.version, "route": route.name,
+            self.shadow.submit(
+                lambda: self._shadow(copy, replace(asked, started=time.perf_counter()), SHADOW)
+            )
+        answer = outcome.answer
+        return 200, {**{k: answer[k] for k in ("answer", "mode", "citations", "no_answer")},
+                     "request_id": asked.request_id, "trace_id": outcome.trace_id, "version": served.model.version,
+                     "route": route.name,
                      "passages": [{k: p[k] for k in ("chunk_id", "doc_id", "score")} for p in answer["passages"]],
                      "prompt_tokens": answer["prompt_tokens"], "completion_tokens": answer["completion_tokens"]}  # fmt: skip
 
-    def _answer(self, served: Served, question: str, request_id: str):
-        """(status, the chain's answer, trace id, error) inside a trace of this request."""
+    def _answer(self, served: Served, asked: Asked) -> Outcome:
+        """The chain's answer to ``asked`` inside a trace of this request."""
         import mlflow
 
         chain = served.pyfunc.unwrap_python_model().chain
         try:
             with mlflow.start_span(name="assistant.ask", span_type="CHAIN") as span:
-                span.set_inputs({"question": question})
-                span.set_attributes({"request_id": request_id, "model_version": served.model.version})
-                answer = chain.answer(question)
+                span.set_inputs({"question": asked.question})
+                span.set_attributes({"request_id": asked.request_id, "model_version": served.model.version})
+                answer = chain.answer(asked.question)
                 span.set_outputs({"answer": answer["answer"], "mode": answer["mode"]})
                 trace_id = span.trace_id
-            return 200, answer, trace_id, None
+            return Outcome(200, answer, trace_id)
         except BadInputError as exc:
-            return 400, None, None, str(exc)
+            return Outcome(400, error=str(exc))
         except Exception as exc:  # the generator or the index failed: the client gets a 502, the log says why
             log.exception("the chain v%s failed", served.model.version)
-            return 502, None, None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            return Outcome(502, error=f"{type(exc).__name__}: {str(exc)[:300]}")
 
-    def _shadow(
-        self, served: Served, question: str, request_id: str, at: datetime, user: str | None, route: str
-    ) -> None:
-        started = time.perf_counter()
-        status, answer, trace_id, error = self._answer(served, question, request_id)
-        self.inference_log.append([self._row(request_id, at, route, served, status, started, error, user, question,
-                                             answer, trace_id)])  # fmt: skip
+    def _shadow(self, served: Served, asked: Asked, route: str) -> None:
+        self.inference_log.append([self._row(asked, route, served, self._answer(served, asked))])
 
-    def _refused(self, status: int, error: str, request_id: str, at: datetime, started: float,
-                 question: str | None = None, user: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    def _refused(self, asked: Asked, outcome: Outcome) -> tuple[int, dict[str, Any]]:
         """An answer without the chain (a bad body, nothing served yet), logged like the others."""
-        self.inference_log.append([self._row(request_id, at, NO_ROUTE, None, status, started, error, user, question,
-                                             None, None)])  # fmt: skip
-        return status, {"error": error, "request_id": request_id}
+        self.inference_log.append([self._row(asked, NO_ROUTE, None, outcome)])
+        return outcome.status, {"error": outcome.error, "request_id": asked.request_id}
 
-    def _row(
-        self, request_id, at, route, served, status, started, error, user, question, answer, trace_id
-    ) -> dict:
+    def _row(self, asked: Asked, route: str, served: Served | None, outcome: Outcome) -> dict[str, Any]:
         generator = self.config.assistant.generator
-        row = {"request_id": request_id, "requested_at": at.isoformat(), "route": route, "status": status,
-               "model_name": self.view.registered_model_name,
+        row = {"request_id": asked.request_id, "requested_at": asked.at.isoformat(), "route": route,
+               "status": outcome.status, "model_name": self.view.registered_model_name,
                "model_version": served.model.version if served is not None else None,
-               "latency_ms": round((time.perf_counter() - started) * 1000, 3), "error": error, "user_id": user,
-               "question": question, "trace_id": trace_id}  # fmt: skip
+               "latency_ms": round((time.perf_counter() - asked.started) * 1000, 3), "error": outcome.error,
+               "user_id": asked.user, "question": asked.question, "trace_id": outcome.trace_id}  # fmt: skip
+        answer = outcome.answer
         if answer is None:
             return row
         passages = answer["passages"]
