@@ -180,8 +180,9 @@ class ModelFollower:
             self.refused.clear()
             self._refused_seen = None
             shadow = loaded.pop("shadow", None) if traffic.shadow else None
+            frozen = settle_heap()  # its pause before the swap, not in the new version's first requests
             self.state = ServingState(traffic, loaded, shadow)  # one assignment: batches keep their version
-            log.info("serving %s (%s); %d objects frozen", self.describe(), traffic.describe(), settle_heap())
+            log.info("serving %s (%s); %d objects frozen", self.describe(), traffic.describe(), frozen)
             for version in {v for v in wanted.values()} - set((state.versions() if state else {}).values()):
                 self._on_event("loaded", version, "")
             return "loaded"
