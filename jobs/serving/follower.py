@@ -36,8 +36,9 @@ NUMERIC = {"double", "float", "long", "integer"}
 def settle_heap() -> int:
     """Collect once, then freeze what is alive (imports, loaded versions) out of the collector's
     reach; returns how many objects are frozen. A serving process holds ~370k long-lived objects and
-    a full collection scanning them stalled every request ~200 ms. Unfreezing first lets the
-    cycles of a version just replaced go (one such pause per load, none while serving)."""
+    a full collection scanning them stalled every request ~200 ms. Unfreezing first lets the cycles
+    of versions replaced since the last settle go (one such pause per load, none while serving):
+    a replaced version's cycles are held until the next load."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()

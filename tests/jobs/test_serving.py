@@ -230,7 +230,7 @@ def test_health_version_metrics_and_the_admin_token(server, registry):
 def test_a_loaded_version_settles_the_heap_and_a_replaced_ones_cycles_are_freed():
     """A full collection scanned a serving process's ~370k startup objects in ~200 ms, stalling
     every request (a short load test's p99 was that one pause): after a load, what is alive is frozen
-    out of the collector's reach; the next load unfreezes first, so the version it replaced goes."""
+    out of the collector's reach; a later load unfreezes first, so a version replaced before it goes."""
     code = """
 import gc, weakref
 from jobs.serving.follower import settle_heap
@@ -316,7 +316,8 @@ def test_the_alias_is_followed_under_load_and_a_broken_version_is_refused(server
             answers.append((time.monotonic(), status, answer.get("model", {}).get("version")))
 
     clients = [threading.Thread(target=load) for _ in range(4)]
-    assert _frozen_objects(server) > 100_000  # imports and v1, out of the collector's reach
+    settled = _frozen_objects(server)
+    assert settled > 100_000  # imports and v1, out of the collector's reach
     for thread in clients:
         thread.start()
     try:
@@ -338,7 +339,7 @@ def test_the_alias_is_followed_under_load_and_a_broken_version_is_refused(server
     assert {v for t, _, v in answers if t < moved} == {v1}
     assert {v for t, _, v in answers if t > swapped} == {v2}  # once v2 answered, only v2 answers
     assert swapped - moved < 30
-    assert _frozen_objects(server) > 100_000  # the heap settled again after the swap
+    assert _frozen_objects(server) not in (0, settled)  # settled again when v2 was loaded
 
     broken = _broken_version(registry)
     client.set_registered_model_alias(name, CHAMPION, broken)
