@@ -87,13 +87,12 @@ def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -
                                                      config.assistant.monitoring.min_question_similarity)  # fmt: skip
     champion_index, latest_index = index_versions(config, store)
     decision = decide(figures, config.assistant.monitoring, champion_index, latest_index)
-    _record(config, store, window, figures, run_id, answered)
+    present = {k: v for k, v in figures.items() if not math.isnan(v)}  # no rating yet: absent, not NaN
+    _record(config, store, window, present, run_id, answered)
     log.info("assistant %s: %s (%s)", window, decision.action, "; ".join(decision.reasons) or "within limits")
     return {
         "window": str(window),
-        "figures": {
-            k: round(v, 6) for k, v in figures.items() if not math.isnan(v)
-        },  # no rating: absent, not NaN
+        "figures": {k: round(v, 6) for k, v in present.items()},
         **decision.as_dict(),
     }
 
@@ -102,7 +101,7 @@ def _record(config, store, window: Window, figures: dict[str, float], run_id: st
     """The window's figures replace its rows (a rerun writes the same)."""
     versions = ",".join(sorted(set(answered.model_version.dropna()))) or None
     rows = [{"window_start": window.start, "window_end": window.end, "metric": k, "value": v, "model_version": versions,
-             "run_id": run_id, "computed_at": datetime.now(UTC)} for k, v in figures.items() if not math.isnan(v)]  # fmt: skip
+             "run_id": run_id, "computed_at": datetime.now(UTC)} for k, v in figures.items()]  # fmt: skip
     store.overwrite(store.name("monitoring", METRICS), store.small_frame(rows, METRICS_SCHEMA),
                     predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
                     metadata={"run_id": run_id, "job": "monitor_assistant", "window": str(window)})  # fmt: skip
