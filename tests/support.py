@@ -14,6 +14,16 @@ def content_checksum(df) -> tuple[int, str]:
     return len(digests), hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
+def edit_yaml(path: Path, change) -> None:
+    """Load the YAML file, let ``change`` edit its tree in place, write it back (a config override
+    that merges into the file's blocks, never a second key appended)."""
+    import yaml
+
+    tree = yaml.safe_load(path.read_text())
+    change(tree)
+    path.write_text(yaml.safe_dump(tree))
+
+
 def make_config(root: Path, env: str = "dev"):
     """``env``'s config with its lakehouse, landing zones, reports and checkpoints under ``root``."""
     from jobs.common.config import Storage, load_config

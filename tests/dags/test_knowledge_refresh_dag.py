@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from jobs.common.config import load_config
+from tests.support import edit_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,10 +32,8 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     questions = ROOT / "tests" / "jobs" / "assistant" / "questions.yaml"
     topics = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",
               "return", "try", "while", "with", "yield"]  # fmt: skip
-    dev = yaml.safe_load((configs / "dev.yaml").read_text())
-    dev["assistant"] = {**dev.get("assistant", {}), "questions_file": str(questions),
-                        "corpus": {"include": topics, "min_chunks": 5}}  # fmt: skip
-    (configs / "dev.yaml").write_text(yaml.safe_dump(dev))
+    edit_yaml(configs / "dev.yaml", lambda dev: dev.setdefault("assistant", {}).update(
+        questions_file=str(questions), corpus={"include": topics, "min_chunks": 5}))  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
         config = load_config("dev")
@@ -85,7 +83,7 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
                            "no_answer": False, "top_score": 0.86, "answer": "x"} for i, q in enumerate(asked)])  # fmt: skip
         log = store.name("ml", f"{config.assistant.name}_inference_log")
         window = "requested_at >= '2026-02-03' AND requested_at < '2026-02-04'"
-        store.overwrite(log, rows, predicate=window) if store.exists(log) else store.overwrite(log, rows)
+        store.overwrite(log, rows, predicate=window)  # replaceWhere also creates the table
         monitoring = bag.dags["dev_assistant_monitoring"]
         drifted = monitoring.test(
             logical_date=None, run_conf={"start_date": "2026-02-03", "end_date": "2026-02-04"}

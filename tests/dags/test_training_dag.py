@@ -9,12 +9,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
-import yaml
 
 from jobs.common.config import load_config
 from jobs.common.window import Window
 from jobs.feature_refresh import JobContext, refresh
 from jobs.seed import seed
+from tests.support import edit_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = {"training_end": "2013-03-01", "window_days": 59}
@@ -29,9 +29,7 @@ def dags(airflow_db, spark, tmp_path_factory):
 
     configs = tmp_path_factory.mktemp("configs")
     shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
-    dev = yaml.safe_load((configs / "dev.yaml").read_text())
-    dev["validation"] = {**dev.get("validation", {}), "slice_min_rows": 3000}
-    (configs / "dev.yaml").write_text(yaml.safe_dump(dev))
+    edit_yaml(configs / "dev.yaml", lambda dev: dev.setdefault("validation", {}).update(slice_min_rows=3000))
     with pytest.MonkeyPatch.context() as patch:  # undone also when the set-up fails
         patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
         config = load_config("dev")

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from jobs.common.config import ENVIRONMENTS, ConfigError, deployed_envs, load_config
 from jobs.common.paths import config_dir
 from tests.conftest import TEST_USE_CASE
+from tests.support import edit_yaml
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -45,14 +45,8 @@ def use_case_file(config_copy) -> Path:
     return config_copy.parent / "use_case" / "use_case.yaml"
 
 
-def edit(path: Path, change) -> None:
-    tree = yaml.safe_load(path.read_text())
-    change(tree)
-    path.write_text(yaml.safe_dump(tree))
-
-
 def test_unknown_key_names_file_and_key(config_copy):
-    edit(
+    edit_yaml(
         config_copy / "dev.yaml",
         lambda t: (
             t["storage"].update({"lakehouse_rot": "/x"})
@@ -65,25 +59,27 @@ def test_unknown_key_names_file_and_key(config_copy):
 
 
 def test_wrong_type_names_file_and_key(config_copy):
-    edit(config_copy / "staging.yaml", lambda t: t.update({"sample_fraction": "a quarter"}))
+    edit_yaml(config_copy / "staging.yaml", lambda t: t.update({"sample_fraction": "a quarter"}))
     with pytest.raises(ConfigError, match=r"staging\.yaml: sample_fraction: .*number"):
         load_config("staging", config_copy)
 
 
 def test_wrong_type_in_the_use_case_names_that_file(config_copy, use_case_file):
-    edit(use_case_file, lambda t: t["use_case"]["sources"]["readings"]["columns"].update({"hour": "integer"}))
+    edit_yaml(
+        use_case_file, lambda t: t["use_case"]["sources"]["readings"]["columns"].update({"hour": "integer"})
+    )
     with pytest.raises(ConfigError, match=r"use_case\.yaml: use_case\.sources\.readings\.columns\.hour"):
         load_config("dev", config_copy)
 
 
 def test_missing_value_names_the_environment_file(config_copy):
-    edit(config_copy / "prod.yaml", lambda t: t.pop("catalog"))
+    edit_yaml(config_copy / "prod.yaml", lambda t: t.pop("catalog"))
     with pytest.raises(ConfigError, match=r"prod\.yaml: catalog: missing value"):
         load_config("prod", config_copy)
 
 
 def test_writing_another_catalog_is_rejected(config_copy):
-    edit(config_copy / "dev.yaml", lambda t: t["access"].update({"write_catalog": "prod"}))
+    edit_yaml(config_copy / "dev.yaml", lambda t: t["access"].update({"write_catalog": "prod"}))
     with pytest.raises(ConfigError, match="write_catalog must be the environment's own catalog 'dev'"):
         load_config("dev", config_copy)
 
@@ -97,7 +93,7 @@ def test_bad_yaml_and_unknown_environment(config_copy):
 
 
 def test_environment_variables_are_interpolated(config_copy, monkeypatch):
-    edit(
+    edit_yaml(
         config_copy / "dev.yaml",
         lambda t: t.update({"mlflow": {"experiment": "${EXPERIMENT_NAME:-/fallback}"}}),
     )
@@ -111,7 +107,7 @@ def test_environment_variables_are_interpolated(config_copy, monkeypatch):
 
 def test_unset_variable_without_default_is_an_error(config_copy, monkeypatch):
     monkeypatch.delenv("RUNWAY_NOT_SET", raising=False)
-    edit(config_copy / "dev.yaml", lambda t: t.update({"catalog": "${RUNWAY_NOT_SET}"}))
+    edit_yaml(config_copy / "dev.yaml", lambda t: t.update({"catalog": "${RUNWAY_NOT_SET}"}))
     with pytest.raises(
         ConfigError, match=r"dev\.yaml: catalog: environment variable \$\{RUNWAY_NOT_SET\} is not set"
     ):
@@ -191,7 +187,7 @@ def test_a_use_case_file_carries_its_own_thresholds_and_environments_override_th
     def thresholds(tree):
         tree["validation"] = {"slice_min_rows": 50, "floors": {"roc_auc": 0.55}}
 
-    edit(use_case_file, thresholds)
+    edit_yaml(use_case_file, thresholds)
     assert load_config("dev", config_copy).validation.slice_min_rows == 50
     assert load_config("staging", config_copy).validation.slice_min_rows == 100  # staging.yaml overrides
     assert load_config("prod", config_copy).validation.floors == {
@@ -201,7 +197,7 @@ def test_a_use_case_file_carries_its_own_thresholds_and_environments_override_th
 
 
 def test_platform_settings_do_not_belong_in_a_use_case_file(config_copy, use_case_file):
-    edit(use_case_file, lambda tree: tree.update(storage={"lakehouse_root": "/x"}))
+    edit_yaml(use_case_file, lambda tree: tree.update(storage={"lakehouse_root": "/x"}))
     with pytest.raises(ConfigError, match=r"use_case.yaml: \['storage'\] do not belong in a use case file"):
         load_config("dev", config_copy)
 
@@ -209,29 +205,29 @@ def test_platform_settings_do_not_belong_in_a_use_case_file(config_copy, use_cas
 def test_streaming_must_name_a_declared_source_and_its_columns(config_copy, use_case_file):
     """Before: a use case without a 'flights' source loaded fine and streaming failed later with
     `runway: error: 'flights'` and exit 4 (retried)."""
-    edit(use_case_file, lambda tree: tree["inference"]["streaming"].update(source="events"))
+    edit_yaml(use_case_file, lambda tree: tree["inference"]["streaming"].update(source="events"))
     with pytest.raises(ConfigError, match="inference.streaming.source 'events' is not a source of use case"):
         load_config("dev", config_copy)
-    edit(
+    edit_yaml(
         use_case_file,
         lambda tree: tree["inference"]["streaming"].update(source="readings", required=["gate"]),
     )
     with pytest.raises(ConfigError, match=r"required names columns \['gate'\]"):
         load_config("dev", config_copy)
-    edit(use_case_file, lambda tree: tree.pop("inference"))
+    edit_yaml(use_case_file, lambda tree: tree.pop("inference"))
     config = load_config("dev", config_copy)
     with pytest.raises(ConfigError, match="declares no streaming source"):
         config.streaming_source()
 
 
 def test_only_binary_classification_and_names_derived_from_the_use_case(config_copy, use_case_file):
-    edit(use_case_file, lambda tree: tree["use_case"]["model"].update(task="regression"))
+    edit_yaml(use_case_file, lambda tree: tree["use_case"]["model"].update(task="regression"))
     with pytest.raises(
         ConfigError, match="task 'regression' is not supported: Runway trains binary classifiers"
     ):
         load_config("dev", config_copy)
-    edit(use_case_file, lambda tree: tree["use_case"].update(name="churn"))
-    edit(use_case_file, lambda tree: tree["use_case"]["model"].update(task="binary"))
+    edit_yaml(use_case_file, lambda tree: tree["use_case"].update(name="churn"))
+    edit_yaml(use_case_file, lambda tree: tree["use_case"]["model"].update(task="binary"))
     config = load_config("staging", config_copy)
     assert config.mlflow.experiment == "/runway/staging/churn"
 
