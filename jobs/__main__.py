@@ -9,9 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-JOBS = ("seed", "feature_refresh", "train", "validate_model", "promote", "batch_inference", "maintenance",
-        "streaming_inference", "monitoring", "knowledge_refresh", "build_assistant", "evaluate_assistant",
-        "monitor_assistant")  # fmt: skip
+from jobs.runnable import JOBS, UnknownJobError, check_job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: runway_job <job> [arguments]\njobs: {', '.join(JOBS)}")
         return 0 if argv else 2
     job, arguments = argv[0], argv[1:]
-    if job not in JOBS:
-        print(f"unknown job {job!r}: choose from {', '.join(JOBS)}", file=sys.stderr)
+    try:
+        check_job(job)
+    except UnknownJobError as exc:
+        print(exc, file=sys.stderr)
         return 2
     from jobs.common.cli import run_cli
 

@@ -11,10 +11,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from jobs.common.config import ConfigError, EnvConfig
+from jobs.runnable import check_job
 
 
 def job_task(config: EnvConfig, *, task_id: str, job: str, arguments: list[Any], **kwargs) -> BaseOperator:
     """``runway_job <job> <arguments> --env <env>``: a local process, a spark-submit or a Databricks run."""
+    check_job(job)  # one name runway_job runs, in every mode
     kind = config.compute.kind
     if kind == "local":
         from operators.runway_job import RunwayJobOperator

@@ -111,7 +111,7 @@ def databricks_dags(standin, airflow_db, tmp_path_factory):
             f"sqlite:///{tmp_path_factory.mktemp('databricks-mlflow') / 'mlflow.db'}",
         )
         bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
-                ("feature_refresh", "training", "inference", "monitoring", "maintenance")}  # fmt: skip
+                ("feature_refresh", "training", "inference", "monitoring", "maintenance", "deployment")}  # fmt: skip
         assert not any(bag.import_errors for bag in bags.values()), {
             k: b.import_errors for k, b in bags.items()
         }
@@ -167,6 +167,46 @@ def test_dag_runs_end_to_end_in_databricks_mode_with_golden_payloads(dag_id, dat
             golden.parent.mkdir(parents=True, exist_ok=True)
             golden.write_text(json.dumps(_normalised(payload), indent=2, sort_keys=True) + "\n")
         assert _normalised(payload) == json.loads(golden.read_text()), golden.name
+
+
+def test_every_job_a_dag_sends_is_one_runway_job_runs(databricks_dags, capsys):
+    """The deployment DAG sent load_test, rollout and online_report, which the wheel's entry point
+    answered with "unknown job": every job task's payload names a job ``runway_job`` runs (its
+    --help answers), and the deployment DAG's payloads are pinned as golden JSON too."""
+    from jobs.__main__ import main as runway_job
+    from jobs.runnable import JOBS
+    from operators.databricks_job import wheel_task_payload
+
+    sent = set()
+    for dag_id, dag in sorted(databricks_dags.items()):
+        for task in dag.tasks:
+            if task.__class__.__name__ != "RunwayDatabricksJobOperator":
+                continue
+            payload = wheel_task_payload(
+                job=task.job, arguments=[*task.arguments, "--env", task.env], task_key=task.task_id,
+                run_name=f"runway {dag_id}.{task.task_id} <run>", spec=task.spec, token="<token>",
+            )  # fmt: skip
+            sent.add(payload["tasks"][0]["python_wheel_task"]["parameters"][0])
+            if dag_id == "dev_deployment":
+                golden = GOLDEN / f"{dag_id}.{task.task_id}.json"
+                if os.environ.get("UPDATE_GOLDEN"):
+                    golden.write_text(json.dumps(_normalised(payload), indent=2, sort_keys=True) + "\n")
+                assert _normalised(payload) == json.loads(golden.read_text()), golden.name
+    assert {"load_test", "rollout", "online_report", "promote", "train"} <= sent
+    assert sent <= set(JOBS)
+    for job in sorted(sent):
+        with pytest.raises(SystemExit) as exited:
+            runway_job([job, "--help"])
+        assert exited.value.code == 0, (job, capsys.readouterr())
+
+
+def test_a_dag_naming_a_job_runway_job_does_not_run_is_refused_at_parse_time():
+    from dag_factories.compute import job_task
+    from jobs.common.config import load_config
+    from jobs.runnable import UnknownJobError
+
+    with pytest.raises(UnknownJobError, match="unknown job 'load_tests': runway_job runs seed, "):
+        job_task(load_config("dev"), task_id="x", job="load_tests", arguments=[])
 
 
 def test_training_results_flow_through_xcom_in_databricks_mode(databricks_dags, standin):
