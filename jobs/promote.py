@@ -166,7 +166,7 @@ def audit_trail(store: TableStore, name: str) -> list[dict[str, Any]]:
 
 
 def rules_of(config: EnvConfig) -> PromotionRules:
-    return PromotionRules(config.promotion.approval, tuple(config.promotion.approvers))
+    return PromotionRules.of(config.promotion)
 
 
 def settle_pending(store: TableStore, registry: ModelRegistry, alias: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from jobs.common.cli import add_run_id, base_parser, json_object, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
 from jobs.common.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
+from jobs.common.route_rules import traffic_refusals
 from jobs.common.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, reque
     registry = ModelRegistry.for_config(config)
     settle_pending(store, registry)
     check_targets(registry, traffic)
+    if refusals := traffic_refusals(config, registry, store, traffic, registry.model_state()[0]):
+        raise BadInputError(
+            f"{registry.model_name}: {'; '.join(refusals.values())}: the traffic was not changed"
+        )
     before = traffic_in_force(config, registry)
     if before.to_json() == traffic.to_json():
         log.info("traffic already in force: %s", traffic.describe())
@@ -143,10 +148,13 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
 
     if candidate:
         from jobs.common.registry import ModelRegistry
-        from jobs.common.traffic import REFUSED_TAG
+        from jobs.common.traffic import REFUSED_AT_TAG, REFUSED_TAG
 
-        refused = ModelRegistry.for_config(config).version(candidate).tags.get(REFUSED_TAG)
-        if refused:
+        tags = ModelRegistry.for_config(config).version(candidate).tags
+        refused, refused_at = tags.get(REFUSED_TAG), tags.get(REFUSED_AT_TAG)
+        if refused and (
+            not refused_at or _utc(datetime.fromisoformat(refused_at)) >= _utc(since)
+        ):  # this step's
             return {"state": "breach", "reason": f"the endpoint refused v{candidate}: {refused}", "figures": {},
                     "since": since.isoformat(), "phase": phase}  # fmt: skip
     settings = config.rollout.canary
@@ -225,6 +233,10 @@ def databricks_config(config: EnvConfig, registry: ModelRegistry, traffic: Traff
     endpoint, notes = to_databricks(traffic, registry.model_name, versions, endpoint=name, catalog=config.catalog,
                                     schema="ml")  # fmt: skip
     return {"endpoint_config": endpoint.as_dict(), "not_rendered": notes}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _digest(traffic: Traffic) -> str:

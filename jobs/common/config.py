@@ -364,6 +364,13 @@ class ServingConfig(_Strict):
     max_body_bytes: int = Field(1_048_576, gt=0, description="larger bodies are answered 413")
     max_rows_per_request: int = Field(10_000, gt=0)
     admin_token_env: str = Field("RUNWAY_SERVING_TOKEN", description="the variable holding the admin token")
+    client_tokens_env: str = Field(
+        "RUNWAY_SERVING_CLIENT_TOKENS",
+        description="the variable holding the scoring routes' bearer tokens (comma-separated); none: open",
+    )
+    client_tokens_file: Path | None = Field(
+        None, description="a file of bearer tokens (one a line) the scoring routes accept too"
+    )
     assistant_routes: bool = Field(
         True, description="serve the assistant's chain on /assistant/* (when configured)"
     )
@@ -375,6 +382,11 @@ class ServingConfig(_Strict):
         256, ge=0, description="shadow requests waiting at most; more are dropped, counted"
     )
     inference_log: InferenceLogSettings
+
+    @field_validator("client_tokens_file", mode="before")
+    @classmethod
+    def _no_file(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("traffic")
     @classmethod

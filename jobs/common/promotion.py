@@ -9,7 +9,10 @@ Invariants (checked by tests after every step of random sequences):
 - a rollback walks that history back one step (v7 → v6 → v1); a rollback of a rollback walks
   further back, never forward — going forward again is a new promotion;
 - a move is written as an intent (``pending``) before the alias moves and settled (``done`` or
-  ``abandoned``) afterwards or by the next call, so the trail and the alias never disagree.
+  ``abandoned``) afterwards or by the next call, so the trail and the alias never disagree;
+- a route that answers clients (a share of the traffic) serves the Champion, its rollback target
+  or a version that may become Champion now; a shadow, which never answers, a validated version
+  (``route_refusal``: the same rules as the alias, for whatever decides who answers).
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ class PromotionRules:
     approval: str = "auto"
     approvers: tuple[str, ...] = ()
 
+    @classmethod
+    def of(cls, promotion: object) -> PromotionRules:
+        """From an environment's ``promotion`` settings (``approval``, ``approvers``)."""
+        return cls(
+            str(getattr(promotion, "approval", "auto")), tuple(getattr(promotion, "approvers", ()) or ())
+        )
+
     def may_approve(self, person: str) -> str | None:
         """Why ``person`` may not approve (None when they may)."""
         if not person or person in ("auto", "unknown"):
@@ -105,6 +115,31 @@ def promotion_refusal(candidate: Candidate, champion: str | None, rules: Promoti
             return f"{v} needs a person's approval before it becomes Champion ({state})"
         if why := rules.may_approve(candidate.approved_by):
             return f"{v}'s approval does not count: {why}"
+    return None
+
+
+def route_refusal(
+    candidate: Candidate,
+    *,
+    answers: bool,
+    champion: str | None,
+    rollback_to: str | None,
+    rules: PromotionRules,
+) -> str | None:
+    """Why ``candidate`` may not take a route of the traffic (None when it may). A route with a share
+    of the traffic answers clients: the Champion, the version a rollback returns to, or one that
+    may become Champion now. A shadow (or a route of 0 %) answers nobody: any validated version."""
+    v = f"v{candidate.version}"
+    if not answers:
+        if candidate.validation_status != PASSED:
+            status = candidate.validation_status or "unset"
+            return f"{v} may not shadow: it is not validated ({STATUS_TAG} is {status}, not {PASSED})"
+        return None
+    if candidate.version in (champion, rollback_to):
+        return None
+    if why := promotion_refusal(candidate, champion, rules):
+        return (f"{v} may not answer clients: {why} (a route with traffic serves the Champion "
+                f"{version_label(champion)}, its rollback target or a version that may be promoted now)")  # fmt: skip
     return None
 
 

@@ -26,6 +26,7 @@ SHADOW = "shadow"  # the inference table's route for shadow answers
 REFUSED_TAG = (
     "serving.refused"  # on a version an endpoint refused to serve: why (the canary's judge reads it)
 )
+REFUSED_AT_TAG = "serving.refused_at"  # when (ISO, UTC): the judge counts refusals of its own step
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
@@ -235,6 +236,30 @@ class _Request:
     started: float = field(default_factory=time.perf_counter)
 
 
+def client_tokens(settings: Any) -> tuple[bytes, ...]:
+    """The bearer tokens the scoring routes accept: ``serving.client_tokens_env``'s comma-separated
+    ones and ``serving.client_tokens_file``'s (one a line); empty: the routes are open."""
+    from jobs.common.config import ConfigError
+
+    tokens = os.environ.get(settings.client_tokens_env, "").split(",")
+    if settings.client_tokens_file is not None:
+        try:
+            tokens += Path(settings.client_tokens_file).read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(
+                f"serving.client_tokens_file {settings.client_tokens_file}: {exc.strerror}"
+            ) from None
+    return tuple(token.strip().encode() for token in tokens if token.strip())
+
+
+def authorized(tokens: tuple[bytes, ...], header: str) -> bool:
+    """Whether ``Authorization: Bearer <token>`` names one of ``tokens`` (any request when none)."""
+    if not tokens:
+        return True
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and any(hmac.compare_digest(given.strip().encode(), t) for t in tokens)
+
+
 def _model_json(served: Served) -> dict[str, Any]:
     model = served.model
     return {"name": model.name, "version": model.version, "alias": model.alias, "run_id": model.run_id,
@@ -261,7 +286,8 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
     )  # fmt: skip
     metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
     follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds, pinned,
-                             on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc())  # fmt: skip
+                             on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc(),
+                             store=store)  # fmt: skip
     batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms, on_batch=metrics.batch_rows.observe)
     shadow = ShadowWorker(
         settings.shadow_queue, on_outcome=lambda outcome: metrics.shadow.labels(outcome).inc()
@@ -296,15 +322,28 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
 
     app = FastAPI(title=f"Runway serving ({config.env})", lifespan=lifespan)
     app.state.endpoint = endpoint
+    tokens = client_tokens(settings)
+
+    def unauthorized(request: Request) -> Response | None:
+        """A 401 for a scoring request without a valid bearer token (when tokens are configured)."""
+        if authorized(tokens, request.headers.get("authorization", "")):
+            return None
+        metrics.requests.labels("401", "none").inc()
+        return JSONResponse({"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         body = await _bounded_body(request, settings.max_body_bytes)
         status, payload, headers = await endpoint.invoke(body, request.headers.get("content-type", ""))
         return JSONResponse(payload, status_code=status, headers=headers)
 
     @app.post("/assistant/ask")
     async def ask(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         if assistant is None:
             return JSONResponse({"error": "no assistant is configured for this endpoint"}, status_code=404)
         status, payload = await assistant.ask(await _bounded_body(request, settings.max_body_bytes))
@@ -314,6 +353,8 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
 
     @app.post("/assistant/feedback")
     async def feedback(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         if assistant is None:
             return JSONResponse({"error": "no assistant is configured for this endpoint"}, status_code=404)
         status, payload = await assistant.feedback(await _bounded_body(request, settings.max_body_bytes))

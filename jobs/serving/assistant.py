@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobs.common.errors import BadInputError
+from jobs.serving.protocol import load_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,10 +68,7 @@ def warm_chain(pyfunc, rows: pd.DataFrame) -> None:
 
 def parse_question(body: bytes | None) -> tuple[str, str | None]:
     """(question, user id) of an ask body, or ``BadInputError`` naming what is wrong."""
-    try:
-        payload = json.loads(body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInputError('the body is not JSON: send {"question": "..."}') from None
+    payload = load_json(body)
     question = payload.get("question") if isinstance(payload, dict) else None
     if not isinstance(question, str) or not question.strip():
         raise BadInputError("the body needs a non-empty string `question`")
@@ -81,10 +79,7 @@ def parse_question(body: bytes | None) -> tuple[str, str | None]:
 
 
 def parse_feedback(body: bytes | None) -> dict[str, Any]:
-    try:
-        payload = json.loads(body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInputError("the body is not JSON") from None
+    payload = load_json(body)
     if not isinstance(payload, dict) or not payload.get("request_id") or not payload.get("user_id"):
         raise BadInputError("feedback needs `request_id` (from the answer) and `user_id`")
     rating = payload.get("rating")
@@ -261,7 +256,9 @@ def create_assistant_endpoint(
     from jobs.serving.inference_log import InferenceLog
 
     view, settings = config.assistant_view(), config.serving
-    follower = ModelFollower(view, view.champion_alias, settings.poll_seconds, warm_up=warm_chain)
+    follower = ModelFollower(
+        view, view.champion_alias, settings.poll_seconds, warm_up=warm_chain, store=store
+    )
     table = store.name("ml", f"{config.assistant.name}_inference_log")
     folder = settings.wal_dir(config.env).with_name(f"{config.env}-{config.assistant.name}")
     inference_log = InferenceLog(folder, store, table, flush_rows=settings.inference_log.flush_rows,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from jobs.common.config import EnvConfig
     from jobs.common.scoring import ModelRef
     from jobs.common.traffic import Route, Traffic
+    from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.serving.follower")
 
@@ -89,10 +90,16 @@ class ModelFollower:
 
     def __init__(self, config: EnvConfig, alias: str, poll_seconds: float, pinned: Traffic | None = None,
                  on_event: Callable[[str, str, str], None] | None = None,
-                 warm_up: Callable[[Any, pd.DataFrame], Any] | None = None) -> None:  # fmt: skip
+                 warm_up: Callable[[Any, pd.DataFrame], Any] | None = None,
+                 store: TableStore | None = None) -> None:  # fmt: skip
         """``warm_up(pyfunc, rows)``: a version's first predict before it serves (default: a
-        classifier's positive probability; the assistant's chain answers its example question)."""
+        classifier's positive probability; the assistant's chain answers its example question).
+        ``store``: where the audit trail is read (the route rules' rollback target)."""
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
+        self._store = store
+        self._routes_refused: tuple | None = (
+            None  # (registry state, refusals) last refused by the route rules
+        )
         self._warm_up = warm_up
         self.pinned = pinned  # a fixed traffic (the load test's) instead of the registry's
         self.state: ServingState | None = None
@@ -132,6 +139,7 @@ class ModelFollower:
         """``check`` at once, versions refused before included (an admin's forced reload)."""
         with self._lock:
             self.refused.clear()
+            self._refused_seen = self._routes_refused = None
         return self.check()
 
     def describe(self) -> str:
@@ -173,13 +181,15 @@ class ModelFollower:
                 return self._refuse(
                     "traffic", f"traffic {traffic.describe()} names {missing}, which do not exist", seen
                 )
+            if self.pinned is None and (refusals := self._route_refusals(traffic, aliases)):
+                return self._refuse_routes(refusals, seen)
             if any(version in self.refused for version in wanted.values()):
                 return None
             loaded = self._load_all(traffic, wanted)
             if isinstance(loaded, tuple):
                 return self._refuse(*loaded)
             self.refused.clear()
-            self._refused_seen = None
+            self._refused_seen = self._routes_refused = None
             shadow = loaded.pop("shadow", None) if traffic.shadow else None
             frozen = settle_heap()  # its pause before the swap, not in the new version's first requests
             self.state = ServingState(traffic, loaded, shadow)  # one assignment: batches keep their version
@@ -219,20 +229,44 @@ class ModelFollower:
             reference = reference or out[name].model  # the first primary: what the others must accept
         return out
 
-    def _refuse(self, key: str, why: str, seen: tuple | None = None) -> str:
+    def _route_refusals(self, traffic: Traffic, aliases: dict[str, str]) -> dict[str, str]:
+        """The routes of a traffic read from the registry that the promotion rules refuse."""
+        from jobs.common.route_rules import traffic_refusals
+        from jobs.tablestore import open_table_store
+
+        self._store = self._store or open_table_store(self.config)
+        return traffic_refusals(self.config, self._registry, self._store, traffic, aliases)
+
+    def _refuse_routes(self, refusals: dict[str, str], seen: tuple) -> str | None:
+        """Keep the traffic in force; log, count and tag each refused version once per registry
+        state and reason. Asked again each poll: a version validated later is then accepted."""
+        memo = (seen, tuple(sorted(refusals.items())))
+        if memo == self._routes_refused:
+            return None
+        self._routes_refused = memo
+        for version, why in refusals.items():
+            self._refuse("traffic", why, version=version)
+        return "refused"
+
+    def _refuse(self, key: str, why: str, seen: tuple | None = None, version: str | None = None) -> str:
+        """Refuse what ``key`` names (a version, or ``traffic``); ``version``: the version to tag."""
         self.refused[key] = why
         self._refused_seen = seen
         log.error(
             "refused %s, still serving %s: %s", key if key == "traffic" else f"v{key}", self.describe(), why
         )
         self._on_event("refused", key, why)
-        if key != "traffic":  # durable, for the rollout's judge: the canary cannot get traffic
-            from jobs.common.traffic import REFUSED_TAG
+        version = version or (key if key != "traffic" else None)
+        if version:  # durable, for the rollout's judge: the canary cannot get traffic
+            from datetime import UTC, datetime
+
+            from jobs.common.traffic import REFUSED_AT_TAG, REFUSED_TAG
 
             try:
-                self._registry.set_tags(key, {REFUSED_TAG: why[:500]})
+                self._registry.set_tags(version, {REFUSED_TAG: why[:500],
+                                                  REFUSED_AT_TAG: datetime.now(UTC).isoformat()})  # fmt: skip
             except Exception:  # the registry may be down: the log and /version still say it
-                log.warning("could not tag v%s as refused", key)
+                log.warning("could not tag v%s as refused", version)
         return "refused"
 
     @staticmethod

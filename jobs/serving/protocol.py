@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.errors import BadInputError
@@ -22,6 +24,36 @@ JSON_FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 
 class BadRequestError(BadInputError):
     """A request the endpoint cannot score: answered 400 with this sentence."""
+
+
+class _NotFinite:
+    """A number written in the body that no double holds (``1e400``, ``Infinity``): kept as
+    written, so that the column holding it can be named."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _number(text: str) -> float | _NotFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NotFinite(text)
+
+
+def load_json(body: bytes | None) -> Any:
+    """A JSON body; ``BadRequestError`` for one that is not JSON or nests deeper than the parser
+    goes (a body of 5,000 nested arrays). Numbers too large for a double stay ``_NotFinite``."""
+    try:
+        return json.loads(body or b"", parse_float=_number, parse_constant=_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequestError(
+            f"the body nests deeper than {sys.getrecursionlimit()} levels: send records or columns"
+        ) from None
+
+
+def _constant(text: str) -> float | _NotFinite:
+    return float("nan") if text == "NaN" else _NotFinite(text)  # NaN: a missing value, as pandas reads it
 
 
 def parse_body(body: bytes, content_type: str, max_rows: int) -> pa.Table:
@@ -42,10 +74,7 @@ def parse_body(body: bytes, content_type: str, max_rows: int) -> pa.Table:
 
 
 def _from_json(body: bytes) -> pa.Table:
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+    payload = load_json(body)
     keys = set(payload) & set(JSON_FORMATS) if isinstance(payload, dict) else set()
     if len(keys) != 1:
         shown = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
@@ -81,6 +110,10 @@ def _table(columns: dict[str, list[Any]]) -> pa.Table:
         try:
             arrays[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            if huge := next((v for v in values if isinstance(v, _NotFinite)), None):
+                raise BadRequestError(
+                    f"column {name!r} holds {huge.text}, a number too large for a double"
+                ) from None
             raise BadRequestError(f"column {name!r} mixes types: {str(exc).splitlines()[0]}") from None
     return pa.table(arrays)
 

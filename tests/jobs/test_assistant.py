@@ -225,6 +225,12 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
 
         # A/B by user and a shadow, through the chain's traffic tag (the model routes' machinery).
         other = build(config, store, "serve-ab", k=2)["version"]
+        from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+
+        # An answering route needs a version that may be promoted now (as its gate would leave it).
+        ModelRegistry.for_config(view).set_tags(
+            other, {STATUS_TAG: PASSED, COMPARED_WITH_TAG: champion, DECISION_TAG: PROMOTE}
+        )
         split = {"routes": [{"name": "champion", "alias": "Champion", "percent": 50},
                             {"name": "candidate", "version": other, "percent": 50}],
                  "shadow": {"version": other}, "sticky_key": "user_id"}  # fmt: skip

@@ -134,3 +134,79 @@ def test_the_last_canary_step_compares_the_candidate_with_the_champions_recent_t
     store.overwrite(table, pa.Table.from_pylist(previous + in_flight + slow))
     verdict = judge(config, store, step_100, result["version"])
     assert verdict["state"] == "breach" and "p99" in verdict["reason"], verdict
+
+
+def _own_model(config, client, source_version: str, name: str):
+    """``config`` acting on a registered model of its own (its audit trail too), whose versions
+    are copies of ``source_version``; returns (config, new_version(tags) -> version)."""
+    model = config.use_case.model.model_copy(update={"name": name})
+    own = config.model_copy(update={"use_case": config.use_case.model_copy(update={"model": model})})
+    source = client.get_model_version(config.registered_model_name, source_version)
+    client.create_registered_model(own.registered_model_name)
+
+    def new_version(tags: dict[str, str]) -> str:
+        version = str(
+            client.create_model_version(
+                own.registered_model_name, source.source, run_id=source.run_id
+            ).version
+        )
+        for key, value in tags.items():
+            client.set_model_version_tag(own.registered_model_name, version, key, value)
+        return version
+
+    return own, new_version
+
+
+def test_no_door_routes_clients_to_a_version_that_failed(champion, monkeypatch):
+    """The reported transcript: FAILED v2 was refused by `promote`, yet `rollout traffic` and
+    `canary-step` gave it every client. Every answering route now obeys the promotion rules: the
+    Champion, the rollback target or a version promotable now; a shadow needs a validated version;
+    a refused change writes neither the tag nor the audit trail."""
+    import jobs.rollout as rollout
+    from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+    from jobs.common.registry import FAILED, PASSED, STATUS_TAG
+    from jobs.promote import promote
+
+    config, result, store, client = champion
+    config, new_version = _own_model(config, client, result["version"], "trust_classifier")
+    name = config.registered_model_name
+    registry = ModelRegistry.for_config(config)
+    first = new_version({STATUS_TAG: PASSED, DECISION_TAG: PROMOTE, COMPARED_WITH_TAG: ""})
+    promote(config, store, "p-first", first)  # the first Champion, through Runway: the history's start
+    failed = new_version({STATUS_TAG: FAILED})
+    monkeypatch.setattr(rollout, "load_config", lambda env: config)
+    with pytest.raises(BadInputError, match=f"v{failed} is not validated .* Champion stays v{first}"):
+        promote(config, store, "p-failed", failed)
+
+    def refused(*argv: str, why: str) -> None:
+        with pytest.raises(BadInputError, match=why) as raised:
+            rollout.main([*argv, "--env", "dev", "--requested-by", "mallory", "--reason", "bypass"])
+        assert "the traffic was not changed" in str(raised.value)
+
+    everything = json.dumps({"routes": [{"name": "x", "version": failed, "percent": 100}]})
+    not_validated = (
+        f"v{failed} may not answer clients: v{failed} is not validated \\(model_validation_status is FAILED"
+    )
+    refused("traffic", "--traffic", everything, why=not_validated)
+    refused("canary-step", "--candidate", failed, "--percent", "100", why=not_validated)
+    refused("canary-step", "--candidate", failed, "--percent", "5", why=not_validated)
+    refused("shadow-step", "--candidate", failed, why=f"v{failed} may not shadow: it is not validated")
+    assert audit_trail(store, name, ("traffic",)) == [] and TRAFFIC_TAG not in registry.model_state()[1]
+
+    lost = new_version({STATUS_TAG: PASSED, DECISION_TAG: "keep", COMPARED_WITH_TAG: first})
+    refused("canary-step", "--candidate", lost, "--percent", "10", why=f"v{lost} did not win a comparison")
+    shadow = rollout.main(["shadow-step", "--candidate", lost, "--env", "dev", "--requested-by", "ann"])
+    assert shadow["changed"] and shadow["traffic"]["shadow"]["version"] == lost  # never answers: may shadow
+
+    winner = new_version({STATUS_TAG: PASSED, DECISION_TAG: PROMOTE, COMPARED_WITH_TAG: first})
+    step = rollout.main(
+        ["canary-step", "--candidate", winner, "--percent", "10", "--env", "dev", "--requested-by", "ann"]
+    )
+    assert step["changed"] and traffic_in_force(config, registry).routes[1].version == winner
+    promote(config, store, "p-winner", winner)  # Champion v<winner>; the history: first -> winner
+    # The Champion before (the rollback target) may answer again, though its comparison is stale now.
+    back = json.dumps({"routes": [{"name": "previous", "version": first, "percent": 100}]})
+    assert rollout.main(["traffic", "--traffic", back, "--env", "dev", "--requested-by", "ann"])["changed"]
+    refused("canary-step", "--candidate", lost, "--percent", "10", why=f"v{lost} did not win")
+    events = audit_trail(store, name, ("traffic",))
+    assert len(events) == 3 and all(e["approved_by"] == "ann" for e in events)

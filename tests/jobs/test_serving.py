@@ -185,11 +185,19 @@ def test_missing_values_are_scored_as_the_model_scores_them(server, registry, go
         (b"a,b\n1,2\n", "text/csv", 400, "missing columns"),
         (b"<xml/>", "application/xml", 400, "content type 'application/xml' is not supported"),
         (b"x" * 2_000_000, "application/json", 413, "exceeds"),
+        ("TOO_LARGE", "application/json", 400, r"temperature.*1e400.* too large for a double"),
+        (b'{"dataframe_records": [{"temperature": -Infinity}]}', "application/json", 400, "-Infinity.* too large"),
+        (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 400, "nests deeper than"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_400s_naming_the_problem(server, gold_rows, body, content_type, status, message):
     import re
 
+    if body == "TOO_LARGE":  # a number written out that no double holds
+        record = json.loads(gold_rows.head(1).to_json(orient="records"))[0]
+        written = json.dumps({"dataframe_records": [record]})
+        body = written.replace(f'"temperature": {record["temperature"]}', '"temperature": 1e400').encode()
+        assert b"1e400" in body
     if body in ("MISSING", "WRONG_TYPE"):
         records = json.loads(gold_rows.head(2).to_json(orient="records"))
         for record in records:
@@ -577,8 +585,86 @@ def _keyed_rows(registry, n: int):
     return gold[columns].head(n).reset_index(drop=True)
 
 
+def _refusals(server) -> float:
+    metrics = call(server.url, "/metrics")[1]["text"]
+    line = next(
+        (
+            x
+            for x in metrics.splitlines()
+            if x.startswith('runway_serving_model_loads_total{outcome="refused"}')
+        ),
+        "",
+    )
+    return float(line.split()[-1]) if line else 0.0
+
+
+def test_a_traffic_tag_written_behind_runways_back_answers_nobody(server, registry, gold_rows):
+    """A raw registry write routing every client to an unvalidated version: the endpoint keeps the
+    traffic it had (v1 answers), counts and logs the refusal and tags the version with the reason;
+    once that version may be promoted, the same tag is put in force."""
+    from jobs.common.traffic import REFUSED_TAG, TRAFFIC_TAG
+
+    config, client = registry["config"], registry["client"]
+    name, (v1, v2) = config.registered_model_name, registry["versions"]
+    body = json.dumps({"dataframe_records": json.loads(gold_rows.head(1).to_json(orient="records"))}).encode()
+    before = _refusals(server)
+    everything = {"routes": [{"name": "x", "version": v2, "percent": 100}]}
+    client.set_registered_model_tag(name, TRAFFIC_TAG, json.dumps(everything))
+    try:
+        deadline = time.monotonic() + 60
+        while _refusals(server) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _refusals(server) == before + 1, call(server.url, "/version")[1]
+        for _ in range(20):
+            status, _, headers = call(server.url, "/invocations", body)
+            assert status == 200 and headers["x-model-version"] == v1 and headers["x-route"] == "champion"
+        reason = client.get_model_version(name, v2).tags[REFUSED_TAG]
+        assert f"route x (v{v2}): v{v2} may not answer clients: v{v2} is not validated" in reason
+        assert "may not answer clients" in call(server.url, "/version")[1]["refused"]["traffic"]
+        time.sleep(1.5)  # polls of the same refused state: refused once, not once a poll
+        assert _refusals(server) == before + 1
+        _ready_to_promote(registry, v2, v1)  # now it may be promoted: the tag is put in force
+        _wait_for_traffic(server, everything)
+        assert call(server.url, "/invocations", body)[2]["x-model-version"] == v2
+    finally:
+        client.delete_registered_model_tag(name, TRAFFIC_TAG)
+    _wait_for_traffic(server, {"routes": [{"name": "champion", "alias": CHAMPION, "percent": 100}]})
+
+
+def test_scoring_routes_take_a_bearer_token_when_tokens_are_configured(registry, gold_rows, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("from-a-file\n")
+    env = {**registry["env"], "RUNWAY_SERVING_CLIENT_TOKENS": "t1, t2", "RUNWAY_SERVING_CLIENT_TOKENS_FILE": str(tokens),
+           "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal")}  # fmt: skip
+    guarded = Server(env, tmp_path / "server.log").start()
+    try:
+        body = json.dumps(
+            {"dataframe_records": json.loads(gold_rows.head(1).to_json(orient="records"))}
+        ).encode()
+        status, answer, headers = call(guarded.url, "/invocations", body)
+        assert status == 401 and "bearer token" in answer["error"] and headers["www-authenticate"] == "Bearer"
+        assert call(guarded.url, "/invocations", body, headers={"Authorization": "Bearer nope"})[0] == 401
+        assert call(guarded.url, "/invocations", body, headers={"Authorization": "Basic t1"})[0] == 401
+        for token in ("t1", "t2", "from-a-file"):
+            assert (
+                call(guarded.url, "/invocations", body, headers={"Authorization": f"Bearer {token}"})[0]
+                == 200
+            )
+        assert call(guarded.url, "/assistant/ask", b"{}")[0] == 401
+        assert (
+            call(guarded.url, "/health")[0] == 200 and call(guarded.url, "/ping")[0] == 200
+        )  # probes stay open
+        assert (
+            'runway_serving_requests_total{model_version="none",status="401"} 4.0'
+            in call(guarded.url, "/metrics")[1]["text"]
+        )
+    finally:
+        assert guarded.stop() in (0, -15)
+
+
 def test_a_90_10_split_is_binomial_and_a_key_always_meets_the_same_arm(server, registry, gold_rows):
     v1, v2 = registry["versions"]
+    _ready_to_promote(registry, v2, v1)  # an answering route: the promotion rules hold
     key = registry["config"].use_case.features.keys[0]
     traffic = {"routes": [{"name": "champion", "alias": CHAMPION, "percent": 90},
                           {"name": "candidate", "version": v2, "percent": 10}], "sticky_key": key}  # fmt: skip
@@ -673,7 +759,12 @@ def _latencies(server, body: bytes, n: int) -> tuple[list[float], list[str]]:
 
 
 def test_a_slow_shadow_leaves_the_answers_alone_and_its_rows_pair_with_theirs(server, registry, gold_rows):
+    from jobs.common.registry import PASSED, STATUS_TAG
+
     sleepy = _sleepy_version(registry, 0.2)
+    registry["client"].set_model_version_tag(
+        registry["config"].registered_model_name, sleepy, STATUS_TAG, PASSED
+    )
     body = json.dumps({"dataframe_records": json.loads(gold_rows.head(1).to_json(orient="records"))}).encode()
     plain = {"routes": [{"name": "champion", "alias": CHAMPION, "percent": 100}]}
     _set_traffic(registry, plain)
