@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.assistant_gate import NotJudgedError
 from jobs.common.cli import add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
@@ -69,6 +71,9 @@ def evaluate_chain(
     """One chain version over the questions, in a child run; the summary of its scores."""
     import mlflow
 
+    for variable, workers in EVALUATION_WORKERS.items():
+        os.environ.setdefault(variable, workers)
+
     from jobs.common.assistant_gate import summary
 
     chain = mlflow.pyfunc.load_model(
@@ -106,13 +111,25 @@ def verdict_of(config: EnvConfig, candidate: dict[str, float], champion: dict[st
     gate = config.assistant.gate
     floors = {"recall_at_k": gate.min_recall_at_k, "mrr": gate.min_mrr, "groundedness": gate.min_groundedness,
               "citation_correctness": gate.min_citation_correctness}  # fmt: skip
-    return gate_verdict(
-        candidate, champion, GateLimits(floors, gate.max_p95_latency_ms, gate.max_regression_vs_champion)
+    limits = GateLimits(
+        floors,
+        gate.max_p95_latency_ms,
+        gate.max_regression_vs_champion,
+        gate.max_p95_ratio_vs_champion,
+        gate.latency_slack_ms,
     )
+    return gate_verdict(candidate, champion, limits)
+
+
+# mlflow.genai.evaluate's thread pools (predict and scorers: 10 each by default) and its async
+# trace writers (10) together outgrew a SQLite tracking store's connection pool (5 + 10) on a busy
+# machine: traces were lost, every score NaN. Two of each keep well inside it; set to override.
+EVALUATION_WORKERS = {"MLFLOW_GENAI_EVAL_MAX_WORKERS": "2", "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS": "2"}
 
 
 def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
-    """Judge ``version`` and record the verdict on its tags (and the Challenger alias)."""
+    """Judge ``version`` and record the verdict on its tags (and the Challenger alias); a figure
+    that could not be computed leaves it unjudged (``NotJudgedError``, retried)."""
     import mlflow
 
     from jobs.common.lifecycle import configure_mlflow
@@ -142,9 +159,13 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
             if champion and champion != version
             else None
         )
-        verdict = verdict_of(view, ours, theirs)
         mlflow.log_metrics({f"candidate.{k}": v for k, v in ours.items()}
                            | {f"champion.{k}": v for k, v in (theirs or {}).items()})  # fmt: skip
+        try:
+            verdict = verdict_of(view, ours, theirs)
+        except NotJudgedError as exc:
+            mlflow.set_tag("evaluation.not_judged", str(exc)[:4900])
+            raise
         mlflow.log_dict(
             {"candidate": ours, "champion": theirs, "reasons": verdict.reasons}, "evaluation.json"
         )

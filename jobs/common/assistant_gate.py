@@ -4,11 +4,13 @@ verdict — floors from config and "no worse than the Champion" on the same ques
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.common.assistant import SENTENCE_END, without_citations, words
+from jobs.common.errors import TransientError
 
 METRICS = ("recall_at_k", "mrr", "groundedness", "citation_correctness")  # higher is better
 SUPPORTED_SHARE = 0.6  # of a sentence's words that one retrieved passage must hold
@@ -58,11 +60,25 @@ def question_scores(answer: dict[str, Any], labelled: LabelledQuestion) -> dict[
             "citation_correctness": citation_correct(answer["citations"], docs, labelled.relevant)}  # fmt: skip
 
 
+class NotJudgedError(TransientError):
+    """A figure of the gate could not be computed (a scorer or the tracking store failed): the
+    version is not judged — an infrastructure error, retried — never passed."""
+
+
 @dataclass(frozen=True)
 class GateLimits:
     floors: dict[str, float]  # metric -> minimum
-    max_p95_latency_ms: float
+    max_p95_latency_ms: float  # a generous ceiling: what no machine, busy or not, excuses
     max_regression: float  # per metric, against the Champion on the same questions
+    max_p95_ratio: float = 2.0  # p95 against the Champion's, measured in the same run ...
+    latency_slack_ms: float = 100.0  # ... plus this: tens of milliseconds are noise, not a regression
+
+
+def not_computed(figures: dict[str, float] | None, names: tuple[str, ...]) -> list[str]:
+    """The figures of ``names`` that are missing or not a finite number."""
+    if figures is None:
+        return []
+    return [n for n in names if not isinstance(figures.get(n), int | float) or not math.isfinite(figures[n])]
 
 
 @dataclass(frozen=True)
@@ -75,28 +91,50 @@ class GateVerdict:
 def gate_verdict(
     candidate: dict[str, float], champion: dict[str, float] | None, limits: GateLimits
 ) -> GateVerdict:
-    """Floors and the latency limit decide ``passed``; a passed candidate no worse than the Champion
-    (by ``max_regression`` on every metric) is promoted."""
+    """Floors and the latency limits decide ``passed``; a passed candidate no worse than the Champion
+    (by ``max_regression`` on every metric) is promoted. Latency is judged against the Champion's of
+    the same run (a busy machine slows both), the absolute limit only as a ceiling. A figure that
+    could not be computed raises ``NotJudgedError``: no verdict at all."""
+    names = (*dict.fromkeys((*METRICS, *limits.floors)), "p95_latency_ms")
+    missing = {
+        role: not_computed(figures, names)
+        for role, figures in (("candidate", candidate), ("Champion", champion))
+    }
+    if any(missing.values()):
+        shown = "; ".join(f"the {role}'s {', '.join(which)}" for role, which in missing.items() if which)
+        raise NotJudgedError(
+            f"not judged: {shown} could not be computed (a scorer or the tracking store failed)"
+        )
     reasons = [
         f"{m} {candidate[m]:.3f} < floor {floor:g}"
         for m, floor in limits.floors.items()
-        if candidate[m] < floor
+        if not candidate[m] >= floor
     ]
-    if candidate["p95_latency_ms"] > limits.max_p95_latency_ms:
-        reasons.append(f"p95 latency {candidate['p95_latency_ms']:.0f} ms > {limits.max_p95_latency_ms:g} ms")
+    p95 = candidate["p95_latency_ms"]
+    if p95 > limits.max_p95_latency_ms:
+        reasons.append(f"p95 latency {p95:.0f} ms > {limits.max_p95_latency_ms:g} ms")
+    elif champion and p95 > (
+        bound := limits.max_p95_ratio * champion["p95_latency_ms"] + limits.latency_slack_ms
+    ):
+        reasons.append(
+            f"p95 latency {p95:.0f} ms > {limits.max_p95_ratio:g} x the Champion's "
+            f"{champion['p95_latency_ms']:.0f} ms + {limits.latency_slack_ms:g} ms ({bound:.0f} ms)"
+        )
     if reasons:
         return GateVerdict(False, False, reasons)
     worse = [f"{m} {candidate[m]:.3f} < Champion's {champion[m]:.3f} - {limits.max_regression:g}"
-             for m in METRICS if champion and candidate[m] < champion[m] - limits.max_regression]  # fmt: skip
+             for m in METRICS if champion and not candidate[m] >= champion[m] - limits.max_regression]  # fmt: skip
     return GateVerdict(True, not worse, worse)
 
 
 def summary(scores: list[dict[str, float]], latencies: list[float]) -> dict[str, float]:
-    """Mean of each metric over the questions, and the p95 latency."""
+    """Mean of each metric over the questions, and the p95 latency; NaN where a question's score
+    (or every latency) is missing: the gate then does not judge."""
     import numpy as np
 
-    means = {m: round(float(np.mean([s[m] for s in scores])), 4) if scores else 0.0 for m in METRICS}
-    return {**means, "p95_latency_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else 0.0}
+    nan = float("nan")
+    means = {m: round(float(np.mean([s.get(m, nan) for s in scores])), 4) if scores else nan for m in METRICS}
+    return {**means, "p95_latency_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else nan}
 
 
 def labelled_questions(raw: Any, where: str) -> list[LabelledQuestion]:

@@ -678,7 +678,13 @@ class AssistantGate(_Strict):
     min_mrr: float = Field(0.6, ge=0, le=1)
     min_groundedness: float = Field(0.9, ge=0, le=1)
     min_citation_correctness: float = Field(0.9, ge=0, le=1)
-    max_p95_latency_ms: float = Field(2000, gt=0)
+    max_p95_latency_ms: float = Field(10000, gt=0, description="a ceiling, whatever the Champion's")
+    max_p95_ratio_vs_champion: float = Field(
+        2.0, gt=0, description="p95 latency against the Champion's, measured in the same run"
+    )
+    latency_slack_ms: float = Field(
+        100, ge=0, description="added to the ratio's bound: noise is not a regression"
+    )
     max_regression_vs_champion: float = Field(0.02, ge=0, description="per metric, in the same run")
 
 

@@ -21,8 +21,9 @@ The LLMOps lifecycle of **{assistant}** (`{model}`), the same discipline as a mo
    `{chunks}` — as a version of `{model}`, its lineage in the tags. The same parts reuse their version.
 2. **evaluate_chain** (`jobs.evaluate_assistant`): the labelled questions through the candidate and
    the Champion in one MLflow run (`mlflow.genai.evaluate`, a trace per question): recall@k ≥ {recall},
-   MRR ≥ {mrr}, groundedness ≥ {grounded}, citation correctness ≥ {citations}, p95 ≤ {p95:g} ms, and
-   no metric more than {regression} below the Champion's. Status, decision and Champion on the tags;
+   MRR ≥ {mrr}, groundedness ≥ {grounded}, citation correctness ≥ {citations}, p95 latency ≤ {ratio:g}×
+   the Champion's in the same run + {slack:g} ms (ceiling {p95:g} ms), and no metric more than
+   {regression} below the Champion's; a figure that could not be computed is not judged (retried). Status, decision and Champion on the tags;
    a winner becomes `Challenger`. Generator: {generator}.
 3. **promote** (`jobs.promote promote --model assistant`): `Champion` moves, audited in
    `{catalog}.ml.model_audit` like a model's; the prompt's `Champion` alias follows.{human}
@@ -51,7 +52,7 @@ def build_assistant_dag(env: str) -> DAG:
     kwargs["doc_md"] = DOC.format(
         env=env, assistant=assistant.name, model=view.registered_model_name, prompt=config.prompt_name,
         k=retrieval.k, min_score=retrieval.min_score, chunks=chunks.name, recall=gate.min_recall_at_k, mrr=gate.min_mrr,
-        grounded=gate.min_groundedness, citations=gate.min_citation_correctness, p95=gate.max_p95_latency_ms,
+        grounded=gate.min_groundedness, citations=gate.min_citation_correctness, p95=gate.max_p95_latency_ms, ratio=gate.max_p95_ratio_vs_champion, slack=gate.latency_slack_ms,
         regression=gate.max_regression_vs_champion, catalog=config.catalog,
         generator=f"`{assistant.generator.model}` at the configured endpoint" if assistant.generator.endpoint
         else "none configured: extractive answers (the best passages, cited)",

@@ -120,6 +120,47 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
     ]
 
 
+def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
+    """Under load on a SQLite store the evaluation exhausted the tracking pool: traces lost, every
+    score NaN, p95 the pool's 30 s time-out, a good chain FAILED. With two busy processes beside it,
+    the same chain now logs a trace per question and scores as on a quiet machine."""
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from jobs.common.assistant_gate import METRICS, load_questions
+    from jobs.common.lifecycle import configure_mlflow
+    from jobs.evaluate_assistant import evaluate_chain, verdict_of
+
+    config, store = assistant
+    view = config.assistant_view()
+    version = build(config, store, "busy-build")["version"]  # the first test's parts: its version
+    questions = load_questions(view)
+    mlflow.set_experiment(experiment_id=configure_mlflow(view))
+
+    def judged(name: str) -> tuple[dict, list]:
+        with mlflow.start_run(run_name=name) as parent:
+            figures = evaluate_chain(view, version, questions, "candidate")
+        [child] = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                                     output_format="list")  # fmt: skip
+        mlflow.flush_trace_async_logging()
+        return figures, mlflow.search_traces(run_id=child.info.run_id, return_type="list")
+
+    quiet, quiet_traces = judged("quiet")
+    spinners = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.monotonic() + 600\n"
+                                  "while time.monotonic() < end: pass"]) for _ in range(2)]  # fmt: skip
+    try:
+        busy, busy_traces = judged("busy")
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+    assert len(quiet_traces) == len(busy_traces) == len(questions)
+    assert {m: busy[m] for m in METRICS} == {m: quiet[m] for m in METRICS}
+    assert verdict_of(view, busy, None) == verdict_of(view, quiet, None)
+    assert verdict_of(view, busy, None).passed
+
+
 def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_without_context_fails(
     assistant, tmp_path, monkeypatch
 ):

@@ -7,12 +7,15 @@ import pytest
 from jobs.common.assistant import Passage, citations_in, extractive_answer, render_prompt
 from jobs.common.assistant_gate import (
     GateLimits,
+    NotJudgedError,
     citation_correct,
     gate_verdict,
     groundedness,
     labelled_questions,
     retrieval_scores,
+    summary,
 )
+from jobs.common.errors import TransientError
 
 LIMITS = GateLimits(
     {"recall_at_k": 0.8, "mrr": 0.6, "groundedness": 0.9, "citation_correctness": 0.8}, 2000, 0.02
@@ -66,6 +69,47 @@ def test_the_gate_holds_floors_latency_and_no_worse_than_the_champion():
         and worse.reasons == ["recall_at_k 0.900 < Champion's 1.000 - 0.02"]
     )
     assert gate_verdict({**GOOD, "recall_at_k": 0.99}, GOOD, LIMITS).promote  # within the tolerance
+
+
+@pytest.mark.parametrize(
+    "metric", ["recall_at_k", "mrr", "groundedness", "citation_correctness", "p95_latency_ms"]
+)
+def test_a_figure_that_could_not_be_computed_is_not_judged_never_passed(metric):
+    """Every scorer failed under a busy tracking store: NaN everywhere, and NaN < floor is False, so
+    the floors let it through. Such a candidate (or Champion) is not judged: retried, not passed."""
+    for broken in (float("nan"), None, float("inf")):
+        with pytest.raises(
+            NotJudgedError, match=f"not judged: the candidate's {metric} could not be computed"
+        ):
+            gate_verdict({**GOOD, metric: broken}, None, LIMITS)
+        with pytest.raises(NotJudgedError, match=f"the Champion's {metric}"):
+            gate_verdict(GOOD, {**GOOD, metric: broken}, LIMITS)
+    assert issubclass(NotJudgedError, TransientError)  # a retryable exit, not a failed gate
+    scores = [{"recall_at_k": 1.0, "mrr": 1.0, "groundedness": 1.0}]  # a scorer that left no value
+    with pytest.raises(NotJudgedError, match="citation_correctness, p95_latency_ms"):
+        gate_verdict(summary(scores, []), None, LIMITS)
+
+
+def test_latency_is_judged_against_the_champions_in_the_same_run():
+    """A busy machine slowed a good chain to p95 2712 ms against an absolute 2000 ms: FAILED. Both
+    chains are measured in one run, so the candidate is judged against the Champion's p95 (2x +
+    100 ms), the absolute limit only a ceiling."""
+    busy = {**GOOD, "p95_latency_ms": 2712}
+    assert (
+        gate_verdict(busy, {**GOOD, "p95_latency_ms": 2500}, LIMITS).passed is False
+    )  # LIMITS' ceiling: 2000
+    limits = GateLimits(LIMITS.floors, 10_000, 0.02)
+    assert gate_verdict(busy, {**GOOD, "p95_latency_ms": 2500}, limits).promote
+    slower = gate_verdict(busy, {**GOOD, "p95_latency_ms": 900}, limits)
+    assert not slower.passed and slower.reasons == [
+        "p95 latency 2712 ms > 2 x the Champion's 900 ms + 100 ms (1900 ms)"
+    ]
+    assert gate_verdict(
+        {**GOOD, "p95_latency_ms": 130}, {**GOOD, "p95_latency_ms": 20}, limits
+    ).passed  # noise
+    assert not gate_verdict(
+        {**GOOD, "p95_latency_ms": 12_000}, None, limits
+    ).passed  # the ceiling holds alone
 
 
 def test_the_questions_file_is_checked_entry_by_entry():
