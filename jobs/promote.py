@@ -1,7 +1,7 @@
 """Champion/Challenger: compare, approve, promote, roll back — every alias move audited in Delta.
 
     python -m jobs.promote compare  --env dev [--run-id <run>]
-    python -m jobs.promote approve  --env prod --version 7 --approved-by alice   (or: reject)
+    python -m jobs.promote approve  --env prod --version 7 [--reason ...]   (or: reject)
     python -m jobs.promote promote  --env dev [--version 7] [--run-id <run>]
     python -m jobs.promote rollback --env dev --requested-by bob --reason "bad AUC in prod"
     python -m jobs.promote check    --env prod --version 7        (may it be promoted now? before any traffic)
@@ -10,12 +10,18 @@
   version training read; the decision (``promote`` or ``keep``) follows ``promotion.metric`` and
   ``min_improvement``. Results go to an MLflow run in the environment's experiment, the
   Challenger's tags and the Delta table ``<catalog>.ml.model_comparisons``.
-- approve / reject: the approval record (who, when) on the version's tags; a rejection also takes
-  ``Challenger`` away. Environments with ``promotion.approval: human`` promote only approved versions.
+- approve / reject: the approval record on the version's tags — the approver is the identity the
+  MLflow server authenticates for the credentials in use (``jobs.common.identity``), never a typed
+  name; a rejection also takes ``Challenger`` away. Environments with ``promotion.approval: human``
+  promote only versions approved by an authenticated person (this way, or in Airflow).
 - promote: moves the Champion alias to a version (default: the Challenger) that passed validation,
   won its comparison against the Champion of the moment and, where required, was approved
   (``jobs.common.promotion`` holds the rules). Promoting the current Champion again does nothing.
 - rollback: walks the Champion history back one step (v7 → v6 → v1).
+
+Every audit row names the person (``approved_by``: the approver, or whom ``--requested-by`` names:
+the Airflow user who triggered the run) and the ``actor``, the identity the MLflow server
+authenticated for the move (``unauthenticated`` on a store without authentication).
 - ``--model assistant``: the same for the assistant's chain (``<catalog>.<ml>.<assistant>``, judged by
   ``jobs.evaluate_assistant`` instead of compare); the prompt's ``Champion`` alias then follows the
   chain's (the prompt version the Champion chain was built with).
@@ -38,12 +44,10 @@ from jobs.common.audit import write_event
 from jobs.common.cli import add_run_id, base_parser, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
+from jobs.common.identity import mlflow_identity
 from jobs.common.lifecycle import configure_mlflow, evaluate, labelled_gold, load_version, pinned_gold_version
 from jobs.common.promotion import (
     ALIAS_ACTIONS,
-    APPROVAL_AT,
-    APPROVAL_BY,
-    APPROVAL_STATUS,
     APPROVED,
     COMPARED_WITH_TAG,
     DECISION_TAG,
@@ -52,9 +56,11 @@ from jobs.common.promotion import (
     PROMOTE,
     REJECTED,
     ROLLBACK,
+    VIA_MLFLOW,
     Candidate,
     Move,
     PromotionRules,
+    approval_tags,
     better_or_equal,
     champion_history,
     fair_comparison,
@@ -204,7 +210,7 @@ def _move_champion(
         "event_time": datetime.now(UTC), "model_name": registry.model_name, "alias": alias,
         "action": move.action, "from_version": move.from_version, "to_version": move.to_version,
         "metrics": json.dumps(metrics, default=str), "approved_by": approved_by, "run_id": run_id,
-        "reason": reason, "status": MOVE_PENDING, "request_id": move.request_id,
+        "reason": reason, "status": MOVE_PENDING, "request_id": move.request_id, "actor": actor_of(registry),
     }  # fmt: skip
     write_event(store, event)
     registry.set_alias(alias, move.to_version)
@@ -216,21 +222,32 @@ def _move_champion(
     return {**event, "changed": True}
 
 
-def approve(config: EnvConfig, version: str, approved_by: str, *, reject: bool = False,
-            reason: str = "") -> dict[str, Any]:  # fmt: skip
-    """Record a person's decision on a version (the approval record promotion checks); a rejection
-    (also one by time-out) takes ``Challenger`` away from it."""
-    if not reject and (why := rules_of(config).may_approve(approved_by)):
-        raise BadInputError(f"{config.registered_model_name} v{version}: {why}")
+def actor_of(registry: ModelRegistry) -> str:
+    """The identity the registry's MLflow server authenticates for the credentials in use."""
+    return mlflow_identity(registry.tracking_uri).name
+
+
+def approve(config: EnvConfig, version: str, *, reject: bool = False, reason: str = "") -> dict[str, Any]:
+    """Record the caller's decision on a version (the approval record promotion checks): the
+    approver is the identity the MLflow server authenticated, in an environment with human approval
+    one of ``promotion.approvers``. A rejection (also one by time-out) takes ``Challenger`` away."""
     registry = ModelRegistry.for_config(config)
+    approver = actor_of(registry)
+    if not reject and (why := rules_of(config).may_approve(approver)):
+        raise BadInputError(f"{config.registered_model_name} v{version}: {why}")
     registry.version(version)
     decision = REJECTED if reject else APPROVED
-    registry.set_tags(version, {APPROVAL_STATUS: decision, APPROVAL_BY: approved_by, "approval.reason": reason,
-                                APPROVAL_AT: datetime.now(UTC).isoformat(timespec="seconds")})  # fmt: skip
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    registry.set_tags(version, approval_tags(decision, approver, VIA_MLFLOW, approver, at, reason))
     cleared = registry.delete_alias(CHALLENGER, only_from=version) if reject else None
-    log.info("%s v%s %s by %s", registry.model_name, version, decision, approved_by)
-    return {"model_name": registry.model_name, "version": str(version), "decision": decision,
-            "approved_by": approved_by, "challenger_cleared": cleared is not None}  # fmt: skip
+    log.info("%s v%s %s by %s", registry.model_name, version, decision, approver)
+    return {
+        "model_name": registry.model_name,
+        "version": str(version),
+        "decision": decision,
+        "approved_by": approver,
+        "challenger_cleared": cleared is not None,
+    }
 
 
 def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | None = None) -> dict[str, Any]:
@@ -273,9 +290,11 @@ def check_promotable(config: EnvConfig, version: str) -> dict[str, Any]:
 
 
 def rollback(
-    config: EnvConfig, store: TableStore, run_id: str, requested_by: str, reason: str
+    config: EnvConfig, store: TableStore, run_id: str, requested_by: str | None, reason: str
 ) -> dict[str, Any]:
-    """Walk the Champion history back one step; a retry of the same run moves nothing twice."""
+    """Walk the Champion history back one step; a retry of the same run moves nothing twice.
+    ``requested_by``: the person it is done for (the Airflow user who triggered it); by default the
+    authenticated caller."""
     registry, alias = ModelRegistry.for_config(config), config.champion_alias
     trail = settle_pending(store, registry, alias)
     champion = registry.alias_version(alias)
@@ -288,15 +307,23 @@ def rollback(
     target, why = rollback_target(history, champion)
     if target is None:
         raise BadInputError(f"{registry.model_name}: cannot roll back: {why}")
-    event = _move_champion(store, registry, alias, move=Move(ROLLBACK, champion, target, request_id=run_id),
-                           run_id=run_id, approved_by=requested_by, reason=reason, metrics={"replaced": champion})  # fmt: skip
+    event = _move_champion(
+        store,
+        registry,
+        alias,
+        move=Move(ROLLBACK, champion, target, request_id=run_id),
+        run_id=run_id,
+        approved_by=requested_by or actor_of(registry),
+        reason=reason,
+        metrics={"replaced": champion},
+    )
     return _settled(config, registry, event)
 
 
 def _settled(config: EnvConfig, registry: ModelRegistry, event: dict[str, Any]) -> dict[str, Any]:
     """The move's summary; for a chain, after its prompt's Champion alias followed — also after a
     no-op, so a retry heals a crash between the chain's alias and the prompt's."""
-    keys = ("model_name", "action", "from_version", "to_version", "approved_by", "run_id", "changed")
+    keys = ("model_name", "action", "from_version", "to_version", "approved_by", "actor", "run_id", "changed")
     summary = {k: event.get(k) for k in keys}
     if config.is_assistant_view:
         from jobs.common.assistant import follow_chain_champion
@@ -310,8 +337,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("action", choices=["compare", "approve", "reject", "promote", "check", "rollback"])
     add_run_id(parser)
     parser.add_argument("--version", default=None, help="the version to approve, reject or promote")
-    parser.add_argument("--approved-by", default="", help="who approves or rejects (approve/reject)")
-    parser.add_argument("--requested-by", default="unknown", help="who asked for the rollback")
+    parser.add_argument(
+        "--requested-by",
+        default=None,
+        help="rollback: the person it is done for (default: the authenticated caller)",
+    )
     parser.add_argument("--reason", default="", help="why (kept in the audit trail or the approval record)")
     parser.add_argument("--model", choices=["use_case", "assistant"], default="use_case",
                         help="the use case's model, or the assistant's chain (its prompt's alias follows)")  # fmt: skip
@@ -327,9 +357,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action in ("approve", "reject"):
         if not args.version:
             raise BadInputError(f"{args.action} needs --version")
-        return approve(
-            config, args.version, args.approved_by, reject=args.action == "reject", reason=args.reason
-        )
+        return approve(config, args.version, reject=args.action == "reject", reason=args.reason)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # Spark starts only if the engine needs it to write Delta

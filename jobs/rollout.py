@@ -24,6 +24,7 @@ from jobs.common.audit import audit_trail, write_event
 from jobs.common.cli import add_run_id, base_parser, json_object, run_cli
 from jobs.common.config import EnvConfig, load_config
 from jobs.common.errors import BadInputError
+from jobs.common.identity import mlflow_identity
 from jobs.common.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
 from jobs.common.route_rules import traffic_refusals
 from jobs.common.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic
@@ -60,15 +61,16 @@ def check_targets(registry: ModelRegistry, traffic: Traffic) -> None:
         raise BadInputError(f"{registry.model_name} has no {', '.join(missing)}: the traffic was not changed")
 
 
-def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, requested_by: str, reason: str,
+def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, requested_by: str | None, reason: str,
                 run_id: str) -> dict[str, Any]:  # fmt: skip
     """Put ``traffic`` in force: intent, tag, settled event. A crash in between is settled by the
-    next change (done when the tag arrived, else abandoned)."""
+    next change (done when the tag arrived, else abandoned). The event names ``requested_by`` (the
+    person it is done for, e.g. the Airflow user who triggered the deployment; default: the caller)
+    and the identity the MLflow server authenticated (``actor``)."""
     from jobs.common.registry import ModelRegistry
 
-    if not requested_by:
-        raise BadInputError("--requested-by is required: every traffic change names who asked for it")
     registry = ModelRegistry.for_config(config)
+    actor = mlflow_identity(registry.tracking_uri).name
     settle_pending(store, registry)
     check_targets(registry, traffic)
     if refusals := traffic_refusals(config, registry, store, traffic, registry.model_state()[0]):
@@ -83,16 +85,26 @@ def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, reque
         "event_id": f"{run_id}:traffic:{_digest(before)}->{_digest(traffic)}", "event_time": datetime.now(UTC),
         "model_name": registry.model_name, "alias": "", "action": TRAFFIC, "from_version": before.describe(),
         "to_version": traffic.describe(), "metrics": json.dumps({"from": before.as_dict(), "to": traffic.as_dict()}),
-        "approved_by": requested_by, "run_id": run_id, "reason": reason, "status": MOVE_PENDING, "request_id": run_id,
+        "approved_by": requested_by or actor, "run_id": run_id, "reason": reason, "status": MOVE_PENDING,
+        "request_id": run_id, "actor": actor,
     }  # fmt: skip
     write_event(store, event)
     registry.set_model_tag(TRAFFIC_TAG, traffic.to_json())
     event["status"] = MOVE_DONE
     write_event(store, event)
-    log.info("%s traffic: %s -> %s (%s: %s)", registry.model_name, before.describe(), traffic.describe(),
-             requested_by, reason)  # fmt: skip
+    log.info(
+        "%s traffic: %s -> %s (%s as %s: %s)",
+        registry.model_name,
+        before.describe(),
+        traffic.describe(),
+        event["approved_by"],
+        actor,
+        reason,
+    )
     return {
         "changed": True,
+        "requested_by": event["approved_by"],
+        "actor": actor,
         "from": before.as_dict(),
         "traffic": traffic.as_dict(),
         "event_id": event["event_id"],
@@ -256,7 +268,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--traffic", type=json_object, default=None, help="traffic: the traffic to put in force"
     )
-    parser.add_argument("--requested-by", default="", help="traffic: who asks for the change (audited)")
+    parser.add_argument(
+        "--requested-by",
+        default=None,
+        help="whom the change is for (audited; default: the authenticated caller)",
+    )
     parser.add_argument("--reason", default="", help="traffic: why (audited)")
     parser.add_argument("--model", choices=["use_case", "assistant"], default="use_case",
                         help="the use case's model, or the assistant's chain (A/B and shadow on /assistant/ask)")  # fmt: skip

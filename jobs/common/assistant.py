@@ -137,9 +137,16 @@ class Chain:
                 if span is not None:
                     span.set_outputs({"answer": text, **usage})
             tokens, mode = usage, GENERATIVE
-        return {"question": question, "answer": text, "mode": mode, "no_answer": not passages,
-                "citations": citations_in(text, self.documents), "passages": [asdict(p) for p in passages],
-                **tokens, "latency_ms": round(clock.seconds * 1000, 3)}  # fmt: skip
+        return {
+            "question": question,
+            "answer": text,
+            "mode": mode,
+            "no_answer": not passages,
+            "citations": citations_in(text, self.documents),
+            "passages": [asdict(p) for p in passages],
+            **tokens,
+            "latency_ms": round(clock.seconds * 1000, 3),
+        }
 
 
 class Stopwatch:

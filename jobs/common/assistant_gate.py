@@ -122,8 +122,11 @@ def gate_verdict(
         )
     if reasons:
         return GateVerdict(False, False, reasons)
-    worse = [f"{m} {candidate[m]:.3f} < Champion's {champion[m]:.3f} - {limits.max_regression:g}"
-             for m in METRICS if champion and not candidate[m] >= champion[m] - limits.max_regression]  # fmt: skip
+    worse = [
+        f"{m} {candidate[m]:.3f} < Champion's {champion[m]:.3f} - {limits.max_regression:g}"
+        for m in METRICS
+        if champion and not candidate[m] >= champion[m] - limits.max_regression
+    ]
     return GateVerdict(True, not worse, worse)
 
 

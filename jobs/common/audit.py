@@ -13,8 +13,8 @@ AUDIT = "model_audit"  # in the ml schema
 AUDIT_SCHEMA = (
     "event_id string, event_time timestamp, model_name string, alias string, action string, "
     "from_version string, to_version string, metrics string, approved_by string, run_id string, reason string, "
-    "status string, request_id string"
-)
+    "status string, request_id string, actor string"
+)  # approved_by: the person who approved or asked; actor: the identity the MLflow server authenticated
 
 
 def audit_trail(store: TableStore, name: str, actions: tuple[str, ...] | None = None) -> list[dict[str, Any]]:

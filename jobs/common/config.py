@@ -262,6 +262,15 @@ class MlflowSettings(_Strict):
     registry_uri: str | None = None
     artifact_root: str | None = None
     experiment: str = Field(description="default: /runway/<env>/<use case name>")
+    username: str | None = Field(
+        None, description="the environment's MLflow user (its deployer); none: MLFLOW_TRACKING_USERNAME's"
+    )
+    password_env: str | None = Field(None, description="the variable holding that user's password")
+
+    @field_validator("username", "password_env", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
 
 class Schedules(_Strict):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jobs.common.errors import MissingInputError
+from jobs.common.identity import use_credentials
 from jobs.common.modeling import classification_metrics, model_inputs
 from jobs.common.use_case_check import check_gold_columns
 
@@ -73,6 +74,7 @@ def point_mlflow(config: EnvConfig) -> None:
     # MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for child processes,
     # which Runway's config reads as overrides: keep the environment as it was, so another
     # environment's config, loaded later in this process or by a job it starts, is not redirected.
+    use_credentials(config.mlflow)
     exported = {key: os.environ.get(key) for key in URI_VARIABLES}
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     mlflow.set_registry_uri(config.mlflow.registry_uri or config.mlflow.tracking_uri)

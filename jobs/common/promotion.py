@@ -31,7 +31,12 @@ PROMOTE, ROLLBACK = "promote", "rollback"
 ALIAS_ACTIONS = (PROMOTE, ROLLBACK)  # the audit trail's alias moves (traffic changes are its other events)
 MOVE_PENDING, MOVE_DONE, MOVE_ABANDONED = "pending", "done", "abandoned"
 APPROVAL_BY, APPROVAL_AT, APPROVAL_STATUS = "approval.by", "approval.at", "approval.status"
+APPROVAL_VIA, APPROVAL_RECORDED_BY = "approval.via", "approval.recorded_by"
 APPROVED, REJECTED = "approved", "rejected"
+# How the approver was authenticated: Airflow's auth manager (the HITL response's user, recorded by
+# the task) or the MLflow server (the approver's own credentials, so recorded_by is the approver).
+VIA_AIRFLOW, VIA_MLFLOW = "airflow", "mlflow"
+UNAUTHENTICATED = "unauthenticated"  # what a store that authenticates nobody records (jobs.common.identity)
 DECISION_TAG, COMPARED_WITH_TAG = "comparison.decision", "comparison.champion_version"
 LOWER_IS_BETTER = {"log_loss", "calibration_error"}
 
@@ -70,7 +75,12 @@ class PromotionRules:
 
     def may_approve(self, person: str) -> str | None:
         """Why ``person`` may not approve (None when they may)."""
-        if not person or person in ("auto", "unknown"):
+        if person == UNAUTHENTICATED:
+            return (
+                "an approval needs an authenticated approver, and this MLflow store authenticates nobody "
+                "(approve in Airflow, or with your own credentials on a server running MLflow's authentication)"
+            )
+        if not person or person in ("auto", "unknown", "timeout"):
             return "an approval needs the name of the person who approves"
         if self.approvers and person not in self.approvers:
             return f"{person} is not among the approvers {list(self.approvers)}"
@@ -87,14 +97,45 @@ class Candidate:
     compared_with: str | None  # the Champion it was compared with (None: there was none)
     approval: str | None
     approved_by: str | None
+    approved_via: str | None = None  # how the approver was authenticated (VIA_AIRFLOW, VIA_MLFLOW)
+    approval_recorded_by: str | None = None  # the MLflow identity that wrote the record
 
     @classmethod
     def from_tags(cls, version: str | int, tags: Mapping[str, str]) -> Candidate:
         return cls(
             version=str(version), validation_status=tags.get(STATUS_TAG), decision=tags.get(DECISION_TAG),
             compared_with=tags.get(COMPARED_WITH_TAG) or None, approval=tags.get(APPROVAL_STATUS),
-            approved_by=tags.get(APPROVAL_BY) or None,
+            approved_by=tags.get(APPROVAL_BY) or None, approved_via=tags.get(APPROVAL_VIA) or None,
+            approval_recorded_by=tags.get(APPROVAL_RECORDED_BY) or None,
         )  # fmt: skip
+
+
+def unauthenticated_approval(candidate: Candidate) -> str | None:
+    """Why an approval record does not show an authenticated approver (None when it does): a
+    person Airflow authenticated (a HITL response), or one who wrote it with their own MLflow login."""
+    if candidate.approved_via == VIA_AIRFLOW:
+        return None
+    recorded = candidate.approval_recorded_by or "an unknown writer"
+    if candidate.approved_via == VIA_MLFLOW and recorded == candidate.approved_by != UNAUTHENTICATED:
+        return None
+    return (
+        f"it names {candidate.approved_by} but was recorded by {recorded} without an authenticated "
+        "approver (approve in Airflow, or with your own credentials on a server running MLflow's authentication)"
+    )
+
+
+def approval_tags(
+    decision: str, person: str, via: str, recorded_by: str, at: str, reason: str = ""
+) -> dict[str, str]:
+    """The approval record on a version's tags: who decided, how they were authenticated, who wrote it."""
+    return {
+        APPROVAL_STATUS: decision,
+        APPROVAL_BY: person,
+        APPROVAL_VIA: via,
+        APPROVAL_RECORDED_BY: recorded_by,
+        APPROVAL_AT: at,
+        "approval.reason": reason,
+    }
 
 
 def promotion_refusal(candidate: Candidate, champion: str | None, rules: PromotionRules) -> str | None:
@@ -113,7 +154,7 @@ def promotion_refusal(candidate: Candidate, champion: str | None, rules: Promoti
         if candidate.approval != APPROVED or not candidate.approved_by:
             state = candidate.approval or "no approval record"
             return f"{v} needs a person's approval before it becomes Champion ({state})"
-        if why := rules.may_approve(candidate.approved_by):
+        if why := rules.may_approve(candidate.approved_by) or unauthenticated_approval(candidate):
             return f"{v}'s approval does not count: {why}"
     return None
 
@@ -138,8 +179,10 @@ def route_refusal(
     if candidate.version in (champion, rollback_to):
         return None
     if why := promotion_refusal(candidate, champion, rules):
-        return (f"{v} may not answer clients: {why} (a route with traffic serves the Champion "
-                f"{version_label(champion)}, its rollback target or a version that may be promoted now)")  # fmt: skip
+        return (
+            f"{v} may not answer clients: {why} (a route with traffic serves the Champion "
+            f"{version_label(champion)}, its rollback target or a version that may be promoted now)"
+        )
     return None
 
 

@@ -56,6 +56,11 @@ class ModelRegistry:
         self.model_name = model_name
         self.where = where or getattr(client, "_registry_uri", "") or "the registry"
 
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking server the client talks to (where it is authenticated)."""
+        return self.client.tracking_uri
+
     @classmethod
     def for_config(cls, config: EnvConfig) -> ModelRegistry:
         """The environment's registered model, MLflow configured for the environment."""

@@ -53,8 +53,13 @@ def traffic_refusals(
         if answers and version != champion and not rollback_to:
             rollback_to.append(rollback_version(store, registry, champion))
         candidate = Candidate.from_tags(version, registry.version(version).tags)
-        why = route_refusal(candidate, answers=answers, champion=champion,
-                            rollback_to=rollback_to[0] if rollback_to else None, rules=rules)  # fmt: skip
+        why = route_refusal(
+            candidate,
+            answers=answers,
+            champion=champion,
+            rollback_to=rollback_to[0] if rollback_to else None,
+            rules=rules,
+        )
         if why:
             refusals[version] = f"route {route.name} ({route.target}): {why}"
     return refusals

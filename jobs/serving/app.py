@@ -285,9 +285,14 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
         if settings.inference_log.enabled else NoInferenceLog()
     )  # fmt: skip
     metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
-    follower = ModelFollower(config, settings.alias or config.champion_alias, settings.poll_seconds, pinned,
-                             on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc(),
-                             store=store)  # fmt: skip
+    follower = ModelFollower(
+        config,
+        settings.alias or config.champion_alias,
+        settings.poll_seconds,
+        pinned,
+        on_event=lambda outcome, version, why: metrics.model_loads.labels(outcome).inc(),
+        store=store,
+    )
     batcher = MicroBatcher(settings.max_batch_rows, settings.max_wait_ms, on_batch=metrics.batch_rows.observe)
     shadow = ShadowWorker(
         settings.shadow_queue, on_outcome=lambda outcome: metrics.shadow.labels(outcome).inc()
@@ -329,8 +334,11 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
         if authorized(tokens, request.headers.get("authorization", "")):
             return None
         metrics.requests.labels("401", "none").inc()
-        return JSONResponse({"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return JSONResponse(
+            {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:

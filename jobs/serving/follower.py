@@ -88,10 +88,16 @@ class ServingState:
 class ModelFollower:
     """Holds the serving state and moves it when the traffic or an alias it names moves."""
 
-    def __init__(self, config: EnvConfig, alias: str, poll_seconds: float, pinned: Traffic | None = None,
-                 on_event: Callable[[str, str, str], None] | None = None,
-                 warm_up: Callable[[Any, pd.DataFrame], Any] | None = None,
-                 store: TableStore | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: EnvConfig,
+        alias: str,
+        poll_seconds: float,
+        pinned: Traffic | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
+        warm_up: Callable[[Any, pd.DataFrame], Any] | None = None,
+        store: TableStore | None = None,
+    ) -> None:
         """``warm_up(pyfunc, rows)``: a version's first predict before it serves (default: a
         classifier's positive probability; the assistant's chain answers its example question).
         ``store``: where the audit trail is read (the route rules' rollback target)."""
@@ -263,8 +269,9 @@ class ModelFollower:
             from jobs.common.traffic import REFUSED_AT_TAG, REFUSED_TAG
 
             try:
-                self._registry.set_tags(version, {REFUSED_TAG: why[:500],
-                                                  REFUSED_AT_TAG: datetime.now(UTC).isoformat()})  # fmt: skip
+                self._registry.set_tags(
+                    version, {REFUSED_TAG: why[:500], REFUSED_AT_TAG: datetime.now(UTC).isoformat()}
+                )
             except Exception:  # the registry may be down: the log and /version still say it
                 log.warning("could not tag v%s as refused", version)
         return "refused"

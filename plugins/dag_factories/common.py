@@ -14,6 +14,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from dag_factories.notifications import failure_notifier
 from jobs.common.config import EnvConfig, deployed_envs  # noqa: F401 (re-exported for DAG files)
 
+# Who asked for a run, as Airflow's auth manager knows them (the user who triggered it; empty for a
+# scheduled or asset-triggered run): the person a job records, never a free-text Param.
+TRIGGERED_BY = "{{ dag_run.triggering_user_name or '' }}"
+
 
 def default_args(config: EnvConfig) -> dict[str, Any]:
     return {

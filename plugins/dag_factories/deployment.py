@@ -6,7 +6,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param
 from airflow.utils.trigger_rule import TriggerRule
 
-from dag_factories.common import dag_kwargs, table_asset
+from dag_factories.common import TRIGGERED_BY, dag_kwargs, table_asset
 from dag_factories.compute import job_task
 from jobs.common.config import load_config
 from sensors.rollout import CanaryStepSensor
@@ -60,7 +60,7 @@ def build_deployment_dag(env: str) -> DAG:
     )  # fmt: skip
     params = {"candidate": Param(type="string", minLength=1, title="Candidate version",
                                  description="The model version to roll out (a number).")}  # fmt: skip
-    who = ["--requested-by", "airflow:{{ dag.dag_id }}/{{ run_id }}"]
+    who = ["--requested-by", TRIGGERED_BY]
     candidate = "{{ params.candidate }}"
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
         load_test = job_task(

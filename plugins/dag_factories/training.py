@@ -6,7 +6,7 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, task
 
-from dag_factories.common import dag_kwargs, table_asset
+from dag_factories.common import TRIGGERED_BY, dag_kwargs, table_asset
 from dag_factories.compute import job_task
 from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
 from jobs.common.registry import CHALLENGER, FAILED, PASSED
@@ -181,18 +181,26 @@ def build_training_dag(env: str) -> DAG:
                      "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ c['champion_version'] }} "
                      "on {{ c['window'] }}. Approve to move Champion.",
             )  # fmt: skip
-            from operators.mlflow_registry import DeleteModelAliasOperator, SetModelVersionTagsOperator
+            from jobs.common.promotion import APPROVED, REJECTED
+            from operators.mlflow_registry import DeleteModelAliasOperator, RecordApprovalOperator
 
-            registry = {"model_name": config.registered_model_name, "runway_env": env}
-            record = {"approval.by": APPROVER, "approval.at": APPROVED_AT}
-            approved = SetModelVersionTagsOperator(
-                task_id="record_approval", **registry, version=CANDIDATE, tags={**record, "approval.status": "approved"},
-                doc_md="The approval record on the version: promote checks it (and the approvers) before Champion moves.",
+            record = {
+                "model_name": config.registered_model_name,
+                "runway_env": env,
+                "version": CANDIDATE,
+                "person": APPROVER,
+                "answered_at": APPROVED_AT,
+            }
+            approved = RecordApprovalOperator(
+                task_id="record_approval", **record, decision=APPROVED,
+                doc_md="The approval record on the version (who answered, as Airflow authenticated them): "
+                       "promote checks it (and the approvers) before Champion moves.",
             )  # fmt: skip
-            rejected = SetModelVersionTagsOperator(
-                task_id="record_rejection", **registry, version=CANDIDATE, tags={**record, "approval.status": "rejected"},
+            rejected = RecordApprovalOperator(
+                task_id="record_rejection", **record, decision=REJECTED,
                 doc_md="The approver said no (or did not answer in time).",
             )  # fmt: skip
+            registry = {"model_name": config.registered_model_name, "runway_env": env}
             cleared = DeleteModelAliasOperator(task_id="clear_challenger", **registry, alias=CHALLENGER,
                                                only_version=CANDIDATE, doc_md="A rejected version is no Challenger.")  # fmt: skip
             routes >> [approve, kept]
@@ -211,17 +219,17 @@ def build_rollback_dag(env: str) -> DAG:
     kwargs["doc_md"] = (
         f"### Rollback — `{env}`\n\nMoves `Champion` of `{config.registered_model_name}` one step back "
         f"through the Champion history in `{config.catalog}.ml.model_audit` (v7 → v6 → v1; the move is "
-        "audited too). A retry of the same run moves once; a new run walks further back. With "
+        "audited too, with the user who triggered the run as Airflow authenticated them). A retry of the "
+        "same run moves once; a new run walks further back. With "
         "`model: assistant`, the assistant's chain instead, and its prompt's Champion alias follows."
     )
     params = {
-        "requested_by": Param(type="string", minLength=1, title="Requested by"),
         "reason": Param(type="string", minLength=1, title="Reason"),
         "model": Param("use_case", enum=["use_case", "assistant"], title="Model",
                        description="The use case's model, or the assistant's chain (its prompt's Champion follows)."),
     }  # fmt: skip
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
         job_task(config, task_id="rollback", job="promote",
-                 arguments=["rollback", "--model", "{{ params.model }}", "--requested-by", "{{ params.requested_by }}",
+                 arguments=["rollback", "--model", "{{ params.model }}", "--requested-by", TRIGGERED_BY,
                             "--reason", "{{ params.reason }}", "--run-id", "{{ run_id }}"])  # fmt: skip
     return dag

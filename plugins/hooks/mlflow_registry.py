@@ -19,6 +19,7 @@ from airflow.sdk import BaseHook
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from jobs.common.identity import Identity
     from jobs.common.registry import ModelRegistry
 
 
@@ -58,8 +59,10 @@ class MlflowRegistryHook(BaseHook):
                 )
             return tracking, extra.get("registry_uri") or tracking
         from jobs.common.config import load_config
+        from jobs.common.identity import use_credentials
 
         mlflow = load_config(self.runway_env).mlflow
+        use_credentials(mlflow)  # the environment's deployer, where its server authenticates
         return mlflow.tracking_uri, mlflow.registry_uri or mlflow.tracking_uri
 
     def get_conn(self) -> MlflowClient:
@@ -80,3 +83,10 @@ class MlflowRegistryHook(BaseHook):
 
         tracking, registry = self.get_uris()
         return ModelRegistry(self.get_conn(), model_name, registry or tracking)
+
+    def identity(self) -> Identity:
+        """Whom the tracking server authenticates for this hook's credentials (``unauthenticated``
+        where it authenticates nobody): what an approval recorded through this hook names."""
+        from jobs.common.identity import mlflow_identity
+
+        return mlflow_identity(self.get_uris()[0])

@@ -83,3 +83,27 @@ class SetModelVersionTagsOperator(_RegistryOperator):
             "changed_tags": changed,
             "description_changed": described,
         }
+
+
+class RecordApprovalOperator(_RegistryOperator):
+    """A person's decision in Airflow (a HITL response) as the version's approval record: the
+    person Airflow's auth manager authenticated, ``approval.via: airflow``, and the MLflow identity
+    of the task that wrote it. ``person`` comes from the HITL task's result, never from a Param."""
+
+    template_fields: Sequence[str] = ("model_name", "version", "person", "answered_at")
+
+    def __init__(self, *, version: str, decision: str, person: str, answered_at: str, **kwargs):
+        super().__init__(**kwargs)
+        self.version = version
+        self.decision = decision
+        self.person = person
+        self.answered_at = answered_at
+
+    def execute(self, context) -> dict[str, Any]:
+        from jobs.common.promotion import VIA_AIRFLOW, approval_tags
+
+        hook = self.hook
+        registry = hook.registry(self.model_name)
+        tags = approval_tags(self.decision, self.person, VIA_AIRFLOW, hook.identity().name, self.answered_at)
+        changed = registry.set_tags(registry.resolve(self.version, None), tags)
+        return {"model": self.model_name, "version": str(self.version), "changed_tags": changed}

@@ -73,19 +73,23 @@ def test_champion_challenger_lifecycle_with_rollback(dags, spark):
     assert again.state == "success", states(again)
     assert client.get_model_version_by_alias(name, "Champion").version == 3  # as good: the newer one wins
 
-    back = rollback.test(logical_date=None, run_conf={"requested_by": "on-call", "reason": "test rollback"})
+    back = rollback.test(logical_date=None, run_conf={"reason": "test rollback"})
     assert back.state == "success", states(back)
     assert client.get_model_version_by_alias(name, "Champion").version == 1
 
     store = open_table_store(config, spark)
     moves = [
-        (e["action"], e["from_version"], e["to_version"], e["approved_by"]) for e in audit_trail(store, name)
+        (e["action"], e["from_version"], e["to_version"], e["approved_by"], e["actor"])
+        for e in audit_trail(store, name)
     ]
-    assert moves == [
-        ("promote", None, "1", "auto"),
-        ("promote", "1", "3", "auto"),
-        ("rollback", "3", "1", "on-call"),
-    ]
+    assert (
+        moves
+        == [  # the rollback for the run's triggering user (dag.test's), by an embedded store's nobody
+            ("promote", None, "1", "auto", "unauthenticated"),
+            ("promote", "1", "3", "auto", "unauthenticated"),
+            ("rollback", "3", "1", "dag_test", "unauthenticated"),
+        ]
+    )
     comparisons = store.read(store.name("ml", "model_comparisons")).collect()
     assert {(r.challenger_version, r.decision) for r in comparisons} == {("1", "promote"), ("3", "promote")}
     run = client.get_run(client.get_model_version(name, "3").run_id)

@@ -142,14 +142,23 @@ def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
     def judged(name: str) -> tuple[dict, list]:
         with mlflow.start_run(run_name=name) as parent:
             figures = evaluate_chain(view, version, questions, "candidate")
-        [child] = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                                     output_format="list")  # fmt: skip
+        [child] = mlflow.search_runs(
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list"
+        )
         mlflow.flush_trace_async_logging()
         return figures, mlflow.search_traces(run_id=child.info.run_id, return_type="list")
 
     quiet, quiet_traces = judged("quiet")
-    spinners = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.monotonic() + 600\n"
-                                  "while time.monotonic() < end: pass"]) for _ in range(2)]  # fmt: skip
+    spinners = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass",
+            ]
+        )
+        for _ in range(2)
+    ]
     try:
         busy, busy_traces = judged("busy")
     finally:

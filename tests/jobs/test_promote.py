@@ -147,25 +147,49 @@ def test_a_retried_rollback_moves_once_and_a_new_request_moves_again(model):
     assert model.rollback("rb-2")["to_version"] == "1"
 
 
-def test_prod_promotes_only_an_approved_version(tmp_path):
-    """Finding 3: `jobs.promote promote --env prod` moved Champion with approved_by=auto."""
+def _record(model, version: str, person: str, via: str, recorded_by: str = "unauthenticated") -> None:
+    from jobs.common.promotion import APPROVED, approval_tags
+
+    model.registry.set_tags(version, approval_tags(APPROVED, person, via, recorded_by, "2026-12-03T00:00:00"))
+
+
+def test_prod_promotes_only_a_version_an_authenticated_approver_approved(tmp_path):
+    """Finding 3: `jobs.promote promote --env prod` moved Champion with approved_by=auto. Then the
+    approver was a typed name (`--approved-by alice`, anyone could type it). On a store that
+    authenticates nobody the CLI's approval is refused, and a record claiming an MLflow login it was
+    not written by does not count; an approval Airflow authenticated (a HITL answer) does."""
+    from jobs.common.promotion import VIA_AIRFLOW, VIA_MLFLOW
+
     model = Lifecycle(lifecycle_config(tmp_path, "prod", approvers=["alice"]))
     version = model.candidate()
     with pytest.raises(BadInputError, match="needs a person's approval"):
         model.promote(version)
+    with pytest.raises(
+        BadInputError, match="needs an authenticated approver, and this MLflow store authenticates nobody"
+    ):
+        approve(model.config, version)
+    _record(model, version, "alice", VIA_MLFLOW)  # a raw tag write in alice's name
+    with pytest.raises(
+        BadInputError, match="names alice but was recorded by unauthenticated without an authenticated"
+    ):
+        model.promote(version)
+    _record(model, version, "mallory", VIA_AIRFLOW)
     with pytest.raises(BadInputError, match="mallory is not among the approvers"):
-        approve(model.config, version, "mallory")
-    with pytest.raises(BadInputError, match="name of the person"):
-        approve(model.config, version, "auto")
-    approve(model.config, version, "alice")
+        model.promote(version)
+    _record(model, version, "alice", VIA_AIRFLOW)
     moved = model.promote(version)
-    assert (moved["changed"], moved["approved_by"], model.champion()) == (True, "alice", version)
+    assert (moved["changed"], moved["approved_by"], moved["actor"], model.champion()) == (
+        True,
+        "alice",
+        "unauthenticated",
+        version,
+    )
 
 
 def test_a_rejected_candidate_loses_challenger_and_cannot_be_promoted(tmp_path):
     model = Lifecycle(lifecycle_config(tmp_path, "prod"))
     version = model.candidate()
-    result = approve(model.config, version, "bob", reject=True, reason="not now")
+    result = approve(model.config, version, reject=True, reason="not now")  # anyone may say no
     assert result["challenger_cleared"] and model.registry.alias_version(CHALLENGER) is None
     with pytest.raises(BadInputError, match="rejected"):
         model.promote(version)
@@ -287,6 +311,38 @@ class PromotionMachine(RuleBasedStateMachine):
         assert allowed
         if version != champion:
             self.expected.append(version)
+
+    @precondition(lambda self: self.versions)
+    @rule(data=st.data(), answers=st.booleans())
+    def route_traffic(self, data, answers):
+        """Who may take a route: the Champion, the rollback target or a version promotable now when
+        the route answers; a validated version when it only shadows (the rule both doors ask)."""
+        from jobs.common.route_rules import traffic_refusals
+        from jobs.common.traffic import SHADOW, Route, Traffic
+
+        version = data.draw(st.sampled_from(self.versions))
+        champion = Route("champion", alias=CHAMPION, percent=90 if answers else 100)
+        other = Route("x", version=version, percent=10)
+        traffic = (
+            Traffic((champion, other))
+            if answers
+            else Traffic((champion,), Route(SHADOW, version=version, percent=0))
+        )
+        registry = self.model.registry
+        refused = version in traffic_refusals(
+            self.model.config, registry, self.model.store, traffic, registry.model_state()[0]
+        )
+        tags = registry.version(version).tags
+        if not answers:
+            assert refused == (tags.get(STATUS_TAG) != PASSED)
+            return
+        current = self.expected[-1] if self.expected else None
+        promotable = (
+            tags.get(STATUS_TAG) == PASSED
+            and tags.get("comparison.decision") == "promote"
+            and (tags.get("comparison.champion_version") or None) == current
+        )
+        assert refused == (version not in self.expected[-2:] and not promotable)
 
     @rule(repeat=st.booleans())
     def roll_back(self, repeat):

@@ -27,8 +27,6 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
 
     with pytest.raises(BadInputError, match="has no version 999 \\(route candidate\\)"):
         set_traffic(config, store, _traffic("999"), requested_by="ann", reason="", run_id="r0")
-    with pytest.raises(BadInputError, match="--requested-by is required"):
-        set_traffic(config, store, _traffic(version), requested_by="", reason="", run_id="r0")
     assert audit_trail(store, name, ("traffic",)) == [] and TRAFFIC_TAG not in registry.model_state()[1]
 
     # A crash after the intent, before the tag: the next change settles it as abandoned.
@@ -69,7 +67,14 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
 def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
     """The deployment DAG's first task: validated, compared with the Champion of the moment, and in
     an environment that requires it, approved by a person."""
-    from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+    from jobs.common.promotion import (
+        APPROVED,
+        COMPARED_WITH_TAG,
+        DECISION_TAG,
+        PROMOTE,
+        VIA_AIRFLOW,
+        approval_tags,
+    )
     from jobs.common.registry import PASSED, STATUS_TAG
     from jobs.promote import approve, check_promotable
 
@@ -87,7 +92,13 @@ def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
     ):
         check_promotable(human, candidate)
     assert check_promotable(config, candidate)["promotable"]  # dev: no approval required
-    approve(human, candidate, "alice", reason="looked at the comparison")
+    with pytest.raises(
+        BadInputError, match="needs an authenticated approver"
+    ):  # a store that authenticates nobody
+        approve(human, candidate, reason="looked at the comparison")
+    ModelRegistry.for_config(human).set_tags(
+        candidate, approval_tags(APPROVED, "alice", VIA_AIRFLOW, "unauthenticated", "2026-12-03T00:00:00")
+    )  # as the training DAG's record_approval writes a HITL answer
     assert check_promotable(human, candidate) == {"version": candidate, "champion": current, "promotable": True,
                                                   "approved_by": "alice"}  # fmt: skip
     assert check_promotable(human, current)["promotable"]  # the Champion itself: nothing to refuse

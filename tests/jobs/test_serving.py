@@ -634,8 +634,12 @@ def test_a_traffic_tag_written_behind_runways_back_answers_nobody(server, regist
 def test_scoring_routes_take_a_bearer_token_when_tokens_are_configured(registry, gold_rows, tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text("from-a-file\n")
-    env = {**registry["env"], "RUNWAY_SERVING_CLIENT_TOKENS": "t1, t2", "RUNWAY_SERVING_CLIENT_TOKENS_FILE": str(tokens),
-           "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal")}  # fmt: skip
+    env = {
+        **registry["env"],
+        "RUNWAY_SERVING_CLIENT_TOKENS": "t1, t2",
+        "RUNWAY_SERVING_CLIENT_TOKENS_FILE": str(tokens),
+        "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal"),
+    }
     guarded = Server(env, tmp_path / "server.log").start()
     try:
         body = json.dumps(

@@ -110,8 +110,17 @@ def databricks_dags(standin, airflow_db, tmp_path_factory):
             "RUNWAY_DEV_MLFLOW_TRACKING_URI",
             f"sqlite:///{tmp_path_factory.mktemp('databricks-mlflow') / 'mlflow.db'}",
         )
-        bags = {name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py")) for name in
-                ("feature_refresh", "training", "inference", "monitoring", "maintenance", "deployment")}  # fmt: skip
+        bags = {
+            name: DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py"))
+            for name in (
+                "feature_refresh",
+                "training",
+                "inference",
+                "monitoring",
+                "maintenance",
+                "deployment",
+            )
+        }
         assert not any(bag.import_errors for bag in bags.values()), {
             k: b.import_errors for k, b in bags.items()
         }
@@ -139,7 +148,7 @@ CONF = {
     "dev_batch_inference": {"start_date": "2013-04-01", "end_date": "2013-04-02"},
     "dev_streaming_inference": {},
     "dev_training": {"training_end": "2013-04-01", "reason": "manual", "hyperparameters": {}},
-    "dev_rollback": {"requested_by": "on-call", "reason": "test"},
+    "dev_rollback": {"reason": "test"},
     "dev_monitoring": {"start_date": "2013-06-01", "end_date": "2013-06-02"},
     "dev_maintenance": {},
 }
@@ -183,9 +192,13 @@ def test_every_job_a_dag_sends_is_one_runway_job_runs(databricks_dags, capsys):
             if task.__class__.__name__ != "RunwayDatabricksJobOperator":
                 continue
             payload = wheel_task_payload(
-                job=task.job, arguments=[*task.arguments, "--env", task.env], task_key=task.task_id,
-                run_name=f"runway {dag_id}.{task.task_id} <run>", spec=task.spec, token="<token>",
-            )  # fmt: skip
+                job=task.job,
+                arguments=[*task.arguments, "--env", task.env],
+                task_key=task.task_id,
+                run_name=f"runway {dag_id}.{task.task_id} <run>",
+                spec=task.spec,
+                token="<token>",
+            )
             sent.add(payload["tasks"][0]["python_wheel_task"]["parameters"][0])
             if dag_id == "dev_deployment":
                 golden = GOLDEN / f"{dag_id}.{task.task_id}.json"
