@@ -3,7 +3,7 @@ per environment's deployer, the approvers, and permissions so that each environm
 models and experiment are writable only by its deployer (everyone else reads).
 
     python scripts/mlflow_auth.py config  --data DIR            # writes DIR/basic_auth.ini
-    python scripts/mlflow_auth.py provision --uri URL [--users FILE]
+    python scripts/mlflow_auth.py provision --uri URL [--users FILE]   # (default: from the environment)
 
 ``config`` writes the auth app's settings (admin from ``MLFLOW_AUTH_ADMIN_PASSWORD``, READ as the
 default permission, a credential cache so a request does not pay a password hash each); the server
@@ -11,7 +11,11 @@ then runs with ``MLFLOW_AUTH_CONFIG_PATH`` pointing at it. ``provision`` (as the
 ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``) creates the users of a JSON file
 (``{"users": {"name": "password"}, "deployers": {"dev": "dev-deployer", ...}}``), creates each
 environment's registered model and experiment as the admin, and grants its deployer MANAGE on them.
-Repeating it changes nothing. The compose stack and the identity tests use it.
+Without ``--users`` the users come from the variables the jobs use: each environment's
+``RUNWAY_<ENV>_MLFLOW_USERNAME`` (default ``<env>-deployer``) with ``RUNWAY_<ENV>_MLFLOW_PASSWORD``
+(environments without a password are skipped), and ``RUNWAY_MLFLOW_APPROVERS`` (``name:password,...``,
+who read everything and write nothing). Repeating it changes nothing. The compose stack and the
+identity tests use it.
 """
 
 from __future__ import annotations
@@ -84,6 +88,20 @@ def provision(
     return {"created_users": created, "owned": owned}
 
 
+def users_from_environment(environ: dict[str, str]) -> dict:
+    """The deployers and approvers the variables name (see the module docstring)."""
+    users, deployers = {}, {}
+    for env in ("dev", "staging", "prod"):
+        password = environ.get(f"RUNWAY_{env.upper()}_MLFLOW_PASSWORD", "")
+        if password:
+            name = environ.get(f"RUNWAY_{env.upper()}_MLFLOW_USERNAME") or f"{env}-deployer"
+            users[name], deployers[env] = password, name
+    for entry in filter(None, environ.get("RUNWAY_MLFLOW_APPROVERS", "").split(",")):
+        name, _, password = entry.partition(":")
+        users[name.strip()] = password.strip()
+    return {"users": users, "deployers": deployers}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["config", "provision"])
@@ -96,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "config":
         print(write_config(args.data))
         return 0
-    spec = json.loads(args.users.read_text()) if args.users else {"users": {}, "deployers": {}}
+    spec = json.loads(args.users.read_text()) if args.users else users_from_environment(dict(os.environ))
     print(json.dumps(provision(args.uri, spec["users"], spec["deployers"]), indent=2))
     return 0
 

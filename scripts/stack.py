@@ -31,6 +31,9 @@ import runway_env  # noqa: E402
 from background import group_exists, signal_group, start_warm_services, started_at, stop_warm_services  # noqa: E402
 
 GRACE_SECONDS = 30
+# Airflow's users and roles (the simple auth manager's): an admin, an approver who may trigger runs
+# and answer approvals (role "user"), and a viewer who may only look. Passwords are generated.
+AIRFLOW_USERS = "admin:admin,approver:user,viewer:viewer"
 
 
 def state_file(data_dir: Path) -> Path:
@@ -57,7 +60,7 @@ def stack_env(data_dir: Path, airflow_port: int, envs: str, spark_master: str = 
         "AIRFLOW__API__PORT": str(airflow_port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{airflow_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{airflow_port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", AIRFLOW_USERS),
         "RUNWAY_DAG_ENVS": envs,
         # standalone starts its components as `airflow ...`: this interpreter's scripts first
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
@@ -96,8 +99,9 @@ def airflow_login(data_dir: Path, environ: dict[str, str] | None = None) -> str:
     if not path.is_file():
         return f"no generated password ({path} is missing: see the Airflow log)"
     passwords = json.loads(path.read_text())
-    user = next(iter(passwords))
-    return f"login: {user} / {passwords[user]}"
+    user, *others = passwords
+    also = "; ".join(f"{name} / {passwords[name]}" for name in others)
+    return f"login: {user} / {passwords[user]}" + (f" (also {also})" if also else "")
 
 
 def up(

@@ -77,15 +77,45 @@ def test_no_secret_is_committed():
 
 def test_services_have_health_checks_and_start_in_order(compose):
     services = compose["services"]
-    long_running = set(services) - {"airflow-init"}
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shot == {"airflow-init", "mlflow-auth-init", "mlflow-provision"}
+    long_running = set(services) - one_shot
     assert all("healthcheck" in services[name] for name in long_running), long_running
     for name in AIRFLOW_COMPONENTS:
         depends = services[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy"
-        assert depends["mlflow"]["condition"] == "service_healthy"
+        assert depends["mlflow-provision"]["condition"] == "service_completed_successfully"
         assert depends["airflow-init"]["condition"] == "service_completed_successfully"
     assert services["airflow-init"]["command"] == ["airflow", "db", "migrate"]
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["mlflow-provision"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+
+
+def test_the_stack_authenticates_in_mlflow_and_airflow(compose):
+    """MLflow runs its own authentication, provisioned by the script the identity tests run against
+    a real server; Airflow has an approver and a viewer besides the admin."""
+    services = compose["services"]
+    mlflow = services["mlflow"]
+    assert mlflow["command"][:4] == ["mlflow", "server", "--app-name", "basic-auth"]
+    assert mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"] == "/mlflow/auth/basic_auth.ini"
+    assert services["mlflow-auth-init"]["command"][:3] == ["python", "scripts/mlflow_auth.py", "config"]
+    assert services["mlflow-provision"]["command"][:3] == ["python", "scripts/mlflow_auth.py", "provision"]
+    users = services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+    assert [u.rsplit(":", 1)[1] for u in users.split(",")] == ["admin", "user", "viewer"]
+    from mlflow_auth import users_from_environment  # scripts/mlflow_auth.py
+
+    spec = users_from_environment(
+        {
+            "RUNWAY_PROD_MLFLOW_PASSWORD": "p",
+            "RUNWAY_DEV_MLFLOW_USERNAME": "d",
+            "RUNWAY_DEV_MLFLOW_PASSWORD": "q",
+            "RUNWAY_MLFLOW_APPROVERS": "alice:a, bob:b",
+        }
+    )
+    assert spec == {
+        "users": {"d": "q", "prod-deployer": "p", "alice": "a", "bob": "b"},
+        "deployers": {"dev": "d", "prod": "prod-deployer"},
+    }
 
 
 def test_airflow_components_are_the_ones_make_up_runs(compose):

@@ -53,10 +53,13 @@ class Api:
         token.raise_for_status()
         self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
 
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        response = requests.request(
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(
             method, f"{self.url}/api/v2{path}", headers=self.headers, timeout=60, **kwargs
         )
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        response = self.request(method, path, **kwargs)
         assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
         return response.json()
 
@@ -73,8 +76,11 @@ class Api:
         tis = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in tis}
 
-    def answer_approval(self, dag_id: str, run_id: str, task_id: str, option: str) -> dict:
-        """Wait until the task asks for input, then answer it as a person in the UI would."""
+    def answer_approval(
+        self, dag_id: str, run_id: str, task_id: str, option: str, viewer: Api | None = None
+    ) -> dict:
+        """Wait until the task asks for input, then answer it as a person in the UI would (after
+        ``viewer``, who may only look, tried and was refused)."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
@@ -84,9 +90,11 @@ class Api:
                 # an answer inside that second races the parking workload's executor event in
                 # Airflow 3.3 (the task is then marked failed: "state changed externally").
                 time.sleep(5)
-                return self.call(
-                    "PATCH", f"{path}/-1/hitlDetails", json={"chosen_options": [option], "params_input": {}}
-                )
+                answer = {"chosen_options": [option], "params_input": {}}
+                if viewer is not None:
+                    refused = viewer.request("PATCH", f"{path}/-1/hitlDetails", json=answer)
+                    assert refused.status_code == 403, refused.text
+                return self.call("PATCH", f"{path}/-1/hitlDetails", json=answer)
             run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             assert run["state"] not in ("success", "failed"), self.task_states(dag_id, run_id)
             time.sleep(3)
@@ -129,9 +137,22 @@ def stack(spark, tmp_path_factory):
         passwords = json.loads(
             (data_dir / "airflow" / "simple_auth_manager_passwords.json.generated").read_text()
         )
-        assert f"login: admin / {passwords['admin']}" in up.stdout
-        api = Api(state["airflow_url"], "admin", passwords["admin"])
-        yield {"api": api, "env": env, "data_dir": data_dir, "state": state, "ports": ports}
+        assert (
+            f"login: admin / {passwords['admin']}" in up.stdout
+            and f"approver / {passwords['approver']}" in up.stdout
+        )
+        api, approver, viewer = (
+            Api(state["airflow_url"], user, passwords[user]) for user in ("admin", "approver", "viewer")
+        )
+        yield {
+            "api": api,
+            "approver": approver,
+            "viewer": viewer,
+            "env": env,
+            "data_dir": data_dir,
+            "state": state,
+            "ports": ports,
+        }
     finally:
         down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=env,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -225,21 +246,28 @@ def test_cli_backfill_of_feature_refresh_builds_gold_for_those_days(stack):
 
 
 def test_prod_promotion_approved_over_rest_moves_the_champion(stack):
+    """The approver answers the HITL request (the viewer may look but not answer): the approval
+    record and the audit row name the user Airflow authenticated, never a typed name."""
     from deltalake import DeltaTable
 
     api = stack["api"]
     run_id = _trigger_training(api)
-    api.answer_approval("prod_training", run_id, "approve_promotion", "Approve")
+    api.answer_approval("prod_training", run_id, "approve_promotion", "Approve", viewer=stack["viewer"])
     run = api.wait_run("prod_training", run_id)
     assert run["state"] == "success", api.task_states("prod_training", run_id)
     assert api.task_states("prod_training", run_id)["promote"] == "success"
     registry = _registry(stack)
     assert str(registry.get_model_version_by_alias("prod.ml.tiny_classifier", "Champion").version) == "1"
     audit = DeltaTable(str(stack["data_dir"] / "lakehouse" / "prod" / "ml" / "model_audit")).to_pandas()
-    assert audit[["action", "to_version", "approved_by", "status"]].values.tolist() == [
-        ["promote", "1", "admin", "done"]
+    assert audit[["action", "to_version", "approved_by", "actor", "status"]].values.tolist() == [
+        ["promote", "1", "admin", "unauthenticated", "done"]  # the embedded store authenticates nobody
     ]
-    assert registry.get_model_version("prod.ml.tiny_classifier", "1").tags["approval.by"] == "admin"
+    tags = registry.get_model_version("prod.ml.tiny_classifier", "1").tags
+    assert (tags["approval.by"], tags["approval.via"], tags["approval.recorded_by"]) == (
+        "admin",
+        "airflow",
+        "unauthenticated",
+    )
     _the_stack_serves_the_champion(stack, "1")
 
 
@@ -267,7 +295,14 @@ def _the_stack_serves_the_champion(stack, version: str) -> None:
 
 
 def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
-    api = stack["api"]
+    """The approver (Airflow role "user") triggers and answers; the viewer may look at the prod
+    deployment DAG but not trigger it. The rejection names the approver."""
+    api, viewer = stack["approver"], stack["viewer"]
+    refused = viewer.request(
+        "POST", "/dags/prod_deployment/dagRuns", json={"logical_date": None, "conf": {"candidate": "1"}}
+    )
+    assert refused.status_code == 403, refused.text
+    assert viewer.call("GET", "/dags/prod_deployment")["dag_id"] == "prod_deployment"  # a viewer may look
     run_id = _trigger_training(api)
     answer = api.answer_approval("prod_training", run_id, "approve_promotion", "Reject")
     assert answer["chosen_options"] == ["Reject"]
@@ -280,7 +315,12 @@ def test_prod_promotion_rejected_over_rest_keeps_the_champion(stack):
     assert registry.get_model_version(name, "2").tags["model_validation_status"] == "PASSED"
     assert states["record_rejection"] == "success" and states["record_approval"] == "skipped", states
     assert states["clear_challenger"] == "success", states
-    assert registry.get_model_version(name, "2").tags["approval.status"] == "rejected"
+    tags = registry.get_model_version(name, "2").tags
+    assert (tags["approval.status"], tags["approval.by"], tags["approval.via"]) == (
+        "rejected",
+        "approver",
+        "airflow",
+    )
     with pytest.raises(Exception, match="not found"):  # a rejected candidate is no Challenger
         registry.get_model_version_by_alias(name, "Challenger")
 
