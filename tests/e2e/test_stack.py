@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,8 +48,8 @@ def _stack_configs(target: Path) -> Path:
 class Api:
     """The Airflow REST API with the admin's JWT, as the UI calls it."""
 
-    def __init__(self, url: str, user: str, password: str) -> None:
-        self.url = url
+    def __init__(self, url: str, user: str, password: str, log: Path) -> None:
+        self.url, self.log = url, log
         token = requests.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
         token.raise_for_status()
         self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -72,6 +73,13 @@ class Api:
             time.sleep(3)
         raise AssertionError(f"{dag_id} {run_id} still {run['state']}: {self.task_states(dag_id, run_id)}")
 
+    def wait_for_log(self, pattern: str) -> None:
+        """Until a line of the stack's Airflow log (scheduler, API server, ...) matches ``pattern``."""
+        deadline = time.monotonic() + DEADLINE
+        while not re.search(pattern, self.log.read_text(errors="replace")):
+            assert time.monotonic() < deadline, f"{self.log} never matched {pattern!r}"
+            time.sleep(1)
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         tis = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in tis}
@@ -86,10 +94,15 @@ class Api:
         while time.monotonic() < deadline:
             state = requests.get(f"{self.url}/api/v2{path}", headers=self.headers, timeout=60)
             if state.ok and state.json().get("state") == "awaiting_input":
-                # A person answers seconds later, not within the scheduler loop that parked the task:
-                # an answer inside that second races the parking workload's executor event in
-                # Airflow 3.3 (the task is then marked failed: "state changed externally").
-                time.sleep(5)
+                # Airflow 3.3 races an answer against the parking workload's executor event: if the
+                # scheduler handles that event after the answer re-queued the task, it marks the task
+                # failed ("state changed externally"). A person answers minutes later; a fixed 5 s
+                # wait lost the race on a busy machine (the event came 6 s after the parking). Wait
+                # until the scheduler has handled it.
+                self.wait_for_log(
+                    rf"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={re.escape(run_id)},"
+                    r".* state=awaiting_input,"
+                )
                 answer = {"chosen_options": [option], "params_input": {}}
                 if viewer is not None:
                     refused = viewer.request("PATCH", f"{path}/-1/hitlDetails", json=answer)
@@ -142,7 +155,8 @@ def stack(spark, tmp_path_factory):
             and f"approver / {passwords['approver']}" in up.stdout
         )
         api, approver, viewer = (
-            Api(state["airflow_url"], user, passwords[user]) for user in ("admin", "approver", "viewer")
+            Api(state["airflow_url"], user, passwords[user], Path(state["services"]["airflow"]["log"]))
+            for user in ("admin", "approver", "viewer")
         )
         yield {
             "api": api,
