@@ -13,7 +13,7 @@ ifdef USE_CASE
 export RUNWAY_USE_CASE := $(USE_CASE)
 endif
 
-.PHONY: install delta-jars test demo up down bench wheel lint format clean use-case use-case-check
+.PHONY: install delta-jars test test-use-case demo up down bench wheel lint format clean use-case use-case-check
 
 install: $(STAMP) delta-jars
 
@@ -34,6 +34,11 @@ delta-jars: $(STAMP)
 ## The whole test suite (what CI runs).
 test: install
 	$(PY) -m pytest
+
+## Only the selected use case's tests (USE_CASE=<name>): its lifecycle end to end, no other.
+test-use-case: install
+	@test -n "$(USE_CASE)" || { echo "usage: make test-use-case USE_CASE=<name>"; exit 2; }
+	RUNWAY_TEST_ONLY_SELECTED=1 $(PY) -m pytest tests/use_case
 
 ## The main job: the lifecycle demo on the embedded default (local engine, dev environment).
 demo: install

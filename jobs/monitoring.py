@@ -249,8 +249,11 @@ def monitor(
         predictions = predictions.assign(threshold=threshold_of(model.metadata.metadata))
     gold = store.name("gold", features.table)
     check_gold_columns(store.schema(gold), config, f"gold table {gold}")
-    reference = store.read_pandas(gold, window=(features.date_column, reference_window.start, reference_window.end),
-                                  columns=[*features.keys, *columns])  # fmt: skip
+    reference = store.read_pandas(
+        gold,
+        window=(features.date_column, reference_window.start, reference_window.end),
+        columns=list(dict.fromkeys([*features.keys, *columns])),  # a key may be a feature too: read once
+    )
     if reference.empty:
         raise MissingInputError(f"no gold rows for v{version}'s training window {reference_window}")
     reference = model_inputs(

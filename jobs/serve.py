@@ -1,11 +1,13 @@
 """Serve the environment's Champion over REST: MLflow's scoring protocol, the alias followed,
 every request logged to ``<catalog>.ml.inference_log``.
 
-    python -m jobs.serve --env dev [--host 127.0.0.1] [--port 8000]
+    RUNWAY_USE_CASE=flight_delay python -m jobs.serve --env dev [--host 127.0.0.1] [--port 8000]
 
     curl -s localhost:8000/invocations -H 'Content-Type: application/json' \
         -d '{"dataframe_records": [{"temp": 41.0, "origin": "JFK", ...}]}'
 
+The use case (``RUNWAY_USE_CASE``, default base.yaml's) names the registered model served; until
+its alias names a version ``/health`` answers 503 with what it waits for, and the log says so.
 Settings come from the environment's ``serving`` section (bind address, port, alias, batching,
 request bounds, the inference log's WAL and flush). It binds to 127.0.0.1 unless configured
 otherwise. SIGTERM (or Ctrl-C) stops it cleanly: requests in flight are answered and the inference

@@ -189,7 +189,7 @@ def train(
 ) -> dict[str, Any]:
     """Fit on the window's labelled gold and register a PENDING version: the I/O shell around
     ``fit_and_evaluate``, with MLflow's set-up overlapping the fit."""
-    from jobs.common.lifecycle import labelled_gold
+    from jobs.common.lifecycle import check_binary_label, labelled_gold
     from jobs.common.modeling import build_pipeline
     from jobs.common.registry import ModelRegistry
 
@@ -202,6 +202,7 @@ def train(
     experiment = mlflow_ready.submit(prepare_mlflow, config)
     mlflow_ready.shutdown(wait=False)
     frame, gold_version = labelled_gold(store, config, window)
+    check_binary_label(frame[config.use_case.model.label], f"the training window {window}'s label", both=True)
     fitted = fit_and_evaluate(pipeline, config, frame, window.end)
     lineage = lineage_tags(config, window, {str(store.name("gold", config.use_case.features.table)): gold_version},
                            run_id=run_id, dag_id=dag_id, reason=reason)  # fmt: skip

@@ -99,7 +99,7 @@ def print_summary(config, timings: dict[str, float], runs: list, total: float, d
 
     alerts = table(config, "monitoring", "alerts")
     print("\nAlerts (monitoring.alerts):" + ("" if not alerts.empty else " none"))
-    for a in alerts.sort_values("window_end").itertuples():
+    for a in alerts.sort_values("window_end").itertuples() if not alerts.empty else ():  # a calm model: none
         windows = ", ".join(json.loads(a.windows))
         print(f"  {a.window_start}..{a.window_end}: {a.reason} (windows {windows}) → {a.training_run_id}")
 

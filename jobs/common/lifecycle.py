@@ -8,15 +8,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from jobs.common.errors import MissingInputError
+from jobs.common.errors import BadInputError, MissingInputError
 from jobs.common.identity import use_credentials
 from jobs.common.modeling import classification_metrics, model_inputs
 from jobs.common.use_case_check import check_gold_columns
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from jobs.common.config import EnvConfig
     from jobs.common.window import Window
     from jobs.tablestore import TableStore
@@ -99,7 +98,6 @@ def with_gold_labels(
     has none), from gold's ``window`` (batch scoring's, whose rows are that window's) or any date
     (requests may name entities of any date); rows that do not carry every key come back
     unchanged. One read of gold's keys and label."""
-    import pandas as pd
 
     features, label = config.use_case.features, config.use_case.model.label
     keys = list(features.keys)
@@ -135,7 +133,21 @@ def labelled_gold(
     frame = frame[frame[model.label].notna()].reset_index(drop=True)
     if frame.empty:
         raise MissingInputError(f"no labelled rows in {table} for {window}")
+    check_binary_label(frame[model.label], f"{table}'s label {model.label!r} in {window}")
     return frame, version
+
+
+def check_binary_label(labels: pd.Series, what: str, both: bool = False) -> None:
+    """A binary task's labels are 0 and 1 (``both``: each of them present, as fitting needs); else
+    one sentence, bad input (a retry cannot make a count column binary)."""
+    values = sorted({float(v) for v in pd.to_numeric(labels, errors="coerce").dropna().unique()})
+    if pd.to_numeric(labels, errors="coerce").isna().any() or not set(values) <= {0.0, 1.0}:
+        shown = sorted(map(str, labels.dropna().unique()))[:6]
+        raise BadInputError(
+            f"{what} holds {shown}{' ...' if labels.nunique() > 6 else ''}: task binary needs labels 0 and 1"
+        )
+    if both and len(values) < 2:
+        raise BadInputError(f"{what} holds only {values[0]:g}: a binary classifier needs both 0 and 1 to fit")
 
 
 def pinned_gold_version(store: TableStore, config: EnvConfig, tags: dict[str, str]) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
+log = logging.getLogger("runway.use_case_check")
+
 # GX kwargs that name columns of the validated table.
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMN_LIST_KWARGS = ("column_list",)
@@ -33,7 +36,25 @@ def _where(config: EnvConfig) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]
+    """The exception's first non-empty line (a Spark parse error starts with an empty one)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+@contextlib.contextmanager
+def _quiet_analysis():
+    """PySpark's ``SQLQueryContextLogger`` logs the JVM's whole stack trace (~100 lines of JSON) for
+    an expression that does not analyse: the sentence Runway raises says it; the trace goes to the
+    debug log only."""
+    logger = logging.getLogger("SQLQueryContextLogger")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except Exception:
+        log.debug("analysis failed", exc_info=True)
+        raise
+    finally:
+        logger.setLevel(level)
 
 
 def empty_silver_view(
@@ -51,7 +72,8 @@ def empty_silver_view(
     if not source.event_date:
         return typed
     try:
-        return typed.withColumn("event_date", F.expr(source.event_date).cast("date"))
+        with _quiet_analysis():
+            return typed.withColumn("event_date", F.expr(source.event_date).cast("date"))
     except AnalysisException as exc:
         raise ConfigError(
             f"{where}: use_case.sources.{name}.event_date: {source.event_date!r} does not analyse over the source's "
@@ -69,7 +91,8 @@ def gold_schema(spark: SparkSession, config: EnvConfig) -> StructType:
     sources = config.use_case.sources.items()
     views = {name: empty_silver_view(spark, name, source, _where(config)) for name, source in sources}
     try:
-        return build_features(spark, sql, views).schema
+        with _quiet_analysis():
+            return build_features(spark, sql, views).schema
     except AnalysisException as exc:
         path = config.use_case.file("sql", config.use_case.features.sql)
         raise ConfigError(

@@ -376,7 +376,8 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
     async def health() -> Response:
         served = endpoint.follower.served
         if served is None:
-            return JSONResponse({"status": "not ready", "serving": None}, status_code=503)
+            waiting = {"waiting_for": follower.waiting_for, "use_case": config.use_case.name}
+            return JSONResponse({"status": "not ready", "serving": None, **waiting}, status_code=503)
         return JSONResponse({"status": "ready", "serving": _model_json(served)})
 
     @app.get("/version")

@@ -103,6 +103,7 @@ class ModelFollower:
         ``store``: where the audit trail is read (the route rules' rollback target)."""
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
         self._store = store
+        self._said_waiting = False
         self._routes_refused: tuple | None = (
             None  # (registry state, refusals) last refused by the route rules
         )
@@ -117,6 +118,11 @@ class ModelFollower:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def waiting_for(self) -> str:
+        """What this follower serves once it exists: ``<registered model>@<alias>``."""
+        return f"{self.config.registered_model_name}@{self.alias}"
 
     @property
     def served(self) -> Served | None:
@@ -180,8 +186,16 @@ class ModelFollower:
             state = self.state
             if state is not None and state.traffic == traffic and state.versions() == wanted:
                 return None
-            if wanted[traffic.primary.name] is None:
-                return None  # nothing to serve yet (the alias has no version): /health stays as it is
+            if wanted[traffic.primary.name] is None:  # nothing to serve yet: /health says what it waits for
+                if not self._said_waiting:
+                    log.warning(
+                        "waiting for %s: %s names no version of use case %r yet (another: RUNWAY_USE_CASE)",
+                        self.waiting_for,
+                        traffic.primary.target,
+                        self.config.use_case.name,
+                    )
+                    self._said_waiting = True
+                return None
             missing = [r.target for r in routes if wanted[r.name] is None]
             if missing:
                 return self._refuse(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
@@ -21,13 +23,18 @@ Refreshes the **{catalog}** catalog's Delta tables for a date window `[start, en
    the staged days are published to bronze and silver and logged in `{catalog}.silver.gate_log`.
    Fail: nothing is published (the last good rows stay) and the run stops; the result JSON is under
    `{reports}`.
-4. **gold**: features from `include/sql/{sql}` into `{gold}` (emits its Asset); refuses days whose
+4. **gold**: features from `{sql}` (the use case's SQL) into `{gold}` (emits its Asset); refuses days whose
    latest gate did not pass.
 
 Scheduled runs process their data interval. For a manual run, give **start_date** and **end_date**.
-Backfill: `airflow backfill create --dag-id {dag_id} --from-date 2013-01-01 --to-date 2013-01-31`.
+Backfill: `airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last}`.
 Every write replaces exactly its window, so reruns and backfills are idempotent.
 """
+
+
+def backfill_end(start: date) -> date:
+    """The backfill example's last day: the end of the use case's first month of data."""
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 def build_feature_refresh_dag(env: str) -> DAG:
@@ -38,7 +45,8 @@ def build_feature_refresh_dag(env: str) -> DAG:
         config, "feature_refresh", interval_schedule(config.schedules.feature_refresh), "", ["features"]
     )
     kwargs["doc_md"] = DOC.format(
-        env=env, catalog=config.catalog, sql=features.sql, gold=gold_asset.name, dag_id=kwargs["dag_id"],
+        env=env, catalog=config.catalog, sql=config.use_case.file("sql", features.sql), gold=gold_asset.name,
+        dag_id=kwargs["dag_id"], first=config.airflow.start_date, last=backfill_end(config.airflow.start_date),
         reports=f"{config.storage.reports_root}/{env}/data_quality",
         sample=f" (sample: {config.sample_fraction:.0%} of sampled sources)" if config.sample_fraction < 1 else "",
     )  # fmt: skip

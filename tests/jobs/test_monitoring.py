@@ -89,6 +89,18 @@ def test_rerunning_a_window_replaces_its_metrics_and_alerts_are_recorded_once(mo
     assert len(alerts) == 1 and alerts.run_id.tolist() == ["r2"]
 
 
+def test_a_key_that_is_also_a_feature_is_read_once(monitored):
+    """A use case keyed by (entity, day) with the entity also a categorical feature: monitoring read
+    the entity twice and MLflow's schema enforcement crashed ('DataFrame' object has no attribute
+    'dtype'), exit 1, retried for ten minutes. The key columns and the features are read once."""
+    config, store, _ = monitored
+    features = config.use_case.features.model_copy(update={"keys": [*config.use_case.features.keys, "site"]})
+    keyed = config.model_copy(update={"use_case": config.use_case.model_copy(update={"features": features})})
+    assert "site" in keyed.use_case.model.features.categorical
+    outcome = monitor(keyed, store, WINTER, run_id="monitor-keyed")
+    assert outcome["rows"] > 0 and outcome["dataset_drift_share"] < config.monitoring.drift_share
+
+
 def test_drift_rows_read_distance_and_p_value_methods_the_right_way():
     snapshot = {"metrics": [
         {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "a", "method": "Wasserstein distance (normed)", "threshold": 0.1}, "value": 0.3},

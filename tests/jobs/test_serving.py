@@ -211,6 +211,29 @@ def test_bad_requests_are_400s_naming_the_problem(server, gold_rows, body, conte
     assert call(server.url, "/ping")[0] == 200  # still up
 
 
+def test_a_server_with_nothing_to_serve_says_which_model_and_alias_it_waits_for(registry, tmp_path):
+    """Without the use case's Champion (another use case selected, or none promoted yet) /health
+    said 503 and the log nothing about what it waited for."""
+    env = {
+        **registry["env"],
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{tmp_path / 'empty.db'}",
+        "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal"),
+    }
+    idle = Server(env, tmp_path / "server.log").start(ready=False)
+    try:
+        status, health, _ = call(idle.url, "/health")
+        name = registry["config"].registered_model_name
+        assert status == 503 and health["waiting_for"] == f"{name}@{CHAMPION}", health
+        assert health["use_case"] == registry["config"].use_case.name
+    finally:
+        assert idle.stop() in (0, -15)
+    assert (
+        f"waiting for {name}@{CHAMPION}: @{CHAMPION} names no version"
+        in (tmp_path / "server.log").read_text()
+    )
+
+
 def test_a_second_server_on_the_same_wal_refuses_to_start(server, registry, tmp_path):
     """Two servers appending to one WAL would commit each other's segments under one transaction
     id: the second one exits with a sentence naming the folder, the first keeps serving."""

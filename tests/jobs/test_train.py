@@ -145,3 +145,25 @@ def test_a_feature_gold_lacks_names_the_config_key_not_an_arrow_error(trained):
             config.model_copy(update={"use_case": use_case}),
             Window(date(2013, 1, 1), date(2013, 2, 1)),
         )
+
+
+def test_a_label_that_is_not_binary_is_bad_input_in_one_sentence(trained):
+    """`label:` naming a count column loaded fine; training died later with scikit-learn's raw
+    `ValueError: The least populated class...` and exit 1 (retried)."""
+    from jobs.common.errors import BadInputError
+    from jobs.common.lifecycle import check_binary_label
+    from jobs.common.window import Window
+    from jobs.train import train
+
+    config, _, store = trained
+    model = config.use_case.model.model_copy(update={"label": "hour"})  # a count, 0..23
+    counted = config.model_copy(update={"use_case": config.use_case.model_copy(update={"model": model})})
+    window = Window(date(2013, 1, 1), date(2013, 2, 12))
+    with pytest.raises(
+        BadInputError,
+        match=r"label 'hour' in \[2013-01-01, 2013-02-12\) holds .*task binary needs labels 0 and 1",
+    ):
+        train(counted, store, window, run_id="count-label")
+    with pytest.raises(BadInputError, match="holds only 0: a binary classifier needs both 0 and 1"):
+        check_binary_label(pd.Series([0, 0, 0]), "a window's label", both=True)
+    check_binary_label(pd.Series([0, 1, 1.0, True]), "a window's label", both=True)  # 0/1 of any dtype

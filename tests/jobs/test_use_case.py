@@ -130,6 +130,29 @@ def test_columns_are_checked_against_the_sources_and_the_sqls_dry_analysed_outpu
         check_use_case(spark, load_config("dev"), suites=False)
 
 
+@pytest.mark.parametrize(
+    "expression", ["to_date(read_time)", "to_date(reading_time,", "date_add(reading_time)"]
+)
+def test_a_bad_event_date_expression_is_one_sentence_without_a_java_trace(spark, use_case, expression, capfd):
+    """Its sentence was buried under ~100 lines of JSON: PySpark's SQLQueryContextLogger logs the
+    JVM's stack trace; a parse error's first line was empty."""
+    edit(
+        use_case / "use_case.yaml",
+        lambda t: t["use_case"]["sources"]["readings"].update(event_date=expression),
+    )
+    with pytest.raises(ConfigError) as raised:
+        check_use_case(spark, load_config("dev"), suites=False)
+    said = str(raised.value)
+    assert (
+        len(said.splitlines()) == 1
+        and said.rstrip().endswith(("]", ".", ")", "'"))
+        and "does not analyse" in said
+    )
+    assert said.split("columns: ", 1)[1].strip()  # the reason itself, not an empty first line
+    printed = capfd.readouterr()
+    assert "at org.apache.spark" not in printed.out + printed.err and "Py4JJavaError" not in printed.err
+
+
 def test_a_feature_sql_that_does_not_analyse_names_the_sql_file(spark, use_case):
     sql = next((use_case / "sql").glob("*.sql"))
     sql.write_text(sql.read_text().replace("w.humidity", "w.humidty"))

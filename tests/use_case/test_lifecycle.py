@@ -2,7 +2,8 @@
 process): seed, feature refresh, train, validate, compare, promote, batch and streaming inference,
 monitoring — on the days of its ``demo:`` section, in a fresh data folder and MLflow store.
 
-This set runs the use case `make test` was started with (``RUNWAY_USE_CASE``; base.yaml's default,
+`make test-use-case USE_CASE=<name>` runs that use case alone. Otherwise this set runs the use
+case `make test` was started with (``RUNWAY_USE_CASE``; base.yaml's default,
 the flights demo, otherwise) and every example use case shipped under include/use_cases/. The rest
 of the suite tests the framework on its own generated use case (tests/use_cases/tiny).
 """
@@ -21,7 +22,13 @@ from jobs.common.config import list_use_cases, load_config
 from jobs.common.results import read_result
 from tests.conftest import ROOT, SELECTED_USE_CASE
 
-USE_CASES = list(dict.fromkeys([SELECTED_USE_CASE or "flight_delay", *list_use_cases()]))
+# `make test-use-case USE_CASE=<name>` (RUNWAY_TEST_ONLY_SELECTED=1): that use case alone.
+ONLY_SELECTED = bool(os.environ.get("RUNWAY_TEST_ONLY_SELECTED")) and bool(SELECTED_USE_CASE)
+USE_CASES = (
+    [SELECTED_USE_CASE]
+    if ONLY_SELECTED
+    else list(dict.fromkeys([SELECTED_USE_CASE or "flight_delay", *list_use_cases()]))
+)
 
 
 def next_month(day: date) -> date:
@@ -97,3 +104,20 @@ def test_the_use_case_runs_its_whole_lifecycle(use_case, tmp_path):
     metrics = run.table("monitoring", "metrics")
     drift = metrics[metrics.metric == "feature_drift"]
     assert set(drift.column) == set(model.features.all)
+
+
+def test_make_test_use_case_runs_that_use_case_alone():
+    """The README said `make test USE_CASE=<name>`, which ran the whole suite and both shipped
+    examples beside the selected one."""
+    env = {**os.environ, "RUNWAY_USE_CASE": "seattle_weather", "RUNWAY_TEST_ONLY_SELECTED": "1"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/use_case/test_lifecycle.py"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    ids = [line for line in listed.stdout.splitlines() if "[" in line]
+    assert ids and all("[seattle_weather]" in line for line in ids), listed.stdout[-2000:]
+    assert "RUNWAY_TEST_ONLY_SELECTED=1 $(PY) -m pytest tests/use_case" in (ROOT / "Makefile").read_text()
