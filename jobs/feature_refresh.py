@@ -40,6 +40,8 @@ from jobs.common.features import (
     build_features,
     deduplicate,
     feature_sql,
+    in_window,
+    looks_back,
     quarantine_frame,
     silver_views,
     type_rows,
@@ -382,7 +384,10 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
         }
         log.info("quality gate %s %s: %s (report: %s)", name, window, outcome.summary(), outcome.report_path)
         if not outcome.success:
-            failures.append((name, f"{name} {window}: {outcome.summary()}\n  report: {outcome.report_path}"))
+            why = quarantined_all(ctx, name, window) if silver.isEmpty() else ""
+            failures.append(
+                (name, f"{name} {window}: {outcome.summary()}{why}\n  report: {outcome.report_path}")
+            )
     if failures:
         _log_gate(
             ctx, window, {name: FAILED_GATE for name, _ in failures}, {name: text for name, text in failures}
@@ -396,6 +401,29 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
         summary[name]["published"] = _publish(ctx, name, window)
     _log_gate(ctx, window, dict.fromkeys(daily, PASSED_GATE), {})
     return summary
+
+
+def quarantined_all(ctx: JobContext, name: str, window: Window) -> str:
+    """Why a source's window has no silver rows when silver quarantined them all: how many, and
+    the commonest reasons (values aside), e.g. every date written in another format."""
+    from pyspark.sql import functions as F
+
+    table = ctx.store.name("silver", QUARANTINE_TABLE)
+    if not ctx.store.exists(table):
+        return ""
+    rows = ctx.store.read(table, window=("file_date", window.start, window.end))
+    rows = rows.where((F.col("source") == name) & (F.col("layer") == "silver"))
+    reasons = rows.select(F.explode("failed_checks").alias("reason")).select(
+        F.regexp_replace("reason", r": '.*'$", "").alias("kind"), "reason"
+    )
+    top = reasons.groupBy("kind").agg(F.count("*").alias("rows"), F.min("reason").alias("example"))
+    top = top.orderBy(F.desc("rows"), F.asc("kind")).limit(2).collect()
+    if not top:
+        return ""
+    said = "; ".join(f"{r.kind} ({r.rows} rows, e.g. {r.example})" for r in top)
+    return (
+        f"\n  all {rows.count()} rows of {name} in {window} were quarantined; the commonest reasons: {said}"
+    )
 
 
 def _publish(ctx: JobContext, name: str, window: Window) -> dict[str, int]:
@@ -453,8 +481,11 @@ def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
             f"gold {window} refused: {shown} (gold keeps its rows; rerun the refresh after fixing the landing files)"
         )
     features = ctx.config.use_case.features
-    views = silver_views(ctx.store, ctx.config.use_case.sources, window.start, window.end)
+    sources = ctx.config.use_case.sources
+    views = silver_views(ctx.store, sources, window.start, window.end)  # with each source's look-back
     gold = build_features(ctx.spark, feature_sql(ctx.config), views)
+    if looks_back(sources):  # the history's days are other refreshes' rows
+        gold = in_window(gold, features.date_column, window.start, window.end)
     table = ctx.store.name("gold", features.table)
     try:
         commit = ctx.store.overwrite_window(table, gold, features.date_column, window.start, window.end,

@@ -50,9 +50,19 @@ def _as_feed(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
             frame[column] = values.astype("Int64")
         elif kind == "date" and pd.api.types.is_datetime64_any_dtype(values):
             frame[column] = values.dt.strftime("%Y-%m-%d")
+        elif kind == "date":  # text: a midnight timestamp ("1985-01-01T00:00:00Z") is that day
+            frame[column] = _midnight_as_day(values)
         elif kind == "timestamp" and pd.api.types.is_datetime64_any_dtype(values):
             frame[column] = values.dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"\+0000$", "Z", regex=True)
     return frame
+
+
+def _midnight_as_day(values: pd.Series) -> pd.Series:
+    """Text dates written as midnight timestamps, as days (``YYYY-MM-DD``); other values as they
+    are (a real time of day, or no date at all, is for silver's typing to quarantine)."""
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    midnight = parsed.notna() & (parsed == parsed.dt.normalize()) & values.astype(str).str.contains("T")
+    return values.where(~midnight, parsed.dt.strftime("%Y-%m-%d"))
 
 
 def _seed_config(config: EnvConfig) -> SeedConfig:
@@ -72,13 +82,30 @@ def source_frame(config: EnvConfig, name: str) -> pd.DataFrame:
             raise BadInputError(f"use_case.seed.directory: {path} not found (one <source>.csv per source)")
         frame = pd.read_csv(path, keep_default_na=False, na_values=source.null_values, dtype=str)
     else:
-        frame = importlib.import_module(spec.package)
-        for attribute in spec.frames.get(name, name).split("."):
-            frame = getattr(frame, attribute)
-        frame = frame() if callable(frame) else frame
+        frame = package_frame(spec, name)
     if missing := [c for c in source.columns if c not in frame.columns]:
         raise BadInputError(f"seed data of source {name!r} lacks its declared columns {missing}")
     return _as_feed(frame, source)
+
+
+def package_frame(spec: SeedConfig, name: str) -> pd.DataFrame:
+    """Source ``name``'s frame from ``seed.package``: the attribute ``frames`` names (called when
+    callable), or a loader called with its ``args`` and ``kwargs``."""
+    loader = spec.frames.get(name, name)
+    path, args, kwargs = (
+        (loader, [], {}) if isinstance(loader, str) else (loader.call, loader.args, loader.kwargs)
+    )
+    found = importlib.import_module(spec.package)
+    for attribute in path.split("."):
+        if not hasattr(found, attribute):
+            raise BadInputError(f"use_case.seed.frames.{name}: {spec.package} has no {path!r}")
+        found = getattr(found, attribute)
+    frame = found(*args, **kwargs) if callable(found) else found
+    if not isinstance(frame, pd.DataFrame):
+        raise BadInputError(
+            f"use_case.seed.frames.{name}: {spec.package}.{path} gave a {type(frame).__name__}, not a DataFrame"
+        )
+    return frame
 
 
 def row_days(config: EnvConfig, frame: pd.DataFrame) -> pd.Series:
@@ -101,6 +128,7 @@ def seed(config: EnvConfig, window: Window, landing_root: Path | None = None) ->
             written[name] = len(frame)
             continue
         days = row_days(config, frame)
+        check_days(config, name, frame, days, window)
         by_day = dict(tuple(frame.groupby(days, sort=False)))
         written[name] = 0
         for day in window:
@@ -109,6 +137,23 @@ def seed(config: EnvConfig, window: Window, landing_root: Path | None = None) ->
             written[name] += len(rows)
     log.info("seeded %s into %s: %s", window, landing_root, written)
     return written
+
+
+def check_days(config: EnvConfig, name: str, frame: pd.DataFrame, days: pd.Series, window: Window) -> None:
+    """Seeding nothing is an error: ``seed.date_columns`` that give no row a date (a column that is
+    not a date), or a window outside the seed's days, are one sentence each, not ``ok: true``."""
+    known = days.dropna()
+    if known.empty:
+        columns = _seed_config(config).date_columns
+        shown = frame[columns].head(2).to_dict("records")
+        raise BadInputError(
+            f"use_case.seed.date_columns {columns} give no row of source {name!r} a date "
+            f"(values like {shown}): nothing to seed"
+        )
+    if not known.between(window.start, window.end, inclusive="left").any():
+        raise BadInputError(
+            f"the seed of source {name!r} has no rows in {window}: its days run from {known.min()} to {known.max()}"
+        )
 
 
 def event_file(landing_dir: Path, day: date, part: int) -> Path:

@@ -4,7 +4,7 @@ views. Pure DataFrame → DataFrame functions (Spark), plus the one windowed rea
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import ConfigError
@@ -159,11 +159,26 @@ def silver_views(
     store: TableStore, sources: dict[str, SourceConfig], first: date, end: date, *, skip: tuple[str, ...] = ()
 ) -> dict[str, DataFrame]:
     """The published silver tables as the feature SQL's views: daily sources for ``[first, end)``
-    only, reference sources whole; tables not loaded yet and ``skip`` are left out."""
+    and the ``lookback_days`` before it (the history lags and trailing windows read), reference
+    sources whole; tables not loaded yet and ``skip`` are left out."""
     views = {}
     for name, source in sources.items():
         table = store.name("silver", name)
         if name in skip or not store.exists(table):
             continue
-        views[name] = store.read(table, window=("event_date", first, end) if source.kind == "daily" else None)
+        since = first - timedelta(days=source.lookback_days)
+        views[name] = store.read(table, window=("event_date", since, end) if source.kind == "daily" else None)
     return views
+
+
+def looks_back(sources: dict[str, SourceConfig]) -> bool:
+    """Whether any source gives the feature SQL history before the window."""
+    return any(source.lookback_days for source in sources.values())
+
+
+def in_window(features: DataFrame, date_column: str, start: date, end: date) -> DataFrame:
+    """The feature SQL's rows dated in ``[start, end)``: with history in the views, the SQL also
+    yields rows of the days it looked back over, which belong to their own refresh."""
+    from pyspark.sql import functions as F
+
+    return features.where((F.col(date_column) >= F.lit(start)) & (F.col(date_column) < F.lit(end)))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from jobs.common.errors import MissingInputError
@@ -185,6 +186,64 @@ def test_an_empty_day_fails_the_gate_with_a_readable_summary(spark, tmp_path):
         run_gate(ctx, Window(DAY1, DAY2))
 
 
+def test_a_source_all_of_whose_rows_were_quarantined_says_so_with_the_commonest_reasons(spark, tmp_path):
+    """Dates in another format quarantined every row, and the gate said only "observed 0"."""
+    config = make_config(tmp_path)
+    seed(config, Window(DAY1, DAY2))
+    path = Path(config.storage.landing_root) / "readings" / f"{DAY1}.csv"
+    header, body = read_csv(path)
+    for row in body:
+        row[header.index("reading_date")] = "01/01/2013"
+    write_csv(path, header, body)
+    ctx = JobContext.open(config, "r")
+    run_bronze(ctx, Window(DAY1, DAY2))
+    run_silver(ctx, Window(DAY1, DAY2))
+    with pytest.raises(QualityGateError) as failed:
+        run_gate(ctx, Window(DAY1, DAY2))
+    assert "observed 0" in str(failed.value)
+    assert f"all {len(body)} rows of readings in [2013-01-01, 2013-01-02) were quarantined" in str(
+        failed.value
+    )
+    assert (
+        f"invalid date in reading_date ({len(body)} rows, e.g. invalid date in reading_date: '01/01/2013')"
+        in str(failed.value)
+    )
+
+
+def test_seeding_nothing_is_an_error_naming_why(tmp_path):
+    """`seed.date_columns` naming a column that is not a date seeded nothing and said ok: true."""
+    from jobs.common.errors import BadInputError
+
+    config = make_config(tmp_path)
+    spec = config.use_case.seed.model_copy(update={"date_columns": ["site"]})
+    undated = config.model_copy(update={"use_case": config.use_case.model_copy(update={"seed": spec})})
+    with pytest.raises(
+        BadInputError, match=r"date_columns \['site'\] give no row of source 'readings' a date"
+    ):
+        seed(undated, Window(DAY1, DAY2))
+    with pytest.raises(
+        BadInputError,
+        match=r"no rows in \[2030-01-01, 2030-01-02\): its days run from 2013-01-01 to 2013-12-31",
+    ):
+        seed(config, Window(date(2030, 1, 1), date(2030, 1, 2)))
+
+
+def test_text_dates_written_as_midnight_timestamps_seed_as_days():
+    """A package's dates written `1985-01-01T00:00:00Z` made every row "invalid date"."""
+    import pandas as pd
+
+    from jobs.seed import _midnight_as_day
+
+    values = pd.Series(["1985-01-01T00:00:00Z", "2013-01-05", "2013-01-05T13:00:00Z", "nope", None])
+    assert _midnight_as_day(values).tolist() == [
+        "1985-01-01",
+        "2013-01-05",
+        "2013-01-05T13:00:00Z",
+        "nope",
+        None,
+    ]
+
+
 def test_staging_keeps_a_deterministic_sample(spark, tmp_path):
     config = make_config(tmp_path, "staging")
     days = Window(DAY1, date(2013, 1, 6))
@@ -330,3 +389,71 @@ def test_a_feature_sql_that_repeats_keys_writes_no_gold_and_names_the_sql(spark,
     sql.write_text(good)  # fixed: the same window lands, one row per reading
     assert run_gold(ctx, WINDOW)["rows"] == len(ctx.store.read_pandas(gold)) > 0
     assert ctx.store.read_pandas(gold).reading_id.is_unique
+
+
+def test_a_package_loader_that_takes_a_dataset_name_seeds_too():
+    """`seed.package` could only call loaders without arguments: `data('pkg', 'Name')`-style
+    packages needed a hand export into `seed.directory`."""
+    from jobs.common.config import SeedConfig
+    from jobs.common.errors import BadInputError
+    from jobs.seed import package_frame
+
+    loader = {"call": "data", "args": ["seattle-weather"]}  # vega_datasets.data('seattle-weather')
+    spec = SeedConfig(package="vega_datasets", frames={"weather": loader}, date_columns=["date"])
+    frame = package_frame(spec, "weather")
+    assert len(frame) == 1461 and {"date", "precipitation", "weather"} <= set(frame.columns)
+    missing = SeedConfig(package="vega_datasets", frames={"weather": {"call": "dta"}}, date_columns=["date"])
+    with pytest.raises(BadInputError, match="use_case.seed.frames.weather: vega_datasets has no 'dta'"):
+        package_frame(missing, "weather")
+
+
+TRAILING = """month(r.reading_date) AS month,
+  AVG(r.temperature) OVER (PARTITION BY r.site ORDER BY unix_date(r.reading_date)
+                           RANGE BETWEEN 2 PRECEDING AND 1 PRECEDING) AS site_temperature_2d,
+  MAX(r.vibration) OVER (PARTITION BY r.device_id ORDER BY unix_date(r.reading_date)
+                         RANGE BETWEEN 1 PRECEDING AND 1 PRECEDING) AS device_vibration_yesterday,"""
+
+
+def test_a_feature_that_looks_back_is_the_same_however_the_refresh_was_split(spark, tmp_path, monkeypatch):
+    """The gold SQL saw only the window's rows: a trailing average over the days before gave other
+    values day by day than for the whole span at once (NULL on every day's first view). With
+    ``lookback_days`` the refresh reads that much published history, computes over it and writes
+    only the window's rows: the same gold either way."""
+    import shutil
+
+    import yaml
+
+    from jobs.feature_refresh import refresh
+    from tests.conftest import TEST_USE_CASE
+
+    folder = tmp_path / "case"
+    shutil.copytree(TEST_USE_CASE, folder)
+    sql = next((folder / "sql").glob("*.sql"))
+    sql.write_text(sql.read_text().replace("month(r.reading_date) AS month,", TRAILING))
+    tree = yaml.safe_load((folder / "use_case.yaml").read_text())
+    tree["use_case"]["sources"]["readings"]["lookback_days"] = 2
+    (folder / "use_case.yaml").write_text(yaml.safe_dump(tree))
+    monkeypatch.setenv("RUNWAY_USE_CASE", str(folder))
+    span = Window(DAY1, date(2013, 1, 6))
+
+    def gold(config):
+        table = JobContext.open(config, "read").store
+        frame = table.read_pandas(table.name("gold", config.use_case.features.table))
+        return frame.sort_values("reading_id").reset_index(drop=True)
+
+    at_once = make_config(tmp_path / "at-once")
+    seed(at_once, span)
+    refresh(JobContext.open(at_once, "span"), span)
+    day_by_day = make_config(tmp_path / "day-by-day")
+    seed(day_by_day, span)
+    for day in span:
+        refresh(JobContext.open(day_by_day, f"day-{day}"), Window(day, day + timedelta(days=1)))
+    whole, split = gold(at_once), gold(day_by_day)
+    assert len(whole) == len(split) > 0 and whole.site_temperature_2d.notna().sum() > len(whole) / 2
+    pd.testing.assert_frame_equal(whole, split, check_like=True)
+    with pytest.raises(Exception, match="only a daily source has days to look back over"):
+        tree["use_case"]["sources"]["devices"]["lookback_days"] = 1
+        (folder / "use_case.yaml").write_text(yaml.safe_dump(tree))
+        from jobs.common.config import load_config
+
+        load_config("dev")
