@@ -11,6 +11,7 @@ This module is imported when Airflow parses DAG files: it must stay light (yaml 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import date
@@ -53,6 +54,15 @@ class ConfigError(BadInputError):
     """A config file is missing, malformed or fails validation; the message names file and key."""
 
 
+class ConfigKeyError(ValueError):
+    """A check of one key (``key``: its path below the model that raises it), so that the load
+    error names the file that set that key, not the model's top level."""
+
+    def __init__(self, key: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,9 +84,17 @@ class SourceConfig(_Strict):
     quality: dict[str, float | int | str] = Field(
         default_factory=dict, description="suite parameters; min_rows_per_day scales to the interval"
     )
+    lookback_days: int = Field(
+        0,
+        ge=0,
+        description="days of published history before the window the feature SQL sees (lags, trailing "
+        "windows); only the window's rows are written, so a day's features do not depend on how a refresh was split",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SourceConfig:
+        if self.lookback_days and self.kind != "daily":
+            raise ConfigKeyError(("lookback_days",), "only a daily source has days to look back over")
         missing = [k for k in self.keys if k not in self.columns]
         if missing:
             raise ValueError(f"keys {missing} are not among the declared columns")
@@ -106,7 +124,16 @@ class ModelFeatures(_Strict):
         if repeated := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"features {repeated} are listed more than once")
         if unknown := [n for n in self.expected_to_move if n not in names]:
-            raise ValueError(f"expected_to_move names {unknown}, which are not among the model's features")
+            typos = {n: kind for kind in ("numeric", "categorical") for n in getattr(self, kind)}
+            for name in unknown:  # a feature list's typo shows first here: name that list, not this one
+                if close := difflib.get_close_matches(name, list(typos), n=1):
+                    raise ConfigKeyError(
+                        (typos[close[0]],),
+                        f"{close[0]!r} is listed, but expected_to_move names {name!r}: did you mean {name!r}?",
+                    )
+            raise ConfigKeyError(
+                ("expected_to_move",), f"{unknown} are not among the model's features {names}"
+            )
         return self
 
     @property
@@ -153,14 +180,23 @@ class ModelConfig(_Strict):
         return self
 
 
+class FrameLoader(_Strict):
+    """A package's loader called with arguments, e.g. ``data('pkg', 'Name')``-style functions."""
+
+    call: str = Field(description="the attribute path of the loader in the package")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+
 class SeedConfig(_Strict):
     """Where ``python -m jobs.seed`` takes the use case's data from: a package that ships it, or a
     folder of the use case holding one ``<source>.csv`` per source (a sample)."""
 
     package: str | None = Field(None, description="a module shipping one pandas DataFrame per source")
-    frames: dict[str, str] = Field(
+    frames: dict[str, str | FrameLoader] = Field(
         default_factory=dict,
-        description="source -> attribute path in the package (default: the source's name); callables are called",
+        description="source -> attribute path in the package (default: the source's name); callables are "
+        "called, with {call: <path>, args: [...], kwargs: {...}} for loaders that take a dataset's name",
     )
     directory: str | None = Field(None, description="a folder of the use case holding <source>.csv files")
     date_columns: list[str] = Field(
@@ -806,9 +842,9 @@ class EnvConfig(_Strict):
         columns = self.use_case.sources[streaming.source].columns
         for key in ("events_ordered_by", "withheld_from_events"):
             if unknown := [c for c in getattr(seed, key) if c not in columns]:
-                raise ValueError(
-                    f"use_case.seed.{key} names {unknown}, which are not columns of the streaming source "
-                    f"{streaming.source!r}"
+                raise ConfigKeyError(
+                    ("use_case", "seed", key),
+                    f"names {unknown}, which are not columns of the streaming source {streaming.source!r}",
                 )
         return self
 
@@ -818,14 +854,15 @@ class EnvConfig(_Strict):
         if streaming.source is None:
             return self
         if streaming.source not in sources:
-            raise ValueError(
-                f"inference.streaming.source {streaming.source!r} is not a source of use case "
-                f"{self.use_case.name!r} (sources: {sorted(sources)})"
+            raise ConfigKeyError(
+                ("inference", "streaming", "source"),
+                f"{streaming.source!r} is not a source of use case {self.use_case.name!r} (sources: {sorted(sources)})",
             )
         unknown = [c for c in streaming.required if c not in sources[streaming.source].columns]
         if unknown:
-            raise ValueError(
-                f"inference.streaming.required names columns {unknown} that source {streaming.source!r} does not have"
+            raise ConfigKeyError(
+                ("inference", "streaming", "required"),
+                f"names columns {unknown} that source {streaming.source!r} does not have",
             )
         return self
 
@@ -981,6 +1018,9 @@ def _explain(exc: ValidationError, layers: list[tuple[Path, dict[str, Any]]]) ->
     lines = []
     for error in exc.errors():
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigKeyError):  # a check of one key below the model that raised it
+            loc = (*loc, *cause.key)
         key = ".".join(str(p) for p in loc) or "(top level)"
         # Name the file that set the key (last layer wins), or the environment's file when it is missing.
         owner = next((path for path, tree in reversed(layers) if _has_path(tree, loc)), layers[-1][0])
@@ -1106,8 +1146,65 @@ def load_config(env: str | None = None, directory: str | Path | None = None) -> 
     config, stamps = _load(env, directory, key)
     if _stamps([path for path, _ in stamps]) != stamps:
         _load.cache_clear()
-        config, _ = _load(env, directory, key)
+        config, stamps = _load(env, directory, key)
+    if (checked := (env, directory, key, stamps)) not in _ISOLATED:  # once per loaded version
+        _check_isolation(config, stamps[-1][0], directory, key)
+        _ISOLATED.add(checked)
     return config
+
+
+_ISOLATED: set[tuple] = set()
+
+
+def owned_places(config: EnvConfig) -> dict[str, tuple[str, ...]]:
+    """What an environment writes, by the key that sets it: no other environment may resolve one
+    of these to the same place (its tables, MLflow experiment and registered models, streaming
+    checkpoints, serving WAL, reports, vector indexes)."""
+    mlflow, storage = config.mlflow, config.storage
+    registry = mlflow.registry_uri or mlflow.tracking_uri
+    index_root = storage.index_root or Path(storage.lakehouse_root) / "_indexes"
+    return {
+        "catalog": (config.catalog,),
+        "access.write_catalog": (config.access.write_catalog,),
+        "mlflow.experiment": (mlflow.tracking_uri, mlflow.experiment),
+        "the registered model (catalog, schemas.ml)": (registry, config.registered_model_name),
+        "storage.checkpoint_root": (str((Path(storage.checkpoint_root) / config.env).resolve()),),
+        "serving.inference_log.wal_root": (str(config.serving.wal_dir(config.env).resolve()),),
+        "storage.reports_root": (str((Path(storage.reports_root) / config.env).resolve()),),
+        "storage.index_root": (str((Path(index_root) / config.catalog).resolve()),),
+    }
+
+
+def isolation_problems(config: EnvConfig, others: dict[str, EnvConfig]) -> list[str]:
+    """Where ``config`` would write a place another environment writes (pure: the check's rule)."""
+    mine = owned_places(config)
+    shared = {"catalog", "access.write_catalog"}  # one catalog name: compared across both keys
+    problems = []
+    for other_env, other in others.items():
+        theirs = owned_places(other)
+        catalogs = {theirs["catalog"], theirs["access.write_catalog"]}
+        for key, place in mine.items():
+            if place in catalogs if key in shared else place == theirs[key]:
+                problems.append(f"{key}: {' '.join(place)!r} is also {other_env}'s")
+    return problems
+
+
+def _check_isolation(config: EnvConfig, env_file: Path, directory: Path, key: tuple) -> None:
+    """Refuse, before anything runs, an environment that would write another one's catalog or any
+    other place it owns (one edited line in ``dev.yaml`` wrote prod's tables)."""
+    others = {}
+    for env in ENVIRONMENTS:
+        if env == config.env or not (directory / f"{env}.yaml").is_file():
+            continue
+        try:
+            others[env] = _load(env, directory, key)[0]
+        except ConfigError:  # that environment's own load says what is wrong with it
+            continue
+    if problems := isolation_problems(config, others):
+        raise ConfigError(
+            f"{env_file}: {problems[0]}: an environment writes only its own places, and no two share one"
+            + (f" (also: {'; '.join(problems[1:])})" if problems[1:] else "")
+        )
 
 
 def shared_mlflow(config: EnvConfig) -> list[str]:

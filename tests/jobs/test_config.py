@@ -204,15 +204,19 @@ def test_platform_settings_do_not_belong_in_a_use_case_file(config_copy, use_cas
 
 def test_streaming_must_name_a_declared_source_and_its_columns(config_copy, use_case_file):
     """Before: a use case without a 'flights' source loaded fine and streaming failed later with
-    `runway: error: 'flights'` and exit 4 (retried)."""
+    `runway: error: 'flights'` and exit 4 (retried). Then the sentence blamed `dev.yaml: (top
+    level)`: it names the use case's file and the key."""
     edit_yaml(use_case_file, lambda tree: tree["inference"]["streaming"].update(source="events"))
-    with pytest.raises(ConfigError, match="inference.streaming.source 'events' is not a source of use case"):
+    with pytest.raises(
+        ConfigError,
+        match=r"use_case\.yaml: inference\.streaming\.source: .*'events' is not a source of use case",
+    ):
         load_config("dev", config_copy)
     edit_yaml(
         use_case_file,
         lambda tree: tree["inference"]["streaming"].update(source="readings", required=["gate"]),
     )
-    with pytest.raises(ConfigError, match=r"required names columns \['gate'\]"):
+    with pytest.raises(ConfigError, match=r"use_case\.yaml: inference\.streaming\.required: .*\['gate'\]"):
         load_config("dev", config_copy)
     edit_yaml(use_case_file, lambda tree: tree.pop("inference"))
     config = load_config("dev", config_copy)
@@ -253,3 +257,89 @@ def test_each_environment_names_its_own_chat_endpoint_and_the_assistant_view(mon
         "/python_reference"
     )
     assert view.serving.traffic is None and prod.prompt_name == "prod.ml.python_reference_prompt"
+
+
+def test_a_misspelled_feature_is_reported_against_the_list_that_holds_it(config_copy, use_case_file):
+    """`numeric: [mnth]` with `expected_to_move: [month]` was reported as "expected_to_move names
+    ['month']": the typo is in the feature list."""
+
+    def misspell(tree):
+        numeric = tree["use_case"]["model"]["features"]["numeric"]
+        numeric[numeric.index("month")] = "mnth"
+
+    edit_yaml(use_case_file, misspell)
+    with pytest.raises(
+        ConfigError,
+        match=r"use_case\.yaml: use_case\.model\.features\.numeric: .*'mnth'.*did you mean 'month'",
+    ):
+        load_config("dev", config_copy)
+    edit_yaml(
+        use_case_file, lambda tree: tree["use_case"]["model"]["features"].update(expected_to_move=["weekday"])
+    )
+    with pytest.raises(ConfigError, match=r"use_case\.model\.features\.expected_to_move: .*\['weekday'\]"):
+        load_config("dev", config_copy)
+
+
+def test_an_environment_may_not_point_at_another_environments_catalog(config_copy, tmp_path, monkeypatch):
+    """A dev.yaml keeping `env: dev` but setting `catalog: prod` and `write_catalog: prod` was
+    accepted, and dev's feature refresh wrote prod's bronze, silver and gold tables."""
+    edit_yaml(
+        config_copy / "dev.yaml",
+        lambda t: (
+            t.update(catalog="prod"),
+            t["access"].update(write_catalog="prod", read_catalogs=["prod"]),
+        ),
+    )
+    with pytest.raises(
+        ConfigError, match=r"dev\.yaml: catalog: 'prod' is also prod's: an environment writes only its own"
+    ):
+        load_config("dev", config_copy)
+    from jobs.feature_refresh import main as refresh_main
+
+    monkeypatch.setenv("RUNWAY_CONFIG_DIR", str(config_copy))
+    monkeypatch.setenv("RUNWAY_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(ConfigError, match="is also prod's"):
+        refresh_main(["all", "--env", "dev", "--start", "2013-01-06", "--end", "2013-01-07"])
+    assert not (tmp_path / "data" / "lakehouse").exists()  # nothing was written
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda t: t.setdefault("mlflow", {}).update(experiment="/runway/prod/tiny"), "mlflow.experiment"),
+        (lambda t: t.setdefault("storage", {}).update(checkpoint_root="${RUNWAY_DATA_DIR}/checkpoints/prod/.."),
+         None),  # resolves to its own <root>/staging: allowed
+        (lambda t: t.setdefault("serving", {}).setdefault("inference_log", {}).update(wal_root="${RUNWAY_DATA_DIR}/wal-x")
+         , None),
+    ],
+)  # fmt: skip
+def test_no_two_environments_share_an_experiment_a_checkpoint_or_a_wal(config_copy, change, key):
+    edit_yaml(config_copy / "staging.yaml", change)
+    if key is None:
+        load_config("staging", config_copy)
+        return
+    with pytest.raises(ConfigError, match=rf"staging\.yaml: {key}: .* is also prod's"):
+        load_config("staging", config_copy)
+
+
+def test_shared_places_are_named_by_the_key_that_sets_them():
+    """The rule on its own: two configs resolving a checkpoint, a WAL or a registered model to
+    the same place are refused by that key."""
+    from pathlib import Path
+
+    from jobs.common.config import isolation_problems
+
+    dev, prod = load_config("dev"), load_config("prod")
+    assert isolation_problems(dev, {"prod": prod}) == []
+    storage = dev.storage.model_copy(update={"checkpoint_root": Path("/x")})
+    same_root = prod.model_copy(
+        update={"env": "dev", "storage": prod.storage.model_copy(update={"checkpoint_root": Path("/x")})}
+    )
+    problems = isolation_problems(dev.model_copy(update={"storage": storage}), {"prod": same_root})
+    assert any(p.startswith("storage.checkpoint_root: '/x/dev' is also prod's") for p in problems), problems
+    assert any(p.startswith("serving.inference_log.wal_root:") for p in problems), problems
+    renamed = prod.model_copy(update={"catalog": "dev"})
+    assert any(
+        p.startswith("the registered model (catalog, schemas.ml):")
+        for p in isolation_problems(dev, {"prod": renamed})
+    )
