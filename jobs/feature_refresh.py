@@ -406,24 +406,24 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
 def quarantined_all(ctx: JobContext, name: str, window: Window) -> str:
     """Why a source's window has no silver rows when silver quarantined them all: how many, and
     the commonest reasons (values aside), e.g. every date written in another format."""
-    from pyspark.sql import functions as F
-
     table = ctx.store.name("silver", QUARANTINE_TABLE)
     if not ctx.store.exists(table):
         return ""
-    rows = ctx.store.read(table, window=("file_date", window.start, window.end))
-    rows = rows.where((F.col("source") == name) & (F.col("layer") == "silver"))
-    reasons = rows.select(F.explode("failed_checks").alias("reason")).select(
-        F.regexp_replace("reason", r": '.*'$", "").alias("kind"), "reason"
+    rows = ctx.store.read_pandas(
+        table, window=("file_date", window.start, window.end), columns=["source", "layer", "failed_checks"]
     )
-    top = reasons.groupBy("kind").agg(F.count("*").alias("rows"), F.min("reason").alias("example"))
-    top = top.orderBy(F.desc("rows"), F.asc("kind")).limit(2).collect()
-    if not top:
+    rows = rows[(rows.source == name) & (rows.layer == "silver")]
+    reasons = rows.failed_checks.explode().dropna().astype(str)
+    if reasons.empty:
         return ""
-    said = "; ".join(f"{r.kind} ({r.rows} rows, e.g. {r.example})" for r in top)
-    return (
-        f"\n  all {rows.count()} rows of {name} in {window} were quarantined; the commonest reasons: {said}"
+    kinds = reasons.str.replace(r": '.*'$", "", regex=True)
+    counted = kinds.groupby(kinds).size().reset_index(name="n").rename(columns={"failed_checks": "kind"})
+    top = counted.sort_values(["n", "kind"], ascending=[False, True]).head(2)
+    examples = reasons.groupby(kinds).min()
+    said = "; ".join(
+        f"{kind} ({n} rows, e.g. {examples[kind]})" for kind, n in zip(top.kind, top.n, strict=True)
     )
+    return f"\n  all {len(rows)} rows of {name} in {window} were quarantined; the commonest reasons: {said}"
 
 
 def _publish(ctx: JobContext, name: str, window: Window) -> dict[str, int]:

@@ -8,7 +8,12 @@ from demo_summary import print_summary  # scripts/demo_summary.py
 
 
 def test_the_summary_of_a_lifecycle_without_alerts_is_printed_whole(trained, tmp_path, capsys):
-    config, _, _ = trained
+    from tests.support import make_config
+
+    trained_config, _, _ = trained
+    config = make_config(tmp_path).model_copy(
+        update={"mlflow": trained_config.mlflow}
+    )  # no tables: no alerts
     print_summary(config, {"feature refresh": 1.5}, [], 1.5, tmp_path)
     printed = capsys.readouterr().out
     assert "Alerts (monitoring.alerts): none" in printed

@@ -88,13 +88,13 @@ def test_an_environment_selects_its_use_case_and_may_not_redefine_it_inline(tmp_
     ("change", "message"),
     [
         (lambda t: model(t)["features"].update(expected_to_move=["weekday"]),
-         r"use_case.yaml: use_case.model.features: .*expected_to_move names \['weekday'\]"),
+         r"use_case.yaml: use_case.model.features.expected_to_move: .*\['weekday'\] are not among the model's features"),
         (lambda t: model(t)["features"]["numeric"].append("failed"),
          r"use_case.yaml: use_case.model: .*label 'failed' is also listed as a feature"),
         (lambda t: t["use_case"]["seed"].update(date_columns=["day"]),
          r"use_case.yaml: use_case: .*seed.date_columns \['day'\] are not columns of daily source 'readings'"),
         (lambda t: t["use_case"]["seed"].update(withheld_from_events=["outcome"]),
-         r"use_case.seed.withheld_from_events names \['outcome'\], which are not columns of the streaming"),
+         r"use_case.yaml: use_case.seed.withheld_from_events: .*names \['outcome'\], which are not columns of the streaming"),
         (lambda t: t["use_case"]["sources"]["readings"].update(keys=["reading"]),
          r"use_case.sources.readings: .*keys \['reading'\] are not among the declared columns"),
     ],
@@ -143,11 +143,7 @@ def test_a_bad_event_date_expression_is_one_sentence_without_a_java_trace(spark,
     with pytest.raises(ConfigError) as raised:
         check_use_case(spark, load_config("dev"), suites=False)
     said = str(raised.value)
-    assert (
-        len(said.splitlines()) == 1
-        and said.rstrip().endswith(("]", ".", ")", "'"))
-        and "does not analyse" in said
-    )
+    assert len(said.splitlines()) == 1 and "does not analyse" in said
     assert said.split("columns: ", 1)[1].strip()  # the reason itself, not an empty first line
     printed = capfd.readouterr()
     assert "at org.apache.spark" not in printed.out + printed.err and "Py4JJavaError" not in printed.err
