@@ -58,6 +58,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def listening_groups(port: int) -> set[int]:
+    """The process groups holding a TCP socket that listens on ``port`` (Linux: /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    groups = set()
+    for descriptors in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in descriptors.iterdir()):
+                groups.add(os.getpgid(int(descriptors.parent.name)))
+    return groups
+
+
 def port_answers(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -129,7 +146,11 @@ class Background:
             "log": str(self.log_path),
         }
         deadline = time.monotonic() + timeout
-        while not self.answers(state):
+        # Ready when it answers and, for a port, holds it itself: another service that took the port
+        # first (two starters at once) answers too, while this one fails to bind and exits.
+        while not (
+            self.answers(state) and ("port" not in state or process.pid in listening_groups(state["port"]))
+        ):
             if process.poll() is not None or time.monotonic() > deadline:
                 kill_group(process.pid)
                 tail = self.log_path.read_text()[-2000:]

@@ -69,11 +69,17 @@ def start(data_dir: Path, port: int | None = None) -> dict:
         return running
     import pyspark
 
-    port = port or _free_port()
     env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1"}  # fmt: skip
-    record = {"port": port, "url": f"sc://127.0.0.1:{port}"}
-    return service(data_dir).start(server_command(port), env, record, START_TIMEOUT)
+    for attempt in range(1 if port else 3):  # a chosen port taken meanwhile by another starter: choose again
+        chosen = port or (_free_port() if attempt == 0 else free_port())
+        record = {"port": chosen, "url": f"sc://127.0.0.1:{chosen}"}
+        try:
+            return service(data_dir).start(server_command(chosen), env, record, START_TIMEOUT)
+        except SystemExit:
+            if port or attempt == 2 or not port_answers(chosen):  # not a port lost to another starter
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def stop(data_dir: Path) -> bool:

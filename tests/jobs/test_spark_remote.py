@@ -156,3 +156,30 @@ def test_a_dead_server_is_one_sentence_naming_its_url_at_once(tmp_path):
         f"the Spark Connect server {url}" in outcome["error"]
         and "scripts/spark_server.py start" in outcome["error"]
     )
+
+
+def test_a_server_that_lost_its_port_to_another_is_not_taken_for_ready(tmp_path, monkeypatch):
+    """`make demo` started while a test session's warm Spark was starting: both chose 15002, the
+    demo's server failed to bind, yet it was taken for ready because the port answered — the other
+    server's — and the demo's jobs lost Spark when that session ended. A server is ready only when
+    its own process group holds the port; a port lost that way is chosen again."""
+    import socket
+
+    from background import listening_groups
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    try:
+        assert os.getpgid(0) in listening_groups(taken)
+        with pytest.raises(SystemExit, match="the spark_connect service did not start"):
+            spark_server.start(tmp_path / "explicit", port=taken)
+        monkeypatch.setattr(spark_server, "_free_port", lambda: taken)  # the preferred port, taken meanwhile
+        record = spark_server.start(tmp_path / "chosen")
+        try:
+            assert record["port"] != taken and record["pid"] in listening_groups(record["port"])
+        finally:
+            spark_server.stop(tmp_path / "chosen")
+    finally:
+        holder.close()
