@@ -104,9 +104,8 @@ class ModelFollower:
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
         self._store = store
         self._said_waiting = False
-        self._routes_refused: tuple | None = (
-            None  # (registry state, refusals) last refused by the route rules
-        )
+        # (registry state, refusals) the route rules last refused: logged and counted once
+        self._routes_refused: tuple | None = None
         self._warm_up = warm_up
         self.pinned = pinned  # a fixed traffic (the load test's) instead of the registry's
         self.state: ServingState | None = None
