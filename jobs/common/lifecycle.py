@@ -140,8 +140,9 @@ def labelled_gold(
 def check_binary_label(labels: pd.Series, what: str, both: bool = False) -> None:
     """A binary task's labels are 0 and 1 (``both``: each of them present, as fitting needs); else
     one sentence, bad input (a retry cannot make a count column binary)."""
-    values = sorted({float(v) for v in pd.to_numeric(labels, errors="coerce").dropna().unique()})
-    if pd.to_numeric(labels, errors="coerce").isna().any() or not set(values) <= {0.0, 1.0}:
+    numeric = pd.to_numeric(labels, errors="coerce")  # a text label is NaN here: not binary
+    values = sorted({float(v) for v in numeric.dropna().unique()})
+    if numeric.isna().any() or not set(values) <= {0.0, 1.0}:
         shown = sorted(map(str, labels.dropna().unique()))[:6]
         raise BadInputError(
             f"{what} holds {shown}{' ...' if labels.nunique() > 6 else ''}: task binary needs labels 0 and 1"
