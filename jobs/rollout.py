@@ -231,12 +231,17 @@ def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
     return with_gold_labels(config, store, rows)
 
 
-def databricks_config(config: EnvConfig, registry: ModelRegistry, traffic: Traffic) -> dict[str, Any]:
+def databricks_config(
+    config: EnvConfig, registry: ModelRegistry, store: TableStore, traffic: Traffic
+) -> dict[str, Any]:
     """The traffic in force as the body of Databricks' ``PUT /api/2.0/serving-endpoints/{name}/config``
-    (aliases resolved to versions), and what it cannot carry."""
+    (aliases resolved to versions), and what it cannot carry. A traffic the route rules refuse (a
+    tag written behind Runway's back) is not rendered: Databricks would answer clients with it."""
     from jobs.common.traffic import to_databricks
 
     aliases = registry.model_state()[0]
+    if refusals := traffic_refusals(config, registry, store, traffic, aliases):
+        raise BadInputError(f"{registry.model_name}: {'; '.join(refusals.values())}: nothing to render")
     versions = {r.name: (aliases.get(r.alias) if r.alias else r.version) for r in traffic.routes}
     missing = [r.target for r in traffic.routes if versions[r.name] is None]
     if missing:
@@ -292,7 +297,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         traffic = traffic_in_force(config, registry)
         if args.action == "show":
             return {"traffic": traffic.as_dict()}
-        return databricks_config(config, registry, traffic)
+        from jobs.tablestore import open_table_store
+
+        return databricks_config(config, registry, open_table_store(config), traffic)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)

@@ -203,6 +203,12 @@ def test_no_door_routes_clients_to_a_version_that_failed(champion, monkeypatch):
     refused("canary-step", "--candidate", failed, "--percent", "5", why=not_validated)
     refused("shadow-step", "--candidate", failed, why=f"v{failed} may not shadow: it is not validated")
     assert audit_trail(store, name, ("traffic",)) == [] and TRAFFIC_TAG not in registry.model_state()[1]
+    client.set_registered_model_tag(
+        name, TRAFFIC_TAG, everything
+    )  # behind Runway's back: not rendered either
+    with pytest.raises(BadInputError, match=f"v{failed} may not answer clients.*nothing to render"):
+        rollout.main(["databricks-config", "--env", "dev"])
+    client.delete_registered_model_tag(name, TRAFFIC_TAG)
 
     lost = new_version({STATUS_TAG: PASSED, DECISION_TAG: "keep", COMPARED_WITH_TAG: first})
     refused("canary-step", "--candidate", lost, "--percent", "10", why=f"v{lost} did not win a comparison")
