@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.identity")
 
 CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-_ORIGINAL = {key: os.environ.get(key) for key in CREDENTIAL_VARIABLES}  # the process's own, restored
+# The process's own credentials from before Runway first exported an environment's, restored when an
+# environment names none. Taken then, not at import: a job forked from the warm job server gets its
+# task's variables after this module was imported.
+_BEFORE_EXPORT: dict[str, str | None] | None = None
 _KNOWN: dict[tuple[str, str], Identity] = {}
 
 
@@ -50,8 +53,16 @@ class Identity:
 def use_credentials(settings: MlflowSettings) -> None:
     """Export the environment's MLflow credentials for MLflow's clients (read at each request), or
     the process's own when the environment names none: one environment's never serve another's."""
-    password = os.environ.get(settings.password_env, "") if settings.password_env else ""
-    wanted = (settings.username, password) if settings.username else tuple(_ORIGINAL.values())
+    global _BEFORE_EXPORT
+    if settings.username:
+        if _BEFORE_EXPORT is None:
+            _BEFORE_EXPORT = {key: os.environ.get(key) for key in CREDENTIAL_VARIABLES}
+        password = os.environ.get(settings.password_env, "") if settings.password_env else ""
+        wanted = (settings.username, password)
+    elif _BEFORE_EXPORT is not None:
+        wanted, _BEFORE_EXPORT = tuple(_BEFORE_EXPORT.values()), None
+    else:
+        return  # nothing exported: the process's own credentials stay as they are
     for key, value in zip(CREDENTIAL_VARIABLES, wanted, strict=True):
         if value:
             os.environ[key] = value

@@ -39,6 +39,16 @@ USERS = {name: f"{name}-password" for name in ("dev-deployer", "prod-deployer", 
 SOURCE = "s3://runway-tests/model"  # versions are registry entries: nothing loads them here
 
 
+@pytest.fixture(autouse=True)
+def credentials_kept_to_the_test(monkeypatch):
+    """use_credentials exports into os.environ: each test's exports end with it (as a fresh job's)."""
+    from jobs.common import identity
+
+    for key in identity.CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(key, raising=False)  # restored after the test, as they were
+    monkeypatch.setattr(identity, "_BEFORE_EXPORT", None)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``mlflow server --app-name basic-auth`` on a free loopback port, provisioned as the compose
@@ -201,3 +211,28 @@ def test_approvals_and_the_audit_trail_name_the_authenticated_person(server, tmp
         forged, approval_tags(APPROVED, "alice", VIA_AIRFLOW, "prod-deployer", "2026-12-03T00:00:00")
     )
     assert promote(deployer, store, "promote-airflow", forged)["approved_by"] == "alice"
+
+
+def test_an_environments_credentials_never_serve_another_and_the_callers_come_back(monkeypatch):
+    """A job forked from the warm job server gets its task's variables after import: the credentials
+    restored are those from before Runway exported an environment's, not those at import."""
+    from jobs.common.identity import use_credentials
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "task-user")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "task-password")
+    monkeypatch.setenv("TEST_DEPLOYER_PASSWORD", "deployer-password")
+    own = MlflowSettings(tracking_uri="http://127.0.0.1:1", experiment="/x")
+    deployer = own.model_copy(update={"username": "prod-deployer", "password_env": "TEST_DEPLOYER_PASSWORD"})
+    use_credentials(own)  # an environment naming none: the caller's stay
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "task-user"
+    use_credentials(deployer)
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == (
+        "prod-deployer",
+        "deployer-password",
+    )
+    use_credentials(deployer)  # twice: still the caller's come back afterwards
+    use_credentials(own)
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == (
+        "task-user",
+        "task-password",
+    )
