@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownJobError as exc:
         print(exc, file=sys.stderr)
         return 2
-    from jobs.common.cli import run_cli
+    from jobs.platform.cli import run_cli
 
     return run_cli(importlib.import_module(f"jobs.{job}").main, arguments)
 

@@ -20,16 +20,17 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from jobs.common.cli import add_run_id, add_window, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import MissingInputError
-from jobs.common.window import Window
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import MissingInputError
+from jobs.core.window import Window
+from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-    from jobs.common.scoring import ModelRef
+    from jobs.modeling.scoring import ModelRef
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.batch_inference")
@@ -52,7 +53,7 @@ def chosen_scorer(store: TableStore, scorer: Scorer) -> str:
 
 def _score_in_process(config, store, window, model, run) -> pa.Table:
     """The window's gold, batch by batch, through the version's pyfunc in this process."""
-    from jobs.common.scoring import check_signature, identity_columns, load_pyfunc, score_batches
+    from jobs.modeling.scoring import check_signature, identity_columns, load_pyfunc, score_batches
 
     features = config.use_case.features
     gold = store.name("gold", features.table)
@@ -69,7 +70,7 @@ def _score_in_process(config, store, window, model, run) -> pa.Table:
 
 def _score_with_spark(config, store, window, model, run) -> DataFrame:
     """The window's gold as a Spark DataFrame through ``spark_udf`` on the executors."""
-    from jobs.common.scoring import score_frame
+    from jobs.modeling.scoring import score_frame
 
     features = config.use_case.features
     gold = store.read(
@@ -88,7 +89,7 @@ def score_window(
     scorer: Scorer = "auto",
 ) -> dict[str, Any]:
     """Score ``window`` with ``model`` (default: the version the config's alias points at now)."""
-    from jobs.common.scoring import resolve_model
+    from jobs.modeling.scoring import resolve_model
 
     features = config.use_case.features
     model = model or resolve_model(config)  # once: every row of this run is scored by this version
@@ -96,7 +97,7 @@ def score_window(
            "scored_at": datetime.now(UTC)}  # when it was scored: metadata, not business time  # fmt: skip
     path = chosen_scorer(store, scorer)
     if path == "in_process":
-        from jobs.common.scoring import load_pyfunc
+        from jobs.modeling.scoring import load_pyfunc
 
         load_pyfunc(model)  # set-up, not scoring: the direct-predict baseline loads its model untimed too
     started = time.perf_counter()
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     store = open_table_store(config)
     if chosen_scorer(store, args.scorer) == "spark_udf":
         store.start_spark()  # the JVM starts while MLflow resolves the Champion (a missing one fails at once)
-    from jobs.common.scoring import resolve_model
+    from jobs.modeling.scoring import resolve_model
 
     model = resolve_model(config, args.alias)
     return score_window(config, store, window, run_id=args.run_id, model=model, scorer=args.scorer)

@@ -5,7 +5,7 @@
 The prompt comes from ``include/assistants/<name>/prompt.txt`` (or ``--prompt-file``) and is
 registered in MLflow's prompt registry as ``<catalog>.<ml>.<name>_prompt`` — a new version only
 when its text changed. The knowledge base is the chunks table's latest snapshot and its index (run
-the knowledge refresh first). The chain (``jobs.common.assistant.ChainModel``) is logged with that
+the knowledge refresh first). The chain (``jobs.assistant.chain.ChainModel``) is logged with that
 index, those chunks and that template as artifacts and registered as ``<catalog>.<ml>.<name>``,
 ``PENDING`` until the evaluation gate judges it; its tags name the three parts (and the code's
 commit). The same parts again reuse their version: a retry registers nothing new.
@@ -21,14 +21,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.paths import git_commit
-from jobs.common.registry import PENDING, STATUS_TAG
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import BadInputError
+from jobs.core.paths import git_commit
+from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.release.registry import PENDING, STATUS_TAG
 
 if TYPE_CHECKING:
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.build_assistant")
@@ -58,7 +59,7 @@ def register_prompt(config: EnvConfig, template: str, source: str) -> tuple[int,
 
 def latest_knowledge(config: EnvConfig, store: TableStore) -> tuple[int, str, Path]:
     """(table version, knowledge version, index folder) of the chunks table's latest snapshot."""
-    from jobs.common.knowledge import VectorIndex, index_dir, latest_snapshot
+    from jobs.assistant.knowledge import VectorIndex, index_dir, latest_snapshot
 
     table = store.name("gold", config.assistant.chunks_table)
     latest = latest_snapshot(store, table)
@@ -79,8 +80,8 @@ def existing_candidate(registry: ModelRegistry, key: str) -> str | None:
 def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = None,
           min_score: float | None = None, prompt_file: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Register the chain of the current prompt, retrieval settings and knowledge snapshot."""
-    from jobs.common.lifecycle import configure_mlflow
-    from jobs.common.registry import ModelRegistry
+    from jobs.platform.mlflow_setup import configure_mlflow
+    from jobs.release.registry import ModelRegistry
 
     view = config.assistant_view()
     assistant, registry = view.assistant, ModelRegistry.for_config(view)
@@ -130,8 +131,8 @@ def _log_chain(config: EnvConfig, store: TableStore, experiment_id: str, templat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.common.assistant import ChainModel
-    from jobs.common.lifecycle import pinned_requirements
+    from jobs.assistant.chain import ChainModel
+    from jobs.platform.mlflow_setup import pinned_requirements
 
     with tempfile.TemporaryDirectory(prefix="runway-chain-") as work:
         knowledge, prompt = Path(work) / "knowledge", Path(work) / "prompt.txt"

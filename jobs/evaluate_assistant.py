@@ -6,7 +6,7 @@ One MLflow run (``evaluate v3``) holds a child run per chain — the candidate a
 one, the Champion — each a ``mlflow.genai.evaluate`` over the labelled questions (``include/assistants/<name>/questions.yaml``)
 with Runway's scorers (recall@k, reciprocal rank, groundedness, citation correctness; traces per
 question), plus an LLM judge of groundedness where a generator endpoint is configured. The
-verdict (``jobs.common.assistant_gate``): every floor of ``assistant.gate`` and the p95 latency
+verdict (``jobs.assistant.gate``): every floor of ``assistant.gate`` and the p95 latency
 limit decide ``PASSED``/``FAILED``; a passed version no worse than the Champion on every metric
 (by ``max_regression_vs_champion``) is decided ``promote`` and becomes ``Challenger``. The version's
 tags carry the status, the decision and the Champion it was compared with — what promotion checks,
@@ -20,16 +20,17 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.assistant_gate import NotJudgedError
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
-from jobs.common.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TAG
+from jobs.assistant.gate import NotJudgedError
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import BadInputError
+from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+from jobs.release.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TAG
 
 if TYPE_CHECKING:
-    from jobs.common.assistant_gate import LabelledQuestion
-    from jobs.common.registry import ModelRegistry
+    from jobs.assistant.gate import LabelledQuestion
+    from jobs.release.registry import ModelRegistry
 
 log = logging.getLogger("runway.evaluate_assistant")
 KEEP = "keep"
@@ -39,8 +40,8 @@ def scorers(config: EnvConfig) -> list[Any]:
     """Runway's deterministic scorers, and a judge through the configured chat endpoint if any."""
     from mlflow.genai.scorers import scorer
 
-    from jobs.common.assistant import generator_from
-    from jobs.common.assistant_gate import METRICS, LabelledQuestion, question_scores
+    from jobs.assistant.chain import generator_from
+    from jobs.assistant.gate import METRICS, LabelledQuestion, question_scores
 
     def metric(name: str):
         def score(inputs, outputs, expectations) -> float:
@@ -74,7 +75,7 @@ def evaluate_chain(
     for variable, workers in EVALUATION_WORKERS.items():
         os.environ.setdefault(variable, workers)
 
-    from jobs.common.assistant_gate import summary
+    from jobs.assistant.gate import summary
 
     chain = mlflow.pyfunc.load_model(
         f"models:/{config.registered_model_name}/{version}"
@@ -106,7 +107,7 @@ def evaluate_chain(
 
 
 def verdict_of(config: EnvConfig, candidate: dict[str, float], champion: dict[str, float] | None):
-    from jobs.common.assistant_gate import GateLimits, gate_verdict
+    from jobs.assistant.gate import GateLimits, gate_verdict
 
     gate = config.assistant.gate
     floors = {"recall_at_k": gate.min_recall_at_k, "mrr": gate.min_mrr, "groundedness": gate.min_groundedness,
@@ -132,8 +133,8 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
     that could not be computed leaves it unjudged (``NotJudgedError``, retried)."""
     import mlflow
 
-    from jobs.common.lifecycle import configure_mlflow
-    from jobs.common.registry import ModelRegistry
+    from jobs.platform.mlflow_setup import configure_mlflow
+    from jobs.release.registry import ModelRegistry
 
     view = config.assistant_view()
     registry = ModelRegistry.for_config(view)
@@ -146,7 +147,7 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
             "v%s was already judged against %s: %s", version, champion or "no Champion", tags[STATUS_TAG]
         )
         return _outcome(view, version, tags, champion, changed=False)
-    from jobs.common.assistant_gate import load_questions
+    from jobs.assistant.gate import load_questions
 
     questions = load_questions(view)
     experiment_id = configure_mlflow(view)
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--version", help="the chain version to judge (default: the newest)")
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
 
     version = args.version or latest_version(ModelRegistry.for_config(config.assistant_view()))
     return evaluate(config, str(version), args.run_id)

@@ -32,10 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, add_window, base_parser, run_cli
-from jobs.common.config import EnvConfig, SourceConfig, load_config
-from jobs.common.errors import BadInputError, MissingInputError
-from jobs.common.features import (
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.use_case import SourceConfig
+from jobs.core.errors import BadInputError, MissingInputError
+from jobs.core.paths import landing_file
+from jobs.core.window import Window
+from jobs.features.pipeline import (
     QUARANTINE_TABLE,
     build_features,
     deduplicate,
@@ -46,8 +49,7 @@ from jobs.common.features import (
     silver_views,
     type_rows,
 )
-from jobs.common.paths import landing_file
-from jobs.common.window import Window
+from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -208,7 +210,7 @@ class JobContext:
 
     @classmethod
     def open(cls, config: EnvConfig, run_id: str) -> JobContext:
-        from jobs.common.spark import get_spark
+        from jobs.platform.spark_session import get_spark
         from jobs.tablestore import open_table_store
 
         spark = get_spark(config, app_name=f"runway-feature-refresh-{config.env}")
@@ -294,7 +296,7 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
 
 def _check(ctx: JobContext, df: DataFrame, name: str, source: SourceConfig, window: Window, severity: str):
     """Run one severity of the source's suite on ``df``; the result JSON is kept under reports."""
-    from jobs.common.quality import QUARANTINE, load_suite, validate, volume_parameters
+    from jobs.features.quality import QUARANTINE, load_suite, validate, volume_parameters
 
     suite_name, expectations = load_suite(ctx.config.use_case.file("expectations", source.expectations))
     fraction = ctx.config.sample_fraction if source.sampled else 1.0
@@ -310,7 +312,7 @@ def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Type, sample, de-duplicate and row-check bronze into silver; quarantine what fails."""
     from pyspark.sql import functions as F
 
-    from jobs.common.quality import QUARANTINE
+    from jobs.features.quality import QUARANTINE
 
     summary: dict[str, Any] = {}
     for name, source in ctx.config.use_case.sources.items():
@@ -365,7 +367,7 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Table-level expectations on the interval's staged silver rows; when every daily source
     passes, publish the staged bronze and silver rows and log the pass per day. Raises
     QualityGateError (nothing published) on failure."""
-    from jobs.common.quality import FAIL, QualityGateError
+    from jobs.features.quality import FAIL, QualityGateError
 
     summary: dict[str, Any] = {}
     failures = []
@@ -472,7 +474,7 @@ def ungated_days(ctx: JobContext, window: Window) -> list[str]:
 def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Compute the interval's features with the use case's SQL and replace them in gold; refuses a
     window whose silver did not pass its gate."""
-    from jobs.common.quality import QualityGateError
+    from jobs.features.quality import QualityGateError
     from jobs.tablestore import DuplicateKeysError
 
     if problems := ungated_days(ctx, window):
@@ -504,7 +506,7 @@ STEP_FUNCTIONS = {"bronze": run_bronze, "silver": run_silver, "gate": run_gate, 
 def refresh(ctx: JobContext, window: Window, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
     """Run ``steps`` for ``window``, after checking the use case's columns, SQL and (for the steps
     that validate) suites against its declared sources: a config mistake fails before any write."""
-    from jobs.common.use_case_check import check_use_case_once
+    from jobs.features.use_case_check import check_use_case_once
 
     check_use_case_once(ctx.spark, ctx.config, suites=bool({"silver", "gate"} & set(steps)))
     return {step: STEP_FUNCTIONS[step](ctx, window) for step in steps}
@@ -519,7 +521,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)
     if args.step in ("silver", "gate", "all"):
-        from jobs.common.quality import preload_gx
+        from jobs.features.quality import preload_gx
 
         preload_gx()  # overlap GX's import with the JVM's start-up
     ctx = JobContext.open(config, args.run_id)

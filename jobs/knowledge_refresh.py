@@ -15,10 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.knowledge import (
+from jobs.assistant.knowledge import (
     VERSION_KEY,
     Embedder,
     VectorIndex,
@@ -30,12 +27,16 @@ from jobs.common.knowledge import (
     load_corpus,
     split_checked,
 )
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import BadInputError
+from jobs.platform.cli import add_run_id, base_parser, run_cli
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from jobs.common.config import AssistantConfig
+    from jobs.config.assistant import AssistantConfig
     from jobs.tablestore import TableName, TableStore
 
 log = logging.getLogger("runway.knowledge_refresh")
@@ -86,7 +87,7 @@ def quality_gate(config: EnvConfig, chunks: list[dict[str, Any]], key: str) -> N
     """The assistant's expectation suite (``expectations/<chunks_table>.json``) on the good chunks."""
     import pandas as pd
 
-    from jobs.common.quality import QualityGateError, load_suite, validate
+    from jobs.features.quality import QualityGateError, load_suite, validate
 
     assistant = assistant_of(config)
     suite_path = assistant.folder / "expectations" / f"{assistant.chunks_table}.json"

@@ -7,7 +7,7 @@ its requests logged to ``<catalog>.ml.inference_log_load_test``) and driven by t
 Locust load (``rollout.load_test``: users, seconds, rows per request, from the candidate's test
 window in gold), in ``rounds`` alternating rounds of which each version's best counts. The figures — p50/p95/p99 latency, throughput, error rate — go to an MLflow run
 (``runway.kind = load_test``) and to the candidate's version tags (``load_test.*``,
-``load_test_status``). The gate (``jobs.common.rollout_gates``) compares the candidate with the
+``load_test_status``). The gate (``jobs.release.gates``) compares the candidate with the
 Champion measured in the same run and with the absolute limits; a failure exits 3 with one sentence
 naming the figure.
 """
@@ -20,13 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import GateFailedError, MissingInputError
-from jobs.common.rollout_gates import LoadFigures, LoadLimits, load_test_verdict
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import GateFailedError, MissingInputError
+from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.release.gates import LoadFigures, LoadLimits, load_test_verdict
 
 if TYPE_CHECKING:
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.load_test")
@@ -39,7 +40,7 @@ WARM_UP_REQUESTS = 20
 def request_body(config: EnvConfig, store: TableStore, registry: ModelRegistry, versions: list[str]) -> bytes:
     """One scoring request of ``rows_per_request`` rows of gold: the test window of the first of
     ``versions`` (the candidate, then the Champion) whose lineage names one."""
-    from jobs.common.modeling import model_inputs
+    from jobs.modeling.training import model_inputs
 
     features = config.use_case.features
     for version in versions:
@@ -82,7 +83,7 @@ def load_test(
     config: EnvConfig, store: TableStore, version: str, *, run_id: str = "manual"
 ) -> dict[str, Any]:
     """Measure the candidate and the Champion, record the figures, and judge."""
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
 
     registry = ModelRegistry.for_config(config)
     candidate = registry.resolve(version=version)
@@ -116,7 +117,7 @@ def _record(config: EnvConfig, registry: ModelRegistry, candidate: str, champion
             run_id: str) -> str:  # fmt: skip
     import mlflow
 
-    from jobs.common.lifecycle import configure_mlflow
+    from jobs.platform.mlflow_setup import configure_mlflow
 
     figures = verdict.figures
     metrics = {

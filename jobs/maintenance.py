@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import BadInputError
+from jobs.platform.cli import base_parser, run_cli
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore

@@ -7,7 +7,7 @@ and ``<catalog>.ml.<assistant>_feedback``; embeds a sample of the questions and 
 no evaluation question resembles (query drift against the labelled questions), beside the
 no-answer rate, the median top retrieval score, feedback rate and mean rating, tokens and cost per
 request. The figures replace the window's rows of ``<catalog>.monitoring.assistant_metrics``; the
-decision (``jobs.common.assistant_monitoring.decide``): re-index, re-evaluate or nothing, with
+decision (``jobs.assistant.monitoring.decide``): re-index, re-evaluate or nothing, with
 ``act`` for the DAG's trigger.
 """
 
@@ -19,9 +19,10 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, add_window, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.window import Window
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.window import Window
+from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
@@ -57,8 +58,8 @@ def ratings_of(config: EnvConfig, store: TableStore, request_ids):
 
 def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, int | None]:
     """(the Champion chain's index version, the chunks table's latest snapshot)."""
-    from jobs.common.knowledge import latest_snapshot
-    from jobs.common.registry import ModelRegistry
+    from jobs.assistant.knowledge import latest_snapshot
+    from jobs.release.registry import ModelRegistry
 
     registry = ModelRegistry.for_config(config.assistant_view())
     champion = registry.by_alias(config.champion_alias)
@@ -72,13 +73,13 @@ def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, in
 
 
 def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -> dict[str, Any]:
-    from jobs.common.assistant_monitoring import decide, uncovered_share, window_figures
-    from jobs.common.knowledge import Embedder
+    from jobs.assistant.knowledge import Embedder
+    from jobs.assistant.monitoring import decide, uncovered_share, window_figures
 
     answered = answered_questions(config, store, window)
     figures = window_figures(answered, ratings_of(config, store, answered.request_id))
     if len(answered):
-        from jobs.common.assistant_gate import load_questions
+        from jobs.assistant.gate import load_questions
 
         embedder = Embedder(config.assistant.embedding_model)
         sample = answered.question.sample(min(SAMPLE, len(answered)), random_state=0).tolist()

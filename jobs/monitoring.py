@@ -29,12 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from jobs.common.cli import add_run_id, add_window, base_parser, json_object, run_cli
-from jobs.common.config import EnvConfig, MonitoringSource, load_config
-from jobs.common.errors import BadInputError, MissingInputError
-from jobs.common.retraining import ALERTS_TABLE, DEFAULT_SOURCE, METRICS_TABLE, retraining_decision
-from jobs.common.use_case_check import check_gold_columns
-from jobs.common.window import Window
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.monitoring import MonitoringSource
+from jobs.core.errors import BadInputError, MissingInputError
+from jobs.core.window import Window
+from jobs.features.use_case_check import check_gold_columns
+from jobs.modeling.retraining import ALERTS_TABLE, DEFAULT_SOURCE, METRICS_TABLE, retraining_decision
+from jobs.platform.cli import add_run_id, add_window, base_parser, json_object, run_cli
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,7 +118,7 @@ def _model_reference(config: EnvConfig, version: str):
     """The version's lineage tags and loaded model (for the reference's predictions)."""
     import mlflow
 
-    from jobs.common.lifecycle import mlflow_client
+    from jobs.platform.mlflow_setup import mlflow_client
 
     client = mlflow_client(config)
     record = client.get_model_version(config.registered_model_name, version)
@@ -143,7 +145,7 @@ def drift_snapshot(config: EnvConfig, reference: pd.DataFrame, current: pd.DataF
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    from jobs.common.modeling import feature_columns
+    from jobs.modeling.training import feature_columns
 
     model_cfg, monitoring = config.use_case.model, config.monitoring
     definition = DataDefinition(
@@ -169,7 +171,7 @@ def quality_of(config: EnvConfig, predictions: pd.DataFrame) -> tuple[list[dict[
     the number of labelled predictions)."""
     import numpy as np
 
-    from jobs.common.modeling import classification_metrics
+    from jobs.modeling.training import classification_metrics
 
     model_cfg, monitoring = config.use_case.model, config.monitoring
     labelled = (
@@ -235,9 +237,9 @@ def monitor(
     streaming; ``inference_log``: the endpoint's answered requests) against the version's training
     reference: the I/O shell (reads, the report's file and MLflow run, the metrics table) around the
     functions above."""
-    from jobs.common.lifecycle import predicted_proba
-    from jobs.common.modeling import feature_columns, model_inputs
-    from jobs.common.scoring import threshold_of
+    from jobs.modeling.lifecycle import predicted_proba
+    from jobs.modeling.scoring import threshold_of
+    from jobs.modeling.training import feature_columns, model_inputs
 
     model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
     columns = feature_columns(model_cfg)
@@ -265,7 +267,7 @@ def monitor(
     snapshot = drift_snapshot(config, reference, current)
     expected = tuple(model_cfg.features.expected_to_move)
     rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share, expected)
-    from jobs.common.lifecycle import with_gold_labels
+    from jobs.modeling.lifecycle import with_gold_labels
 
     # Labels join on the entity's keys: batch scoring's rows are its window's, requests' of any date.
     joined = with_gold_labels(config, store, predictions, window if source == DEFAULT_SOURCE else None)
@@ -308,7 +310,7 @@ def _log_monitoring_run(config: EnvConfig, window: Window, source: str, rows: li
                         reference_window: Window, report_path: Path, run_id: str) -> str:  # fmt: skip
     import mlflow
 
-    from jobs.common.lifecycle import configure_mlflow
+    from jobs.platform.mlflow_setup import configure_mlflow
 
     with mlflow.start_run(
         experiment_id=configure_mlflow(config), run_name=f"monitor {source} {window}"

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.traffic import SHADOW
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.traffic import SHADOW
+from jobs.core.errors import BadInputError
+from jobs.platform.cli import add_run_id, base_parser, run_cli
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +60,7 @@ def arm_metrics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def shadow_agreement(rows: pd.DataFrame) -> dict[str, float] | None:
     """The shadow's answers against the answers they shadowed, row by row (None without a shadow)."""
-    from jobs.common.rollout_gates import shadow_pairs
+    from jobs.release.gates import shadow_pairs
 
     if not ((rows.route == SHADOW) & (rows.status == 200)).any():
         return None
@@ -129,7 +130,7 @@ def online_report(config: EnvConfig, store: TableStore, since: datetime, until: 
 
 
 def _quality(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    from jobs.common.lifecycle import with_gold_labels
+    from jobs.modeling.lifecycle import with_gold_labels
 
     label = config.use_case.model.label
     joined = with_gold_labels(config, store, rows[rows.status == 200])
@@ -189,7 +190,7 @@ def _log_run(
 
     import mlflow
 
-    from jobs.common.lifecycle import configure_mlflow
+    from jobs.platform.mlflow_setup import configure_mlflow
 
     with mlflow.start_run(
         experiment_id=configure_mlflow(config), run_name=f"online report {report_id}"

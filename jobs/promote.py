@@ -11,12 +11,12 @@
   ``min_improvement``. Results go to an MLflow run in the environment's experiment, the
   Challenger's tags and the Delta table ``<catalog>.ml.model_comparisons``.
 - approve / reject: the approval record on the version's tags — the approver is the identity the
-  MLflow server authenticates for the credentials in use (``jobs.common.identity``), never a typed
+  MLflow server authenticates for the credentials in use (``jobs.platform.identity``), never a typed
   name; a rejection also takes ``Challenger`` away. Environments with ``promotion.approval: human``
   promote only versions approved by an authenticated person (this way, or in Airflow).
 - promote: moves the Champion alias to a version (default: the Challenger) that passed validation,
   won its comparison against the Champion of the moment and, where required, was approved
-  (``jobs.common.promotion`` holds the rules). Promoting the current Champion again does nothing.
+  (``jobs.release.promotion`` holds the rules). Promoting the current Champion again does nothing.
 - rollback: walks the Champion history back one step (v7 → v6 → v1).
 
 Every audit row names the person (``approved_by``: the approver, or whom ``--requested-by`` names:
@@ -39,14 +39,17 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.audit import audit_trail as common_audit_trail
-from jobs.common.audit import write_event
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.identity import mlflow_identity
-from jobs.common.lifecycle import configure_mlflow, evaluate, labelled_gold, load_version, pinned_gold_version
-from jobs.common.promotion import (
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import BadInputError
+from jobs.core.window import Window
+from jobs.modeling.lifecycle import evaluate, labelled_gold, load_version, pinned_gold_version
+from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.platform.identity import mlflow_identity
+from jobs.platform.mlflow_setup import configure_mlflow
+from jobs.release.audit import audit_trail as common_audit_trail
+from jobs.release.audit import write_event
+from jobs.release.promotion import (
     ALIAS_ACTIONS,
     APPROVED,
     COMPARED_WITH_TAG,
@@ -68,9 +71,8 @@ from jobs.common.promotion import (
     rollback_target,
     settle,
     version_label,
-)  # fmt: skip
-from jobs.common.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
-from jobs.common.window import Window
+)
+from jobs.release.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
@@ -326,7 +328,7 @@ def _settled(config: EnvConfig, registry: ModelRegistry, event: dict[str, Any]) 
     keys = ("model_name", "action", "from_version", "to_version", "approved_by", "actor", "run_id", "changed")
     summary = {k: event.get(k) for k in keys}
     if config.is_assistant_view:
-        from jobs.common.assistant import follow_chain_champion
+        from jobs.assistant.chain import follow_chain_champion
 
         summary["prompt"] = follow_chain_champion(config, registry)
     return summary

@@ -5,7 +5,7 @@
         --requested-by alice --reason "canary 10 %" [--run-id <run>]
     python -m jobs.rollout show --env prod
 
-The traffic in force is the registered model's ``runway.traffic`` tag (``jobs.common.traffic``);
+The traffic in force is the registered model's ``runway.traffic`` tag (``jobs.config.traffic``);
 every endpoint of the environment reads it with the aliases each poll and puts it in force
 without a restart. Each change is written to ``<catalog>.ml.model_audit`` (the alias moves' audit
 trail; action ``traffic``, from → to, who, why) as an intent before the tag moves and settled after
@@ -20,17 +20,18 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.audit import audit_trail, write_event
-from jobs.common.cli import add_run_id, base_parser, json_object, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.identity import mlflow_identity
-from jobs.common.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
-from jobs.common.route_rules import traffic_refusals
-from jobs.common.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic
+from jobs.core.errors import BadInputError
+from jobs.platform.cli import add_run_id, base_parser, json_object, run_cli
+from jobs.platform.identity import mlflow_identity
+from jobs.release.audit import audit_trail, write_event
+from jobs.release.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
+from jobs.release.route_rules import traffic_refusals
 
 if TYPE_CHECKING:
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.rollout")
@@ -67,7 +68,7 @@ def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, reque
     next change (done when the tag arrived, else abandoned). The event names ``requested_by`` (the
     person it is done for, e.g. the Airflow user who triggered the deployment; default: the caller)
     and the identity the MLflow server authenticated (``actor``)."""
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
 
     registry = ModelRegistry.for_config(config)
     actor = mlflow_identity(registry.tracking_uri).name
@@ -126,7 +127,7 @@ def settle_pending(store: TableStore, registry: ModelRegistry) -> None:
 def canary_traffic(config: EnvConfig, candidate: str, percent: float) -> Traffic:
     """The configured traffic's primary route (the Champion) keeps ``100 - percent``; the candidate
     version takes ``percent`` as route ``candidate``, sticky by the configured key."""
-    from jobs.common.traffic import Route
+    from jobs.config.traffic import Route
 
     base = config.configured_traffic()
     champion = base.primary
@@ -138,7 +139,7 @@ def canary_traffic(config: EnvConfig, candidate: str, percent: float) -> Traffic
 def arm_figures(rows, route: str, label: str | None = None):
     """One route's figures from inference-table rows (one row per scored row; a request counts
     once); with ``label`` (a column joined from gold), its labelled and correct rows."""
-    from jobs.common.rollout_gates import ArmFigures
+    from jobs.release.gates import ArmFigures
 
     arm = rows[rows.route == route]
     requests = arm.drop_duplicates("request_id")
@@ -152,15 +153,15 @@ def arm_figures(rows, route: str, label: str | None = None):
 
 def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str | None = None,
           phase: str = "canary") -> dict[str, Any]:  # fmt: skip
-    """The step begun at ``since``, from the inference table (jobs.common.rollout_gates): in the
+    """The step begun at ``since``, from the inference table (jobs.release.gates): in the
     canary phase the candidate's route against the Champion's; in the shadow phase the shadow's
     answers against the ones they shadowed (agreement included). A breach at once when an endpoint
     refused the candidate (it could not load, warm up or accept the Champion's inputs)."""
-    from jobs.common.rollout_gates import CanaryLimits, canary_verdict, shadow_pairs
+    from jobs.release.gates import CanaryLimits, canary_verdict, shadow_pairs
 
     if candidate:
-        from jobs.common.registry import ModelRegistry
-        from jobs.common.traffic import REFUSED_AT_TAG, REFUSED_TAG
+        from jobs.config.traffic import REFUSED_AT_TAG, REFUSED_TAG
+        from jobs.release.registry import ModelRegistry
 
         tags = ModelRegistry.for_config(config).version(candidate).tags
         refused, refused_at = tags.get(REFUSED_TAG), tags.get(REFUSED_AT_TAG)
@@ -226,7 +227,7 @@ def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
     rows = store.read_pandas(
         table, window=("requested_at", since, date(9999, 1, 1)), columns=[*columns, *keys]
     )
-    from jobs.common.lifecycle import with_gold_labels
+    from jobs.modeling.lifecycle import with_gold_labels
 
     return with_gold_labels(config, store, rows)
 
@@ -237,7 +238,7 @@ def databricks_config(
     """The traffic in force as the body of Databricks' ``PUT /api/2.0/serving-endpoints/{name}/config``
     (aliases resolved to versions), and what it cannot carry. A traffic the route rules refuse (a
     tag written behind Runway's back) is not rendered: Databricks would answer clients with it."""
-    from jobs.common.traffic import to_databricks
+    from jobs.config.traffic import to_databricks
 
     aliases = registry.model_state()[0]
     if refusals := traffic_refusals(config, registry, store, traffic, aliases):
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         config = config.assistant_view()
     if args.action in ("show", "databricks-config"):
-        from jobs.common.registry import ModelRegistry
+        from jobs.release.registry import ModelRegistry
 
         registry = ModelRegistry.for_config(config)
         traffic = traffic_in_force(config, registry)

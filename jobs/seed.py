@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.common.cli import add_window, base_parser, run_cli
-from jobs.common.config import EnvConfig, SeedConfig, SourceConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.paths import landing_file
-from jobs.common.window import Window
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.use_case import SeedConfig, SourceConfig
+from jobs.core.errors import BadInputError
+from jobs.core.paths import landing_file
+from jobs.core.window import Window
+from jobs.platform.cli import add_window, base_parser, run_cli
 
 log = logging.getLogger("runway.seed")
 

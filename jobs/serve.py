@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jobs.common.cli import base_parser, json_object, run_cli
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
+from jobs.platform.cli import base_parser, json_object, run_cli
 
 log = logging.getLogger("runway.serve")
 
@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--host", default=None, help="bind address (default: serving.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
     parser.add_argument("--traffic", type=json_object, default=None,
-                        help="pin this traffic (JSON, jobs/common/traffic.py) instead of following the registry's "
+                        help="pin this traffic (JSON, jobs/config/traffic.py) instead of following the registry's "
                              "(the load test serves one version this way)")  # fmt: skip
     args = parser.parse_args(argv)
     config = load_config(args.env)
     host, port = args.host or config.serving.host, args.port or config.serving.port
     import uvicorn
 
-    from jobs.common.traffic import Traffic
+    from jobs.config.traffic import Traffic
     from jobs.serving.app import create_app
 
     app = create_app(config, Traffic.from_dict(args.traffic) if args.traffic else None)

@@ -27,17 +27,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import base_parser, run_cli
-from jobs.common.config import EnvConfig, SourceConfig, load_config
-from jobs.common.errors import TransientError
-from jobs.common.paths import STREAMING_QUERY, checkpoint_dir
+from jobs.config.env import STREAMING_QUERY, EnvConfig, checkpoint_dir
+from jobs.config.loader import load_config
+from jobs.config.use_case import SourceConfig
+from jobs.core.errors import TransientError
+from jobs.platform.cli import base_parser, run_cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from pyspark.sql import DataFrame, SparkSession
 
-    from jobs.common.scoring import ModelRef
+    from jobs.modeling.scoring import ModelRef
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.streaming_inference")
@@ -57,7 +58,7 @@ def parse_events(raw: DataFrame, source: SourceConfig, required: list[str]) -> D
     """
     from pyspark.sql import functions as F
 
-    from jobs.common.features import type_rows
+    from jobs.features.pipeline import type_rows
 
     fields = F.from_json("value", "map<string,string>")
     lines = raw.where(F.trim("value") != "").select(
@@ -120,8 +121,8 @@ class MicroBatchScorer:
 
     def current_model(self) -> ModelRef:
         """The version the alias points at now (looked up every micro-batch; details cached per version)."""
-        from jobs.common.registry import ModelRegistry
-        from jobs.common.scoring import NoModelVersionError, resolve_model
+        from jobs.modeling.scoring import NoModelVersionError, resolve_model
+        from jobs.release.registry import ModelRegistry
 
         if self._registry is None:
             self._registry = ModelRegistry.for_config(self.config)
@@ -144,8 +145,8 @@ class MicroBatchScorer:
     def _process(self, batch: DataFrame, batch_id: int) -> None:
         from pyspark.sql import functions as F
 
-        from jobs.common.features import QUARANTINE_TABLE, build_features, feature_sql, quarantine_frame
-        from jobs.common.scoring import score_frame
+        from jobs.features.pipeline import QUARANTINE_TABLE, build_features, feature_sql, quarantine_frame
+        from jobs.modeling.scoring import score_frame
         from jobs.tablestore import open_table_store
 
         started = time.perf_counter()
@@ -214,7 +215,7 @@ class MicroBatchScorer:
         example before the first events arrive, so the first micro-batch is as fast as the rest."""
         import mlflow
 
-        from jobs.common.scoring import load_pyfunc, model_udf
+        from jobs.modeling.scoring import load_pyfunc, model_udf
 
         model = self.current_model()
         example = mlflow.models.Model.load(model.uri).load_input_example()
@@ -232,7 +233,7 @@ class MicroBatchScorer:
         tables (daily ones only for the batch's event dates): a stream–static join in the SQL."""
         from datetime import timedelta
 
-        from jobs.common.features import silver_views
+        from jobs.features.pipeline import silver_views
 
         sources = self.config.use_case.sources
         others = silver_views(store, sources, first, last + timedelta(days=1), skip=(self.source_name,))
@@ -311,7 +312,7 @@ def _run_stream(
     config: EnvConfig, store: TableStore, checkpoint: Path, *, available_now: bool, run_seconds: float | None,
     trigger_seconds: float | None, max_files_per_trigger: int | None, stop: threading.Event | None,
 ) -> dict[str, Any]:  # fmt: skip
-    from jobs.common.use_case_check import check_use_case_once
+    from jobs.features.use_case_check import check_use_case_once
 
     check_use_case_once(store.spark, config, suites=False)  # before the first event: a config mistake
     scorer = MicroBatchScorer(config, checkpoint)
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # Its own in-process session, not a warm server's: foreachBatch keeps the query's state (counts,
     # the model in use, errors) in this process, and a long-running query pays its JVM start once.
     config = config.model_copy(update={"compute": config.compute.model_copy(update={"spark_remote": None})})
-    from jobs.common.scoring import resolve_model
+    from jobs.modeling.scoring import resolve_model
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)

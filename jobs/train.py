@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.cli import add_run_id, base_parser, iso_date, json_object, run_cli
-from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
-from jobs.common.errors import BadInputError
-from jobs.common.paths import git_commit
-from jobs.common.registry import PENDING, STATUS_TAG
-from jobs.common.window import Window
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.use_case import TRAINING_REASONS
+from jobs.core.errors import BadInputError
+from jobs.core.paths import git_commit
+from jobs.core.window import Window
+from jobs.platform.cli import add_run_id, base_parser, iso_date, json_object, run_cli
+from jobs.release.registry import PENDING, STATUS_TAG
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +41,7 @@ log = logging.getLogger("runway.train")
 
 def model_requirements() -> list[str]:
     """The scoring environment, pinned to this one's versions."""
-    from jobs.common.lifecycle import pinned_requirements
+    from jobs.platform.mlflow_setup import pinned_requirements
 
     return pinned_requirements(("scikit-learn", "pandas", "numpy", "cloudpickle", "mlflow"))
 
@@ -51,7 +53,7 @@ def prepare_mlflow(config: EnvConfig) -> str:
     import matplotlib.figure  # noqa: F401  (for the plots)
     import mlflow.sklearn  # noqa: F401
 
-    from jobs.common.lifecycle import configure_mlflow
+    from jobs.platform.mlflow_setup import configure_mlflow
 
     experiment_id = configure_mlflow(config)
     try:
@@ -98,7 +100,7 @@ class Fitted:
 def fit_and_evaluate(pipeline: Pipeline, config: EnvConfig, frame: pd.DataFrame, end: date) -> Fitted:
     """Split the labelled rows by time (train | validation | test), fit, choose the decision
     threshold on validation, and measure validation and test (pure: no I/O)."""
-    from jobs.common.modeling import best_threshold, classification_metrics, model_inputs, time_split
+    from jobs.modeling.training import best_threshold, classification_metrics, model_inputs, time_split
 
     model_cfg, training = config.use_case.model, config.use_case.model.training
     parts = time_split(
@@ -146,7 +148,7 @@ def log_training_run(config: EnvConfig, fitted: Fitted, lineage: dict[str, str],
     is logged."""
     import mlflow
 
-    from jobs.common.modeling import (
+    from jobs.modeling.training import (
         evaluation_plots,
         feature_columns,
         importance_plot,
@@ -189,9 +191,9 @@ def train(
 ) -> dict[str, Any]:
     """Fit on the window's labelled gold and register a PENDING version: the I/O shell around
     ``fit_and_evaluate``, with MLflow's set-up overlapping the fit."""
-    from jobs.common.lifecycle import check_binary_label, labelled_gold
-    from jobs.common.modeling import build_pipeline
-    from jobs.common.registry import ModelRegistry
+    from jobs.modeling.lifecycle import check_binary_label, labelled_gold
+    from jobs.modeling.training import build_pipeline
+    from jobs.release.registry import ModelRegistry
 
     if reason not in TRAINING_REASONS:
         raise BadInputError(f"reason must be one of {TRAINING_REASONS}, not {reason!r}")

@@ -19,9 +19,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobs.common.cli import base_parser, iso_date, run_cli
-from jobs.common.config import IDENTIFIER, USE_CASE_FILE, ConfigError, list_use_cases, load_config
-from jobs.common.paths import use_cases_dir
+from jobs.config.base import IDENTIFIER, ConfigError
+from jobs.config.loader import list_use_cases, load_config
+from jobs.config.use_case import USE_CASE_FILE
+from jobs.core.paths import use_cases_dir
+from jobs.platform.cli import base_parser, iso_date, run_cli
 
 log = logging.getLogger("runway.use_case")
 
@@ -299,8 +301,8 @@ def new_use_case(
 
 def check(env: str | None) -> dict[str, Any]:
     """Load the selected use case's config and run every load-time check on it."""
-    from jobs.common.spark import get_spark
-    from jobs.common.use_case_check import check_use_case
+    from jobs.features.use_case_check import check_use_case
+    from jobs.platform.spark_session import get_spark
 
     config = load_config(env)
     schema = check_use_case(get_spark(config, app_name="runway-use-case-check"), config)

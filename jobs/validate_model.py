@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jobs.common.cli import add_run_id, base_parser, run_cli
-from jobs.common.config import EnvConfig, load_config
-from jobs.common.errors import GateFailedError
-from jobs.common.lifecycle import (
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.core.errors import GateFailedError
+from jobs.core.window import Window
+from jobs.modeling.lifecycle import (
     decision_threshold,
     evaluate,
     labelled_gold,
@@ -39,10 +40,10 @@ from jobs.common.lifecycle import (
     pinned_gold_version,
     predicted_proba,
 )
-from jobs.common.modeling import classification_metrics, model_inputs
-from jobs.common.promotion import DECISION_TAG, better_or_equal, fair_comparison
-from jobs.common.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
-from jobs.common.window import Window
+from jobs.modeling.training import classification_metrics, model_inputs
+from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.release.promotion import DECISION_TAG, better_or_equal, fair_comparison
+from jobs.release.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,7 +121,7 @@ def performance_checks(
 
 
 def slice_checks(config: EnvConfig, frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray) -> list[Check]:
-    from jobs.common.modeling import classification_metrics
+    from jobs.modeling.training import classification_metrics
 
     rules = config.validation
     checks = []

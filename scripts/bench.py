@@ -123,7 +123,7 @@ def training_full_year() -> dict:
 def _set_champion(data: Path, version: str) -> None:
     """Point Champion at ``version`` in the bench's registry (promotion itself is tested elsewhere)."""
     code = (
-        "import sys; from jobs.common.config import load_config; from jobs.common.lifecycle import mlflow_client; "
+        "import sys; from jobs.config.loader import load_config; from jobs.modeling.lifecycle import mlflow_client; "
         "c = load_config('dev'); mlflow_client(c).set_registered_model_alias(c.registered_model_name, 'Champion', sys.argv[1])"
     )
     env = {**os.environ, "RUNWAY_DATA_DIR": str(data), "RUNWAY_ENV": "dev"}
@@ -131,7 +131,7 @@ def _set_champion(data: Path, version: str) -> None:
 
 
 def _result(label: str) -> dict:
-    from jobs.common.results import read_result
+    from jobs.core.results import read_result
 
     report = read_result((LOGS / f"{label}.log").read_text())
     if not report.get("ok"):
@@ -177,8 +177,8 @@ def batch_scoring_full_year(version: str) -> dict:
 
 _SERVING_SETUP = """
 import json, sys
-from jobs.common.config import load_config
-from jobs.common.modeling import model_inputs
+from jobs.config.loader import load_config
+from jobs.modeling.training import model_inputs
 from jobs.tablestore import open_table_store
 config = load_config("dev")
 store = open_table_store(config)
@@ -336,7 +336,7 @@ def _spark_submit(cluster_url: str, wheel: Path) -> tuple[list[str], dict[str, s
     """The command line and environment the spark-submit mode's operator submits a job with (the
     shipped compute.spark_submit: native delta-spark, tables by location), without Airflow."""
     from dag_factories.compute import spark_submit_spec
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     os.environ.update(RUNWAY_COMPUTE="spark-submit", RUNWAY_WHEEL_FILE=str(wheel))
     try:
@@ -365,7 +365,7 @@ def cluster_vs_local() -> dict:
     worker, native delta-spark) vs the same jobs as local processes, each with its own JVM."""
     from spark_cluster import SparkStandaloneCluster
 
-    from jobs.common.paths import delta_jars
+    from jobs.core.paths import delta_jars
 
     if not delta_jars()[0]:
         return {"skipped": f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}"}

@@ -25,9 +25,9 @@ def _in_process(data: Path) -> dict:
     import mlflow
     import numpy as np
 
-    from jobs.common.config import load_config
-    from jobs.common.knowledge import Embedder, VectorIndex
-    from jobs.common.lifecycle import point_mlflow
+    from jobs.assistant.knowledge import Embedder, VectorIndex
+    from jobs.config.loader import load_config
+    from jobs.platform.mlflow_setup import point_mlflow
     from jobs.tablestore import open_table_store
 
     config = load_config("dev")

@@ -34,16 +34,16 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from jobs.common.config import load_config
-    from jobs.common.modeling import (
+    from jobs.config.loader import load_config
+    from jobs.core.window import Window
+    from jobs.feature_refresh import JobContext, refresh
+    from jobs.modeling.training import (
         build_pipeline,
         classification_metrics,
         feature_columns,
         model_inputs,
         time_split,
     )
-    from jobs.common.window import Window
-    from jobs.feature_refresh import JobContext, refresh
     from jobs.seed import seed
 
     config = load_config("dev")

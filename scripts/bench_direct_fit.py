@@ -10,8 +10,8 @@ from datetime import date
 
 from deltalake import DeltaTable
 
-from jobs.common.config import load_config
-from jobs.common.modeling import build_pipeline, model_inputs, time_split
+from jobs.config.loader import load_config
+from jobs.modeling.training import build_pipeline, model_inputs, time_split
 
 
 def main(gold_path: str, end: str) -> None:

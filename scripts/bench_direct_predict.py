@@ -9,9 +9,9 @@ import time
 
 from deltalake import DeltaTable
 
-from jobs.common.config import load_config
-from jobs.common.lifecycle import configure_mlflow
-from jobs.common.modeling import model_inputs
+from jobs.config.loader import load_config
+from jobs.modeling.training import model_inputs
+from jobs.platform.mlflow_setup import configure_mlflow
 
 
 def main(gold_path: str, version: str) -> None:

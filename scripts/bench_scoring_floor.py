@@ -24,8 +24,8 @@ import pandas as pd  # at module level: the pandas UDF's type hints are resolved
 def main() -> None:
     from pyspark.sql.functions import pandas_udf
 
-    from jobs.common.config import load_config
-    from jobs.common.scoring import model_udf, resolve_model, score
+    from jobs.config.loader import load_config
+    from jobs.modeling.scoring import model_udf, resolve_model, score
     from jobs.tablestore import open_table_store
 
     config = load_config("dev")

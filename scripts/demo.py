@@ -64,7 +64,7 @@ class DemoError(RuntimeError):
 
 class Demo:
     def __init__(self, data_dir: Path, last_month: date | None = None) -> None:
-        from jobs.common.config import load_config
+        from jobs.config.loader import load_config
 
         self.config = load_config("dev")
         calendar = self.config.use_case.demo
@@ -158,7 +158,7 @@ class Demo:
     # -- stages ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Start the dev environment over; other environments and the Airflow history stay."""
-        from jobs.common.lifecycle import mlflow_client
+        from jobs.platform.mlflow_setup import mlflow_client
 
         config = self.config
         for path in (
@@ -176,7 +176,7 @@ class Demo:
                 client.delete_registered_model(config.registered_model_name)
         runway_env.migrate_airflow_db()
         with self._task_output_to_log():
-            from jobs.common.config import PIPELINES
+            from jobs.config.base import PIPELINES
 
             forget_dag_runs([f"dev_{p}" for p in PIPELINES])
 
@@ -195,7 +195,7 @@ class Demo:
         stop_warm_services(self.data_dir, self.started_services)
 
     def seed(self, start: date, end: date) -> dict[str, int]:
-        from jobs.common.window import Window
+        from jobs.core.window import Window
         from jobs.seed import seed
 
         with self._task_output_to_log():
@@ -219,7 +219,7 @@ class Demo:
         self.require("batch_inference", run, states)
 
     def stream(self, day: date) -> dict[str, int]:
-        from jobs.common.window import Window
+        from jobs.core.window import Window
         from jobs.seed import emit_events
 
         with self._task_output_to_log():

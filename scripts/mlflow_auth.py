@@ -57,7 +57,7 @@ def provision(
     from mlflow.exceptions import MlflowException
     from mlflow.server import get_app_client
 
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     auth = get_app_client("basic-auth", tracking_uri=uri)
     created = []

@@ -43,7 +43,7 @@ def server_command(port: int) -> list[str]:
     driver memory, JVM options); session settings are set by each job's session."""
     import pyspark
 
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     compute = load_config("dev").compute
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"

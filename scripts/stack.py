@@ -118,7 +118,7 @@ def up(
     ):
         raise SystemExit(f"the stack already runs (see {state_path}): `make down` first")
     os.environ.update(runway_env.variables(data_dir))  # the config resolves its paths against this folder
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     config = load_config("dev")
     env = stack_env(data_dir, airflow_port, envs, config.compute.spark_master)

@@ -32,8 +32,8 @@ logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO at interpreter e
 @pytest.fixture(scope="session")
 def spark():
     """The one local SparkSession all in-process tests share."""
-    from jobs.common.config import load_config
-    from jobs.common.spark import DELTA_SESSION_CONF, get_spark, with_delta_jars
+    from jobs.config.loader import load_config
+    from jobs.platform.spark_session import DELTA_SESSION_CONF, get_spark, with_delta_jars
 
     config = load_config("dev")
     # With delta-spark's jars (make install fetches them where mvn is present) the same session

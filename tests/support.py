@@ -26,7 +26,8 @@ def edit_yaml(path: Path, change) -> None:
 
 def make_config(root: Path, env: str = "dev"):
     """``env``'s config with its lakehouse, landing zones, reports and checkpoints under ``root``."""
-    from jobs.common.config import Storage, load_config
+    from jobs.config.loader import load_config
+    from jobs.config.runtime import Storage
 
     storage = Storage(
         lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports",
@@ -48,7 +49,7 @@ def spark_engine_store(config, spark, namespace: str = "path"):
     fixtures: the databases it created are dropped after the test. Skips, saying why, without the jars."""
     import pytest
 
-    from jobs.common.paths import delta_jars
+    from jobs.core.paths import delta_jars
     from jobs.tablestore import open_table_store
     from jobs.tablestore.spark import delta_jars_available
 

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
 
-from jobs.common.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
-from jobs.common.traffic import SHADOW
+from jobs.config.traffic import SHADOW
+from jobs.modeling.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
 from jobs.serving.protocol import BadRequestError, parse_body
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from jobs.common.config import EnvConfig
-    from jobs.common.traffic import Traffic
+    from jobs.config.env import EnvConfig
+    from jobs.config.traffic import Traffic
     from jobs.serving.batcher import MicroBatcher
     from jobs.serving.follower import ModelFollower, Served
     from jobs.serving.inference_log import InferenceLog
@@ -110,7 +110,7 @@ class Endpoint:
         """(status, JSON body, headers) for one scoring request (``body`` None: it exceeded
         ``max_body_bytes``); every outcome is logged. The request meets one route of the traffic
         in force; the shadow, if any, scores a copy after the answer is ready."""
-        from jobs.common.traffic import assign
+        from jobs.config.traffic import assign
 
         state = self.follower.state
         request = _Request(state.primary if state is not None else None)
@@ -149,7 +149,7 @@ class Endpoint:
     def score_shadow(self, request: _Request, rows: pa.Table) -> None:
         """Score and log a copy of an answered request with the shadow version (in the shadow
         thread): its answer is logged with route ``shadow`` and the request's id, never returned."""
-        from jobs.common.scoring import positive_probability
+        from jobs.modeling.scoring import positive_probability
 
         request.started = time.perf_counter()  # the shadow's own latency
         try:
@@ -163,7 +163,7 @@ class Endpoint:
     def _inputs(self, rows: pa.Table, served: Served):
         """(the model's inputs of the rows, the entity's keys they also carry, if any: logged so
         that labels can be joined to the answers later)."""
-        from jobs.common.scoring import signature_inputs
+        from jobs.modeling.scoring import signature_inputs
 
         try:
             inputs = signature_inputs(rows, served.model)
@@ -239,7 +239,7 @@ class _Request:
 def client_tokens(settings: Any) -> tuple[bytes, ...]:
     """The bearer tokens the scoring routes accept: ``serving.client_tokens_env``'s comma-separated
     ones and ``serving.client_tokens_file``'s (one a line); empty: the routes are open."""
-    from jobs.common.config import ConfigError
+    from jobs.config.base import ConfigError
 
     tokens = os.environ.get(settings.client_tokens_env, "").split(",")
     if settings.client_tokens_file is not None:
@@ -300,7 +300,7 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
     endpoint = Endpoint(config, follower, batcher, inference_log, metrics, shadow)
     assistant = None
     if config.assistant is not None and settings.assistant_routes:
-        from jobs.serving.assistant import create_assistant_endpoint
+        from jobs.serving.assistant_endpoint import create_assistant_endpoint
 
         assistant = create_assistant_endpoint(config, store, shadow)
 

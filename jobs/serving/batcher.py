@@ -87,7 +87,7 @@ class MicroBatcher:
         import numpy as np
         import pyarrow as pa
 
-        from jobs.common.scoring import positive_probability
+        from jobs.modeling.scoring import positive_probability
 
         served = group[0].served
         inputs = pa.concat_tables([p.inputs for p in group], promote_options="permissive")

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from jobs.common.config import EnvConfig
-    from jobs.common.scoring import ModelRef
-    from jobs.common.traffic import Route, Traffic
+    from jobs.config.env import EnvConfig
+    from jobs.config.traffic import Route, Traffic
+    from jobs.modeling.scoring import ModelRef
     from jobs.tablestore import TableStore
 
 log = logging.getLogger("runway.serving.follower")
@@ -162,9 +162,9 @@ class ModelFollower:
     def check(self) -> str | None:
         """Read the traffic and the aliases once; load what it newly names and put it in force.
         Returns the outcome (``loaded``/``refused``), None when nothing changed. One at a time."""
-        from jobs.common.errors import BadInputError
-        from jobs.common.registry import ModelRegistry
-        from jobs.common.traffic import TRAFFIC_TAG, Traffic
+        from jobs.config.traffic import TRAFFIC_TAG, Traffic
+        from jobs.core.errors import BadInputError
+        from jobs.release.registry import ModelRegistry
 
         with self._lock:
             self._registry = self._registry or ModelRegistry.for_config(self.config)
@@ -222,7 +222,7 @@ class ModelFollower:
     ) -> dict[str, Served] | tuple[str, str]:
         """Each route's version, loaded and warmed once (those serving already are reused); or
         (version, why) for the first one refused."""
-        from jobs.common.scoring import model_ref
+        from jobs.modeling.scoring import model_ref
 
         ready = {s.model.version: s for s in ([*self.state.arms.values(), *([self.state.shadow] if self.state.shadow
                                                                             else [])] if self.state else [])}  # fmt: skip
@@ -250,7 +250,7 @@ class ModelFollower:
 
     def _route_refusals(self, traffic: Traffic, aliases: dict[str, str]) -> dict[str, str]:
         """The routes of a traffic read from the registry that the promotion rules refuse."""
-        from jobs.common.route_rules import traffic_refusals
+        from jobs.release.route_rules import traffic_refusals
         from jobs.tablestore import open_table_store
 
         self._store = self._store or open_table_store(self.config)
@@ -279,7 +279,7 @@ class ModelFollower:
         if version:  # durable, for the rollout's judge: the canary cannot get traffic
             from datetime import UTC, datetime
 
-            from jobs.common.traffic import REFUSED_AT_TAG, REFUSED_TAG
+            from jobs.config.traffic import REFUSED_AT_TAG, REFUSED_TAG
 
             try:
                 self._registry.set_tags(
@@ -303,7 +303,7 @@ class ModelFollower:
     def _load_and_warm(self, candidate: ModelRef):
         import mlflow
 
-        from jobs.common.scoring import positive_probability
+        from jobs.modeling.scoring import positive_probability
 
         pyfunc = mlflow.pyfunc.load_model(candidate.uri)
         sample = self._warm_up_rows(candidate, pyfunc)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.errors import BadInputError
+from jobs.core.errors import BadInputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -243,8 +243,8 @@ def log_rows(
     table has them, else by the signature that scored them), then the outputs."""
     import pyarrow as pa
 
-    from jobs.common.scoring import SIGNATURE_ARROW_TYPES
-    from jobs.tablestore.base import simple_arrow_types, small_schema
+    from jobs.modeling.scoring import SIGNATURE_ARROW_TYPES
+    from jobs.tablestore.arrow import simple_arrow_types, small_schema
 
     def input_type(name: str) -> pa.DataType | None:  # the table's type wins: every segment must fit it
         if name in table_types:

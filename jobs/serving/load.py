@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from jobs.common.errors import BadInputError
-from jobs.common.rollout_gates import LoadFigures
+from jobs.core.errors import BadInputError
+from jobs.release.gates import LoadFigures
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 

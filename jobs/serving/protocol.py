@@ -14,7 +14,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.errors import BadInputError
+from jobs.core.errors import BadInputError
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -18,7 +18,7 @@ from jobs.tablestore.base import (
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from jobs.common.config import EnvConfig
+    from jobs.config.env import EnvConfig
 
 
 def open_table_store(config: EnvConfig, spark: SparkSession | None = None) -> TableStore:

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.config import IDENTIFIER
-from jobs.common.errors import BadInputError, MissingInputError, TransientError
+from jobs.config.base import IDENTIFIER
+from jobs.core.errors import BadInputError, MissingInputError, TransientError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,13 +28,18 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-    from jobs.common.config import EnvConfig
+    from jobs.config.env import EnvConfig
 
     Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
     T = TypeVar("T")
+from jobs.tablestore.arrow import column_types, is_arrow, small_schema
 
 log = logging.getLogger("runway.tablestore")
+
+
 COMMIT_ATTEMPTS = 6  # tries of one write that loses commit races to concurrent writers
+
+
 # Where both engines keep a commit's metadata (run id, window...): Delta's ``userMetadata``, one
 # JSON string. Not keys of the commit info's own: some (``job``, ``notebook``) are Delta fields with
 # types of their own, and delta-spark then cannot read the table's log.
@@ -164,7 +169,7 @@ class TableStore(ABC):
         """The session computing with this store's tables; started on first use."""
         with self._spark_lock:  # one start, also when start_spark's thread is still at it
             if self._spark is None:
-                from jobs.common.spark import get_spark
+                from jobs.platform.spark_session import get_spark
 
                 self._spark = get_spark(self.config)
             return self._spark
@@ -540,52 +545,6 @@ class TableStore(ABC):
         self, name: TableName, df: DataFrame, app_id: str, txn_version: int, *, evolve: bool, metadata: dict
     ) -> bool:
         """Commit the append; False when the engine skipped it as an already-seen transaction."""
-
-
-def is_arrow(df: Rows) -> bool:
-    """Whether rows to write are an Arrow table (else a Spark DataFrame)."""
-    import pyarrow as pa
-
-    return isinstance(df, pa.Table)
-
-
-def column_types(df: Rows) -> dict[str, str]:
-    """``{column: Spark simple type}`` of rows to write, the common currency of schema checks."""
-    schema = df.schema
-    if is_arrow(df):
-        from pyspark.sql.pandas.types import from_arrow_schema  # type mapping only: no JVM
-
-        schema = from_arrow_schema(schema)
-    return {f.name: f.dataType.simpleString() for f in schema.fields}
-
-
-def simple_arrow_types() -> dict[str, pa.DataType]:
-    """Spark's simple types (as ``column_types`` names them) that map one to one onto Arrow.
-    Timestamps are UTC instants, as Spark's with a UTC session time zone."""
-    import pyarrow as pa
-
-    return {
-        "string": pa.string(), "double": pa.float64(), "float": pa.float32(), "bigint": pa.int64(),
-        "int": pa.int32(), "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
-    }  # fmt: skip
-
-
-def small_schema(schema: str) -> pa.Schema:
-    """The Arrow schema of a simple DDL schema (``simple_arrow_types``); other types are refused
-    with their column."""
-    import pyarrow as pa
-
-    arrow_types = simple_arrow_types()
-    fields = []
-    for part in schema.split(","):
-        name, _, kind = part.strip().partition(" ")
-        kind = kind.strip().lower()
-        if not name or kind not in arrow_types:
-            raise BadInputError(
-                f"small_frame schema: {part.strip()!r} is not '<column> <one of {list(arrow_types)}>'"
-            )
-        fields.append((name, arrow_types[kind]))
-    return pa.schema(fields)
 
 
 def _ddl_types(schema: str) -> list[str]:

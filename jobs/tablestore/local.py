@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from jobs.common.errors import BadInputError
+from jobs.core.errors import BadInputError
+from jobs.tablestore.arrow import is_arrow
 from jobs.tablestore.base import (
     USER_METADATA,
     Commit,
@@ -22,7 +23,6 @@ from jobs.tablestore.base import (
     TableNotFoundError,
     TableStore,
     encode_metadata,
-    is_arrow,
 )
 
 if TYPE_CHECKING:

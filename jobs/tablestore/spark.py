@@ -11,7 +11,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from jobs.common.errors import BadInputError
+from jobs.core.errors import BadInputError
 from jobs.tablestore.base import (
     USER_METADATA,
     Commit,
@@ -49,7 +49,7 @@ class SparkDeltaTableStore(TableStore):
     def __init__(self, config, spark=None):
         super().__init__(config, spark)
         if not delta_jars_available(self.spark):
-            from jobs.common.paths import delta_jars
+            from jobs.core.paths import delta_jars
 
             _, why = delta_jars()
             raise BadInputError(

@@ -8,7 +8,8 @@ from airflow.sdk import DAG, Param, task
 
 from dag_factories.common import dag_kwargs, table_asset
 from dag_factories.compute import job_task
-from jobs.common.config import ConfigError, load_config
+from jobs.config.base import ConfigError
+from jobs.config.loader import load_config
 
 DOC = """
 ### Assistant — `{env}`

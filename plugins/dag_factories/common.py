@@ -12,7 +12,8 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from dag_factories.notifications import failure_notifier
-from jobs.common.config import EnvConfig, deployed_envs  # noqa: F401 (re-exported for DAG files)
+from jobs.config.env import EnvConfig
+from jobs.config.loader import deployed_envs  # noqa: F401 (re-exported for DAG files)
 
 # Who asked for a run, as Airflow's auth manager knows them (the user who triggered it; empty for a
 # scheduled or asset-triggered run): the person a job records, never a free-text Param.
@@ -81,7 +82,7 @@ def resolve_window(
 
 
 def _window(params: dict, data_interval_start, data_interval_end) -> dict[str, str]:
-    from jobs.common.window import Window
+    from jobs.core.window import Window
 
     start, end = params.get("start_date"), params.get("end_date")
     if start or end:

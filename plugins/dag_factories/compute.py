@@ -10,7 +10,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from jobs.common.config import ConfigError, EnvConfig
+from jobs.config.base import ConfigError
+from jobs.config.env import EnvConfig
 from jobs.runnable import check_job
 
 
@@ -38,7 +39,7 @@ def job_task(config: EnvConfig, *, task_id: str, job: str, arguments: list[Any],
 def use_case_selector(config: EnvConfig) -> str:
     """How a remote process selects this config's use case: its name when it is shipped under
     include/use_cases (and so travels in the wheel), else its folder (client-mode drivers, tests)."""
-    from jobs.common.paths import use_cases_dir
+    from jobs.core.paths import use_cases_dir
 
     folder = config.use_case.folder
     return folder.name if folder.parent == use_cases_dir().resolve() else str(folder)
@@ -55,7 +56,7 @@ def databricks_spec(config: EnvConfig) -> dict[str, Any]:
 def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
     """The submit spec of ``compute.spark_submit``, paths made absolute against the checkout; in
     client mode the driver finds configs and SQL in this checkout's include/."""
-    from jobs.common.paths import PROJECT_ROOT, include_dir
+    from jobs.core.paths import PROJECT_ROOT, include_dir
 
     spec = config.compute.spark_submit.model_dump()
     for key in ("wheel", "application"):
@@ -65,11 +66,11 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
     spec["conf"] = {k: v for k, v in spec["conf"].items() if v not in ("", None)}  # empty: the cluster's own
     native_delta = spec["env_vars"].get("RUNWAY_TABLE_ENGINE") == "spark"
     if not native_delta:  # a cluster without Delta: delta-rs commits from the driver
-        from jobs.common.spark import DELTA_SESSION_CONF
+        from jobs.platform.spark_session import DELTA_SESSION_CONF
 
         spec["conf"] = {k: v for k, v in spec["conf"].items() if k not in DELTA_SESSION_CONF}
     elif not (spec["jars"] or spec["packages"] or "spark.jars" in spec["conf"]):
-        from jobs.common.paths import delta_jars
+        from jobs.core.paths import delta_jars
 
         jars, _ = delta_jars()  # the ones `make install` fetched: shipped with each job
         spec["jars"] = ",".join(jars) or None

@@ -8,7 +8,7 @@ from airflow.utils.trigger_rule import TriggerRule
 
 from dag_factories.common import TRIGGERED_BY, dag_kwargs, table_asset
 from dag_factories.compute import job_task
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
 from sensors.rollout import CanaryStepSensor
 
 DOC = """

@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
 from dag_factories.compute import job_task
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
 
 DOC = """
 ### Feature refresh — `{env}`

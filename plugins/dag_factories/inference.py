@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
 from dag_factories.compute import job_task
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
 
 BATCH_DOC = """
 ### Batch inference — `{env}`
@@ -74,8 +74,8 @@ def build_streaming_inference_dag(env: str) -> DAG:
     kwargs = dag_kwargs(
         config, "streaming_inference", config.schedules.streaming_inference, "", ["inference"]
     )
-    from jobs.common.features import QUARANTINE_TABLE
-    from jobs.common.paths import checkpoint_dir
+    from jobs.config.env import checkpoint_dir
+    from jobs.features.pipeline import QUARANTINE_TABLE
 
     kwargs["doc_md"] = STREAMING_DOC.format(
         env=env, landing=streaming.landing_dir, model=config.registered_model_name,

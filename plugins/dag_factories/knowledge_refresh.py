@@ -7,7 +7,8 @@ from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs, table_asset
 from dag_factories.compute import job_task
-from jobs.common.config import ConfigError, load_config
+from jobs.config.base import ConfigError
+from jobs.config.loader import load_config
 
 DOC = """
 ### Knowledge refresh — `{env}`

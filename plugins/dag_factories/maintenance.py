@@ -6,7 +6,7 @@ from airflow.sdk import DAG
 
 from dag_factories.common import dag_kwargs
 from dag_factories.compute import job_task
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
 
 DOC = """
 ### Table upkeep — `{env}`

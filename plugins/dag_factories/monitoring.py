@@ -8,7 +8,7 @@ from airflow.sdk import DAG, task
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
 from dag_factories.compute import job_task
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
 from sensors.monitoring import DriftPolicySensor
 
 DOC = """
@@ -47,7 +47,7 @@ def drift_conf(decision: dict, end: str) -> dict:
 @task
 def notify(decision: dict, env: str, start: str, end: str) -> bool:
     from hooks.notification import WebhookNotificationHook
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     config = load_config(env)
     text = f"[{start}, {end}): {decision['reason']}. Windows: {', '.join(decision['windows'])}."

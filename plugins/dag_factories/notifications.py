@@ -10,7 +10,7 @@ def failure_notifier(env: str) -> Callable[[dict], None]:
 
     def notify(context: dict) -> None:
         from hooks.notification import WebhookNotificationHook
-        from jobs.common.config import load_config
+        from jobs.config.loader import load_config
 
         ti = context.get("ti") or context.get("task_instance")
         dag_id = getattr(ti, "dag_id", "?")

@@ -8,8 +8,10 @@ from airflow.sdk import DAG, Param, task
 
 from dag_factories.common import TRIGGERED_BY, dag_kwargs, table_asset
 from dag_factories.compute import job_task
-from jobs.common.config import TRAINING_REASONS, EnvConfig, load_config
-from jobs.common.registry import CHALLENGER, FAILED, PASSED
+from jobs.config.env import EnvConfig
+from jobs.config.loader import load_config
+from jobs.config.use_case import TRAINING_REASONS
+from jobs.release.registry import CHALLENGER, FAILED, PASSED
 
 DOC = """
 ### Training — `{env}`
@@ -87,7 +89,7 @@ def resolve_training(
 @task.branch
 def route_validation(status: dict) -> str:
     """Branch on the status the registry holds for the version (from the validation_status sensor)."""
-    from jobs.common.registry import PASSED
+    from jobs.release.registry import PASSED
 
     return "compare" if status.get("value") == PASSED else "validation_failed"
 
@@ -181,7 +183,7 @@ def build_training_dag(env: str) -> DAG:
                      "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ c['champion_version'] }} "
                      "on {{ c['window'] }}. Approve to move Champion.",
             )  # fmt: skip
-            from jobs.common.promotion import APPROVED, REJECTED
+            from jobs.release.promotion import APPROVED, REJECTED
             from operators.mlflow_registry import DeleteModelAliasOperator, RecordApprovalOperator
 
             record = {

@@ -1,5 +1,5 @@
 """MLflow model registry access for Airflow tasks: Airflow's connection lookup in front of Runway's
-registry layer (``jobs.common.registry``), which every operator, sensor and trigger uses.
+registry layer (``jobs.release.registry``), which every operator, sensor and trigger uses.
 
 Where the tracking and registry URIs come from, first match wins:
 1. explicit ``tracking_uri`` / ``registry_uri`` arguments;
@@ -19,8 +19,8 @@ from airflow.sdk import BaseHook
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from jobs.common.identity import Identity
-    from jobs.common.registry import ModelRegistry
+    from jobs.platform.identity import Identity
+    from jobs.release.registry import ModelRegistry
 
 
 class MlflowRegistryHook(BaseHook):
@@ -52,14 +52,14 @@ class MlflowRegistryHook(BaseHook):
             extra = conn.extra_dejson
             tracking = extra.get("tracking_uri") or conn.host
             if not tracking:
-                from jobs.common.errors import BadInputError
+                from jobs.core.errors import BadInputError
 
                 raise BadInputError(
                     f"connection {self.mlflow_conn_id} gives no tracking URI (host or extra.tracking_uri)"
                 )
             return tracking, extra.get("registry_uri") or tracking
-        from jobs.common.config import load_config
-        from jobs.common.identity import use_credentials
+        from jobs.config.loader import load_config
+        from jobs.platform.identity import use_credentials
 
         mlflow = load_config(self.runway_env).mlflow
         use_credentials(mlflow)  # the environment's deployer, where its server authenticates
@@ -77,9 +77,9 @@ class MlflowRegistryHook(BaseHook):
         return self._client
 
     def registry(self, model_name: str) -> ModelRegistry:
-        """One registered model, through Runway's registry layer (jobs.common.registry): the same
+        """One registered model, through Runway's registry layer (jobs.release.registry): the same
         reads, idempotent writes and error rules as the jobs'."""
-        from jobs.common.registry import ModelRegistry
+        from jobs.release.registry import ModelRegistry
 
         tracking, registry = self.get_uris()
         return ModelRegistry(self.get_conn(), model_name, registry or tracking)
@@ -87,6 +87,6 @@ class MlflowRegistryHook(BaseHook):
     def identity(self) -> Identity:
         """Whom the tracking server authenticates for this hook's credentials (``unauthenticated``
         where it authenticates nobody): what an approval recorded through this hook names."""
-        from jobs.common.identity import mlflow_identity
+        from jobs.platform.identity import mlflow_identity
 
         return mlflow_identity(self.get_uris()[0])

@@ -21,7 +21,7 @@ class MonitoringHook(BaseHook):
 
     @property
     def config(self):
-        from jobs.common.config import load_config
+        from jobs.config.loader import load_config
 
         return load_config(self.runway_env)
 
@@ -34,8 +34,8 @@ class MonitoringHook(BaseHook):
         return self._store
 
     def decide(self, window_end: str | date) -> dict[str, Any]:
-        """The policy's decision for the window ending ``window_end`` (jobs.common.retraining)."""
-        from jobs.common.retraining import retraining_decision
+        """The policy's decision for the window ending ``window_end`` (jobs.modeling.retraining)."""
+        from jobs.modeling.retraining import retraining_decision
 
         end = date.fromisoformat(str(window_end)[:10])
         decision = retraining_decision(self.config, self.store, end)

@@ -19,7 +19,7 @@ class RolloutHook(BaseHook):
         self.runway_env = runway_env
 
     def judge(self, since: str, candidate: str | None = None, phase: str = "canary") -> dict[str, Any]:
-        from jobs.common.config import load_config
+        from jobs.config.loader import load_config
         from jobs.rollout import judge
         from jobs.tablestore import open_table_store
 

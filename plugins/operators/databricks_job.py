@@ -11,7 +11,7 @@ from typing import Any
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.common.results import read_result
+from jobs.core.results import read_result
 from operators.runway_job import RunwayJobTask
 
 PACKAGE = "runway_mlops"

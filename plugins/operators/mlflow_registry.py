@@ -100,7 +100,7 @@ class RecordApprovalOperator(_RegistryOperator):
         self.answered_at = answered_at
 
     def execute(self, context) -> dict[str, Any]:
-        from jobs.common.promotion import VIA_AIRFLOW, approval_tags
+        from jobs.release.promotion import VIA_AIRFLOW, approval_tags
 
         hook = self.hook
         registry = hook.registry(self.model_name)

@@ -46,7 +46,7 @@ class RunwayJobTask:
         the task at once, as locally; anything else may be retried."""
         from airflow.exceptions import AirflowException
 
-        from jobs.common.errors import NON_RETRYABLE_EXIT_CODES
+        from jobs.core.errors import NON_RETRYABLE_EXIT_CODES
 
         suffix = f" — {where}" if where else ""
         reason = NON_RETRYABLE_EXIT_CODES.get(report.get("exit_code"))

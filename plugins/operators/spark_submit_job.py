@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from jobs.common.results import RESULT_MARKER, read_result
+from jobs.core.results import RESULT_MARKER, read_result
 from operators.runway_job import RunwayJobTask
 
 

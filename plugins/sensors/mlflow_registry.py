@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from jobs.common.registry import FAILED, PASSED, STATUS_TAG
+from jobs.release.registry import FAILED, PASSED, STATUS_TAG
 
 
 class ModelVersionTagSensor(BaseSensorOperator):

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 class CanaryStepSensor(BaseSensorOperator):
     """Succeeds (the verdict as XCom) once the candidate's arm has answered enough requests since
     ``since`` and the step has held ``hold_seconds`` within the limits; fails at once on a breach
-    (error rate, p99, prediction drift between the arms: ``jobs.common.rollout_gates``), so that the
+    (error rate, p99, prediction drift between the arms: ``jobs.release.gates``), so that the
     rollback downstream runs. ``deferrable=True`` hands the wait to the triggerer."""
 
     template_fields: Sequence[str] = ("since", "candidate")

@@ -58,7 +58,7 @@ class ModelVersionTagTrigger(BaseTrigger):
         }
 
     def _read_tag(self) -> str | None:
-        from jobs.common.registry import ModelRegistry
+        from jobs.release.registry import ModelRegistry
 
         return ModelRegistry.at(self.tracking_uri, self.registry_uri, self.model_name).tag(
             self.version, self.tag_key

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.config import ENVIRONMENTS, PIPELINES
+from jobs.config.base import ENVIRONMENTS, PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.config import load_config
-from jobs.common.window import Window
+from jobs.config.loader import load_config
+from jobs.core.window import Window
 from jobs.seed import seed
 from tests.support import content_checksum
 

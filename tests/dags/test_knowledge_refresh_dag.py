@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.config import load_config
+from jobs.config.loader import load_config
 from tests.support import edit_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,9 +22,9 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     import mlflow
     from airflow.models import DagBag
 
-    from jobs.common.knowledge import VectorIndex, index_dir
-    from jobs.common.registry import ModelRegistry
+    from jobs.assistant.knowledge import VectorIndex, index_dir
     from jobs.knowledge_refresh import VERSION_KEY
+    from jobs.release.registry import ModelRegistry
     from jobs.tablestore import open_table_store
 
     configs = tmp_path_factory.mktemp("configs")
@@ -70,7 +70,7 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
         # (the assistant DAG is triggered once, re-index skipped); a window without questions does nothing.
         from datetime import UTC, datetime, timedelta
 
-        from jobs.serving.assistant import log_table
+        from jobs.serving.assistant_endpoint import log_table
 
         at = datetime(2026, 2, 3, 9, tzinfo=UTC)
         asked = [

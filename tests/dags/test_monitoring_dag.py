@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.config import load_config
-from jobs.common.window import Window
+from jobs.config.loader import load_config
+from jobs.core.window import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = timedelta(days=1)

@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from jobs.common.config import load_config
-from jobs.common.window import Window
+from jobs.config.loader import load_config
+from jobs.core.window import Window
 from jobs.feature_refresh import JobContext, refresh
 from jobs.seed import seed
 from tests.support import edit_yaml

@@ -24,8 +24,8 @@ import requests
 from background import free_port  # scripts/background.py
 from stack import stack_env  # scripts/stack.py (conftest puts scripts/ on the path)
 
-from jobs.common.config import ENVIRONMENTS, PIPELINES
-from jobs.common.window import Window
+from jobs.config.base import ENVIRONMENTS, PIPELINES
+from jobs.core.window import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_CONF = {"training_end": "2013-03-01", "window_days": 59, "reason": "manual", "hyperparameters": {}}
@@ -117,7 +117,7 @@ class Api:
 @pytest.fixture(scope="module")
 def stack(spark, tmp_path_factory):
     """Prod gold for January–February, then the running stack on free ports."""
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
     from jobs.feature_refresh import JobContext, refresh
     from jobs.seed import seed
 
@@ -289,8 +289,8 @@ def _the_stack_serves_the_champion(stack, version: str) -> None:
     """`make up`'s endpoint follows the alias the promotion moved, and scores prod's gold rows."""
     from deltalake import DeltaTable
 
-    from jobs.common.config import load_config
-    from jobs.common.modeling import model_inputs
+    from jobs.config.loader import load_config
+    from jobs.modeling.training import model_inputs
 
     url = stack["state"]["serving_url"]
     deadline = time.monotonic() + 60

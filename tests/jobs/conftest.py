@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
-from jobs.common.config import MlflowSettings, TrainingConfig
-from jobs.common.window import Window
+from jobs.config.runtime import MlflowSettings
+from jobs.config.use_case import TrainingConfig
+from jobs.core.window import Window
 from jobs.feature_refresh import JobContext, refresh
 from jobs.seed import seed
 from tests.support import make_config

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pyarrow
 
-from jobs.common.config import Compute, TableStoreSettings, load_config
-from jobs.common.spark import get_spark
+from jobs.config.loader import load_config
+from jobs.config.runtime import Compute, TableStoreSettings
+from jobs.platform.spark_session import get_spark
 from jobs.tablestore import (
     DuplicateKeysError,
     SchemaMismatchError,

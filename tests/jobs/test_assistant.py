@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from jobs.build_assistant import build
-from jobs.common.errors import BadInputError
-from jobs.common.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG
-from jobs.common.traffic import Traffic
+from jobs.config.traffic import Traffic
+from jobs.core.errors import BadInputError
 from jobs.evaluate_assistant import evaluate
 from jobs.knowledge_refresh import refresh_knowledge
 from jobs.promote import audit_trail, promote, rollback
+from jobs.release.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG
 from jobs.rollout import set_traffic
 from tests.jobs.test_knowledge_refresh import assistant_config
 from tests.llm_standin import ChatStandIn
@@ -42,7 +42,7 @@ def assistant(tmp_path_factory):
 
 
 def _registry(config):
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
 
     return ModelRegistry.for_config(config.assistant_view())
 
@@ -129,9 +129,9 @@ def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
 
     import mlflow
 
-    from jobs.common.assistant_gate import METRICS, load_questions
-    from jobs.common.lifecycle import configure_mlflow
+    from jobs.assistant.gate import METRICS, load_questions
     from jobs.evaluate_assistant import evaluate_chain, verdict_of
+    from jobs.platform.mlflow_setup import configure_mlflow
 
     config, store = assistant
     view = config.assistant_view()
@@ -227,7 +227,7 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
 
     import mlflow
 
-    from jobs.common.registry import ModelRegistry
+    from jobs.release.registry import ModelRegistry
     from tests.jobs.test_serving import ROOT, Server, call
 
     config, store = assistant
@@ -275,7 +275,7 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
 
         # A/B by user and a shadow, through the chain's traffic tag (the model routes' machinery).
         other = build(config, store, "serve-ab", k=2)["version"]
-        from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+        from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
 
         # An answering route needs a version that may be promoted now (as its gate would leave it).
         ModelRegistry.for_config(view).set_tags(
@@ -339,9 +339,9 @@ def test_monitoring_reads_the_window_of_questions_and_asks_for_reevaluation_when
 
     import pyarrow as pa
 
-    from jobs.common.window import Window
+    from jobs.core.window import Window
     from jobs.monitor_assistant import monitor
-    from jobs.serving.assistant import log_table
+    from jobs.serving.assistant_endpoint import log_table
 
     config, store = assistant
     table = store.name("ml", "python_reference_inference_log")

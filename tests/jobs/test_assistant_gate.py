@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.common.assistant import Passage, citations_in, extractive_answer, render_prompt
-from jobs.common.assistant_gate import (
+from jobs.assistant.chain import Passage, citations_in, extractive_answer, render_prompt
+from jobs.assistant.gate import (
     GateLimits,
     NotJudgedError,
     citation_correct,
@@ -15,7 +15,7 @@ from jobs.common.assistant_gate import (
     retrieval_scores,
     summary,
 )
-from jobs.common.errors import TransientError
+from jobs.core.errors import TransientError
 
 LIMITS = GateLimits(
     {"recall_at_k": 0.8, "mrr": 0.6, "groundedness": 0.9, "citation_correctness": 0.8}, 2000, 0.02
@@ -126,8 +126,8 @@ def test_the_questions_file_is_checked_entry_by_entry():
 def test_the_monitoring_policy_reindexes_on_failing_retrieval_and_reevaluates_on_drift_staleness_or_ratings():
     import numpy as np
 
-    from jobs.common.assistant_monitoring import REEVALUATE, REINDEX, decide, uncovered_share
-    from jobs.common.config import AssistantMonitoringPolicy
+    from jobs.assistant.monitoring import REEVALUATE, REINDEX, decide, uncovered_share
+    from jobs.config.assistant import AssistantMonitoringPolicy
 
     policy = AssistantMonitoringPolicy()
     calm = {"requests": 100, "no_answer_rate": 0.05, "top_score_p50": 0.86, "feedback_rate": 0.1, "mean_rating": 4.2,

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from jobs.batch_inference import predictions_table, score_window
-from jobs.common.modeling import model_inputs
-from jobs.common.scoring import (
+from jobs.core.window import Window
+from jobs.modeling.scoring import (
     ModelRef,
     NoModelVersionError,
     SignatureMismatchError,
     check_signature,
     resolve_model,
 )
-from jobs.common.window import Window
+from jobs.modeling.training import model_inputs
 
 WINDOW = Window(date(2013, 2, 1), date(2013, 2, 4))
 CHAMPION = "Champion"
@@ -86,7 +86,7 @@ def test_in_process_scoring_holds_one_batch_at_a_time_with_the_same_result(champ
 
     import pyarrow as pa
 
-    from jobs.common.scoring import load_pyfunc, resolve_model, score_arrow
+    from jobs.modeling.scoring import load_pyfunc, resolve_model, score_arrow
 
     config, _, store, _ = champion
     model, features = resolve_model(config), config.use_case.features
@@ -121,7 +121,7 @@ def test_rescoring_after_a_promotion_records_the_new_version(champion):
 
 
 def test_without_a_champion_the_job_fails_in_one_sentence(tmp_path):
-    from jobs.common.config import MlflowSettings
+    from jobs.config.runtime import MlflowSettings
     from tests.support import make_config
 
     empty = make_config(tmp_path).model_copy(
@@ -152,7 +152,7 @@ def test_a_model_whose_signature_does_not_fit_the_features_fails_clearly(champio
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    from jobs.common.lifecycle import point_mlflow
+    from jobs.platform.mlflow_setup import point_mlflow
 
     config, result, store, client = champion
     frame = store.read_pandas(

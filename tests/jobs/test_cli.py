@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.common.cli import run_cli
-from jobs.common.errors import BadInputError, GateFailedError, MissingInputError, TransientError
+from jobs.core.errors import BadInputError, GateFailedError, MissingInputError, TransientError
+from jobs.platform.cli import run_cli
 
 
 def failing(exc: BaseException):

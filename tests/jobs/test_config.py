@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.config import ENVIRONMENTS, ConfigError, deployed_envs, load_config
-from jobs.common.paths import config_dir
+from jobs.config.base import ENVIRONMENTS, ConfigError
+from jobs.config.loader import deployed_envs, load_config
+from jobs.core.paths import config_dir
 from tests.conftest import TEST_USE_CASE
 from tests.support import edit_yaml
 
@@ -99,7 +100,7 @@ def test_environment_variables_are_interpolated(config_copy, monkeypatch):
     )
     assert load_config("dev", config_copy).mlflow.experiment == "/fallback"
     monkeypatch.setenv("EXPERIMENT_NAME", "/from-env")
-    from jobs.common import config as module
+    from jobs.config import loader as module
 
     module._load.cache_clear()
     assert load_config("dev", config_copy).mlflow.experiment == "/from-env"
@@ -149,7 +150,7 @@ def test_configuring_mlflow_for_one_environment_does_not_redirect_another(tmp_pa
     """MLflow exports its URIs to the environment; the config reads them as overrides."""
     import mlflow
 
-    from jobs.common.lifecycle import URI_VARIABLES, configure_mlflow
+    from jobs.platform.mlflow_setup import URI_VARIABLES, configure_mlflow
 
     for key in URI_VARIABLES:
         monkeypatch.delenv(key, raising=False)
@@ -170,14 +171,14 @@ def test_an_environment_file_must_declare_the_environment_it_is_loaded_for(confi
 
 
 def test_each_environment_can_have_its_own_mlflow_and_a_shared_one_is_stated(monkeypatch, caplog):
-    from jobs.common import lifecycle
+    from jobs.platform import mlflow_setup
 
     monkeypatch.setenv("RUNWAY_PROD_MLFLOW_TRACKING_URI", "http://mlflow-prod.internal:5000")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow-shared.internal:5000")
     assert load_config("prod").mlflow.tracking_uri == "http://mlflow-prod.internal:5000"
     assert load_config("dev").mlflow.tracking_uri == "http://mlflow-shared.internal:5000"
-    monkeypatch.setattr(lifecycle, "_STATED", set())
-    lifecycle.state_shared_mlflow(load_config("dev"))  # what a job says when it points MLflow
+    monkeypatch.setattr(mlflow_setup, "_STATED", set())
+    mlflow_setup.state_shared_mlflow(load_config("dev"))  # what a job says when it points MLflow
     assert "is shared by dev and staging" in caplog.text and "RUNWAY_DEV_MLFLOW_TRACKING_URI" in caplog.text
 
 
@@ -327,7 +328,7 @@ def test_shared_places_are_named_by_the_key_that_sets_them():
     the same place are refused by that key."""
     from pathlib import Path
 
-    from jobs.common.config import isolation_problems
+    from jobs.config.loader import isolation_problems
 
     dev, prod = load_config("dev"), load_config("prod")
     assert isolation_problems(dev, {"prod": prod}) == []

@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.common.errors import MissingInputError
-from jobs.common.features import type_rows
-from jobs.common.quality import QualityGateError
-from jobs.common.window import Window
+from jobs.core.errors import MissingInputError
+from jobs.core.window import Window
 from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, staged
+from jobs.features.pipeline import type_rows
+from jobs.features.quality import QualityGateError
 from jobs.seed import seed
 from tests.support import content_checksum, make_config
 
@@ -212,7 +212,7 @@ def test_a_source_all_of_whose_rows_were_quarantined_says_so_with_the_commonest_
 
 def test_seeding_nothing_is_an_error_naming_why(tmp_path):
     """`seed.date_columns` naming a column that is not a date seeded nothing and said ok: true."""
-    from jobs.common.errors import BadInputError
+    from jobs.core.errors import BadInputError
 
     config = make_config(tmp_path)
     spec = config.use_case.seed.model_copy(update={"date_columns": ["site"]})
@@ -364,7 +364,7 @@ def test_a_feature_sql_that_repeats_keys_writes_no_gold_and_names_the_sql(spark,
     its date condition: each reading meets every day's weather of its site)."""
     import shutil
 
-    from jobs.common.errors import BadInputError
+    from jobs.core.errors import BadInputError
     from tests.conftest import TEST_USE_CASE
 
     folder = tmp_path / "case"
@@ -394,8 +394,8 @@ def test_a_feature_sql_that_repeats_keys_writes_no_gold_and_names_the_sql(spark,
 def test_a_package_loader_that_takes_a_dataset_name_seeds_too():
     """`seed.package` could only call loaders without arguments: `data('pkg', 'Name')`-style
     packages needed a hand export into `seed.directory`."""
-    from jobs.common.config import SeedConfig
-    from jobs.common.errors import BadInputError
+    from jobs.config.use_case import SeedConfig
+    from jobs.core.errors import BadInputError
     from jobs.seed import package_frame
 
     loader = {"call": "data", "args": ["seattle-weather"]}  # vega_datasets.data('seattle-weather')
@@ -454,6 +454,6 @@ def test_a_feature_that_looks_back_is_the_same_however_the_refresh_was_split(spa
     with pytest.raises(Exception, match="only a daily source has days to look back over"):
         tree["use_case"]["sources"]["devices"]["lookback_days"] = 1
         (folder / "use_case.yaml").write_text(yaml.safe_dump(tree))
-        from jobs.common.config import load_config
+        from jobs.config.loader import load_config
 
         load_config("dev")

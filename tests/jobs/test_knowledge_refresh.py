@@ -9,8 +9,7 @@ import shutil
 
 import pytest
 
-from jobs.common.errors import BadInputError
-from jobs.common.knowledge import (
+from jobs.assistant.knowledge import (
     DUPLICATE,
     EMPTY,
     Document,
@@ -20,6 +19,7 @@ from jobs.common.knowledge import (
     index_dir,
     split_checked,
 )
+from jobs.core.errors import BadInputError
 from jobs.knowledge_refresh import VERSION_KEY, refresh_knowledge
 from tests.support import make_config
 
@@ -108,7 +108,7 @@ def test_a_refresh_writes_chunks_and_index_once_per_knowledge_version_and_heals_
 
 
 def test_bad_corpora_stop_in_one_sentence_before_anything_is_written_and_bad_chunks_are_kept_aside(tmp_path):
-    from jobs.common.quality import QualityGateError
+    from jobs.features.quality import QualityGateError
     from jobs.tablestore import open_table_store
 
     missing = assistant_config(tmp_path, ["for", "no-such-topic"])

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 from deltalake import DeltaTable
 
-from jobs.common.config import MaintenanceConfig
+from jobs.config.runtime import MaintenanceConfig
 from jobs.maintenance import upkeep
 from jobs.tablestore import open_table_store
 
@@ -49,7 +49,7 @@ def test_the_retention_cannot_be_configured_below_deltas_minimum():
 
 
 def test_unknown_tables_are_named(dev_config):
-    from jobs.common.errors import BadInputError
+    from jobs.core.errors import BadInputError
 
     with pytest.raises(BadInputError, match=r"no such tables in catalog dev: \['gold.nope'\]"):
         upkeep(dev_config, open_table_store(dev_config), ["gold.nope"])

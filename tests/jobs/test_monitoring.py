@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from jobs.batch_inference import score_window
-from jobs.common.config import RetrainingPolicy
-from jobs.common.retraining import METRICS_TABLE, decide, window_statuses
-from jobs.common.window import Window
+from jobs.config.monitoring import RetrainingPolicy
+from jobs.core.window import Window
+from jobs.modeling.retraining import METRICS_TABLE, decide, window_statuses
 from jobs.monitoring import drift_rows, monitor, record_alert
 
 WINTER = Window(date(2013, 2, 5), date(2013, 2, 12))  # the week after the model's training window
@@ -140,7 +140,7 @@ def test_a_metrics_table_from_before_sources_gains_the_column_and_keeps_its_rows
     the online writer looks (no ``source`` column), the batch writer adds it and replaces its window,
     then the online writer adds nothing twice and writes beside it. The old rows of other windows
     stay and count as the predictions'."""
-    from jobs.common.retraining import retraining_decision
+    from jobs.modeling.retraining import retraining_decision
     from jobs.monitoring import _write_metrics
     from jobs.tablestore import open_table_store
 

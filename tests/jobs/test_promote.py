@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from jobs.common.config import MlflowSettings, PromotionConfig
-from jobs.common.errors import BadInputError
-from jobs.common.promotion import MOVE_DONE, MOVE_PENDING, Move, champion_history, rollback_target
-from jobs.common.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
+from jobs.config.release import PromotionConfig
+from jobs.config.runtime import MlflowSettings
+from jobs.core.errors import BadInputError
 from jobs.promote import approve, audit_trail, promote, record_comparison, rollback
+from jobs.release.promotion import MOVE_DONE, MOVE_PENDING, Move, champion_history, rollback_target
+from jobs.release.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
 from jobs.validate_model import record_validation
 from tests.support import make_config
 
@@ -148,7 +149,7 @@ def test_a_retried_rollback_moves_once_and_a_new_request_moves_again(model):
 
 
 def _record(model, version: str, person: str, via: str, recorded_by: str = "unauthenticated") -> None:
-    from jobs.common.promotion import APPROVED, approval_tags
+    from jobs.release.promotion import APPROVED, approval_tags
 
     model.registry.set_tags(version, approval_tags(APPROVED, person, via, recorded_by, "2026-12-03T00:00:00"))
 
@@ -158,7 +159,7 @@ def test_prod_promotes_only_a_version_an_authenticated_approver_approved(tmp_pat
     approver was a typed name (`--approved-by alice`, anyone could type it). On a store that
     authenticates nobody the CLI's approval is refused, and a record claiming an MLflow login it was
     not written by does not count; an approval Airflow authenticated (a HITL answer) does."""
-    from jobs.common.promotion import VIA_AIRFLOW, VIA_MLFLOW
+    from jobs.release.promotion import VIA_AIRFLOW, VIA_MLFLOW
 
     model = Lifecycle(lifecycle_config(tmp_path, "prod", approvers=["alice"]))
     version = model.candidate()
@@ -224,20 +225,20 @@ def test_a_crash_mid_move_is_settled_by_the_retry(model, crash_at):
 @contextmanager
 def crashing(where: str):
     target = (
-        "jobs.common.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.promote.{where}"
+        "jobs.release.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.promote.{where}"
     )
     with mock.patch(target, side_effect=Crash(where)):
         yield
 
 
 def test_registry_outage_fails_promotion_as_transient(model, monkeypatch):
-    from jobs.common.registry import RegistryUnavailableError
+    from jobs.release.registry import RegistryUnavailableError
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     down = model.config.model_copy(
         update={"mlflow": model.config.mlflow.model_copy(update={"tracking_uri": "http://127.0.0.1:9"})}
     )
-    from jobs.common.scoring import resolve_model
+    from jobs.modeling.scoring import resolve_model
     from jobs.promote import compare
 
     for call in (lambda: promote(down, model.store, "run"), lambda: rollback(down, model.store, "run", "x", "y"),
@@ -317,8 +318,8 @@ class PromotionMachine(RuleBasedStateMachine):
     def route_traffic(self, data, answers):
         """Who may take a route: the Champion, the rollback target or a version promotable now when
         the route answers; a validated version when it only shadows (the rule both doors ask)."""
-        from jobs.common.route_rules import traffic_refusals
-        from jobs.common.traffic import SHADOW, Route, Traffic
+        from jobs.config.traffic import SHADOW, Route, Traffic
+        from jobs.release.route_rules import traffic_refusals
 
         version = data.draw(st.sampled_from(self.versions))
         champion = Route("champion", alias=CHAMPION, percent=90 if answers else 100)

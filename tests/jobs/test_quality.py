@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jobs.common.quality import FAIL, QUARANTINE, Expectation, load_suite, validate, volume_parameters
+from jobs.features.quality import FAIL, QUARANTINE, Expectation, load_suite, validate, volume_parameters
 
 EXPECTATIONS = [
     Expectation("expect_column_values_to_be_between", {"column": "speed", "min_value": 0, "max_value": 150}),
@@ -80,7 +80,7 @@ def test_volume_bounds_scale_with_days_and_sample():
 
 
 def test_the_use_cases_suites_load():
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     use_case = load_config("dev").use_case
     suites = [
@@ -103,7 +103,7 @@ def test_a_suite_loads_while_gx_is_still_being_imported_in_the_background():
     suite = TEST_USE_CASE / "expectations" / "silver_readings.json"
     script = (
         "from pathlib import Path\n"
-        "from jobs.common import quality\n"
+        "from jobs.features import quality\n"
         "quality.preload_gx()\n"
         f"name, expectations = quality.load_suite(Path({str(suite)!r}))\n"
         "print(name, len(expectations), {e.severity for e in expectations})\n"
@@ -121,7 +121,7 @@ def test_gx_imports_what_validations_do_not_use_lazily_and_still_has_it_on_use()
 
     script = (
         "import sys, pandas as pd\n"
-        "from jobs.common import quality\n"
+        "from jobs.features import quality\n"
         "quality.preload_gx(); quality._gx_ready()\n"
         "lazy = lambda: sorted(n for n in quality.GX_LAZY_IMPORTS if type(sys.modules[n]).__name__ == '_LazyModule')\n"
         "print('deferred', lazy())\n"
@@ -147,8 +147,8 @@ def test_gx_imports_what_validations_do_not_use_lazily_and_still_has_it_on_use()
 @pytest.mark.parametrize("meta", [{}, {"severity": "fail"}])
 def test_a_misspelled_expectation_type_names_the_suite_file(tmp_path, meta):
     """Before: dropped with a GX traceback (exit 0) when a severity was given, else a retryable crash."""
-    from jobs.common.errors import BadInputError
-    from jobs.common.quality import load_suite
+    from jobs.core.errors import BadInputError
+    from jobs.features.quality import load_suite
 
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"name": "s", "expectations": [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from jobs.common.config import RetrainingPolicy
-from jobs.common.retraining import decide, window_statuses
+from jobs.config.monitoring import RetrainingPolicy
+from jobs.modeling.retraining import decide, window_statuses
 
 POLICY = RetrainingPolicy(violations=2, of_last=3, cooldown_days=7)
 DAY = timedelta(days=1)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from jobs.common.audit import audit_trail
-from jobs.common.errors import BadInputError
-from jobs.common.registry import ModelRegistry
-from jobs.common.traffic import TRAFFIC_TAG, Traffic
+from jobs.config.traffic import TRAFFIC_TAG, Traffic
+from jobs.core.errors import BadInputError
+from jobs.release.audit import audit_trail
+from jobs.release.registry import ModelRegistry
 from jobs.rollout import set_traffic, traffic_in_force
 
 
@@ -67,7 +67,8 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
 def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
     """The deployment DAG's first task: validated, compared with the Champion of the moment, and in
     an environment that requires it, approved by a person."""
-    from jobs.common.promotion import (
+    from jobs.promote import approve, check_promotable
+    from jobs.release.promotion import (
         APPROVED,
         COMPARED_WITH_TAG,
         DECISION_TAG,
@@ -75,8 +76,7 @@ def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
         VIA_AIRFLOW,
         approval_tags,
     )
-    from jobs.common.registry import PASSED, STATUS_TAG
-    from jobs.promote import approve, check_promotable
+    from jobs.release.registry import PASSED, STATUS_TAG
 
     config, result, _, client = champion
     name, current = config.registered_model_name, result["version"]
@@ -174,9 +174,9 @@ def test_no_door_routes_clients_to_a_version_that_failed(champion, monkeypatch):
     Champion, the rollback target or a version promotable now; a shadow needs a validated version;
     a refused change writes neither the tag nor the audit trail."""
     import jobs.rollout as rollout
-    from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
-    from jobs.common.registry import FAILED, PASSED, STATUS_TAG
     from jobs.promote import promote
+    from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+    from jobs.release.registry import FAILED, PASSED, STATUS_TAG
 
     config, result, store, client = champion
     config, new_version = _own_model(config, client, result["version"], "trust_classifier")

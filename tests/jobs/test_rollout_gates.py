@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.common.rollout_gates import (
+from jobs.release.gates import (
     ArmFigures,
     CanaryLimits,
     LoadFigures,
     LoadLimits,
     canary_verdict,
     load_test_verdict,
-)  # fmt: skip
+)
 
 LIMITS = LoadLimits(max_p99_ratio=1.2, max_error_rate=0.0, max_p99_ms=500, min_rps=10)
 CANARY = CanaryLimits(min_requests=100, max_error_rate_diff=0.01, max_p99_ratio=1.5, max_prediction_drift=0.5)

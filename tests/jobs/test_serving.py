@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from background import free_port  # scripts/background.py
 
-from jobs.common.audit import audit_trail
-from jobs.common.modeling import model_inputs
+from jobs.modeling.training import model_inputs
+from jobs.release.audit import audit_trail
 from tests.conftest import ROOT
 
 CHAMPION = "Champion"
@@ -85,8 +85,8 @@ def registry(trained, tmp_path_factory):
 
     import mlflow
 
-    from jobs.common.config import MlflowSettings
-    from jobs.common.window import Window
+    from jobs.config.runtime import MlflowSettings
+    from jobs.core.window import Window
     from jobs.train import train
 
     base, _, store = trained
@@ -501,10 +501,10 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
     rerun replaces the window's online rows; a window without traffic is monitored with none."""
     from datetime import UTC, date, datetime, timedelta
 
-    from jobs.common.modeling import feature_columns
-    from jobs.common.retraining import METRICS_TABLE, retraining_decision
-    from jobs.common.window import Window
+    from jobs.core.window import Window
     from jobs.feature_refresh import JobContext, refresh
+    from jobs.modeling.retraining import METRICS_TABLE, retraining_decision
+    from jobs.modeling.training import feature_columns
     from jobs.monitoring import monitor
     from jobs.seed import seed
 
@@ -580,7 +580,7 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
 
 
 def _set_traffic(registry, traffic: dict, who: str = "tester") -> dict:
-    from jobs.common.traffic import Traffic
+    from jobs.config.traffic import Traffic
     from jobs.rollout import set_traffic
 
     return set_traffic(registry["config"], registry["store"], Traffic.from_dict(traffic), requested_by=who,
@@ -625,7 +625,7 @@ def test_a_traffic_tag_written_behind_runways_back_answers_nobody(server, regist
     """A raw registry write routing every client to an unvalidated version: the endpoint keeps the
     traffic it had (v1 answers), counts and logs the refusal and tags the version with the reason;
     once that version may be promoted, the same tag is put in force."""
-    from jobs.common.traffic import REFUSED_TAG, TRAFFIC_TAG
+    from jobs.config.traffic import REFUSED_TAG, TRAFFIC_TAG
 
     config, client = registry["config"], registry["client"]
     name, (v1, v2) = config.registered_model_name, registry["versions"]
@@ -786,7 +786,7 @@ def _latencies(server, body: bytes, n: int) -> tuple[list[float], list[str]]:
 
 
 def test_a_slow_shadow_leaves_the_answers_alone_and_its_rows_pair_with_theirs(server, registry, gold_rows):
-    from jobs.common.registry import PASSED, STATUS_TAG
+    from jobs.release.registry import PASSED, STATUS_TAG
 
     sleepy = _sleepy_version(registry, 0.2)
     registry["client"].set_model_version_tag(
@@ -830,8 +830,8 @@ def test_a_slow_shadow_leaves_the_answers_alone_and_its_rows_pair_with_theirs(se
 
 def test_the_load_test_passes_a_healthy_candidate_and_stops_a_slow_one(registry, monkeypatch):
     """Each version served alone on loopback, the same bounded Locust load (4 clients, 4 s)."""
-    from jobs.common.config import LoadTestSettings, RolloutConfig
-    from jobs.common.errors import GateFailedError
+    from jobs.config.release import LoadTestSettings, RolloutConfig
+    from jobs.core.errors import GateFailedError
     from jobs.load_test import STATUS_TAG, load_test
 
     for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
@@ -884,8 +884,8 @@ def _flaky_version(registry, column: str, good_value) -> str:
 
 
 def _ready_to_promote(registry, version: str, champion: str) -> None:
-    from jobs.common.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
-    from jobs.common.registry import PASSED, STATUS_TAG
+    from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
+    from jobs.release.registry import PASSED, STATUS_TAG
 
     for key, value in {STATUS_TAG: PASSED, DECISION_TAG: PROMOTE, COMPARED_WITH_TAG: champion}.items():
         registry["client"].set_model_version_tag(
@@ -901,9 +901,9 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
     candidate failing on part of the real traffic is rolled back at its first step."""
     from airflow.models import DagBag
 
-    from jobs.common.registry import ModelRegistry
-    from jobs.common.traffic import TRAFFIC_TAG
+    from jobs.config.traffic import TRAFFIC_TAG
     from jobs.load_test import request_body
+    from jobs.release.registry import ModelRegistry
 
     for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
         monkeypatch.setenv(key, registry["env"][key])

@@ -14,8 +14,8 @@ from datetime import date
 import pytest
 import spark_server  # scripts/spark_server.py (conftest puts scripts/ on the path)
 
-from jobs.common.results import read_result
-from jobs.common.window import Window
+from jobs.core.results import read_result
+from jobs.core.window import Window
 from jobs.seed import seed
 from tests.support import content_checksum, make_config
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.paths import checkpoint_dir
-from jobs.common.window import Window
+from jobs.config.env import checkpoint_dir
+from jobs.core.window import Window
 from jobs.seed import emit_events
 from jobs.streaming_inference import STREAM, MicroBatchScorer, run_stream
 
@@ -65,7 +65,7 @@ def test_malformed_events_are_quarantined_good_ones_scored_and_champion_swaps_mi
     (landing / "2013-02-05-bad.jsonl").write_text("\n".join(BAD_LINES) + "\n\n")
     expected = _events(landing, "2013-02-05")
     current = client.get_model_version(name, result["version"])
-    from jobs.common.lifecycle import point_mlflow
+    from jobs.platform.mlflow_setup import point_mlflow
 
     point_mlflow(config)  # MLflow resolves a models:/ source through the process-wide tracking URI
     swapped = client.create_model_version(name, current.source, run_id=current.run_id).version
@@ -192,7 +192,7 @@ def test_one_query_per_checkpoint_and_the_lock_dies_with_its_process(dev_config,
     import subprocess
     import sys
 
-    from jobs.common.errors import EXIT_TRANSIENT
+    from jobs.core.errors import EXIT_TRANSIENT
     from jobs.streaming_inference import CheckpointInUseError, exclusive_checkpoint
     from jobs.tablestore import open_table_store
 

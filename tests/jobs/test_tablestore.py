@@ -231,7 +231,7 @@ def test_writes_outside_the_environment_catalog_are_refused(spark, store, dev_co
 
 
 def test_dev_reads_prod_read_only(spark, dev_config):
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     prod_config = load_config("prod").model_copy(update={"storage": dev_config.storage})
     prod_store = open_table_store(prod_config, spark)
@@ -345,7 +345,7 @@ def test_spark_engine_refuses_to_run_without_delta_jars(tmp_path):
     import sys
 
     code = (
-        "from jobs.common.config import load_config; from jobs.common.spark import get_spark; "
+        "from jobs.config.loader import load_config; from jobs.platform.spark_session import get_spark; "
         "from jobs.tablestore import open_table_store; c = load_config('dev'); "
         "open_table_store(c, get_spark(c))"
     )

@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 import jobs.tablestore.local as local_engine
-from jobs.common.errors import EXIT_TRANSIENT
+from jobs.core.errors import EXIT_TRANSIENT
 from jobs.tablestore import open_table_store
 from jobs.tablestore.base import CommitConflictError
 
@@ -236,7 +236,7 @@ def test_commit_races_are_retried_then_end_in_one_retryable_sentence(dev_config,
 @pytest.mark.parametrize("part", ["../prod", "gold/x", "a.b", "", "prod gold"])
 def test_table_name_parts_are_plain_identifiers(dev_config, part):
     """Finding 9: `../prod/gold` passed the catalog check on the local engine (a path, not a name)."""
-    from jobs.common.errors import BadInputError
+    from jobs.core.errors import BadInputError
 
     store = open_table_store(dev_config)
     with pytest.raises(BadInputError, match="not a plain identifier"):
@@ -248,7 +248,7 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
     environment with no tables yet. One day's 842 bronze rows used to vanish."""
     import os
 
-    from jobs.common.window import Window
+    from jobs.core.window import Window
     from jobs.seed import seed
     from tests.support import make_config
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.common.paths import delta_jars
+from jobs.core.paths import delta_jars
 
 JARS, WHY_NONE = delta_jars()
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from jobs.common.errors import BadInputError
-from jobs.common.traffic import Route, Traffic, assign
+from jobs.config.traffic import Route, Traffic, assign
+from jobs.core.errors import BadInputError
 
 AB = {"routes": [{"name": "champion", "alias": "Champion", "percent": 90},
                  {"name": "candidate", "version": 7, "percent": 10}],

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.common.errors import MissingInputError
-from jobs.common.modeling import (
+from jobs.core.errors import MissingInputError
+from jobs.modeling.training import (
     best_threshold,
     build_pipeline,
     calibration_error,
@@ -111,7 +111,7 @@ def test_training_registers_a_pending_version_with_lineage(trained):
 def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained, spark):
     import mlflow
 
-    from jobs.common.lifecycle import point_mlflow
+    from jobs.platform.mlflow_setup import point_mlflow
 
     config, result, _ = trained
     point_mlflow(config)  # mlflow.set_tracking_uri would export the URI to every later test's jobs
@@ -128,9 +128,9 @@ def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained
 
 def test_a_feature_gold_lacks_names_the_config_key_not_an_arrow_error(trained):
     """Before: a misspelled feature surfaced at training as an Arrow FieldRef error with the schema."""
-    from jobs.common.config import ConfigError
-    from jobs.common.lifecycle import labelled_gold
-    from jobs.common.window import Window
+    from jobs.config.base import ConfigError
+    from jobs.core.window import Window
+    from jobs.modeling.lifecycle import labelled_gold
 
     config, _, store = trained
     model = config.use_case.model
@@ -150,9 +150,9 @@ def test_a_feature_gold_lacks_names_the_config_key_not_an_arrow_error(trained):
 def test_a_label_that_is_not_binary_is_bad_input_in_one_sentence(trained):
     """`label:` naming a count column loaded fine; training died later with scikit-learn's raw
     `ValueError: The least populated class...` and exit 1 (retried)."""
-    from jobs.common.errors import BadInputError
-    from jobs.common.lifecycle import check_binary_label
-    from jobs.common.window import Window
+    from jobs.core.errors import BadInputError
+    from jobs.core.window import Window
+    from jobs.modeling.lifecycle import check_binary_label
     from jobs.train import train
 
     config, _, store = trained

@@ -5,9 +5,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from jobs.common.config import ValidationConfig
-from jobs.common.promotion import better_or_equal
-from jobs.common.registry import CHALLENGER
+from jobs.config.release import ValidationConfig
+from jobs.release.promotion import better_or_equal
+from jobs.release.registry import CHALLENGER
 from jobs.validate_model import Check, performance_checks, validate_version
 
 
@@ -85,7 +85,7 @@ def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registr
 
 def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(registry):
     """Finding 1 on a real model: dry_run made it Challenger, enabled failed it, promote moved it."""
-    from jobs.common.errors import BadInputError
+    from jobs.core.errors import BadInputError
     from jobs.promote import promote
 
     config, version, store, client = registry
@@ -103,8 +103,8 @@ def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(regis
 
 
 def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, monkeypatch, tmp_path):
-    from jobs.common.cli import run_cli
-    from jobs.common.results import read_result
+    from jobs.core.results import read_result
+    from jobs.platform.cli import run_cli
     from jobs.validate_model import main
 
     config, version, store, client = registry
@@ -119,8 +119,8 @@ def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, m
 
 
 def test_a_champion_fitted_on_the_held_out_days_cannot_be_compared():
-    from jobs.common.promotion import fair_comparison
-    from jobs.common.window import Window
+    from jobs.core.window import Window
+    from jobs.release.promotion import fair_comparison
 
     champion = {"data.window_start": "2013-01-01", "data.test_start": "2013-03-18"}
     assert fair_comparison(champion, Window.parse("2013-03-18", "2013-04-01"))  # after its fitted days

@@ -22,7 +22,7 @@ def test_the_wheel_installs_the_entry_point_and_the_include_files(project_wheel,
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
                    check=True, capture_output=True, timeout=300)  # fmt: skip
-    probe = "from jobs.common.paths import include_dir; print(include_dir())"
+    probe = "from jobs.core.paths import include_dir; print(include_dir())"
     where = subprocess.run(
         [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
@@ -33,7 +33,7 @@ def test_the_wheel_installs_the_entry_point_and_the_include_files(project_wheel,
             "use_cases/seattle_weather/expectations/silver_weather.json"} <= {str(p) for p in shipped}  # fmt: skip
     for relative in shipped:  # every use case folder travels whole
         assert (include / relative).read_text() == (ROOT / "include" / relative).read_text()
-    lineage = "from jobs.common.paths import git_commit; print(git_commit())"  # no checkout there: the stamp
+    lineage = "from jobs.core.paths import git_commit; print(git_commit())"  # no checkout there: the stamp
     stamped = subprocess.run(
         [str(python), "-c", lineage], cwd=tmp_path, capture_output=True, text=True, check=True
     )

@@ -61,8 +61,8 @@ def _record_status(version: str, status: str) -> None:
     (here the session's local registry, standing in for the workspace's)."""
     from contextlib import suppress
 
-    from jobs.common.config import load_config
-    from jobs.common.registry import STATUS_TAG, ModelRegistry
+    from jobs.config.loader import load_config
+    from jobs.release.registry import STATUS_TAG, ModelRegistry
 
     registry = ModelRegistry.for_config(load_config("dev"))
     with suppress(Exception):  # created by an earlier run
@@ -215,7 +215,7 @@ def test_every_job_a_dag_sends_is_one_runway_job_runs(databricks_dags, capsys):
 
 def test_a_dag_naming_a_job_runway_job_does_not_run_is_refused_at_parse_time():
     from dag_factories.compute import job_task
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
     from jobs.runnable import UnknownJobError
 
     with pytest.raises(UnknownJobError, match="unknown job 'load_tests': runway_job runs seed, "):
@@ -357,7 +357,7 @@ def test_the_cluster_runs_the_use_case_airflow_selected(monkeypatch):
     """Before: the cluster's environment did not say which use case, so a deployment selecting
     seattle_weather through RUNWAY_USE_CASE ran base.yaml's default (flights) on Databricks."""
     from dag_factories.compute import databricks_spec, spark_submit_spec
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
     from tests.conftest import TEST_USE_CASE
 
     monkeypatch.setenv("RUNWAY_USE_CASE", "seattle_weather")
@@ -374,7 +374,7 @@ def test_the_traffic_renders_as_a_serving_endpoint_config_the_api_takes():
     Databricks cannot carry (the shadow, the sticky key) is named, not dropped silently."""
     from databricks.sdk import WorkspaceClient
 
-    from jobs.common.traffic import Traffic, to_databricks
+    from jobs.config.traffic import Traffic, to_databricks
     from tests.plugins.databricks_standin import TOKEN, JobsApiStandIn, Outcome
 
     traffic = Traffic.from_dict({"routes": [{"name": "champion", "alias": "Champion", "percent": 90},
@@ -414,7 +414,7 @@ def test_no_job_on_databricks_writes_to_the_drivers_disk(env, monkeypatch):
     folder, quality and monitoring reports, the serving WAL, MLflow artifacts) comes from the
     cluster's environment as a Unity Catalog Volume: a job cluster's local disk is gone after the run."""
     from dag_factories.compute import databricks_spec
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     monkeypatch.setenv("RUNWAY_COMPUTE", "databricks")
     cluster_env = databricks_spec(load_config(env))["env_vars"]  # what the run's processes see

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
-from jobs.common.window import Window
+from jobs.core.window import Window
 from sensors.monitoring import DriftPolicySensor
 from triggers.monitoring import DriftPolicyTrigger
 
@@ -22,7 +22,7 @@ DAY = timedelta(days=1)
 @pytest.fixture
 def monitored(tmp_path, spark, monkeypatch):
     """dev's monitoring table under tmp_path: a quiet day, then two drifting ones (2 of 3 → retrain)."""
-    from jobs.common import config as config_module
+    from jobs.config import loader as config_module
     from jobs.monitoring import _write_metrics
     from jobs.tablestore import open_table_store
     from tests.support import make_config
@@ -106,10 +106,10 @@ def test_the_decide_job_makes_the_sensors_decision_for_remote_modes(monitored, c
     """`jobs.monitoring decide` (check_drift on a cluster) returns what the sensor's hook decides,
     and a window not monitored yet is missing input (exit 4: a retry may find it)."""
     from hooks.monitoring import MonitoringHook
-    from jobs.common.cli import run_cli
-    from jobs.common.errors import EXIT_MISSING_INPUT
-    from jobs.common.results import read_result
+    from jobs.core.errors import EXIT_MISSING_INPUT
+    from jobs.core.results import read_result
     from jobs.monitoring import main
+    from jobs.platform.cli import run_cli
 
     assert run_cli(main, ["decide", "--env", "dev", "--start", "2013-07-03", "--end", "2013-07-04"]) == 0
     result = read_result(capsys.readouterr().out)

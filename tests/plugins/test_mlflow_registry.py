@@ -44,7 +44,7 @@ def test_hook_builds_its_client_lazily_and_resolves_uris(registry, monkeypatch):
     assert hook._client is None
     assert hook.get_uris()[0] == registry.where
     assert hook.registry(MODEL).by_alias("Champion") is None
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     from_config = MlflowRegistryHook(runway_env="staging")
     assert from_config.get_uris()[0] == load_config("staging").mlflow.tracking_uri
@@ -59,7 +59,7 @@ def test_set_alias_is_idempotent_and_resolves_aliases(registry):
 
 
 def test_set_alias_refuses_a_missing_version_or_alias(registry):
-    from jobs.common.errors import BadInputError
+    from jobs.core.errors import BadInputError
 
     with pytest.raises(BadInputError, match="v9"):
         registry.set_alias("Champion", "9")
@@ -160,8 +160,8 @@ def test_trigger_reports_failure_and_timeout(registry):
 
 def test_a_registry_that_does_not_answer_is_transient_never_not_set(monkeypatch):
     """A closed port: reads raise RegistryUnavailableError (retried), never "the alias is not set"."""
-    from jobs.common.errors import EXIT_TRANSIENT
-    from jobs.common.registry import ModelRegistry, RegistryUnavailableError
+    from jobs.core.errors import EXIT_TRANSIENT
+    from jobs.release.registry import ModelRegistry, RegistryUnavailableError
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")

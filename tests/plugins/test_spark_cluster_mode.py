@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from jobs.common.window import Window
+from jobs.core.window import Window
 from tests.support import content_checksum
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ STREAMED = Window(date(2013, 2, 14), date(2013, 2, 15))
 def _submit_to(cluster, monkeypatch, wheel: Path, data_dir: Path, engine: str = "spark") -> None:
     """spark-submit mode against ``cluster`` (the provider's connection), the jobs' data under
     ``data_dir``; the table engine ``engine`` (the shipped config's RUNWAY_SPARK_SUBMIT_ENGINE)."""
-    from jobs.common.paths import delta_jars
+    from jobs.core.paths import delta_jars
 
     if engine == "spark" and not delta_jars()[0]:
         pytest.skip(f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}")
@@ -110,7 +110,7 @@ def local_gold(tmp_path_factory, spark):
 def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
     engine, airflow_db, spark_cluster, project_wheel, local_gold, spark, tmp_path, monkeypatch
 ):
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
     from jobs.seed import seed
 
     _submit_to(spark_cluster, monkeypatch, project_wheel, tmp_path, engine)
@@ -148,7 +148,7 @@ def _local_lifecycle(root: Path, spark, monkeypatch) -> dict:
     import mlflow
 
     from jobs.batch_inference import score_window
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
     from jobs.seed import emit_events
     from jobs.streaming_inference import run_stream
     from jobs.tablestore import open_table_store
@@ -198,7 +198,7 @@ def test_training_and_scoring_on_a_real_cluster_give_the_local_runs_model_and_pr
     airflow_db, spark_cluster, project_wheel, refreshed, spark, tmp_path, monkeypatch
 ):
     from dag_factories.compute import job_task
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
     from jobs.seed import emit_events
 
     local, cluster = tmp_path / "local", tmp_path / "cluster"
@@ -242,7 +242,7 @@ def test_bad_input_fails_the_task_at_once_with_the_jobs_sentence(
     from airflow.sdk.exceptions import AirflowFailException
 
     from dag_factories.compute import job_task
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     _submit_to(spark_cluster, monkeypatch, project_wheel, tmp_path, engine="local")
     operator = job_task(load_config("dev"), task_id="seed", job="seed", arguments=["--start", "2013-01-05", "--end", "2013-01-01"])  # fmt: skip
@@ -267,7 +267,7 @@ def test_on_kill_ends_the_application_and_every_process_of_the_submission(
     import psutil
 
     from dag_factories.compute import job_task
-    from jobs.common.config import load_config
+    from jobs.config.loader import load_config
 
     shutil.copytree(refreshed, tmp_path / "data")
     _submit_to(spark_cluster, monkeypatch, project_wheel, tmp_path / "data", engine="local")

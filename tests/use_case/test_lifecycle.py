@@ -18,8 +18,8 @@ from datetime import date, timedelta
 import pytest
 from deltalake import DeltaTable
 
-from jobs.common.config import list_use_cases, load_config
-from jobs.common.results import read_result
+from jobs.config.loader import list_use_cases, load_config
+from jobs.core.results import read_result
 from tests.conftest import ROOT, SELECTED_USE_CASE
 
 # `make test-use-case USE_CASE=<name>` (RUNWAY_TEST_ONLY_SELECTED=1): that use case alone.

@@ -1,0 +1,85 @@
+"""Pointing MLflow at an environment's tracking server and registry."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import TYPE_CHECKING
+
+from jobs.platform.identity import use_credentials
+
+if TYPE_CHECKING:
+    from jobs.config.env import EnvConfig
+
+log = logging.getLogger("runway.mlflow")
+
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+_STATED: set[str] = set()  # environments whose shared MLflow store this process has stated
+
+
+def configure_mlflow(config: EnvConfig) -> str:
+    """Point MLflow at the environment's tracking server and registry; return the experiment id."""
+    import mlflow
+
+    point_mlflow(config)
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if config.mlflow.artifact_root:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
+        location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
+    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
+
+
+def state_shared_mlflow(config: EnvConfig) -> None:
+    """Say once per process and environment when other environments use the same MLflow store."""
+    from jobs.config.loader import shared_mlflow
+
+    if config.env not in _STATED and (others := shared_mlflow(config)):
+        log.warning(
+            "MLflow tracking store %s is shared by %s and %s: runs and models are kept apart only by their "
+            "experiment and model names; set RUNWAY_%s_MLFLOW_TRACKING_URI for a store of its own",
+            config.mlflow.tracking_uri, config.env, ", ".join(others), config.env.upper(),
+        )  # fmt: skip
+    _STATED.add(config.env)
+
+
+def pinned_requirements(packages: tuple[str, ...]) -> list[str]:
+    """A logged model's scoring environment, pinned to this one's versions (MLflow's import tracing
+    is slower and can miss or over-include packages)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in packages]
+
+
+def point_mlflow(config: EnvConfig) -> None:
+    """Point MLflow at the environment's tracking server and registry (no call to either); says
+    once per process when other environments share that server."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    state_shared_mlflow(config)
+
+    # MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for child processes,
+    # which Runway's config reads as overrides: keep the environment as it was, so another
+    # environment's config, loaded later in this process or by a job it starts, is not redirected.
+    use_credentials(config.mlflow)
+    exported = {key: os.environ.get(key) for key in URI_VARIABLES}
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_registry_uri(config.mlflow.registry_uri or config.mlflow.tracking_uri)
+    for key, value in exported.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def mlflow_client(config: EnvConfig):
+    import mlflow
+
+    configure_mlflow(config)
+    return mlflow.MlflowClient()
