@@ -36,7 +36,8 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
 
     from jobs.config.loader import load_config
     from jobs.core.window import Window
-    from jobs.feature_refresh import JobContext, refresh
+    from jobs.features.refresh import JobContext, refresh
+    from jobs.features.seed import seed
     from jobs.modeling.training import (
         build_pipeline,
         classification_metrics,
@@ -44,7 +45,6 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
         model_inputs,
         time_split,
     )
-    from jobs.seed import seed
 
     config = load_config("dev")
     # the demo's days, from the use case (make bench pins flight_delay)

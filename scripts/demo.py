@@ -196,7 +196,7 @@ class Demo:
 
     def seed(self, start: date, end: date) -> dict[str, int]:
         from jobs.core.window import Window
-        from jobs.seed import seed
+        from jobs.features.seed import seed
 
         with self._task_output_to_log():
             return seed(self.config, Window(start, end))
@@ -220,7 +220,7 @@ class Demo:
 
     def stream(self, day: date) -> dict[str, int]:
         from jobs.core.window import Window
-        from jobs.seed import emit_events
+        from jobs.features.seed import emit_events
 
         with self._task_output_to_log():
             landed = emit_events(self.config, Window(day, next_day(day)), files_per_day=24)

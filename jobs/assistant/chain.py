@@ -222,22 +222,3 @@ class ChainModel(mlflow.pyfunc.PythonModel):
                 for r in rows
             ]
         )
-
-
-def follow_chain_champion(config, registry) -> dict[str, Any]:
-    """Point the prompt's Champion alias at the prompt version the Champion chain was built with
-    (``assistant.prompt_version``); idempotent, so every promotion and rollback ends with it."""
-    import mlflow
-
-    champion = registry.alias_version(config.champion_alias)
-    if champion is None:
-        return {"prompt": config.prompt_name, "version": None}
-    prompt_version = registry.version(champion).tags.get("assistant.prompt_version")
-    if not prompt_version:
-        raise BadInputError(
-            f"{registry.model_name} v{champion} names no prompt version (assistant.prompt_version)"
-        )
-    mlflow.genai.set_prompt_alias(
-        config.prompt_name, alias=config.champion_alias, version=int(prompt_version)
-    )
-    return {"prompt": config.prompt_name, "version": prompt_version, "alias": config.champion_alias}

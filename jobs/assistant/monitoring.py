@@ -1,85 +1,101 @@
-"""The assistant's monitoring as pure policy: a window's figures from the endpoint's answered
-questions and their feedback, how well the evaluation questions cover the live ones (query drift),
-and the decision — re-index (the knowledge base fails the questions) or re-evaluate (the gate's
-questions or the Champion's knowledge no longer match what is asked and known)."""
+"""The assistant's monitoring run: answered questions, ratings and coverage of a window."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import logging
+import math
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.config.assistant import AssistantMonitoringPolicy
+from jobs.config.env import EnvConfig
+from jobs.core.window import Window
 
 if TYPE_CHECKING:
-    import numpy as np
+    from jobs.tablestore import TableStore
+
+
+log = logging.getLogger("runway.monitor_assistant")
+
+
+METRICS = "assistant_metrics"  # in the monitoring schema
+
+
+METRICS_SCHEMA = ("window_start date, window_end date, metric string, value double, model_version string, "
+                  "run_id string, computed_at timestamp")  # fmt: skip
+
+
+SAMPLE = 500  # questions embedded per window at most
+
+
+def answered_questions(config: EnvConfig, store: TableStore, window: Window):
     import pandas as pd
 
-NONE, REINDEX, REEVALUATE = "none", "reindex", "reevaluate"
+    table = store.name("ml", f"{config.assistant.name}_inference_log")
+    columns = ["request_id", "requested_at", "route", "status", "model_version", "question", "no_answer",
+               "top_score", "prompt_tokens", "completion_tokens", "cost_usd"]  # fmt: skip
+    if not store.exists(table):
+        return pd.DataFrame(columns=columns)
+    rows = store.read_pandas(table, window=("requested_at", window.start, window.end), columns=columns)
+    return rows[(rows.status == 200) & (rows.route != "shadow")]
 
 
-def window_figures(answered: pd.DataFrame, ratings: pd.DataFrame) -> dict[str, float]:
-    """Requests, no-answer rate, median top retrieval score, tokens and cost per request (where a
-    generator reported them), feedback rate, mean rating and the share of low ratings (≤ 2)."""
-    import numpy as np
+def ratings_of(config: EnvConfig, store: TableStore, request_ids):
+    import pandas as pd
 
-    n = len(answered)
-    tokens = answered.prompt_tokens.fillna(0) + answered.completion_tokens.fillna(0)
-    priced = answered.cost_usd.dropna()
-    return {"requests": float(n),
-            "no_answer_rate": float(answered.no_answer.mean()) if n else 0.0,
-            "top_score_p50": float(np.nanmedian(answered.top_score)) if answered.top_score.notna().any() else 0.0,
-            "tokens_per_request": float(tokens.mean()) if n else 0.0,
-            "cost_per_request_usd": float(priced.mean()) if len(priced) else 0.0,
-            "feedback_rate": len(ratings) / n if n else 0.0,
-            "mean_rating": float(ratings.rating.mean()) if len(ratings) else float("nan"),
-            "low_rating_share": float((ratings.rating <= 2).mean()) if len(ratings) else 0.0}  # fmt: skip
+    table = store.name("ml", f"{config.assistant.name}_feedback")
+    if not store.exists(table):
+        return pd.DataFrame(columns=["request_id", "rating"])
+    rows = store.read_pandas(table, columns=["request_id", "rating"])
+    return rows[rows.request_id.isin(set(request_ids))]
 
 
-def uncovered_share(live: np.ndarray, reference: np.ndarray, min_similarity: float) -> float:
-    """The share of live questions whose most similar evaluation question is below ``min_similarity``
-    (cosine; unit vectors): traffic the gate's questions do not represent."""
-    if not len(live) or not len(reference):
-        return 0.0
-    best = (live @ reference.T).max(axis=1)
-    return float((best < min_similarity).mean())
+def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, int | None]:
+    """(the Champion chain's index version, the chunks table's latest snapshot)."""
+    from jobs.assistant.knowledge import latest_snapshot
+    from jobs.release.registry import ModelRegistry
 
-
-@dataclass(frozen=True)
-class AssistantDecision:
-    action: str  # none | reindex | reevaluate
-    reasons: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "act": self.action != NONE}
-
-
-def decide(figures: dict[str, float], policy: AssistantMonitoringPolicy, champion_index: int | None,
-           latest_index: int | None) -> AssistantDecision:  # fmt: skip
-    """Re-index when retrieval fails the questions asked (no answer too often, weak top scores);
-    else re-evaluate when the Champion answers from an older knowledge snapshot, the live questions
-    drifted away from the evaluation set, or users rate the answers low."""
-    stale = champion_index is not None and latest_index is not None and champion_index < latest_index
-    reasons = (
-        [f"the Champion answers from index v{champion_index}, the knowledge base is at v{latest_index}"]
-        if stale
-        else []
+    registry = ModelRegistry.for_config(config.assistant_view())
+    champion = registry.by_alias(config.champion_alias)
+    ours = (
+        int(champion.tags["assistant.index_version"])
+        if champion and "assistant.index_version" in champion.tags
+        else None
     )
-    if figures.get("requests", 0) < policy.min_requests:
-        return AssistantDecision(REEVALUATE if stale else NONE, reasons or [f"{figures.get('requests', 0):.0f} answered "
-                                 f"questions < {policy.min_requests}: not judged"])  # fmt: skip
-    retrieval = []
-    if figures["no_answer_rate"] > policy.max_no_answer_rate:
-        retrieval.append(f"no-answer rate {figures['no_answer_rate']:.1%} > {policy.max_no_answer_rate:.0%}")
-    if figures["top_score_p50"] < policy.min_top_score_p50:
-        retrieval.append(f"median top score {figures['top_score_p50']:.3f} < {policy.min_top_score_p50:g}")
-    if retrieval:
-        return AssistantDecision(REINDEX, retrieval + reasons)
-    if figures.get("uncovered_share", 0.0) > policy.max_uncovered_share:
-        reasons.append(f"{figures['uncovered_share']:.0%} of the questions are unlike the evaluation set's "
-                       f"(> {policy.max_uncovered_share:.0%}): extend the labelled questions")  # fmt: skip
-    rated = figures["feedback_rate"] * figures["requests"]
-    if rated >= policy.min_ratings and figures["mean_rating"] < policy.min_mean_rating:
-        reasons.append(
-            f"mean rating {figures['mean_rating']:.2f} < {policy.min_mean_rating:g} over {rated:.0f} ratings"
-        )
-    return AssistantDecision(REEVALUATE if reasons else NONE, reasons)
+    latest = latest_snapshot(store, store.name("gold", config.assistant.chunks_table))
+    return ours, latest[0] if latest is not None else None
+
+
+def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -> dict[str, Any]:
+    from jobs.assistant.knowledge import Embedder
+    from jobs.assistant.monitoring_policy import decide, uncovered_share, window_figures
+
+    answered = answered_questions(config, store, window)
+    figures = window_figures(answered, ratings_of(config, store, answered.request_id))
+    if len(answered):
+        from jobs.assistant.gate import load_questions
+
+        embedder = Embedder(config.assistant.embedding_model)
+        sample = answered.question.sample(min(SAMPLE, len(answered)), random_state=0).tolist()
+        reference = [q.question for q in load_questions(config)]
+        figures["uncovered_share"] = uncovered_share(embedder.queries(sample), embedder.queries(reference),
+                                                     config.assistant.monitoring.min_question_similarity)  # fmt: skip
+    champion_index, latest_index = index_versions(config, store)
+    decision = decide(figures, config.assistant.monitoring, champion_index, latest_index)
+    present = {k: v for k, v in figures.items() if not math.isnan(v)}  # no rating yet: absent, not NaN
+    _record(config, store, window, present, run_id, answered)
+    log.info("assistant %s: %s (%s)", window, decision.action, "; ".join(decision.reasons) or "within limits")
+    return {
+        "window": str(window),
+        "figures": {k: round(v, 6) for k, v in present.items()},
+        **decision.as_dict(),
+    }
+
+
+def _record(config, store, window: Window, figures: dict[str, float], run_id: str, answered) -> None:
+    """The window's figures replace its rows (a rerun writes the same)."""
+    versions = ",".join(sorted(set(answered.model_version.dropna()))) or None
+    rows = [{"window_start": window.start, "window_end": window.end, "metric": k, "value": v, "model_version": versions,
+             "run_id": run_id, "computed_at": datetime.now(UTC)} for k, v in figures.items()]  # fmt: skip
+    store.overwrite(store.name("monitoring", METRICS), store.small_frame(rows, METRICS_SCHEMA),
+                    predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
+                    metadata={"run_id": run_id, "job": "monitor_assistant", "window": str(window)})  # fmt: skip

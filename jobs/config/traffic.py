@@ -23,6 +23,7 @@ from jobs.core.errors import BadInputError
 
 TRAFFIC_TAG = "runway.traffic"  # on the registered model: the traffic in force
 SHADOW = "shadow"  # the inference table's route for shadow answers
+NO_ROUTE = "none"  # the route of a request answered before it met one (413, 503, a malformed body)
 REFUSED_TAG = (
     "serving.refused"  # on a version an endpoint refused to serve: why (the canary's judge reads it)
 )

@@ -4,6 +4,7 @@ alias moves are in ``jobs.release.promotion``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,3 +35,30 @@ def write_event(store: TableStore, event: dict[str, Any]) -> None:
     frame = store.small_frame([event], AUDIT_SCHEMA)
     store.merge(store.name("ml", AUDIT), frame, ["event_id"],
                 metadata={"run_id": event["run_id"], "action": event["action"], "status": event["status"]})  # fmt: skip
+
+
+def record_change(store: TableStore, event: dict[str, Any], change: Callable[[], None], done: str) -> None:
+    """Intent first, then the change, then the settled event (``status`` ``done``): a crash in
+    between leaves the intent for ``settle_intents``, so the trail and the registry agree."""
+    write_event(store, event)
+    change()
+    event["status"] = done
+    write_event(store, event)
+
+
+def settle_intents(
+    store: TableStore,
+    name: str,
+    actions: tuple[str, ...],
+    pending: str,
+    status_of: Callable[[dict[str, Any]], str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Settle the model's ``actions`` intents a crash left (status ``pending``): each gets the status
+    ``status_of`` decides from the registry now (done when its change arrived, else abandoned) and
+    is written back. Returns the whole trail afterwards and the events settled."""
+    trail = audit_trail(store, name, actions)
+    settled = [event for event in trail if event.get("status") == pending]
+    for event in settled:
+        event["status"] = status_of(event)
+        write_event(store, event)
+    return trail, settled

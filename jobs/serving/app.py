@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
 
-from jobs.config.traffic import SHADOW
+from jobs.config.traffic import NO_ROUTE, SHADOW
 from jobs.modeling.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
 from jobs.serving.protocol import BadRequestError, parse_body
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.serving")
 
-NO_ROUTE = "none"  # the route of a request answered before it met one (413, 503, a malformed body)
 
 
 @dataclass

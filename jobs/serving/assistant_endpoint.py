@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from jobs.config.traffic import NO_ROUTE
 from jobs.core.errors import BadInputError
 from jobs.serving.protocol import load_json
 
@@ -47,7 +48,6 @@ ASSISTANT_LOG_SCHEMA = (
 FEEDBACK_SCHEMA = ("request_id string, user_id string, rating int, comment string, trace_id string, "
                    "model_version string, given_at timestamp")  # fmt: skip
 MAX_QUESTION_CHARS = 2000
-NO_ROUTE = "none"  # a request answered before it met a route (a bad body, nothing served yet)
 RECENT_TRACES = 10_000  # request id -> (trace id, version) kept in memory for feedback
 
 

@@ -8,7 +8,7 @@ from airflow.sdk import DAG, task
 
 from dag_factories.common import dag_kwargs, interval_schedule, resolve_window, table_asset, window_params
 from dag_factories.compute import job_task
-from jobs.assistant.monitoring import REEVALUATE, REINDEX
+from jobs.assistant.monitoring_policy import REEVALUATE, REINDEX
 from jobs.config.base import ConfigError
 from jobs.config.loader import load_config
 

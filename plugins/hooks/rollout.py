@@ -1,4 +1,4 @@
-"""Reads the inference table and judges a canary step (jobs.rollout.judge)."""
+"""Reads the inference table and judges a canary step (jobs.release.rollout.judge)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class RolloutHook(BaseHook):
 
     def judge(self, since: str, candidate: str | None = None, phase: str = "canary") -> dict[str, Any]:
         from jobs.config.loader import load_config
-        from jobs.rollout import judge
+        from jobs.release.rollout import judge
         from jobs.tablestore import open_table_store
 
         config = load_config(self.runway_env)

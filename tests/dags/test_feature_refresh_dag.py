@@ -10,7 +10,7 @@ import pytest
 
 from jobs.config.loader import load_config
 from jobs.core.window import Window
-from jobs.seed import seed
+from jobs.features.seed import seed
 from tests.support import content_checksum
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ def _rows(drift_share: float) -> list[dict]:
 def monitoring_dag(airflow_db, spark):
     from airflow.models import DagBag
 
-    from jobs.monitoring import _write_metrics
+    from jobs.modeling.monitoring import _write_metrics
     from jobs.tablestore import open_table_store
 
     config = load_config("dev")

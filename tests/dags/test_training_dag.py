@@ -12,8 +12,8 @@ import pytest
 
 from jobs.config.loader import load_config
 from jobs.core.window import Window
-from jobs.feature_refresh import JobContext, refresh
-from jobs.seed import seed
+from jobs.features.refresh import JobContext, refresh
+from jobs.features.seed import seed
 from tests.support import edit_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def states(run) -> dict[str, str]:
 
 
 def test_champion_challenger_lifecycle_with_rollback(dags, spark):
-    from jobs.promote import audit_trail
+    from jobs.release.champion import audit_trail
     from jobs.tablestore import open_table_store
 
     training, rollback, config = dags

@@ -118,8 +118,8 @@ class Api:
 def stack(spark, tmp_path_factory):
     """Prod gold for January–February, then the running stack on free ports."""
     from jobs.config.loader import load_config
-    from jobs.feature_refresh import JobContext, refresh
-    from jobs.seed import seed
+    from jobs.features.refresh import JobContext, refresh
+    from jobs.features.seed import seed
 
     root = tmp_path_factory.mktemp("stack")
     data_dir, configs = root / "data", _stack_configs(root / "configs")

@@ -9,8 +9,8 @@ import pytest
 from jobs.config.runtime import MlflowSettings
 from jobs.config.use_case import TrainingConfig
 from jobs.core.window import Window
-from jobs.feature_refresh import JobContext, refresh
-from jobs.seed import seed
+from jobs.features.refresh import JobContext, refresh
+from jobs.features.seed import seed
 from tests.support import make_config
 
 
@@ -33,7 +33,7 @@ def trained(spark, tmp_path_factory):
     seed(config, window)
     ctx = JobContext.open(config, "refresh")
     refresh(ctx, window)
-    from jobs.train import train
+    from jobs.modeling.train import train
 
     result = train(config, ctx.store, window, run_id="run-1", dag_id="dev_training", reason="manual")
     return config, result, ctx.store

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.build_assistant import build
+from jobs.assistant.build import build
+from jobs.assistant.evaluation import evaluate
+from jobs.assistant.knowledge_refresh import refresh_knowledge
 from jobs.config.traffic import Traffic
 from jobs.core.errors import BadInputError
-from jobs.evaluate_assistant import evaluate
-from jobs.knowledge_refresh import refresh_knowledge
-from jobs.promote import audit_trail, promote, rollback
+from jobs.release.champion import audit_trail, promote, rollback
 from jobs.release.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG
-from jobs.rollout import set_traffic
+from jobs.release.rollout import set_traffic
 from tests.jobs.test_knowledge_refresh import assistant_config
 from tests.llm_standin import ChatStandIn
 
@@ -129,8 +129,8 @@ def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
 
     import mlflow
 
+    from jobs.assistant.evaluation import evaluate_chain, verdict_of
     from jobs.assistant.gate import METRICS, load_questions
-    from jobs.evaluate_assistant import evaluate_chain, verdict_of
     from jobs.platform.mlflow_setup import configure_mlflow
 
     config, store = assistant
@@ -339,8 +339,8 @@ def test_monitoring_reads_the_window_of_questions_and_asks_for_reevaluation_when
 
     import pyarrow as pa
 
+    from jobs.assistant.monitoring import monitor
     from jobs.core.window import Window
-    from jobs.monitor_assistant import monitor
     from jobs.serving.assistant_endpoint import log_table
 
     config, store = assistant

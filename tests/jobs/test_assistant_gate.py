@@ -126,7 +126,7 @@ def test_the_questions_file_is_checked_entry_by_entry():
 def test_the_monitoring_policy_reindexes_on_failing_retrieval_and_reevaluates_on_drift_staleness_or_ratings():
     import numpy as np
 
-    from jobs.assistant.monitoring import REEVALUATE, REINDEX, decide, uncovered_share
+    from jobs.assistant.monitoring_policy import REEVALUATE, REINDEX, decide, uncovered_share
     from jobs.config.assistant import AssistantMonitoringPolicy
 
     policy = AssistantMonitoringPolicy()

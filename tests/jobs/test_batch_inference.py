@@ -12,8 +12,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-from jobs.batch_inference import predictions_table, score_window
 from jobs.core.window import Window
+from jobs.modeling.batch_scoring import predictions_table, score_window
 from jobs.modeling.scoring import (
     ModelRef,
     NoModelVersionError,

@@ -13,10 +13,10 @@ import pytest
 
 from jobs.core.errors import MissingInputError
 from jobs.core.window import Window
-from jobs.feature_refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, staged
 from jobs.features.pipeline import type_rows
 from jobs.features.quality import QualityGateError
-from jobs.seed import seed
+from jobs.features.refresh import JobContext, run_bronze, run_gate, run_gold, run_silver, staged
+from jobs.features.seed import seed
 from tests.support import content_checksum, make_config
 
 DAY1, DAY2 = date(2013, 1, 1), date(2013, 1, 2)
@@ -232,7 +232,7 @@ def test_text_dates_written_as_midnight_timestamps_seed_as_days():
     """A package's dates written `1985-01-01T00:00:00Z` made every row "invalid date"."""
     import pandas as pd
 
-    from jobs.seed import _midnight_as_day
+    from jobs.features.seed import _midnight_as_day
 
     values = pd.Series(["1985-01-01T00:00:00Z", "2013-01-05", "2013-01-05T13:00:00Z", "nope", None])
     assert _midnight_as_day(values).tolist() == [
@@ -396,7 +396,7 @@ def test_a_package_loader_that_takes_a_dataset_name_seeds_too():
     packages needed a hand export into `seed.directory`."""
     from jobs.config.use_case import SeedConfig
     from jobs.core.errors import BadInputError
-    from jobs.seed import package_frame
+    from jobs.features.seed import package_frame
 
     loader = {"call": "data", "args": ["seattle-weather"]}  # vega_datasets.data('seattle-weather')
     spec = SeedConfig(package="vega_datasets", frames={"weather": loader}, date_columns=["date"])
@@ -423,7 +423,7 @@ def test_a_feature_that_looks_back_is_the_same_however_the_refresh_was_split(spa
 
     import yaml
 
-    from jobs.feature_refresh import refresh
+    from jobs.features.refresh import refresh
     from tests.conftest import TEST_USE_CASE
 
     folder = tmp_path / "case"

@@ -22,7 +22,7 @@ from jobs.config.runtime import MlflowSettings
 from jobs.config.traffic import TRAFFIC_TAG
 from jobs.core.errors import BadInputError
 from jobs.platform.identity import Identity, mlflow_identity
-from jobs.promote import approve, audit_trail, promote
+from jobs.release.champion import approve, audit_trail, promote
 from jobs.release.promotion import (
     APPROVED,
     COMPARED_WITH_TAG,

@@ -19,8 +19,9 @@ from jobs.assistant.knowledge import (
     index_dir,
     split_checked,
 )
+from jobs.assistant.knowledge_refresh import refresh_knowledge
 from jobs.core.errors import BadInputError
-from jobs.knowledge_refresh import VERSION_KEY, refresh_knowledge
+from jobs.knowledge_refresh import VERSION_KEY
 from tests.support import make_config
 
 TOPICS = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",

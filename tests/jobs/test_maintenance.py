@@ -13,8 +13,8 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.config.runtime import MaintenanceConfig
-from jobs.maintenance import upkeep
 from jobs.tablestore import open_table_store
+from jobs.tablestore.maintenance import upkeep
 
 SCHEMA = "day date, id int, value string"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.batch_inference import score_window
 from jobs.config.monitoring import RetrainingPolicy
 from jobs.core.window import Window
+from jobs.modeling.batch_scoring import score_window
+from jobs.modeling.monitoring import drift_rows, monitor, record_alert
 from jobs.modeling.retraining import METRICS_TABLE, decide, window_statuses
-from jobs.monitoring import drift_rows, monitor, record_alert
 
 WINTER = Window(date(2013, 2, 5), date(2013, 2, 12))  # the week after the model's training window
 SUMMER = Window(date(2013, 7, 1), date(2013, 7, 8))
@@ -22,8 +22,8 @@ SUMMER = Window(date(2013, 7, 1), date(2013, 7, 8))
 
 @pytest.fixture(scope="module")
 def monitored(champion):
-    from jobs.feature_refresh import JobContext, refresh
-    from jobs.seed import seed
+    from jobs.features.refresh import JobContext, refresh
+    from jobs.features.seed import seed
 
     config, result, store, client = champion
     seed(config, SUMMER)
@@ -140,8 +140,8 @@ def test_a_metrics_table_from_before_sources_gains_the_column_and_keeps_its_rows
     the online writer looks (no ``source`` column), the batch writer adds it and replaces its window,
     then the online writer adds nothing twice and writes beside it. The old rows of other windows
     stay and count as the predictions'."""
+    from jobs.modeling.monitoring import _write_metrics
     from jobs.modeling.retraining import retraining_decision
-    from jobs.monitoring import _write_metrics
     from jobs.tablestore import open_table_store
 
     config = dev_config.model_copy(update={"monitoring": dev_config.monitoring.model_copy(

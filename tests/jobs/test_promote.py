@@ -20,10 +20,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from jobs.config.release import PromotionConfig
 from jobs.config.runtime import MlflowSettings
 from jobs.core.errors import BadInputError
-from jobs.promote import approve, audit_trail, promote, record_comparison, rollback
+from jobs.modeling.comparison import record_comparison
+from jobs.modeling.validation import record_validation
+from jobs.release.champion import approve, audit_trail, promote, rollback
 from jobs.release.promotion import MOVE_DONE, MOVE_PENDING, Move, champion_history, rollback_target
 from jobs.release.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
-from jobs.validate_model import record_validation
 from tests.support import make_config
 
 CHAMPION = "Champion"
@@ -238,8 +239,8 @@ def test_registry_outage_fails_promotion_as_transient(model, monkeypatch):
     down = model.config.model_copy(
         update={"mlflow": model.config.mlflow.model_copy(update={"tracking_uri": "http://127.0.0.1:9"})}
     )
+    from jobs.modeling.comparison import compare
     from jobs.modeling.scoring import resolve_model
-    from jobs.promote import compare
 
     for call in (lambda: promote(down, model.store, "run"), lambda: rollback(down, model.store, "run", "x", "y"),
                  lambda: compare(down, model.store, "run"), lambda: resolve_model(down)):  # fmt: skip

@@ -11,7 +11,7 @@ from jobs.config.traffic import TRAFFIC_TAG, Traffic
 from jobs.core.errors import BadInputError
 from jobs.release.audit import audit_trail
 from jobs.release.registry import ModelRegistry
-from jobs.rollout import set_traffic, traffic_in_force
+from jobs.release.rollout import set_traffic, traffic_in_force
 
 
 def _traffic(version: str, percent: float = 10) -> Traffic:
@@ -58,7 +58,9 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
     assert json.loads(events["r3"]["metrics"])["to"] == _traffic(version, 50).as_dict()
     assert events["r3"]["approved_by"] == "bob"
 
-    from jobs.promote import audit_trail as alias_moves  # promotion's history never sees traffic events
+    from jobs.release.champion import (
+        audit_trail as alias_moves,  # promotion's history never sees traffic events
+    )
 
     assert all(e["action"] != "traffic" for e in alias_moves(store, name))
     registry.client.delete_registered_model_tag(name, TRAFFIC_TAG)  # the config's traffic again
@@ -67,7 +69,7 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
 def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
     """The deployment DAG's first task: validated, compared with the Champion of the moment, and in
     an environment that requires it, approved by a person."""
-    from jobs.promote import approve, check_promotable
+    from jobs.release.champion import approve, check_promotable
     from jobs.release.promotion import (
         APPROVED,
         COMPARED_WITH_TAG,
@@ -123,7 +125,7 @@ def test_the_last_canary_step_compares_the_candidate_with_the_champions_recent_t
 
     import pyarrow as pa
 
-    from jobs.rollout import judge
+    from jobs.release.rollout import judge
 
     config, result, store, _ = champion
     config = config.model_copy(update={"serving": config.serving.model_copy(update={
@@ -174,7 +176,7 @@ def test_no_door_routes_clients_to_a_version_that_failed(champion, monkeypatch):
     Champion, the rollback target or a version promotable now; a shadow needs a validated version;
     a refused change writes neither the tag nor the audit trail."""
     import jobs.rollout as rollout
-    from jobs.promote import promote
+    from jobs.release.champion import promote
     from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
     from jobs.release.registry import FAILED, PASSED, STATUS_TAG
 

@@ -55,7 +55,7 @@ def test_a_canary_waits_for_traffic_breaches_on_errors_at_once_and_passes_within
 def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_rows():
     import pandas as pd
 
-    from jobs.online_report import arm_metrics, arm_quality, shadow_agreement
+    from jobs.serving.online_report import arm_metrics, arm_quality, shadow_agreement
 
     rows = pd.DataFrame([
         # request, row, route, status, latency, prediction, label

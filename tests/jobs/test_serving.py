@@ -87,7 +87,7 @@ def registry(trained, tmp_path_factory):
 
     from jobs.config.runtime import MlflowSettings
     from jobs.core.window import Window
-    from jobs.train import train
+    from jobs.modeling.train import train
 
     base, _, store = trained
     root = tmp_path_factory.mktemp("serving")
@@ -502,11 +502,11 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
     from datetime import UTC, date, datetime, timedelta
 
     from jobs.core.window import Window
-    from jobs.feature_refresh import JobContext, refresh
+    from jobs.features.refresh import JobContext, refresh
+    from jobs.features.seed import seed
+    from jobs.modeling.monitoring import monitor
     from jobs.modeling.retraining import METRICS_TABLE, retraining_decision
     from jobs.modeling.training import feature_columns
-    from jobs.monitoring import monitor
-    from jobs.seed import seed
 
     store, base = registry["store"], registry["config"]
     summer = Window(date(2013, 7, 1), date(2013, 7, 8))
@@ -581,7 +581,7 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
 
 def _set_traffic(registry, traffic: dict, who: str = "tester") -> dict:
     from jobs.config.traffic import Traffic
-    from jobs.rollout import set_traffic
+    from jobs.release.rollout import set_traffic
 
     return set_traffic(registry["config"], registry["store"], Traffic.from_dict(traffic), requested_by=who,
                        reason="test", run_id=f"traffic-{time.monotonic_ns()}")  # fmt: skip
@@ -832,7 +832,7 @@ def test_the_load_test_passes_a_healthy_candidate_and_stops_a_slow_one(registry,
     """Each version served alone on loopback, the same bounded Locust load (4 clients, 4 s)."""
     from jobs.config.release import LoadTestSettings, RolloutConfig
     from jobs.core.errors import GateFailedError
-    from jobs.load_test import STATUS_TAG, load_test
+    from jobs.serving.load_gate import LOAD_TEST_STATUS_TAG, load_test
 
     for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
         monkeypatch.setenv(key, registry["env"][key])  # what the endpoints it starts read their config from
@@ -849,14 +849,14 @@ def test_the_load_test_passes_a_healthy_candidate_and_stops_a_slow_one(registry,
         healthy["figures"]["candidate"]["requests"] > 20 and healthy["figures"]["champion"]["failures"] == 0
     )
     tags = client.get_model_version(name, v2).tags
-    assert tags[STATUS_TAG] == "passed" and float(tags["load_test.p99_ms"]) > 0
+    assert tags[LOAD_TEST_STATUS_TAG] == "passed" and float(tags["load_test.p99_ms"]) > 0
     run = client.get_run(healthy["mlflow_run_id"])
     assert run.data.tags["runway.kind"] == "load_test" and "candidate.p99_ms" in run.data.metrics
 
     slow = _sleepy_version(registry, 0.15)  # the same answers, 150 ms later
     with pytest.raises(GateFailedError, match=r"load test failed: p99 \d+ ms > 1.5 x the Champion's"):
         load_test(config, registry["store"], slow, run_id="load-slow")
-    assert client.get_model_version(name, slow).tags[STATUS_TAG] == "failed"
+    assert client.get_model_version(name, slow).tags[LOAD_TEST_STATUS_TAG] == "failed"
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == v1  # nothing was deployed
 
 
@@ -902,8 +902,8 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
     from airflow.models import DagBag
 
     from jobs.config.traffic import TRAFFIC_TAG
-    from jobs.load_test import request_body
     from jobs.release.registry import ModelRegistry
+    from jobs.serving.load_gate import request_body
 
     for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
         monkeypatch.setenv(key, registry["env"][key])

@@ -16,7 +16,7 @@ import spark_server  # scripts/spark_server.py (conftest puts scripts/ on the pa
 
 from jobs.core.results import read_result
 from jobs.core.window import Window
-from jobs.seed import seed
+from jobs.features.seed import seed
 from tests.support import content_checksum, make_config
 
 TABLES = (

@@ -19,8 +19,8 @@ import pytest
 
 from jobs.config.env import checkpoint_dir
 from jobs.core.window import Window
-from jobs.seed import emit_events
-from jobs.streaming_inference import STREAM, MicroBatchScorer, run_stream
+from jobs.features.seed import emit_events
+from jobs.modeling.streaming_scoring import STREAM, MicroBatchScorer, run_stream
 
 CHAMPION = "Champion"
 BAD_LINES = [
@@ -193,7 +193,7 @@ def test_one_query_per_checkpoint_and_the_lock_dies_with_its_process(dev_config,
     import sys
 
     from jobs.core.errors import EXIT_TRANSIENT
-    from jobs.streaming_inference import CheckpointInUseError, exclusive_checkpoint
+    from jobs.modeling.streaming_scoring import CheckpointInUseError, exclusive_checkpoint
     from jobs.tablestore import open_table_store
 
     checkpoint = checkpoint_dir(dev_config)

@@ -249,7 +249,7 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
     import os
 
     from jobs.core.window import Window
-    from jobs.seed import seed
+    from jobs.features.seed import seed
     from tests.support import make_config
 
     env = {**os.environ, "RUNWAY_DATA_DIR": str(tmp_path)}

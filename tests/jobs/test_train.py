@@ -130,7 +130,7 @@ def test_a_feature_gold_lacks_names_the_config_key_not_an_arrow_error(trained):
     """Before: a misspelled feature surfaced at training as an Arrow FieldRef error with the schema."""
     from jobs.config.base import ConfigError
     from jobs.core.window import Window
-    from jobs.modeling.lifecycle import labelled_gold
+    from jobs.features.gold import labelled_gold
 
     config, _, store = trained
     model = config.use_case.model
@@ -152,8 +152,8 @@ def test_a_label_that_is_not_binary_is_bad_input_in_one_sentence(trained):
     `ValueError: The least populated class...` and exit 1 (retried)."""
     from jobs.core.errors import BadInputError
     from jobs.core.window import Window
-    from jobs.modeling.lifecycle import check_binary_label
-    from jobs.train import train
+    from jobs.features.gold import check_binary_label
+    from jobs.modeling.train import train
 
     config, _, store = trained
     model = config.use_case.model.model_copy(update={"label": "hour"})  # a count, 0..23

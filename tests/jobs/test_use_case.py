@@ -18,7 +18,7 @@ from jobs.config.base import ConfigError
 from jobs.config.loader import list_use_cases, load_config
 from jobs.core.paths import config_dir
 from jobs.features.use_case_check import check_use_case, check_use_case_once, fingerprint
-from jobs.use_case import new_use_case
+from jobs.features.use_case_files import new_use_case
 from tests.conftest import ROOT, TEST_USE_CASE
 from tests.support import make_config
 
@@ -215,7 +215,7 @@ def test_a_new_use_case_from_the_scaffold_loads_checks_and_seeds(spark, tmp_path
     assert config.use_case.name == "pumps" and config.registered_model_name == "dev.ml.pumps_classifier"
     check_use_case(spark, config)
     from jobs.core.window import Window
-    from jobs.seed import seed
+    from jobs.features.seed import seed
 
     written = seed(config, Window(config.use_case.start_date, config.use_case.start_date.replace(day=3)),
                    tmp_path / "landing")  # fmt: skip

@@ -6,9 +6,9 @@ import mlflow
 import pytest
 
 from jobs.config.release import ValidationConfig
+from jobs.modeling.validation import Check, performance_checks, validate_version
 from jobs.release.promotion import better_or_equal
 from jobs.release.registry import CHALLENGER
-from jobs.validate_model import Check, performance_checks, validate_version
 
 
 def test_metric_direction():
@@ -86,7 +86,7 @@ def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registr
 def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(registry):
     """Finding 1 on a real model: dry_run made it Challenger, enabled failed it, promote moved it."""
     from jobs.core.errors import BadInputError
-    from jobs.promote import promote
+    from jobs.release.champion import promote
 
     config, version, store, client = registry
     strict = with_validation(config, floors={"roc_auc": 0.99})

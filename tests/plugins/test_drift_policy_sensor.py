@@ -23,7 +23,7 @@ DAY = timedelta(days=1)
 def monitored(tmp_path, spark, monkeypatch):
     """dev's monitoring table under tmp_path: a quiet day, then two drifting ones (2 of 3 → retrain)."""
     from jobs.config import loader as config_module
-    from jobs.monitoring import _write_metrics
+    from jobs.modeling.monitoring import _write_metrics
     from jobs.tablestore import open_table_store
     from tests.support import make_config
 

@@ -87,7 +87,7 @@ def _run_dag(file_name: str, dag_id: str, **conf):
 @pytest.fixture(scope="module")
 def local_gold(tmp_path_factory, spark):
     """The same days refreshed by a local job (local engine, the session's warm Spark)."""
-    from jobs.seed import seed
+    from jobs.features.seed import seed
     from tests.support import make_config
 
     root = tmp_path_factory.mktemp("local-run")
@@ -111,7 +111,7 @@ def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
     engine, airflow_db, spark_cluster, project_wheel, local_gold, spark, tmp_path, monkeypatch
 ):
     from jobs.config.loader import load_config
-    from jobs.seed import seed
+    from jobs.features.seed import seed
 
     _submit_to(spark_cluster, monkeypatch, project_wheel, tmp_path, engine)
     config = load_config("dev")
@@ -131,8 +131,8 @@ def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
 def refreshed(tmp_path_factory, spark) -> Path:
     """A data folder with the days training, scoring and streaming use refreshed into gold (local
     engine, in this process): each run below starts from a copy."""
-    from jobs.feature_refresh import JobContext, refresh
-    from jobs.seed import seed
+    from jobs.features.refresh import JobContext, refresh
+    from jobs.features.seed import seed
     from tests.support import make_config
 
     root = tmp_path_factory.mktemp("refreshed")
@@ -147,12 +147,12 @@ def _local_lifecycle(root: Path, spark, monkeypatch) -> dict:
     """Train, promote, batch-score and drain the stream in this process on the local engine."""
     import mlflow
 
-    from jobs.batch_inference import score_window
     from jobs.config.loader import load_config
-    from jobs.seed import emit_events
-    from jobs.streaming_inference import run_stream
+    from jobs.features.seed import emit_events
+    from jobs.modeling.batch_scoring import score_window
+    from jobs.modeling.streaming_scoring import run_stream
+    from jobs.modeling.train import train
     from jobs.tablestore import open_table_store
-    from jobs.train import train
 
     _own_mlflow(monkeypatch)
     monkeypatch.setenv("RUNWAY_DATA_DIR", str(root))
@@ -199,7 +199,7 @@ def test_training_and_scoring_on_a_real_cluster_give_the_local_runs_model_and_pr
 ):
     from dag_factories.compute import job_task
     from jobs.config.loader import load_config
-    from jobs.seed import emit_events
+    from jobs.features.seed import emit_events
 
     local, cluster = tmp_path / "local", tmp_path / "cluster"
     for root in (local, cluster):
