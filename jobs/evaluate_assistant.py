@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(args.env)
     from jobs.release.registry import ModelRegistry
 
-    version = args.version or latest_version(ModelRegistry.for_config(config.assistant_view()))
+    version = args.version or latest_version(ModelRegistry.for_config(config, config.assistant_target))
     return evaluate(config, str(version), args.run_id)
 
 

@@ -59,28 +59,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     config = load_config(args.env)
-    if args.model == "assistant":
-        if args.action == "compare":
-            raise BadInputError(
-                "a chain is compared by its evaluation gate: python -m jobs.evaluate_assistant"
-            )
-        config = config.assistant_view()
+    if args.model == "assistant" and args.action == "compare":
+        raise BadInputError("a chain is compared by its evaluation gate: python -m jobs.evaluate_assistant")
+    target = config.target("assistant" if args.model == "assistant" else "model")
     if args.action in ("approve", "reject"):
         if not args.version:
             raise BadInputError(f"{args.action} needs --version")
-        return approve(config, args.version, reject=args.action == "reject", reason=args.reason)
+        return approve(config, args.version, reject=args.action == "reject", reason=args.reason, target=target)
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # Spark starts only if the engine needs it to write Delta
     if args.action == "check":
         if not args.version:
             raise BadInputError("check needs --version")
-        return check_promotable(config, args.version)
+        return check_promotable(config, args.version, target)
     if args.action == "compare":
         return compare(config, store, args.run_id)
     if args.action == "promote":
-        return promote(config, store, args.run_id, args.version)
-    return rollback(config, store, args.run_id, args.requested_by, args.reason)
+        return promote(config, store, args.run_id, args.version, target=target)
+    return rollback(config, store, args.run_id, args.requested_by, args.reason, target=target)
 
 
 if __name__ == "__main__":

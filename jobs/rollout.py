@@ -48,17 +48,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    if args.model == "assistant":
-        if args.action in ("judge", "databricks-config"):
-            raise BadInputError(
-                f"{args.action} is for the use case's model; a chain is judged by its evaluation gate"
-            )
-        config = config.assistant_view()
+    if args.model == "assistant" and args.action in ("judge", "databricks-config"):
+        raise BadInputError(f"{args.action} is for the use case's model; a chain is judged by its evaluation gate")
+    target = config.target("assistant" if args.model == "assistant" else "model")
     if args.action in ("show", "databricks-config"):
         from jobs.release.registry import ModelRegistry
 
-        registry = ModelRegistry.for_config(config)
-        traffic = traffic_in_force(config, registry)
+        registry = ModelRegistry.for_config(config, target)
+        traffic = traffic_in_force(config, registry, target)
         if args.action == "show":
             return {"traffic": traffic.as_dict()}
         from jobs.tablestore import open_table_store
@@ -72,23 +69,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise BadInputError("judge: --since <ISO timestamp> is required")
         return judge(config, store, datetime.fromisoformat(args.since), args.candidate, args.phase)
     if args.action == "reset":  # back to the configured traffic: a rollback, or the end of a clean ladder
-        traffic = config.configured_traffic()
+        traffic = target.configured_traffic()
     elif args.action == "shadow-step":
         if not args.candidate:
             raise BadInputError("shadow-step: --candidate <version> is required")
-        base = config.configured_traffic()
+        base = target.configured_traffic()
         traffic = Traffic(base.routes, Route(SHADOW, version=args.candidate, percent=0), base.sticky_key)
     elif args.action == "canary-step":
         if not args.candidate or args.percent is None:
             raise BadInputError("canary-step: --candidate <version> and --percent <share> are required")
-        traffic = canary_traffic(config, args.candidate, args.percent)
+        traffic = canary_traffic(config, args.candidate, args.percent, target)
     elif args.traffic is None:
         raise BadInputError("traffic: --traffic '<json>' is required")
     else:
         traffic = Traffic.from_dict(args.traffic)
     started = datetime.now(UTC)
-    outcome = set_traffic(config, store, traffic, requested_by=args.requested_by, reason=args.reason,
-                          run_id=args.run_id)  # fmt: skip
+    outcome = set_traffic(
+        config, store, traffic, requested_by=args.requested_by, reason=args.reason, run_id=args.run_id, target=target
+    )
     return {**outcome, "started": started.isoformat()}
 
 

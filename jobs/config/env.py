@@ -30,6 +30,7 @@ from jobs.config.runtime import (
     TableOptions,
     TableStoreSettings,
 )
+from jobs.config.targets import ModelTarget, TargetKey
 from jobs.config.use_case import SourceConfig, UseCase
 
 
@@ -127,9 +128,46 @@ class EnvConfig(StrictModel):
         return self
 
     @property
+    def model_target(self) -> ModelTarget:
+        """The use case's model: ``<catalog>.<ml schema>.<model>`` in the environment's experiment."""
+        return ModelTarget(
+            key="model",
+            env=self.env,
+            registered_model_name=f"{self.catalog}.{self.schemas.ml}.{self.use_case.model.name}",
+            experiment=self.mlflow.experiment,
+            champion_alias=self.inference.alias,
+            promotion=self.promotion,
+            served_alias=self.serving.alias or self.inference.alias,
+            traffic_spec=self.serving.traffic,
+        )
+
+    @property
+    def assistant_target(self) -> ModelTarget:
+        """The assistant's chain: ``<catalog>.<ml>.<assistant name>`` in the experiment
+        ``/runway/<env>/<assistant name>``, its prompt ``<catalog>.<ml>.<assistant name>_prompt``;
+        promotion rules and aliases as for the use case's model."""
+        if self.assistant is None:
+            raise ConfigError(f"environment {self.env!r} configures no assistant (the `assistant:` section)")
+        name = self.assistant.name
+        return ModelTarget(
+            key="assistant",
+            env=self.env,
+            registered_model_name=f"{self.catalog}.{self.schemas.ml}.{name}",
+            experiment=f"/runway/{self.env}/{name}",
+            champion_alias=self.inference.alias,
+            promotion=self.promotion,
+            served_alias=self.inference.alias,
+            prompt_name=f"{self.catalog}.{self.schemas.ml}.{name}_prompt",
+        )
+
+    def target(self, key: TargetKey = "model") -> ModelTarget:
+        """The target named ``key``: ``model`` (the use case's) or ``assistant`` (the chain)."""
+        return self.assistant_target if key == "assistant" else self.model_target
+
+    @property
     def registered_model_name(self) -> str:
-        """``<catalog>.<ml schema>.<model>``, the Unity Catalog three-level model name."""
-        return f"{self.catalog}.{self.schemas.ml}.{self.use_case.model.name}"
+        """The use case model's name (``model_target``), the Unity Catalog three-level name."""
+        return self.model_target.registered_model_name
 
     def streaming_source(self) -> tuple[str, SourceConfig]:
         """(name, config) of the source streaming events carry; one sentence when there is none."""
@@ -146,42 +184,8 @@ class EnvConfig(StrictModel):
         """The alias scoring follows and promotion moves (``inference.alias``): one setting for both."""
         return self.inference.alias
 
-    def assistant_view(self) -> EnvConfig:
-        """This environment as its assistant's lifecycle sees it: the registered model (the chain)
-        ``<catalog>.<ml>.<assistant name>`` and the experiment ``/runway/<env>/<assistant name>``;
-        promotion rules, audit table and aliases as for the use case's model."""
-        if self.assistant is None:
-            raise ConfigError(f"environment {self.env!r} configures no assistant (the `assistant:` section)")
-        name = self.assistant.name
-        model = self.use_case.model.model_copy(update={"name": name})
-        experiment = f"/runway/{self.env}/{name}"
-        serving = self.serving.model_copy(
-            update={"traffic": None, "alias": None}
-        )  # the model's own are not the chain's
-        return self.model_copy(update={"use_case": self.use_case.model_copy(update={"model": model}), "serving": serving,
-                                       "mlflow": self.mlflow.model_copy(update={"experiment": experiment})})  # fmt: skip
-
-    @property
-    def is_assistant_view(self) -> bool:
-        """Whether this is ``assistant_view()``: the assistant's chain is the registered model."""
-        return self.assistant is not None and self.use_case.model.name == self.assistant.name
-
-    @property
-    def prompt_name(self) -> str:
-        """The assistant's prompt in the MLflow prompt registry: ``<catalog>.<ml>.<assistant>_prompt``."""
-        return f"{self.catalog}.{self.schemas.ml}.{self.assistant.name}_prompt" if self.assistant else ""
-
     def table_options(self, schema: str, table: str) -> TableOptions:
         return self.tables.get(f"{schema}.{table}", TableOptions())
-
-    def configured_traffic(self):
-        """The endpoint's traffic from config (``serving.traffic``; default: all of it to the served
-        alias). The registered model's ``runway.traffic`` tag, when set, overrides it."""
-        from jobs.config.traffic import Route, Traffic
-
-        if self.serving.traffic is not None:
-            return Traffic.from_dict(self.serving.traffic)
-        return Traffic((Route("champion", alias=self.serving.alias or self.champion_alias),))
 
 
 STREAMING_QUERY = "streaming_inference"  # the streaming query's name (its checkpoint folder)

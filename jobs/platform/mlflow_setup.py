@@ -11,6 +11,7 @@ from jobs.platform.identity import use_credentials
 
 if TYPE_CHECKING:
     from jobs.config.env import EnvConfig
+    from jobs.config.targets import ModelTarget
 
 log = logging.getLogger("runway.mlflow")
 
@@ -20,19 +21,21 @@ URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _STATED: set[str] = set()  # environments whose shared MLflow store this process has stated
 
 
-def configure_mlflow(config: EnvConfig) -> str:
-    """Point MLflow at the environment's tracking server and registry; return the experiment id."""
+def configure_mlflow(config: EnvConfig, target: ModelTarget | None = None) -> str:
+    """Point MLflow at the environment's tracking server and registry; return the id of the
+    target's experiment (default: the use case model's), created when missing."""
     import mlflow
 
     point_mlflow(config)
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    name = (target or config.model_target).experiment
+    experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = None
     if config.mlflow.artifact_root:
-        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.mlflow.experiment.strip("/"))
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/"))
         location = f"{config.mlflow.artifact_root.rstrip('/')}/{folder}"
-    return mlflow.create_experiment(config.mlflow.experiment, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=location)
 
 
 def state_shared_mlflow(config: EnvConfig) -> None:

@@ -37,6 +37,7 @@ from jobs.release.promotion import (
 from jobs.release.registry import CHALLENGER, ModelRegistry
 
 if TYPE_CHECKING:
+    from jobs.config.targets import ModelTarget
     from jobs.tablestore import TableStore
 
 
@@ -48,8 +49,8 @@ def audit_trail(store: TableStore, name: str) -> list[dict[str, Any]]:
     return common_audit_trail(store, name, ALIAS_ACTIONS)
 
 
-def rules_of(config: EnvConfig) -> PromotionRules:
-    return PromotionRules.of(config.promotion)
+def rules_of(target: ModelTarget) -> PromotionRules:
+    return PromotionRules.of(target.promotion)
 
 
 def settle_pending(store: TableStore, registry: ModelRegistry, alias: str) -> list[dict[str, Any]]:
@@ -105,14 +106,22 @@ def actor_of(registry: ModelRegistry) -> str:
     return mlflow_identity(registry.tracking_uri).name
 
 
-def approve(config: EnvConfig, version: str, *, reject: bool = False, reason: str = "") -> dict[str, Any]:
+def approve(
+    config: EnvConfig,
+    version: str,
+    *,
+    reject: bool = False,
+    reason: str = "",
+    target: ModelTarget | None = None,
+) -> dict[str, Any]:
     """Record the caller's decision on a version (the approval record promotion checks): the
     approver is the identity the MLflow server authenticated, in an environment with human approval
     one of ``promotion.approvers``. A rejection (also one by time-out) takes ``Challenger`` away."""
-    registry = ModelRegistry.for_config(config)
+    target = target or config.model_target
+    registry = ModelRegistry.for_config(config, target)
     approver = actor_of(registry)
-    if not reject and (why := rules_of(config).may_approve(approver)):
-        raise BadInputError(f"{config.registered_model_name} v{version}: {why}")
+    if not reject and (why := rules_of(target).may_approve(approver)):
+        raise BadInputError(f"{registry.model_name} v{version}: {why}")
     registry.version(version)
     decision = REJECTED if reject else APPROVED
     at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -128,98 +137,115 @@ def approve(config: EnvConfig, version: str, *, reject: bool = False, reason: st
     }
 
 
-def promote(config: EnvConfig, store: TableStore, run_id: str, version: str | None = None) -> dict[str, Any]:
-    """Move the Champion alias to ``version`` (default: the Challenger) if the rules allow it."""
-    registry, alias = ModelRegistry.for_config(config), config.champion_alias
+def promote(
+    config: EnvConfig,
+    store: TableStore,
+    run_id: str,
+    version: str | None = None,
+    *,
+    target: ModelTarget | None = None,
+) -> dict[str, Any]:
+    """Move the target's Champion alias (default: the use case model's) to ``version`` (default:
+    the Challenger) if the rules allow it."""
+    target = target or config.model_target
+    registry, alias = ModelRegistry.for_config(config, target), target.champion_alias
     settle_pending(store, registry, alias)
-    target = str(version) if version else registry.alias_version(CHALLENGER)
-    if target is None:
+    wanted = str(version) if version else registry.alias_version(CHALLENGER)
+    if wanted is None:
         raise BadInputError(f"{registry.model_name} has no {CHALLENGER} to promote: give --version")
     champion = registry.alias_version(alias)
-    if champion == target:  # a retry or a repeat: nothing moves, no other version is touched
-        registry.delete_alias(CHALLENGER, only_from=target)
-        log.info("%s v%s is already %s: nothing to do", registry.model_name, target, alias)
-        return _settled(config, registry, {"model_name": registry.model_name, "action": PROMOTE, "from_version": champion,
-                                           "to_version": target, "run_id": run_id, "changed": False})  # fmt: skip
-    record = registry.version(target)
-    candidate = Candidate.from_tags(target, record.tags)
-    if why := promotion_refusal(candidate, champion, rules_of(config)):
+    if champion == wanted:  # a retry or a repeat: nothing moves, no other version is touched
+        registry.delete_alias(CHALLENGER, only_from=wanted)
+        log.info("%s v%s is already %s: nothing to do", registry.model_name, wanted, alias)
+        return _settled(target, registry, {"model_name": registry.model_name, "action": PROMOTE, "from_version": champion,
+                                           "to_version": wanted, "run_id": run_id, "changed": False})  # fmt: skip
+    record = registry.version(wanted)
+    candidate = Candidate.from_tags(wanted, record.tags)
+    if why := promotion_refusal(candidate, champion, rules_of(target)):
         raise BadInputError(f"{registry.model_name}: {why}; {alias} stays {version_label(champion)}")
     metrics = {k: v for k, v in record.tags.items() if k.startswith("comparison.")}
     event = _move_champion(
-        store, registry, alias, move=Move(PROMOTE, champion, target, request_id=run_id), run_id=run_id,
+        store, registry, alias, move=Move(PROMOTE, champion, wanted, request_id=run_id), run_id=run_id,
         approved_by=candidate.approved_by or "auto", reason=record.tags.get("trigger.reason", ""), metrics=metrics,
     )  # fmt: skip
-    registry.delete_alias(CHALLENGER, only_from=target)
-    return _settled(config, registry, event)
+    registry.delete_alias(CHALLENGER, only_from=wanted)
+    return _settled(target, registry, event)
 
 
-def check_promotable(config: EnvConfig, version: str) -> dict[str, Any]:
+def check_promotable(config: EnvConfig, version: str, target: ModelTarget | None = None) -> dict[str, Any]:
     """Whether ``version`` may become Champion now (validated, won its comparison with the Champion
     of the moment, approved where the environment requires it): what the deployment DAG asks before
     the candidate meets any traffic. Refuses with the reason, like ``promote``."""
-    registry, alias = ModelRegistry.for_config(config), config.champion_alias
+    target = target or config.model_target
+    registry, alias = ModelRegistry.for_config(config, target), target.champion_alias
     champion = registry.alias_version(alias)
     candidate = Candidate.from_tags(str(version), registry.version(version).tags)
-    if champion != str(version) and (why := promotion_refusal(candidate, champion, rules_of(config))):
+    if champion != str(version) and (why := promotion_refusal(candidate, champion, rules_of(target))):
         raise BadInputError(f"{registry.model_name}: {why}; it gets no traffic before it may be promoted")
     return {"version": str(version), "champion": champion, "promotable": True,
             "approved_by": candidate.approved_by or "auto"}  # fmt: skip
 
 
 def rollback(
-    config: EnvConfig, store: TableStore, run_id: str, requested_by: str | None, reason: str
+    config: EnvConfig,
+    store: TableStore,
+    run_id: str,
+    requested_by: str | None,
+    reason: str,
+    *,
+    target: ModelTarget | None = None,
 ) -> dict[str, Any]:
     """Walk the Champion history back one step; a retry of the same run moves nothing twice.
     ``requested_by``: the person it is done for (the Airflow user who triggered it); by default the
     authenticated caller."""
-    registry, alias = ModelRegistry.for_config(config), config.champion_alias
+    target = target or config.model_target
+    registry, alias = ModelRegistry.for_config(config, target), target.champion_alias
     trail = settle_pending(store, registry, alias)
     champion = registry.alias_version(alias)
     done = [e for e in trail if e.get("request_id") == run_id and e["action"] == ROLLBACK
             and e.get("status") in (MOVE_DONE, None)]  # fmt: skip
     if done and done[-1]["to_version"] == champion:
         log.info("rollback of request %s already made (-> v%s): nothing to do", run_id, champion)
-        return _settled(config, registry, {**done[-1], "changed": False})
+        return _settled(target, registry, {**done[-1], "changed": False})
     history = champion_history(Move.from_event(e) for e in trail)
-    target, why = rollback_target(history, champion)
-    if target is None:
+    back_to, why = rollback_target(history, champion)
+    if back_to is None:
         raise BadInputError(f"{registry.model_name}: cannot roll back: {why}")
     event = _move_champion(
         store,
         registry,
         alias,
-        move=Move(ROLLBACK, champion, target, request_id=run_id),
+        move=Move(ROLLBACK, champion, back_to, request_id=run_id),
         run_id=run_id,
         approved_by=requested_by or actor_of(registry),
         reason=reason,
         metrics={"replaced": champion},
     )
-    return _settled(config, registry, event)
+    return _settled(target, registry, event)
 
 
-def _settled(config: EnvConfig, registry: ModelRegistry, event: dict[str, Any]) -> dict[str, Any]:
+def _settled(target: ModelTarget, registry: ModelRegistry, event: dict[str, Any]) -> dict[str, Any]:
     """The move's summary; for a chain, after its prompt's Champion alias followed — also after a
     no-op, so a retry heals a crash between the chain's alias and the prompt's."""
     keys = ("model_name", "action", "from_version", "to_version", "approved_by", "actor", "run_id", "changed")
     summary = {k: event.get(k) for k in keys}
-    if config.is_assistant_view:
-        summary["prompt"] = follow_prompt_champion(config, registry)
+    if target.is_chain:
+        summary["prompt"] = follow_prompt_champion(target, registry)
     return summary
 
 
-def follow_prompt_champion(config: EnvConfig, registry: ModelRegistry) -> dict[str, Any]:
+def follow_prompt_champion(target: ModelTarget, registry: ModelRegistry) -> dict[str, Any]:
     """Point the prompt's Champion alias at the prompt version the Champion chain was built with
     (``assistant.prompt_version``); idempotent, so every promotion and rollback ends with it."""
-    champion = registry.alias_version(config.champion_alias)
+    champion = registry.alias_version(target.champion_alias)
     if champion is None:
-        return {"prompt": config.prompt_name, "version": None}
+        return {"prompt": target.prompt_name, "version": None}
     prompt_version = registry.version(champion).tags.get("assistant.prompt_version")
     if not prompt_version:
         raise BadInputError(
             f"{registry.model_name} v{champion} names no prompt version (assistant.prompt_version)"
         )
     mlflow.genai.set_prompt_alias(
-        config.prompt_name, alias=config.champion_alias, version=int(prompt_version)
+        target.prompt_name, alias=target.champion_alias, version=int(prompt_version)
     )
-    return {"prompt": config.prompt_name, "version": prompt_version, "alias": config.champion_alias}
+    return {"prompt": target.prompt_name, "version": prompt_version, "alias": target.champion_alias}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from jobs.config.env import EnvConfig
+    from jobs.config.targets import ModelTarget
 
 log = logging.getLogger("runway.registry")
 T = TypeVar("T")
@@ -62,15 +63,16 @@ class ModelRegistry:
         return self.client.tracking_uri
 
     @classmethod
-    def for_config(cls, config: EnvConfig) -> ModelRegistry:
-        """The environment's registered model, MLflow configured for the environment."""
+    def for_config(cls, config: EnvConfig, target: ModelTarget | None = None) -> ModelRegistry:
+        """The target's registered model (default: the use case's), MLflow configured for the
+        environment."""
         import mlflow
 
         from jobs.platform.mlflow_setup import point_mlflow
 
         point_mlflow(config)
         uri = config.mlflow.registry_uri or config.mlflow.tracking_uri
-        return cls(mlflow.MlflowClient(), config.registered_model_name, uri)
+        return cls(mlflow.MlflowClient(), (target or config.model_target).registered_model_name, uri)
 
     @classmethod
     def at(cls, tracking_uri: str, registry_uri: str | None, model_name: str) -> ModelRegistry:

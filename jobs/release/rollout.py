@@ -17,6 +17,7 @@ from jobs.release.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
 from jobs.release.route_rules import traffic_refusals
 
 if TYPE_CHECKING:
+    from jobs.config.targets import ModelTarget
     from jobs.release.registry import ModelRegistry
     from jobs.tablestore import TableStore
 
@@ -30,10 +31,12 @@ TRAFFIC = "traffic"  # the audit trail's action
 CANDIDATE = "candidate"  # the canary's route
 
 
-def traffic_in_force(config: EnvConfig, registry: ModelRegistry) -> Traffic:
-    """The registered model's traffic tag, else the environment's configured traffic."""
+def traffic_in_force(
+    config: EnvConfig, registry: ModelRegistry, target: ModelTarget | None = None
+) -> Traffic:
+    """The registered model's traffic tag, else the target's configured traffic."""
     tag = registry.model_state()[1].get(TRAFFIC_TAG)
-    return Traffic.from_json(tag) if tag else config.configured_traffic()
+    return Traffic.from_json(tag) if tag else (target or config.model_target).configured_traffic()
 
 
 def check_targets(registry: ModelRegistry, traffic: Traffic) -> None:
@@ -52,23 +55,32 @@ def check_targets(registry: ModelRegistry, traffic: Traffic) -> None:
         raise BadInputError(f"{registry.model_name} has no {', '.join(missing)}: the traffic was not changed")
 
 
-def set_traffic(config: EnvConfig, store: TableStore, traffic: Traffic, *, requested_by: str | None, reason: str,
-                run_id: str) -> dict[str, Any]:  # fmt: skip
-    """Put ``traffic`` in force: intent, tag, settled event. A crash in between is settled by the
+def set_traffic(
+    config: EnvConfig,
+    store: TableStore,
+    traffic: Traffic,
+    *,
+    requested_by: str | None,
+    reason: str,
+    run_id: str,
+    target: ModelTarget | None = None,
+) -> dict[str, Any]:
+    """Put ``traffic`` in force for ``target`` (default: the use case's model): intent, tag, settled event. A crash in between is settled by the
     next change (done when the tag arrived, else abandoned). The event names ``requested_by`` (the
     person it is done for, e.g. the Airflow user who triggered the deployment; default: the caller)
     and the identity the MLflow server authenticated (``actor``)."""
     from jobs.release.registry import ModelRegistry
 
-    registry = ModelRegistry.for_config(config)
+    target = target or config.model_target
+    registry = ModelRegistry.for_config(config, target)
     actor = mlflow_identity(registry.tracking_uri).name
     settle_pending(store, registry)
     check_targets(registry, traffic)
-    if refusals := traffic_refusals(config, registry, store, traffic, registry.model_state()[0]):
+    if refusals := traffic_refusals(target, registry, store, traffic, registry.model_state()[0]):
         raise BadInputError(
             f"{registry.model_name}: {'; '.join(refusals.values())}: the traffic was not changed"
         )
-    before = traffic_in_force(config, registry)
+    before = traffic_in_force(config, registry, target)
     if before.to_json() == traffic.to_json():
         log.info("traffic already in force: %s", traffic.describe())
         return {"changed": False, "traffic": traffic.as_dict()}
@@ -111,12 +123,14 @@ def settle_pending(store: TableStore, registry: ModelRegistry) -> None:
         log.warning("settled an interrupted traffic change to %s: %s", event["to_version"], event["status"])
 
 
-def canary_traffic(config: EnvConfig, candidate: str, percent: float) -> Traffic:
+def canary_traffic(
+    config: EnvConfig, candidate: str, percent: float, target: ModelTarget | None = None
+) -> Traffic:
     """The configured traffic's primary route (the Champion) keeps ``100 - percent``; the candidate
     version takes ``percent`` as route ``candidate``, sticky by the configured key."""
     from jobs.config.traffic import Route
 
-    base = config.configured_traffic()
+    base = (target or config.model_target).configured_traffic()
     champion = base.primary
     routes = [Route(champion.name, champion.alias, champion.version, 100 - percent),
               Route(CANDIDATE, version=candidate, percent=percent)]  # fmt: skip
@@ -162,7 +176,7 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
                           float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
                           settings.max_prediction_drift, settings.max_accuracy_drop, settings.min_labelled,
                           settings.min_shadow_agreement)  # fmt: skip
-    arm, primary = SHADOW if phase == "shadow" else CANDIDATE, config.configured_traffic().primary.name
+    arm, primary = SHADOW if phase == "shadow" else CANDIDATE, config.model_target.configured_traffic().primary.name
     lookback = since - timedelta(seconds=settings.timeout_seconds)  # the step before ended within this
     recent = _step_rows(config, store, lookback)
     rows = recent[recent.requested_at >= since]
@@ -228,7 +242,7 @@ def databricks_config(
     from jobs.config.traffic import to_databricks
 
     aliases = registry.model_state()[0]
-    if refusals := traffic_refusals(config, registry, store, traffic, aliases):
+    if refusals := traffic_refusals(config.model_target, registry, store, traffic, aliases):
         raise BadInputError(f"{registry.model_name}: {'; '.join(refusals.values())}: nothing to render")
     versions = {r.name: (aliases.get(r.alias) if r.alias else r.version) for r in traffic.routes}
     missing = [r.target for r in traffic.routes if versions[r.name] is None]

@@ -23,7 +23,7 @@ from jobs.release.promotion import (
 )
 
 if TYPE_CHECKING:
-    from jobs.config.env import EnvConfig
+    from jobs.config.targets import ModelTarget
     from jobs.config.traffic import Traffic
     from jobs.release.registry import ModelRegistry
     from jobs.tablestore import TableStore
@@ -36,13 +36,13 @@ def rollback_version(store: TableStore, registry: ModelRegistry, champion: str |
 
 
 def traffic_refusals(
-    config: EnvConfig, registry: ModelRegistry, store: TableStore, traffic: Traffic, aliases: dict[str, str]
+    target: ModelTarget, registry: ModelRegistry, store: TableStore, traffic: Traffic, aliases: dict[str, str]
 ) -> dict[str, str]:
     """version -> why, for every route of ``traffic`` whose version may not take it (empty: all
-    may). ``aliases`` is the registered model's alias -> version, read with the traffic."""
-    trusted = {config.champion_alias, config.serving.alias or config.champion_alias}
-    champion = aliases.get(config.champion_alias)
-    rules = PromotionRules.of(config.promotion)
+    may). ``aliases`` is the target's alias -> version, read with the traffic."""
+    trusted = {target.champion_alias, target.served_alias}
+    champion = aliases.get(target.champion_alias)
+    rules = PromotionRules.of(target.promotion)
     refusals: dict[str, str] = {}
     rollback_to: list[str | None] = []  # read once, only when a route needs it
     for route in (*traffic.routes, *([traffic.shadow] if traffic.shadow else [])):

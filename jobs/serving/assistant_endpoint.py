@@ -114,7 +114,7 @@ class AssistantEndpoint:
 
     def __init__(self, config: EnvConfig, store: TableStore, follower: ModelFollower, inference_log: InferenceLog,
                  shadow: ShadowWorker) -> None:  # fmt: skip
-        self.config, self.view = config, config.assistant_view()
+        self.config, self.target = config, config.assistant_target
         self.store, self.follower, self.inference_log, self.shadow = store, follower, inference_log, shadow
         self.feedback_table = store.name("ml", f"{config.assistant.name}_feedback")
         self._traces: OrderedDict[str, tuple[str | None, str]] = OrderedDict()
@@ -125,7 +125,7 @@ class AssistantEndpoint:
 
         from jobs.platform.mlflow_setup import configure_mlflow
 
-        self._experiment_id = configure_mlflow(self.view)
+        self._experiment_id = configure_mlflow(self.config, self.target)
         mlflow.set_experiment(experiment_id=self._experiment_id)  # the requests' traces go there
         self.follower.check()
         self.follower.start()
@@ -192,7 +192,7 @@ class AssistantEndpoint:
     def _row(self, asked: Asked, route: str, served: Served | None, outcome: Outcome) -> dict[str, Any]:
         generator = self.config.assistant.generator
         row = {"request_id": asked.request_id, "requested_at": asked.at.isoformat(), "route": route,
-               "status": outcome.status, "model_name": self.view.registered_model_name,
+               "status": outcome.status, "model_name": self.target.registered_model_name,
                "model_version": served.model.version if served is not None else None,
                "latency_ms": round((time.perf_counter() - asked.started) * 1000, 3), "error": outcome.error,
                "user_id": asked.user, "question": asked.question, "trace_id": outcome.trace_id}  # fmt: skip
@@ -255,9 +255,9 @@ def create_assistant_endpoint(
     from jobs.serving.follower import ModelFollower
     from jobs.serving.inference_log import InferenceLog
 
-    view, settings = config.assistant_view(), config.serving
+    target, settings = config.assistant_target, config.serving
     follower = ModelFollower(
-        view, view.champion_alias, settings.poll_seconds, warm_up=warm_chain, store=store
+        config, target.champion_alias, settings.poll_seconds, warm_up=warm_chain, store=store, target=target
     )
     table = store.name("ml", f"{config.assistant.name}_inference_log")
     folder = settings.wal_dir(config.env).with_name(f"{config.env}-{config.assistant.name}")

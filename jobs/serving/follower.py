@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from jobs.config.env import EnvConfig
+    from jobs.config.targets import ModelTarget
     from jobs.config.traffic import Route, Traffic
     from jobs.modeling.scoring import ModelRef
     from jobs.tablestore import TableStore
@@ -97,11 +98,14 @@ class ModelFollower:
         on_event: Callable[[str, str, str], None] | None = None,
         warm_up: Callable[[Any, pd.DataFrame], Any] | None = None,
         store: TableStore | None = None,
+        target: ModelTarget | None = None,
     ) -> None:
-        """``warm_up(pyfunc, rows)``: a version's first predict before it serves (default: a
+        """``target``: the registered model followed (default: the use case's).
+        ``warm_up(pyfunc, rows)``: a version's first predict before it serves (default: a
         classifier's positive probability; the assistant's chain answers its example question).
         ``store``: where the audit trail is read (the route rules' rollback target)."""
         self.config, self.alias, self.poll_seconds = config, alias, poll_seconds
+        self.target = target or config.model_target
         self._store = store
         self._said_waiting = False
         # (registry state, refusals) the route rules last refused: logged and counted once
@@ -121,7 +125,7 @@ class ModelFollower:
     @property
     def waiting_for(self) -> str:
         """What this follower serves once it exists: ``<registered model>@<alias>``."""
-        return f"{self.config.registered_model_name}@{self.alias}"
+        return f"{self.target.registered_model_name}@{self.alias}"
 
     @property
     def served(self) -> Served | None:
@@ -167,7 +171,7 @@ class ModelFollower:
         from jobs.release.registry import ModelRegistry
 
         with self._lock:
-            self._registry = self._registry or ModelRegistry.for_config(self.config)
+            self._registry = self._registry or ModelRegistry.for_config(self.config, self.target)
             aliases, tags = self._registry.model_state()  # one registry read per poll
             seen = (tags.get(TRAFFIC_TAG), tuple(sorted(aliases.items())))
             if seen == self._refused_seen:
@@ -176,7 +180,7 @@ class ModelFollower:
                 traffic = self.pinned or (
                     Traffic.from_json(tags[TRAFFIC_TAG])
                     if TRAFFIC_TAG in tags
-                    else self.config.configured_traffic()
+                    else self.target.configured_traffic()
                 )
             except BadInputError as exc:
                 return self._refuse("traffic", f"the {TRAFFIC_TAG} tag is not servable: {exc}", seen)
@@ -254,7 +258,7 @@ class ModelFollower:
         from jobs.tablestore import open_table_store
 
         self._store = self._store or open_table_store(self.config)
-        return traffic_refusals(self.config, self._registry, self._store, traffic, aliases)
+        return traffic_refusals(self.target, self._registry, self._store, traffic, aliases)
 
     def _refuse_routes(self, refusals: dict[str, str], seen: tuple) -> str | None:
         """Keep the traffic in force; log, count and tag each refused version once per registry

@@ -45,13 +45,13 @@ def build_assistant_dag(env: str) -> DAG:
     config = load_config(env)
     if config.assistant is None:
         raise ConfigError(f"{env}: the assistant DAG needs an `assistant:` section")
-    view, assistant = config.assistant_view(), config.assistant
+    target, assistant = config.assistant_target, config.assistant
     chunks = table_asset(config, "gold", assistant.chunks_table)
     human = config.promotion.approval == "human"
     gate, retrieval = assistant.gate, assistant.retrieval
     kwargs = dag_kwargs(config, "assistant", [chunks], "", ["llmops"])
     kwargs["doc_md"] = DOC.format(
-        env=env, assistant=assistant.name, model=view.registered_model_name, prompt=config.prompt_name,
+        env=env, assistant=assistant.name, model=target.registered_model_name, prompt=target.prompt_name,
         k=retrieval.k, min_score=retrieval.min_score, chunks=chunks.name, recall=gate.min_recall_at_k, mrr=gate.min_mrr,
         grounded=gate.min_groundedness, citations=gate.min_citation_correctness, p95=gate.max_p95_latency_ms, ratio=gate.max_p95_ratio_vs_champion, slack=gate.latency_slack_ms,
         regression=gate.max_regression_vs_champion, catalog=config.catalog,

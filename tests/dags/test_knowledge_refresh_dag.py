@@ -22,8 +22,7 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     import mlflow
     from airflow.models import DagBag
 
-    from jobs.assistant.knowledge import VectorIndex, index_dir
-    from jobs.knowledge_refresh import VERSION_KEY
+    from jobs.assistant.knowledge import VERSION_KEY, VectorIndex, index_dir
     from jobs.release.registry import ModelRegistry
     from jobs.tablestore import open_table_store
 
@@ -58,9 +57,9 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         assert states == {"build_chain": "success", "evaluate_chain": "success", "route_decision": "success",
                           "promote": "success", "champion_kept": "skipped"}, states  # fmt: skip
-        registry = ModelRegistry.for_config(config.assistant_view())
+        registry = ModelRegistry.for_config(config, config.assistant_target)
         champion = registry.alias_version("Champion")
-        prompt = mlflow.genai.load_prompt(f"prompts:/{config.prompt_name}@Champion")
+        prompt = mlflow.genai.load_prompt(f"prompts:/{config.assistant_target.prompt_name}@Champion")
         assert registry.version(champion).tags["assistant.prompt_version"] == str(prompt.version)
 
         again = assistant.test(logical_date=None, run_conf={"k": 4})  # the same parts: the same version

@@ -44,18 +44,18 @@ def assistant(tmp_path_factory):
 def _registry(config):
     from jobs.release.registry import ModelRegistry
 
-    return ModelRegistry.for_config(config.assistant_view())
+    return ModelRegistry.for_config(config, config.assistant_target)
 
 
 def _prompt_champion(config) -> int:
     import mlflow
 
-    return int(mlflow.genai.load_prompt(f"prompts:/{config.prompt_name}@Champion").version)
+    return int(mlflow.genai.load_prompt(f"prompts:/{config.assistant_target.prompt_name}@Champion").version)
 
 
 def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assistant, tmp_path):
     config, store = assistant
-    view, registry = config.assistant_view(), _registry(config)
+    chain, registry = config.assistant_target, _registry(config)
     first = build(config, store, "build-1")
     assert (
         first["created"]
@@ -71,7 +71,7 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
     assert judged["metrics"]["recall_at_k"] >= 0.9 and judged["metrics"]["groundedness"] == 1.0
     assert registry.alias_version(CHALLENGER) == first["version"]
     assert evaluate(config, first["version"], "eval-1-retry")["changed"] is False
-    promote(view, store, "promote-1")  # the prompt's Champion alias follows the chain's
+    promote(config, store, "promote-1", target=chain)  # the prompt's Champion alias follows the chain's
     assert registry.alias_version("Champion") == first["version"] and _prompt_champion(config) == 1
 
     # A worse retriever (k=1) passes its floors but is worse than the Champion in the same run: kept out.
@@ -84,7 +84,7 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
     )
     assert "recall_at_k" in verdict["reasons"] and registry.alias_version(CHALLENGER) is None
     with pytest.raises(BadInputError, match="did not win a comparison"):
-        promote(view, store, "promote-2", narrow["version"])
+        promote(config, store, "promote-2", narrow["version"], target=chain)
 
     # A reworded prompt: a new prompt version, as good as the Champion → promoted; the prompt follows.
     reworded = tmp_path / "prompt.txt"
@@ -96,21 +96,21 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
     second = build(config, store, "build-3", prompt_file=reworded)
     assert second["assistant.prompt_version"] == "2"
     assert evaluate(config, second["version"], "eval-3")["decision"] == "promote"
-    promote(view, store, "promote-3")
+    promote(config, store, "promote-3", target=chain)
     assert registry.alias_version("Champion") == second["version"] and _prompt_champion(config) == 2
 
-    rollback(view, store, "rollback-1", "ann", "answers got worse")
+    rollback(config, store, "rollback-1", "ann", "answers got worse", target=chain)
     assert registry.alias_version("Champion") == first["version"] and _prompt_champion(config) == 1
     import mlflow
 
     # Killed after the chain's alias moved, before the prompt's: the retry moves nothing and heals it.
-    mlflow.genai.set_prompt_alias(config.prompt_name, alias="Champion", version=2)
-    again = rollback(view, store, "rollback-1", "ann", "retry")  # the same request: nothing moves
+    mlflow.genai.set_prompt_alias(chain.prompt_name, alias="Champion", version=2)
+    again = rollback(config, store, "rollback-1", "ann", "retry", target=chain)  # the same request: nothing moves
     assert again["changed"] is False and registry.alias_version("Champion") == first["version"]
     assert _prompt_champion(config) == 1
     moves = [
         (e["action"], e["to_version"])
-        for e in audit_trail(store, view.registered_model_name)
+        for e in audit_trail(store, chain.registered_model_name)
         if e["status"] == "done"
     ]
     assert moves == [
@@ -134,14 +134,14 @@ def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
     from jobs.platform.mlflow_setup import configure_mlflow
 
     config, store = assistant
-    view = config.assistant_view()
+    chain = config.assistant_target
     version = build(config, store, "busy-build")["version"]  # the first test's parts: its version
-    questions = load_questions(view)
-    mlflow.set_experiment(experiment_id=configure_mlflow(view))
+    questions = load_questions(config)
+    mlflow.set_experiment(experiment_id=configure_mlflow(config, chain))
 
     def judged(name: str) -> tuple[dict, list]:
         with mlflow.start_run(run_name=name) as parent:
-            figures = evaluate_chain(view, version, questions, "candidate")
+            figures = evaluate_chain(config, chain, version, questions, "candidate")
         [child] = mlflow.search_runs(
             filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list"
         )
@@ -166,8 +166,8 @@ def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
             spinner.kill()
     assert len(quiet_traces) == len(busy_traces) == len(questions)
     assert {m: busy[m] for m in METRICS} == {m: quiet[m] for m in METRICS}
-    assert verdict_of(view, busy, None) == verdict_of(view, quiet, None)
-    assert verdict_of(view, busy, None).passed
+    assert verdict_of(config, busy, None) == verdict_of(config, quiet, None)
+    assert verdict_of(config, busy, None).passed
 
 
 def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_without_context_fails(
@@ -188,7 +188,7 @@ def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_wit
         built = build(generative, store, "gen-1")
         assert built["created"] and built["assistant.generator"] == "standin-chat"
         chain = mlflow.pyfunc.load_model(
-            f"models:/{generative.assistant_view().registered_model_name}/{built['version']}"
+            f"models:/{generative.assistant_target.registered_model_name}/{built['version']}"
         )
         [row] = chain.predict(pd.DataFrame({"question": ["What does the pass statement do?"]})).to_dict(
             "records"
@@ -203,7 +203,7 @@ def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_wit
             judged["metrics"],
         )
         client = mlflow.MlflowClient()
-        run = client.get_run(client.get_model_version(generative.assistant_view().registered_model_name,
+        run = client.get_run(client.get_model_version(generative.assistant_target.registered_model_name,
                                                       built["version"]).tags["evaluation.run_id"])  # fmt: skip
         traces = mlflow.search_traces(locations=[run.info.experiment_id], return_type="list")
         assert len(traces) >= 12  # one per question and chain
@@ -231,12 +231,12 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
     from tests.jobs.test_serving import ROOT, Server, call
 
     config, store = assistant
-    view = config.assistant_view()
-    champion = ModelRegistry.for_config(view).alias_version("Champion")
+    chain = config.assistant_target
+    champion = ModelRegistry.for_config(config, chain).alias_version("Champion")
     if champion is None:  # this test alone: make a Champion
         champion = build(config, store, "serve-build")["version"]
         evaluate(config, champion, "serve-eval")
-        promote(view, store, "serve-promote", champion)
+        promote(config, store, "serve-promote", champion, target=chain)
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "include" / "configs", configs)
     root = Path(config.storage.lakehouse_root).parent
@@ -278,14 +278,15 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
         from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
 
         # An answering route needs a version that may be promoted now (as its gate would leave it).
-        ModelRegistry.for_config(view).set_tags(
+        ModelRegistry.for_config(config, chain).set_tags(
             other, {STATUS_TAG: PASSED, COMPARED_WITH_TAG: champion, DECISION_TAG: PROMOTE}
         )
         split = {"routes": [{"name": "champion", "alias": "Champion", "percent": 50},
                             {"name": "candidate", "version": other, "percent": 50}],
                  "shadow": {"version": other}, "sticky_key": "user_id"}  # fmt: skip
         set_traffic(
-            view, store, Traffic.from_dict(split), requested_by="ann", reason="chain A/B", run_id="ab-1"
+            config, store, Traffic.from_dict(split), requested_by="ann", reason="chain A/B", run_id="ab-1",
+            target=chain,
         )
 
         def ask(question: str, user: str) -> dict:
@@ -305,7 +306,8 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
         assert {route for route, _ in seen.values()} == {"champion", "candidate"}
         assert {v for r, v in seen.values() if r == "candidate"} == {other}
         set_traffic(
-            view, store, view.configured_traffic(), requested_by="ann", reason="A/B over", run_id="ab-2"
+            config, store, chain.configured_traffic(), requested_by="ann", reason="A/B over", run_id="ab-2",
+            target=chain,
         )
     finally:
         assert server.stop() in (0, -15)  # SIGTERM: the WAL is committed on the way out

@@ -237,9 +237,9 @@ def test_only_binary_classification_and_names_derived_from_the_use_case(config_c
     assert config.mlflow.experiment == "/runway/staging/churn"
 
 
-def test_each_environment_names_its_own_chat_endpoint_and_the_assistant_view(monkeypatch):
+def test_each_environment_names_its_own_chat_endpoint_and_the_assistant_target(monkeypatch):
     """An environment's RUNWAY_<ENV>_LLM_* win over the shared RUNWAY_LLM_*; none: extractive
-    answers. The assistant's view of an environment names the chain and its experiment."""
+    answers. The assistant's target in an environment names the chain, its experiment and prompt."""
     monkeypatch.setenv("RUNWAY_LLM_ENDPOINT", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("RUNWAY_LLM_MODEL", "shared-model")
     monkeypatch.setenv("RUNWAY_PROD_LLM_ENDPOINT", "https://workspace.example/serving-endpoints")
@@ -253,11 +253,14 @@ def test_each_environment_names_its_own_chat_endpoint_and_the_assistant_view(mon
     )
     monkeypatch.delenv("RUNWAY_LLM_ENDPOINT")
     assert load_config("dev").assistant.generator.endpoint is None
-    view = prod.assistant_view()
-    assert view.registered_model_name == "prod.ml.python_reference" and view.mlflow.experiment.endswith(
+    chain, model = prod.assistant_target, prod.model_target
+    assert chain.registered_model_name == "prod.ml.python_reference" and chain.experiment.endswith(
         "/python_reference"
     )
-    assert view.serving.traffic is None and prod.prompt_name == "prod.ml.python_reference_prompt"
+    assert chain.traffic_spec is None and chain.prompt_name == "prod.ml.python_reference_prompt"
+    assert chain.is_chain and not model.is_chain and prod.target("assistant") == chain
+    assert model.registered_model_name == prod.registered_model_name != chain.registered_model_name
+    assert model.experiment == prod.mlflow.experiment != chain.experiment
 
 
 def test_a_misspelled_feature_is_reported_against_the_list_that_holds_it(config_copy, use_case_file):

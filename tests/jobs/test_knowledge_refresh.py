@@ -12,6 +12,7 @@ import pytest
 from jobs.assistant.knowledge import (
     DUPLICATE,
     EMPTY,
+    VERSION_KEY,
     Document,
     Embedder,
     VectorIndex,
@@ -21,7 +22,6 @@ from jobs.assistant.knowledge import (
 )
 from jobs.assistant.knowledge_refresh import refresh_knowledge
 from jobs.core.errors import BadInputError
-from jobs.knowledge_refresh import VERSION_KEY
 from tests.support import make_config
 
 TOPICS = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",

@@ -226,7 +226,7 @@ def test_a_crash_mid_move_is_settled_by_the_retry(model, crash_at):
 @contextmanager
 def crashing(where: str):
     target = (
-        "jobs.release.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.promote.{where}"
+        "jobs.release.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.release.champion.{where}"
     )
     with mock.patch(target, side_effect=Crash(where)):
         yield

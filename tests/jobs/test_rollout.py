@@ -23,7 +23,7 @@ def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion,
     config, result, store, _ = champion
     registry = ModelRegistry.for_config(config)
     name, version = config.registered_model_name, result["version"]
-    assert traffic_in_force(config, registry) == config.configured_traffic()  # no tag: the config's
+    assert traffic_in_force(config, registry) == config.model_target.configured_traffic()  # no tag: the config's
 
     with pytest.raises(BadInputError, match="has no version 999 \\(route candidate\\)"):
         set_traffic(config, store, _traffic("999"), requested_by="ann", reason="", run_id="r0")
