@@ -55,7 +55,7 @@ class ModelRegistry:
     def __init__(self, client: MlflowClient, model_name: str, where: str = "") -> None:
         self.client = client
         self.model_name = model_name
-        self.where = where or getattr(client, "_registry_uri", "") or "the registry"
+        self.where = where or client.tracking_uri  # the registry URI, given by for_config and at
 
     @property
     def tracking_uri(self) -> str:

@@ -12,6 +12,7 @@ from airflow.providers.databricks.operators.databricks import DatabricksSubmitRu
 from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.core.results import read_result
+from operators._provider_compat import WheelTaskSubmitJson
 from operators.runway_job import RunwayJobTask
 
 PACKAGE = "runway_mlops"
@@ -58,7 +59,7 @@ def wheel_task_payload(
     return payload
 
 
-class RunwayDatabricksJobOperator(RunwayJobTask, DatabricksSubmitRunOperator):
+class RunwayDatabricksJobOperator(RunwayJobTask, WheelTaskSubmitJson, DatabricksSubmitRunOperator):
     """Run ``runway_job <job> <arguments> --env <env>`` on Databricks and push the job's result.
 
     Same contract as ``RunwayJobOperator``: templated ``arguments``, the small JSON result as the
@@ -93,14 +94,10 @@ class RunwayDatabricksJobOperator(RunwayJobTask, DatabricksSubmitRunOperator):
         self._init_job_task(job, arguments, env, asset_extra, skip_unless)
         self.spec = spec
 
-    def _prepare_submit_json(self, context) -> dict[str, Any]:
-        # A private method of DatabricksSubmitRunOperator, overridden on purpose: the provider (7.23)
-        # has no public switch to keep DAG Params out of python_wheel_task.named_parameters, and
-        # Databricks rejects named_parameters next to the job's own parameters (its command line, with
-        # Params already rendered into it). The provider is pinned; the golden-payload tests fail if
-        # this method's contract changes.
+    def submit_json(self, context) -> dict[str, Any]:
+        """The runs/submit body of this try (``wheel_task_payload``)."""
         ti = context["ti"]
-        self.json = wheel_task_payload(
+        return wheel_task_payload(
             job=self.job,
             arguments=[*self.arguments, "--env", self.env],
             task_key=self.task_id,
@@ -108,10 +105,6 @@ class RunwayDatabricksJobOperator(RunwayJobTask, DatabricksSubmitRunOperator):
             spec=self.spec,
             token=f"{self.dag_id}|{self.task_id}|{ti.run_id}|{ti.try_number}",
         )
-        payload = super()._prepare_submit_json(context)
-        for task in payload.get("tasks", []):
-            task.get("python_wheel_task", {}).pop("named_parameters", None)
-        return payload
 
     def execute(self, context) -> dict[str, Any]:
         """Submit and wait (or defer, with ``deferrable=True``); the job's result either way."""

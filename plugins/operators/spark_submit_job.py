@@ -4,12 +4,13 @@ submits ``jobs/__main__.py <job> <arguments> --env <env>`` with the project's wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 from jobs.core.results import RESULT_MARKER, read_result
+from operators._provider_compat import spark_submit_hook_seeing_lines
 from operators.runway_job import RunwayJobTask
 
 
@@ -41,8 +42,7 @@ class RunwaySparkSubmitJobOperator(RunwayJobTask, SparkSubmitOperator):
         from airflow.exceptions import AirflowException
 
         self.application_args = [self.job, *[str(a) for a in self.arguments], "--env", self.env]
-        self._hook = self._get_hook()
-        self._capture_results(self._hook)
+        spark_submit_hook_seeing_lines(self, self._keep_result_line)
         try:
             super().execute(context)
         except AirflowException as exc:
@@ -50,22 +50,7 @@ class RunwaySparkSubmitJobOperator(RunwayJobTask, SparkSubmitOperator):
         report = read_result("\n".join(self._result_lines))
         return self._finish(context, report.get("result", {}) if report.get("ok") else {})
 
-    def _capture_results(self, hook) -> None:
-        """Keep the driver's result lines while the provider reads the submission's output.
-
-        Wraps the hook's private ``_process_spark_submit_log`` on purpose: SparkSubmitHook (provider
-        6.3) has no public way to see the driver's output lines, and the job's result travels in
-        them. The provider is pinned; the spark-submit mode's end-to-end tests fail if this changes."""
-        process_log = hook._process_spark_submit_log
-        lines = self._result_lines
-
-        def tee(itr: Iterator[Any]) -> None:
-            def lines_seen() -> Iterator[Any]:
-                for line in itr:
-                    if str(line).startswith(RESULT_MARKER):
-                        lines.append(str(line).strip())
-                    yield line
-
-            process_log(lines_seen())
-
-        hook._process_spark_submit_log = tee
+    def _keep_result_line(self, line: str) -> None:
+        """Keep the driver's result line (the job's result travels in its output)."""
+        if line.startswith(RESULT_MARKER):
+            self._result_lines.append(line.strip())
