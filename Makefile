@@ -13,7 +13,7 @@ ifdef USE_CASE
 export RUNWAY_USE_CASE := $(USE_CASE)
 endif
 
-.PHONY: install delta-jars test test-use-case demo up down bench wheel lint format clean use-case use-case-check
+.PHONY: install delta-jars test test-unit test-use-case demo up down bench wheel lint format clean use-case use-case-check
 
 install: $(STAMP) delta-jars
 
@@ -34,6 +34,10 @@ delta-jars: $(STAMP)
 ## The whole test suite (what CI runs).
 test: install
 	$(PY) -m pytest
+
+## The fast tier: pure functions and policies (tests/unit), no Spark and no servers.
+test-unit: install
+	$(PY) -m pytest tests/unit
 
 ## Only the selected use case's tests (USE_CASE=<name>): its lifecycle end to end, no other.
 test-use-case: install

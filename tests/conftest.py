@@ -64,7 +64,7 @@ def _warm_service(script: str, variable: str, address: str, cold: str):
         service.stop(data)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def warm_spark(spark):
     """One Spark Connect server for the session (what `make up` and `make demo` run): the job
     processes tests start connect to it (RUNWAY_SPARK_REMOTE), where each would otherwise start a
@@ -72,11 +72,23 @@ def warm_spark(spark):
     yield from _warm_service("spark_server", "RUNWAY_SPARK_REMOTE", "url", cold="RUNWAY_TEST_COLD_SPARK")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def warm_python():
     """One job server for the session (what `make up` and `make demo` run): the Airflow tasks of
     the DAG tests fork their jobs from it (RUNWAY_JOB_SERVER)."""
     yield from _warm_service("job_server", "RUNWAY_JOB_SERVER", "socket", cold="RUNWAY_TEST_COLD_PYTHON")
+
+
+UNIT_TESTS = ROOT / "tests" / "unit"
+
+
+@pytest.fixture(autouse=True)
+def warm_stack(request):
+    """Every test outside tests/unit runs beside the warm services (started once, by the first);
+    tests/unit (pure functions and policies) starts none of them."""
+    if not request.node.path.is_relative_to(UNIT_TESTS):
+        request.getfixturevalue("warm_spark")
+        request.getfixturevalue("warm_python")
 
 
 @pytest.fixture(scope="session")
