@@ -31,8 +31,8 @@ $(STAMP): requirements.txt pyproject.toml
 delta-jars: $(STAMP)
 	@$(PY) scripts/fetch_delta_jars.py
 
-## The whole test suite (what CI runs).
-test: install
+## The whole test suite (what CI runs), after the linter and the formatter's check.
+test: lint
 	$(PY) -m pytest
 
 ## The fast tier: pure functions and policies (tests/unit), no Spark and no servers.

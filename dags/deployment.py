@@ -1,4 +1,4 @@
-"""Airflow DAGs for safe rollout (load test, canary ladder, promotion or rollback), one per deployed environment."""
+"""Airflow DAGs for safe rollout (load test, canary ladder, promotion or rollback), one an environment."""
 
 from dag_factories.common import deployed_envs
 from dag_factories.deployment import build_deployment_dag

@@ -29,9 +29,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     parser.add_argument("--alias", default=None, help="score with this alias (default: inference.alias)")
     parser.add_argument(
-        "--scorer", choices=SCORERS, default="auto",
+        "--scorer",
+        choices=SCORERS,
+        default="auto",
         help="auto: in this process on the local engine, spark_udf on the spark engine",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)

@@ -1,4 +1,4 @@
-"""Build the assistant's candidate: a prompt version + a retrieval config + an index version, registered as a chain.
+"""Build the assistant's candidate: prompt, retrieval config and index versions registered as a chain.
 
     python -m jobs.build_assistant --env dev [--run-id <run>] [--k 4] [--min-score 0.75] [--prompt-file F]
 
@@ -37,8 +37,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(args.env)
     from jobs.tablestore import open_table_store
 
-    return build(config, open_table_store(config), args.run_id, k=args.k, min_score=args.min_score,
-                 prompt_file=args.prompt_file)  # fmt: skip
+    return build(
+        config,
+        open_table_store(config),
+        args.run_id,
+        k=args.k,
+        min_score=args.min_score,
+        prompt_file=args.prompt_file,
+    )
 
 
 if __name__ == "__main__":

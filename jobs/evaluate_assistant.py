@@ -1,11 +1,12 @@
-"""The assistant's evaluation gate: a chain version against the floors and the Champion, on the labelled questions.
+"""The assistant's evaluation gate: a chain version against the floors and the Champion, on questions.
 
     python -m jobs.evaluate_assistant --env dev --version 3 [--run-id <run>]
 
-One MLflow run (``evaluate v3``) holds a child run per chain — the candidate and, when there is
-one, the Champion — each a ``mlflow.genai.evaluate`` over the labelled questions (``include/assistants/<name>/questions.yaml``)
-with Runway's scorers (recall@k, reciprocal rank, groundedness, citation correctness; traces per
-question), plus an LLM judge of groundedness where a generator endpoint is configured. The
+One MLflow run (``evaluate v3``) holds a child run per chain — the candidate and, when there is one,
+the Champion — each a ``mlflow.genai.evaluate`` over the labelled questions
+(``include/assistants/<name>/questions.yaml``) with Runway's scorers (recall@k, reciprocal rank,
+groundedness, citation correctness; traces per question), plus an LLM judge of groundedness where a
+generator endpoint is configured. The
 verdict (``jobs.assistant.gate``): every floor of ``assistant.gate`` and the p95 latency
 limit decide ``PASSED``/``FAILED``; a passed version no worse than the Champion on every metric
 (by ``max_regression_vs_champion``) is decided ``promote`` and becomes ``Challenger``. The version's

@@ -2,14 +2,14 @@
 
     python -m jobs.load_test --env staging --version 7 [--run-id <run>]
 
-Each version is served alone by ``python -m jobs.serve`` on loopback (its traffic pinned to it,
-its requests logged to ``<catalog>.ml.inference_log_load_test``) and driven by the same bounded
-Locust load (``rollout.load_test``: users, seconds, rows per request, from the candidate's test
-window in gold), in ``rounds`` alternating rounds of which each version's best counts. The figures — p50/p95/p99 latency, throughput, error rate — go to an MLflow run
-(``runway.kind = load_test``) and to the candidate's version tags (``load_test.*``,
-``load_test_status``). The gate (``jobs.release.gates``) compares the candidate with the
-Champion measured in the same run and with the absolute limits; a failure exits 3 with one sentence
-naming the figure.
+Each version is served alone by ``python -m jobs.serve`` on loopback (its traffic pinned to it, its
+requests logged to ``<catalog>.ml.inference_log_load_test``) and driven by the same bounded Locust
+load (``rollout.load_test``: users, seconds, rows per request, from the candidate's test window in
+gold), in ``rounds`` alternating rounds of which each version's best counts. The figures —
+p50/p95/p99 latency, throughput, error rate — go to an MLflow run (``runway.kind = load_test``) and
+to the candidate's version tags (``load_test.*``, ``load_test_status``). The gate
+(``jobs.release.gates``) compares the candidate with the Champion measured in the same run and with
+the absolute limits; a failure exits 3 with one sentence naming the figure.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monitor the assistant: a window of the endpoint's answered questions and their feedback → figures, query drift, a decision.
+"""Monitor the assistant: a window's answered questions and feedback → figures, query drift, a decision.
 
     python -m jobs.monitor_assistant --env dev --start 2026-12-01 --end 2026-12-02 [--run-id <run>]
 

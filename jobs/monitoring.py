@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("action", choices=["monitor", "alert", "decide"])
     add_window(parser)
     add_run_id(parser)
-    parser.add_argument("--source", choices=get_args(MonitoringSource), default=DEFAULT_SOURCE,
-                        help="monitor: batch and streaming predictions, or the endpoint's inference log")  # fmt: skip
+    parser.add_argument(
+        "--source",
+        choices=get_args(MonitoringSource),
+        default=DEFAULT_SOURCE,
+        help="monitor: batch and streaming predictions, or the endpoint's inference log",
+    )
     parser.add_argument("--decision", type=json_object, default={}, help="alert: the policy decision (JSON)")
     parser.add_argument("--training-run-id", default=None, help="alert: the retraining DAG run")
     args = parser.parse_args(argv)
@@ -60,8 +64,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log.info("retraining policy for the window ending %s: %s", window.end, decision["reason"])
         return decision
     if args.action == "alert":
-        return record_alert(config, store, window, args.decision, run_id=args.run_id,
-                            training_run_id=args.training_run_id)  # fmt: skip
+        return record_alert(
+            config, store, window, args.decision, run_id=args.run_id, training_run_id=args.training_run_id
+        )
     return monitor(config, store, window, source=args.source, run_id=args.run_id)
 
 

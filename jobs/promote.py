@@ -54,8 +54,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="rollback: the person it is done for (default: the authenticated caller)",
     )
     parser.add_argument("--reason", default="", help="why (kept in the audit trail or the approval record)")
-    parser.add_argument("--model", choices=["use_case", "assistant"], default="use_case",
-                        help="the use case's model, or the assistant's chain (its prompt's alias follows)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        choices=["use_case", "assistant"],
+        default="use_case",
+        help="the use case's model, or the assistant's chain (its prompt's alias follows)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     config = load_config(args.env)
@@ -65,7 +69,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.action in ("approve", "reject"):
         if not args.version:
             raise BadInputError(f"{args.action} needs --version")
-        return approve(config, args.version, reject=args.action == "reject", reason=args.reason, target=target)
+        return approve(
+            config, args.version, reject=args.action == "reject", reason=args.reason, target=target
+        )
     from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # Spark starts only if the engine needs it to write Delta

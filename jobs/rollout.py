@@ -43,13 +43,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="whom the change is for (audited; default: the authenticated caller)",
     )
     parser.add_argument("--reason", default="", help="traffic: why (audited)")
-    parser.add_argument("--model", choices=["use_case", "assistant"], default="use_case",
-                        help="the use case's model, or the assistant's chain (A/B and shadow on /assistant/ask)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        choices=["use_case", "assistant"],
+        default="use_case",
+        help="the use case's model, or the assistant's chain (A/B and shadow on /assistant/ask)",
+    )
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
     if args.model == "assistant" and args.action in ("judge", "databricks-config"):
-        raise BadInputError(f"{args.action} is for the use case's model; a chain is judged by its evaluation gate")
+        raise BadInputError(
+            f"{args.action} is for the use case's model; a chain is judged by its evaluation gate"
+        )
     target = config.target("assistant" if args.model == "assistant" else "model")
     if args.action in ("show", "databricks-config"):
         from jobs.release.registry import ModelRegistry
@@ -85,7 +91,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         traffic = Traffic.from_dict(args.traffic)
     started = datetime.now(UTC)
     outcome = set_traffic(
-        config, store, traffic, requested_by=args.requested_by, reason=args.reason, run_id=args.run_id, target=target
+        config,
+        store,
+        traffic,
+        requested_by=args.requested_by,
+        reason=args.reason,
+        run_id=args.run_id,
+        target=target,
     )
     return {**outcome, "started": started.isoformat()}
 

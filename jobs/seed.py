@@ -26,9 +26,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_window(parser)
     parser.add_argument("--landing-root", default=None, help="default: the environment's landing_root")
     parser.add_argument(
-        "--events", action="store_true",
+        "--events",
+        action="store_true",
         help="emit the streaming source's rows as JSON-lines event files instead of daily CSVs",
-    )  # fmt: skip
+    )
     parser.add_argument("--files-per-day", type=int, default=24, help="--events: files per day")
     parser.add_argument("--pace", type=float, default=0.0, help="--events: seconds between files")
     parser.add_argument(

@@ -29,9 +29,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--host", default=None, help="bind address (default: serving.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
-    parser.add_argument("--traffic", type=json_object, default=None,
-                        help="pin this traffic (JSON, jobs/config/traffic.py) instead of following the registry's "
-                             "(the load test serves one version this way)")  # fmt: skip
+    parser.add_argument(
+        "--traffic",
+        type=json_object,
+        default=None,
+        help="pin this traffic (JSON, jobs/config/traffic.py) instead of following the registry's "
+        "(the load test serves one version this way)",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.env)
     host, port = args.host or config.serving.host, args.port or config.serving.port
@@ -41,8 +45,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from jobs.serving.app import create_app
 
     app = create_app(config, Traffic.from_dict(args.traffic) if args.traffic else None)
-    log.info("serving %s@%s of %s on http://%s:%d", config.registered_model_name, config.serving.alias
-             or config.champion_alias, config.env, host, port)  # fmt: skip
+    log.info(
+        "serving %s@%s of %s on http://%s:%d",
+        config.registered_model_name,
+        config.serving.alias or config.champion_alias,
+        config.env,
+        host,
+        port,
+    )
     uvicorn.run(
         app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=30
     )

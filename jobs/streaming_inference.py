@@ -1,4 +1,4 @@
-"""Score new events (rows of the use case's streaming source) as their files land, with the Champion, exactly once.
+"""Score the streaming source's new events with the Champion as their files land, exactly once.
 
     python -m jobs.streaming_inference --env dev --available-now   # drain what has landed, stop
     python -m jobs.streaming_inference --env dev [--run-seconds N]  # continuous, 1 s micro-batches
@@ -44,9 +44,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     store.start_spark()  # the JVM starts while MLflow resolves the Champion
     resolve_model(config)  # fail at once, in one sentence, when there is no Champion yet
     return run_stream(
-        config, store, available_now=args.available_now, run_seconds=args.run_seconds,
-        trigger_seconds=args.trigger_seconds, max_files_per_trigger=args.max_files_per_trigger,
-    )  # fmt: skip
+        config,
+        store,
+        available_now=args.available_now,
+        run_seconds=args.run_seconds,
+        trigger_seconds=args.trigger_seconds,
+        max_files_per_trigger=args.max_files_per_trigger,
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     parser.add_argument("--dag-id", default="manual")
     parser.add_argument("--reason", default="manual", choices=TRAINING_REASONS)
-    parser.add_argument("--params", type=json_object, default=None,
-                        help="JSON of estimator hyperparameters overriding config")  # fmt: skip
+    parser.add_argument(
+        "--params", type=json_object, default=None, help="JSON of estimator hyperparameters overriding config"
+    )
     args = parser.parse_args(argv)
     config = load_config(args.env)
     end = args.end

@@ -37,8 +37,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     commands.add_parser("list", help="the use cases under include/use_cases")
     args = parser.parse_args(argv)
     if args.command == "new":
-        folder = new_use_case(args.name, args.dir or use_cases_dir(), start=args.start, days=args.days,
-                              rows_per_day=args.rows_per_day, force=args.force)  # fmt: skip
+        folder = new_use_case(
+            args.name,
+            args.dir or use_cases_dir(),
+            start=args.start,
+            days=args.days,
+            rows_per_day=args.rows_per_day,
+            force=args.force,
+        )
         return {"folder": str(folder), "select_with": f"RUNWAY_USE_CASE={args.name}"}
     if args.command == "check":
         return check(args.env)

@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--mode", choices=["disabled", "dry_run", "enabled"], default=None, help="default: config"
     )
-    parser.add_argument("--record-only", action="store_true",
-                        help="exit 0 on FAILED: the caller routes on the recorded status (the training DAG)")  # fmt: skip
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="exit 0 on FAILED: the caller routes on the recorded status (the training DAG)",
+    )
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)

@@ -137,8 +137,14 @@ class Background:
             return running
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         state = {
             "pid": process.pid,
             "started_at": started_at(process.pid),
@@ -172,9 +178,14 @@ class Background:
 
 
 def service_cli(
-    description: str, variable: str, address: str, start: Callable[..., dict], stop: Callable[[Path], bool],
-    status: Callable[[Path], dict | None], arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None,
-) -> int:  # fmt: skip
+    description: str,
+    variable: str,
+    address: str,
+    start: Callable[..., dict],
+    stop: Callable[[Path], bool],
+    status: Callable[[Path], dict | None],
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None,
+) -> int:
     """``start|stop|status`` of a service on the data folder; start prints ``<variable>=<address>``
     and passes the extra ``arguments`` it declared to ``start`` as keywords."""
     import runway_env

@@ -36,7 +36,8 @@ def run_job(label: str, data_dir: Path, *args: str) -> float:
 
 
 def _timed(label: str, command: list[str], env: dict[str, str]) -> float:
-    """Run ``command`` with ``env`` added to this environment, its output in logs/<label>.log; its wall time."""
+    """Run ``command`` with ``env`` added to this environment, its output in logs/<label>.log; its wall
+    time."""
     LOGS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with (LOGS / f"{label}.log").open("w") as log:
@@ -60,13 +61,26 @@ def feature_refresh_full_year() -> dict:
     refresh = run_job(
         "year_refresh", data, "jobs.feature_refresh", "all", "--start", "2013-01-01", "--end", "2014-01-01"
     )
-    return {"seconds": round(refresh, 1), "target_seconds": 90, "flights": 336_776, "seed_seconds": round(seed, 1),
-            "what": "landing -> bronze -> silver -> gate -> gold for all of 2013 as one interval, one process"}  # fmt: skip
+    return {
+        "seconds": round(refresh, 1),
+        "target_seconds": 90,
+        "flights": 336_776,
+        "seed_seconds": round(seed, 1),
+        "what": "landing -> bronze -> silver -> gate -> gold for all of 2013 as one interval, one process",
+    }
 
 
 def _one_day(data: Path, day: int) -> float:
-    return run_job(f"day_{day}", data, "jobs.feature_refresh", "all", "--start", f"2013-06-{day:02d}",
-                   "--end", f"2013-06-{day + 1:02d}")  # fmt: skip
+    return run_job(
+        f"day_{day}",
+        data,
+        "jobs.feature_refresh",
+        "all",
+        "--start",
+        f"2013-06-{day:02d}",
+        "--end",
+        f"2013-06-{day + 1:02d}",
+    )
 
 
 def feature_refresh_one_day() -> dict:
@@ -87,14 +101,21 @@ def feature_refresh_one_day() -> dict:
     finally:
         os.environ.pop("RUNWAY_SPARK_REMOTE")
         spark_server.stop(data)
-    return {"seconds": round(statistics.median(warm), 1), "samples": [round(x, 1) for x in warm],
-            "target_seconds": 6, "first_on_the_server_seconds": round(warm_first, 1),
-            "second_on_the_server_seconds": round(warm_second, 1),
-            "cold_seconds": round(statistics.median(cold), 1), "cold_samples": [round(x, 1) for x in cold],
-            "first_load_seconds": round(first, 1),
-            "what": "one day landing -> gold as one job process, incl. interpreter start-up; 'seconds': median of three "
-                    "daily runs on a warm Spark Connect server (after its first two jobs); 'cold_seconds': the same with the job's own JVM; "
-                    "'first_load_seconds' (cold) also loads the reference tables"}  # fmt: skip
+    return {
+        "seconds": round(statistics.median(warm), 1),
+        "samples": [round(x, 1) for x in warm],
+        "target_seconds": 6,
+        "first_on_the_server_seconds": round(warm_first, 1),
+        "second_on_the_server_seconds": round(warm_second, 1),
+        "cold_seconds": round(statistics.median(cold), 1),
+        "cold_samples": [round(x, 1) for x in cold],
+        "first_load_seconds": round(first, 1),
+        "what": "one day landing -> gold as one job process, incl. interpreter start-up; 'seconds': median "
+        "of three "
+        "daily runs on a warm Spark Connect server (after its first two jobs); 'cold_seconds': the same with "
+        "the job's own JVM; "
+        "'first_load_seconds' (cold) also loads the reference tables",
+    }
 
 
 def training_full_year() -> dict:
@@ -108,23 +129,35 @@ def training_full_year() -> dict:
     job = run_job("train_year", data, "jobs.train", *window)
     gold = data / "lakehouse" / "dev" / "gold" / "flight_features"
     started = time.perf_counter()  # the baseline is timed like the job: a whole process, imports included
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_direct_fit.py"), str(gold), "2014-01-01"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_direct_fit.py"), str(gold), "2014-01-01"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     direct_seconds = time.perf_counter() - started
     direct = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"seconds": round(job, 1), "first_run_seconds": round(first, 1),
-            "direct_seconds": round(direct_seconds, 1), "direct_in_process": direct,
-            "ratio": round(job / direct_seconds, 2), "target_ratio": 1.5,
-            "what": "python -m jobs.train over 2013 (split, fit, metrics, plots, MLflow logging and registration; "
-                    "first_run_seconds: the first run, which also creates the tracking store and experiment) "
-                    "vs loading the gold table into pandas and fitting the same pipeline in one process"}  # fmt: skip
+    return {
+        "seconds": round(job, 1),
+        "first_run_seconds": round(first, 1),
+        "direct_seconds": round(direct_seconds, 1),
+        "direct_in_process": direct,
+        "ratio": round(job / direct_seconds, 2),
+        "target_ratio": 1.5,
+        "what": "python -m jobs.train over 2013 (split, fit, metrics, plots, MLflow logging and "
+        "registration; "
+        "first_run_seconds: the first run, which also creates the tracking store and experiment) "
+        "vs loading the gold table into pandas and fitting the same pipeline in one process",
+    }
 
 
 def _set_champion(data: Path, version: str) -> None:
     """Point Champion at ``version`` in the bench's registry (promotion itself is tested elsewhere)."""
     code = (
-        "import sys; from jobs.config.loader import load_config; from jobs.modeling.lifecycle import mlflow_client; "
-        "c = load_config('dev'); mlflow_client(c).set_registered_model_alias(c.registered_model_name, 'Champion', sys.argv[1])"
+        "import sys; from jobs.config.loader import load_config; from jobs.modeling.lifecycle import "
+        "mlflow_client; "
+        "c = load_config('dev'); mlflow_client(c).set_registered_model_alias(c.registered_model_name, "
+        "'Champion', sys.argv[1])"
     )
     env = {**os.environ, "RUNWAY_DATA_DIR": str(data), "RUNWAY_ENV": "dev"}
     subprocess.run([sys.executable, "-c", code, version], env=env, check=True, capture_output=True)
@@ -151,28 +184,50 @@ def batch_scoring_full_year(version: str) -> dict:
     result = _result("batch_year")
     gold = data / "lakehouse" / "dev" / "gold" / "flight_features"
     env = {**os.environ, "RUNWAY_DATA_DIR": str(data), "RUNWAY_ENV": "dev"}
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_direct_predict.py"), str(gold), version],
-                         env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_direct_predict.py"), str(gold), version],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     direct = json.loads(out.stdout.strip().splitlines()[-1])
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_scoring_floor.py")], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_scoring_floor.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     floor = json.loads(out.stdout.strip().splitlines()[-1])
     throughput = result["rows"] / result["scoring_seconds"]
     udf_throughput = udf_result["rows"] / udf_result["scoring_seconds"]
-    return {"rows": result["rows"], "scorer": result["scorer"], "scoring_seconds": result["scoring_seconds"],
-            "job_seconds": round(job, 1), "rows_per_second": round(throughput), "direct": direct,
-            "ratio": round(throughput / direct["rows_per_second"], 2), "target_ratio": 0.8,
-            "spark_udf": {"scoring_seconds": udf_result["scoring_seconds"], "job_seconds": round(udf_job, 1),
-                          "ratio": round(udf_throughput / direct["rows_per_second"], 2)},
-            "same_path_seconds": floor,
-            "ratio_bound_free_model": {k: round(direct["seconds"] / v, 2) for k, v in floor["free_model"].items()},
-            "ratio_spark_udf_warm": round(direct["seconds"] / floor["spark_udf"]["warm"], 2),
-            "what": "rows/s from the gold window read to predictions committed (in this process: Arrow batches "
-                    "from Delta, the pyfunc per batch, one replaceWhere) vs the same model's pyfunc predict on the "
-                    "same pandas frame in one process; spark_udf: the old path (and the spark engine's); "
-                    "same_path_seconds: the spark_udf path with a model that costs nothing (cold: fresh Python "
-                    "workers; warm: workers up) and with the Champion once its workers have loaded it; "
-                    "ratio_bound_free_model: the best ratio any model could reach on that path"}  # fmt: skip
+    return {
+        "rows": result["rows"],
+        "scorer": result["scorer"],
+        "scoring_seconds": result["scoring_seconds"],
+        "job_seconds": round(job, 1),
+        "rows_per_second": round(throughput),
+        "direct": direct,
+        "ratio": round(throughput / direct["rows_per_second"], 2),
+        "target_ratio": 0.8,
+        "spark_udf": {
+            "scoring_seconds": udf_result["scoring_seconds"],
+            "job_seconds": round(udf_job, 1),
+            "ratio": round(udf_throughput / direct["rows_per_second"], 2),
+        },
+        "same_path_seconds": floor,
+        "ratio_bound_free_model": {
+            k: round(direct["seconds"] / v, 2) for k, v in floor["free_model"].items()
+        },
+        "ratio_spark_udf_warm": round(direct["seconds"] / floor["spark_udf"]["warm"], 2),
+        "what": "rows/s from the gold window read to predictions committed (in this process: Arrow batches "
+        "from Delta, the pyfunc per batch, one replaceWhere) vs the same model's pyfunc predict on the "
+        "same pandas frame in one process; spark_udf: the old path (and the spark engine's); "
+        "same_path_seconds: the spark_udf path with a model that costs nothing (cold: fresh Python "
+        "workers; warm: workers up) and with the Champion once its workers have loaded it; "
+        "ratio_bound_free_model: the best ratio any model could reach on that path",
+    }
 
 
 _SERVING_SETUP = """
@@ -183,7 +238,8 @@ from jobs.tablestore import open_table_store
 config = load_config("dev")
 store = open_table_store(config)
 features = config.use_case.features
-gold = store.read_pandas(store.name("gold", features.table), window=(features.date_column, "2013-07-01", "2013-07-02"))
+window = (features.date_column, "2013-07-01", "2013-07-02")
+gold = store.read_pandas(store.name("gold", features.table), window=window)
 row = json.loads(model_inputs(config.use_case.model, gold).head(1).to_json(orient="records"))
 print(json.dumps({"tracking_uri": config.mlflow.tracking_uri, "name": config.registered_model_name,
                   "body": {"dataframe_records": row}}))
@@ -196,12 +252,19 @@ def serving() -> dict:
 
     data = BENCH / "year"
     env = {**os.environ, "RUNWAY_DATA_DIR": str(data), "RUNWAY_ENV": "dev"}
-    out = subprocess.run([sys.executable, "-c", _SERVING_SETUP], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _SERVING_SETUP], env=env, capture_output=True, text=True, check=True
+    )
     setup = json.loads(out.stdout.strip().splitlines()[-1])
     versions = [_result("train_year_first")["version"], _result("train_year")["version"]]
-    return serving_figure(data, versions, _set_champion, setup["tracking_uri"], setup["name"],
-                          json.dumps(setup["body"]).encode())  # fmt: skip
+    return serving_figure(
+        data,
+        versions,
+        _set_champion,
+        setup["tracking_uri"],
+        setup["name"],
+        json.dumps(setup["body"]).encode(),
+    )
 
 
 def streaming_latency(files: int = 12, pace: float = 2.0) -> dict:
@@ -215,16 +278,36 @@ def streaming_latency(files: int = 12, pace: float = 2.0) -> dict:
     with (LOGS / "stream_latency.log").open("w") as log:
         stream = subprocess.Popen(
             [sys.executable, "-m", "jobs.streaming_inference", "--trigger-seconds", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             metadata = data / "checkpoints" / "dev" / "streaming_inference" / "metadata"
             deadline = time.monotonic() + 180
             while not metadata.exists() and time.monotonic() < deadline and stream.poll() is None:
                 time.sleep(0.2)
             time.sleep(3)  # the first (empty) trigger has run: the query is up
-            subprocess.run([sys.executable, "-m", "jobs.seed", "--start", "2013-06-14", "--end", "2013-06-15", "--events",
-                            "--files-per-day", str(files), "--pace", str(pace)], env=env, check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobs.seed",
+                    "--start",
+                    "2013-06-14",
+                    "--end",
+                    "2013-06-15",
+                    "--events",
+                    "--files-per-day",
+                    str(files),
+                    "--pace",
+                    str(pace),
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             time.sleep(10)
         finally:
             os.killpg(stream.pid, signal.SIGTERM)
@@ -252,10 +335,14 @@ def streaming_latency(files: int = 12, pace: float = 2.0) -> dict:
                 f"streaming latency: {path.name} was not fully scored (see {LOGS / 'stream_latency.log'})"
             )
         latencies.append(max(committed[b] for b in batches) - path.stat().st_mtime)
-    return {"files": len(latencies), "p50_seconds": round(statistics.median(latencies), 2),
-            "max_seconds": round(max(latencies), 2), "target_p50_seconds": 5,
-            "what": f"continuous mode, 1 s trigger: {files} event files landing {pace} s apart; file landing -> "
-                    "the Delta commit holding all its predictions"}  # fmt: skip
+    return {
+        "files": len(latencies),
+        "p50_seconds": round(statistics.median(latencies), 2),
+        "max_seconds": round(max(latencies), 2),
+        "target_p50_seconds": 5,
+        "what": f"continuous mode, 1 s trigger: {files} event files landing {pace} s apart; file landing -> "
+        "the Delta commit holding all its predictions",
+    }
 
 
 def monitoring_windows() -> dict:
@@ -268,15 +355,21 @@ def monitoring_windows() -> dict:
     month = run_job(
         "monitor_month", data, "jobs.monitoring", "monitor", "--start", "2013-07-01", "--end", "2013-08-01"
     )
-    return {"day_seconds": round(day, 1), "month_seconds": round(month, 1),
-            "month_rows": _result("monitor_month")["rows"],
-            "what": "python -m jobs.monitoring monitor, whole process (imports, Evidently, the Delta write, MLflow), "
-                    "July 1st and all of July 2013 against the Champion's training window"}  # fmt: skip
+    return {
+        "day_seconds": round(day, 1),
+        "month_seconds": round(month, 1),
+        "month_rows": _result("monitor_month")["rows"],
+        "what": "python -m jobs.monitoring monitor, whole process (imports, Evidently, the Delta write, "
+        "MLflow), "
+        "July 1st and all of July 2013 against the Champion's training window",
+    }
 
 
 def _flight_id(event: dict) -> str:
-    return (f"{event['year']}{event['month']:02d}{event['day']:02d}_{event['carrier']}_{event['flight']}_"
-            f"{event['origin']}_{event['sched_dep_time']:04d}")  # fmt: skip
+    return (
+        f"{event['year']}{event['month']:02d}{event['day']:02d}_{event['carrier']}_{event['flight']}_"
+        f"{event['origin']}_{event['sched_dep_time']:04d}"
+    )
 
 
 def dag_parsing() -> dict:
@@ -291,7 +384,9 @@ bag = DagBag(dag_folder=str(folder))
 total = time.perf_counter() - started
 per_file = {}
 for path in files:
-    t = time.perf_counter(); DagBag(dag_folder=str(path)); per_file[path.name] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    DagBag(dag_folder=str(path))
+    per_file[path.name] = round(time.perf_counter() - t, 3)
 print(json.dumps({"files": len(files), "dags": len(bag.dag_ids), "errors": len(bag.import_errors),
                   "folder_seconds": round(total, 3), "per_file_seconds": per_file}))
 """
@@ -316,20 +411,40 @@ def demo_lifecycle() -> dict:
     env = {**os.environ, **runway_env.variables(data)}
     LOGS.mkdir(parents=True, exist_ok=True)
     with (LOGS / "demo.log").open("w") as log:
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], env=env, stdout=log,
-                       stderr=subprocess.STDOUT, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "demo.py")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
     demo = json.loads((data / "logs" / "demo_timings.json").read_text())
     plain_data = fresh("demo_plain")
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_demo_plain.py"), str(plain_data),
-                          demo["last_month"], *demo["training_ends"]],
-                         env={**os.environ, **runway_env.variables(plain_data)}, capture_output=True, text=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_demo_plain.py"),
+            str(plain_data),
+            demo["last_month"],
+            *demo["training_ends"],
+        ],
+        env={**os.environ, **runway_env.variables(plain_data)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     plain = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"seconds": demo["total_seconds"], "target_seconds": 600, "stages": demo["stages"],
-            "dag_runs": demo["dag_runs"], "plain_script": plain,
-            "orchestration_ratio": round(demo["total_seconds"] / plain["seconds"], 2),
-            "what": "make demo end to end (Airflow dag.test runs, a process per job, MLflow tracking and registry) vs "
-                    "the same seed, feature refresh, fits, scoring and drift reports as one plain script"}  # fmt: skip
+    return {
+        "seconds": demo["total_seconds"],
+        "target_seconds": 600,
+        "stages": demo["stages"],
+        "dag_runs": demo["dag_runs"],
+        "plain_script": plain,
+        "orchestration_ratio": round(demo["total_seconds"] / plain["seconds"], 2),
+        "what": "make demo end to end (Airflow dag.test runs, a process per job, MLflow tracking and "
+        "registry) vs "
+        "the same seed, feature refresh, fits, scoring and drift reports as one plain script",
+    }
 
 
 def _spark_submit(cluster_url: str, wheel: Path) -> tuple[list[str], dict[str, str]]:
@@ -344,8 +459,17 @@ def _spark_submit(cluster_url: str, wheel: Path) -> tuple[list[str], dict[str, s
     finally:
         for key in ("RUNWAY_COMPUTE", "RUNWAY_WHEEL_FILE"):
             os.environ.pop(key)
-    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", cluster_url, "--deploy-mode", "client",
-               "--name", "runway-bench", "--py-files", spec["wheel"]]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master",
+        cluster_url,
+        "--deploy-mode",
+        "client",
+        "--name",
+        "runway-bench",
+        "--py-files",
+        spec["wheel"],
+    ]
     command += ["--jars", spec["jars"]] if spec["jars"] else []
     for key, value in spec["conf"].items():
         command += ["--conf", f"{key}={value}"]
@@ -378,13 +502,23 @@ def cluster_vs_local() -> dict:
     steps = ("bronze", "silver", "gate", "gold")
     try:
         refresh_local = [run_job(f"cluster_local_{s}", local, "jobs.feature_refresh", s, *day) for s in steps]
-        score_local = run_job("cluster_local_score", year, "jobs.batch_inference", "--start", "2013-07-01",
-                              "--end", "2013-07-08")  # fmt: skip
+        score_local = run_job(
+            "cluster_local_score",
+            year,
+            "jobs.batch_inference",
+            "--start",
+            "2013-07-01",
+            "--end",
+            "2013-07-08",
+        )
     finally:
         os.environ.pop("RUNWAY_SPARK_REMOTE")
     wheel_dir = fresh("cluster_dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheel_dir), str(ROOT)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheel_dir), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     cluster = SparkStandaloneCluster(BENCH / "cluster_spark")
     cluster.start()
     try:
@@ -392,22 +526,33 @@ def cluster_vs_local() -> dict:
         refresh_cluster = [
             _submitted(f"cluster_{s}", remote, submit, "feature_refresh", s, *day) for s in steps
         ]
-        score_cluster = _submitted("cluster_score", year, submit, "batch_inference", "--start", "2013-07-01",
-                                   "--end", "2013-07-08")  # fmt: skip
+        score_cluster = _submitted(
+            "cluster_score", year, submit, "batch_inference", "--start", "2013-07-01", "--end", "2013-07-08"
+        )
     finally:
         cluster.stop()
-    refresh = {"local_seconds": round(sum(refresh_local), 1), "cluster_seconds": round(sum(refresh_cluster), 1),
-               "local_steps": [round(x, 1) for x in refresh_local],
-               "cluster_steps": [round(x, 1) for x in refresh_cluster]}  # fmt: skip
+    refresh = {
+        "local_seconds": round(sum(refresh_local), 1),
+        "cluster_seconds": round(sum(refresh_cluster), 1),
+        "local_steps": [round(x, 1) for x in refresh_local],
+        "cluster_steps": [round(x, 1) for x in refresh_cluster],
+    }
     refresh["ratio"] = round(refresh["cluster_seconds"] / refresh["local_seconds"], 2)
-    scoring = {"local_seconds": round(score_local, 1), "cluster_seconds": round(score_cluster, 1),
-               "ratio": round(score_cluster / score_local, 2)}  # fmt: skip
-    return {"one_day_refresh": refresh, "one_week_scoring": scoring,
-            "what": "cluster / local wall time of the same jobs: a day's refresh (bronze, silver, gate, gold as four "
-                    "processes or four spark-submit applications in client mode on a standalone master and 2-core "
-                    "worker on this machine, native delta-spark) and a week of July's batch scoring with the year's "
-                    "Champion (local engine in process vs spark engine with spark_udf on the executors); "
-                    "no target: what a cluster of one small machine costs, not what a real cluster gains"}  # fmt: skip
+    scoring = {
+        "local_seconds": round(score_local, 1),
+        "cluster_seconds": round(score_cluster, 1),
+        "ratio": round(score_cluster / score_local, 2),
+    }
+    return {
+        "one_day_refresh": refresh,
+        "one_week_scoring": scoring,
+        "what": "cluster / local wall time of the same jobs: a day's refresh (bronze, silver, gate, gold as "
+        "four "
+        "processes or four spark-submit applications in client mode on a standalone master and 2-core "
+        "worker on this machine, native delta-spark) and a week of July's batch scoring with the year's "
+        "Champion (local engine in process vs spark engine with spark_udf on the executors); "
+        "no target: what a cluster of one small machine costs, not what a real cluster gains",
+    }
 
 
 def assistant() -> dict:

@@ -91,8 +91,12 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
         frame = rows[[*features.keys, "day"]].assign(
             prediction=model.predict_proba(model_inputs(model_cfg, rows))[:, 1]
         )
-        write_deltalake(str(predictions), frame, mode="overwrite",
-                        predicate=f"day >= '{month}' AND day < '{until}'" if predictions.exists() else None)  # fmt: skip
+        write_deltalake(
+            str(predictions),
+            frame,
+            mode="overwrite",
+            predicate=f"day >= '{month}' AND day < '{until}'" if predictions.exists() else None,
+        )
         scored[month] = (rows, frame)
     t = lap("scoring", t)
 
@@ -105,12 +109,25 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
         model, reference = current(month)
         reference = reference.sample(n=min(len(reference), monitoring.reference_max_rows), random_state=0)
         current_rows = rows.sample(n=min(len(rows), monitoring.current_max_rows), random_state=0)
-        Report([DataDriftPreset(columns=columns, drift_share=monitoring.drift_share, num_method=monitoring.numeric_method,
-                                num_threshold=monitoring.numeric_threshold, cat_method=monitoring.categorical_method,
-                                cat_threshold=monitoring.categorical_threshold)]).run(
-            reference_data=Dataset.from_pandas(model_inputs(model_cfg, reference), data_definition=definition),
-            current_data=Dataset.from_pandas(model_inputs(model_cfg, current_rows), data_definition=definition),
-        )  # fmt: skip
+        Report(
+            [
+                DataDriftPreset(
+                    columns=columns,
+                    drift_share=monitoring.drift_share,
+                    num_method=monitoring.numeric_method,
+                    num_threshold=monitoring.numeric_threshold,
+                    cat_method=monitoring.categorical_method,
+                    cat_threshold=monitoring.categorical_threshold,
+                )
+            ]
+        ).run(
+            reference_data=Dataset.from_pandas(
+                model_inputs(model_cfg, reference), data_definition=definition
+            ),
+            current_data=Dataset.from_pandas(
+                model_inputs(model_cfg, current_rows), data_definition=definition
+            ),
+        )
         known = rows[model_cfg.label].notna().to_numpy()
         classification_metrics(
             rows[model_cfg.label][known].astype(int).to_numpy(), frame.prediction.to_numpy()[known], 0.5

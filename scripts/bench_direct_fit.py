@@ -31,9 +31,17 @@ def main(gold_path: str, end: str) -> None:
     train = parts["train"]
     pipeline = build_pipeline(model).fit(model_inputs(model, train), train[model.label].astype(int))
     fitted = time.perf_counter()
-    print(json.dumps({"load_seconds": round(loaded - started, 2), "fit_seconds": round(fitted - loaded, 2),
-                      "seconds": round(fitted - started, 2), "rows": len(train),
-                      "iterations": int(pipeline.named_steps["model"].n_iter_)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "load_seconds": round(loaded - started, 2),
+                "fit_seconds": round(fitted - loaded, 2),
+                "seconds": round(fitted - started, 2),
+                "rows": len(train),
+                "iterations": int(pipeline.named_steps["model"].n_iter_),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,16 @@ def main() -> None:
 
     def score_and_commit(udf) -> float:
         started = time.perf_counter()
-        predictions = score(gold, model, udf, keys=features.keys, date_column=features.date_column,
-                            mode="batch", run_id="bench", scored_at=datetime.now(UTC))  # fmt: skip
+        predictions = score(
+            gold,
+            model,
+            udf,
+            keys=features.keys,
+            date_column=features.date_column,
+            mode="batch",
+            run_id="bench",
+            scored_at=datetime.now(UTC),
+        )
         commit = store.overwrite_window(
             scratch, predictions, features.date_column, "1900-01-01", "2100-01-01"
         )
@@ -58,8 +66,15 @@ def main() -> None:
         spark_udf = [score_and_commit(champion) for _ in range(3)]
     finally:
         shutil.rmtree(store.path(scratch), ignore_errors=True)
-    print(json.dumps({"rows": rows[-1], "free_model": {"cold": cold, "warm": warm},
-                      "spark_udf": {"first": spark_udf[0], "warm": spark_udf[-1]}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "rows": rows[-1],
+                "free_model": {"cold": cold, "warm": warm},
+                "spark_udf": {"first": spark_udf[0], "warm": spark_udf[-1]},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

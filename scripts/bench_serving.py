@@ -37,8 +37,9 @@ class Process:
     def __init__(self, command: list[str], env: dict[str, str], log: Path, ready: str) -> None:
         self.log = log
         with log.open("w") as out:
-            self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         _wait(ready, self.process, log)
 
     def stop(self) -> None:
@@ -50,8 +51,13 @@ def locust(url: str, users: int, body: Path, out: Path) -> dict:
     from jobs.serving.load import run_locust
 
     figures = run_locust(url, body.read_bytes(), users, SECONDS, out)
-    return {"rps": figures.rps, "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms, "requests": figures.requests,
-            "failures": figures.failures}  # fmt: skip
+    return {
+        "rps": figures.rps,
+        "p50_ms": figures.p50_ms,
+        "p99_ms": figures.p99_ms,
+        "requests": figures.requests,
+        "failures": figures.failures,
+    }
 
 
 def _post(url: str, body: bytes) -> dict:
@@ -66,8 +72,12 @@ def serving_figure(
     data: Path, versions: list[str], set_champion, tracking_uri: str, name: str, body: bytes
 ) -> dict:
     """Both servers on ``versions[-1]`` (the Champion), each level measured on each."""
-    env = {**os.environ, "RUNWAY_DATA_DIR": str(data), "RUNWAY_ENV": "dev",
-           "RUNWAY_SERVING_POLL_SECONDS": str(POLL_SECONDS)}  # fmt: skip
+    env = {
+        **os.environ,
+        "RUNWAY_DATA_DIR": str(data),
+        "RUNWAY_ENV": "dev",
+        "RUNWAY_SERVING_POLL_SECONDS": str(POLL_SECONDS),
+    }
     champion = versions[-1]
     set_champion(data, champion)
     work = Path(tempfile.mkdtemp(prefix="runway-serving-bench-"))
@@ -78,10 +88,17 @@ def serving_figure(
     def ours(logging_on: bool) -> tuple[Process, str]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        run_env = {**env, "RUNWAY_SERVING_LOG": "true" if logging_on else "false",
-                   "RUNWAY_SERVING_WAL_ROOT": str(work / f"wal-{logging_on}")}  # fmt: skip
-        server = Process([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(port)], run_env,
-                         work / f"runway-{logging_on}.log", url + "/health")  # fmt: skip
+        run_env = {
+            **env,
+            "RUNWAY_SERVING_LOG": "true" if logging_on else "false",
+            "RUNWAY_SERVING_WAL_ROOT": str(work / f"wal-{logging_on}"),
+        }
+        server = Process(
+            [sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(port)],
+            run_env,
+            work / f"runway-{logging_on}.log",
+            url + "/health",
+        )
         return server, url
 
     server, url = ours(logging_on=True)
@@ -107,11 +124,33 @@ def serving_figure(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         # mlflow models serve execs `uvicorn` from PATH: this interpreter's scripts first.
-        mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri,
-                      "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # fmt: skip
-        served = Process([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}/{champion}",
-                          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)],
-                         mlflow_env, work / f"mlflow-{workers}.log", url + "/ping")  # fmt: skip
+        mlflow_env = {
+            **env,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        }
+        served = Process(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/{name}/{champion}",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            mlflow_env,
+            work / f"mlflow-{workers}.log",
+            url + "/ping",
+        )
         try:
             figure["mlflow_workers"][str(workers)] = {str(u): locust(url, u, body_file, work) for u in LEVELS}
         finally:
@@ -122,17 +161,25 @@ def serving_figure(
         ]
         figure["levels"][str(users)]["mlflow_best"] = best
     at64, at1 = figure["levels"]["64"], figure["levels"]["1"]
-    figure.update({
-        "throughput_ratio_64": round(at64["runway"]["rps"] / at64["mlflow_best"]["rps"], 2), "target_ratio_64": 3,
-        "p50_1_ms": {"runway": at1["runway"]["p50_ms"], "mlflow": at1["mlflow_best"]["p50_ms"]},
-        "logging_ratio_64": round(at64["runway"]["rps"] / figure["logging_off_64"]["rps"], 2),
-        "target_logging_ratio": 0.9, "poll_seconds": POLL_SECONDS,
-        "what": f"Locust headless (FastHttpUser, closed loop, {SECONDS} s per level) posting one flight row in "
-                "dataframe_records to /invocations on loopback; runway with its inference log on (and off for "
-                "logging_off_64); mlflow models serve --env-manager local with 1 and 2 workers, the best per level; "
-                "alias_swap_seconds: alias moved -> first answer from the new version, polling every poll_seconds",
-    })  # fmt: skip
-    figure["meets_target"] = (figure["throughput_ratio_64"] >= 3 and at1["runway"]["p50_ms"] <= at1["mlflow_best"]["p50_ms"]
-                              and figure["logging_ratio_64"] >= 0.9
-                              and figure["alias_swap_seconds"] <= 2 * POLL_SECONDS)  # fmt: skip
+    figure.update(
+        {
+            "throughput_ratio_64": round(at64["runway"]["rps"] / at64["mlflow_best"]["rps"], 2),
+            "target_ratio_64": 3,
+            "p50_1_ms": {"runway": at1["runway"]["p50_ms"], "mlflow": at1["mlflow_best"]["p50_ms"]},
+            "logging_ratio_64": round(at64["runway"]["rps"] / figure["logging_off_64"]["rps"], 2),
+            "target_logging_ratio": 0.9,
+            "poll_seconds": POLL_SECONDS,
+            "what": f"Locust headless (FastHttpUser, closed loop, {SECONDS} s per level) posting one flight "
+            "row in dataframe_records to /invocations on loopback; runway with its inference log on (and "
+            "off for logging_off_64); mlflow models serve --env-manager local with 1 and 2 workers, the "
+            "best per level; alias_swap_seconds: alias moved -> first answer from the new version, "
+            "polling every poll_seconds",
+        }
+    )
+    figure["meets_target"] = (
+        figure["throughput_ratio_64"] >= 3
+        and at1["runway"]["p50_ms"] <= at1["mlflow_best"]["p50_ms"]
+        and figure["logging_ratio_64"] >= 0.9
+        and figure["alias_swap_seconds"] <= 2 * POLL_SECONDS
+    )
     return figure

@@ -121,9 +121,13 @@ class Demo:
     def dag(self, pipeline: str):
         dag_id = f"dev_{pipeline}"
         if dag_id not in self.dags:
-            file = {"feature_refresh": "feature_refresh.py", "training": "training.py",
-                    "batch_inference": "inference.py", "streaming_inference": "inference.py",
-                    "monitoring": "monitoring.py"}[pipeline]  # fmt: skip
+            file = {
+                "feature_refresh": "feature_refresh.py",
+                "training": "training.py",
+                "batch_inference": "inference.py",
+                "streaming_inference": "inference.py",
+                "monitoring": "monitoring.py",
+            }[pipeline]
             with self._task_output_to_log():
                 self.dags[dag_id] = runway_env.load_dag(dag_id, file)
         return self.dags[dag_id]
@@ -343,9 +347,12 @@ def main() -> int:
         help="last month to score and monitor (YYYY-MM; default: the use case's)",
     )
     parser.add_argument(
-        "--cold", "--cold-spark", dest="cold", action="store_true",
+        "--cold",
+        "--cold-spark",
+        dest="cold",
+        action="store_true",
         help="no warm services: every job starts its own interpreter, and every Spark task its own JVM",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     last_month = date.fromisoformat(f"{args.last_month}-01") if args.last_month else None
     data_dir = runway_env.configure()
@@ -357,7 +364,8 @@ def main() -> int:
     except DemoError as exc:
         parser.error(str(exc))
     print(
-        f"Runway demo — use case {demo.config.use_case.name}, dev environment, local engine, data under {data_dir}\n"
+        f"Runway demo — use case {demo.config.use_case.name}, dev environment, local engine, data under "
+        f"{data_dir}\n"
         f"(task logs: {demo.log_path})\n"
     )
     demo.warm_spark = not args.cold
@@ -371,9 +379,15 @@ def main() -> int:
         demo.stop_warm_services()
     total = time.perf_counter() - started
     print_summary(demo.config, demo.timings, demo.runs, total, data_dir)
-    timings = {"total_seconds": round(total, 1), "stages": {k: round(v, 1) for k, v in demo.timings.items()},
-               "dag_runs": len(demo.runs), "training_ends": demo.training_ends, "last_month": f"{demo.last_month:%Y-%m}",
-               "use_case": demo.config.use_case.name, "warm_spark": demo.warm_spark}  # fmt: skip
+    timings = {
+        "total_seconds": round(total, 1),
+        "stages": {k: round(v, 1) for k, v in demo.timings.items()},
+        "dag_runs": len(demo.runs),
+        "training_ends": demo.training_ends,
+        "last_month": f"{demo.last_month:%Y-%m}",
+        "use_case": demo.config.use_case.name,
+        "warm_spark": demo.warm_spark,
+    }
     (data_dir / "logs" / "demo_timings.json").write_text(json.dumps(timings, indent=2))
     return 0
 

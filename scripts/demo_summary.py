@@ -31,14 +31,16 @@ def model_versions(config) -> list[dict[str, Any]]:
     for version in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)):
         run = client.get_run(version.run_id)
         tags = version.tags or {}
-        rows.append({
-            "version": version.version,
-            "reason": run.data.tags.get("trigger.reason", "?"),
-            "trained_on": f"[{tags.get('data.window_start', '?')}, {tags.get('data.window_end', '?')})",
-            "test_roc_auc": run.data.metrics.get("test_roc_auc"),
-            "validation": tags.get("model_validation_status", "?"),
-            "aliases": ", ".join(sorted(aliases.get(str(version.version), []))) or "-",
-        })  # fmt: skip
+        rows.append(
+            {
+                "version": version.version,
+                "reason": run.data.tags.get("trigger.reason", "?"),
+                "trained_on": f"[{tags.get('data.window_start', '?')}, {tags.get('data.window_end', '?')})",
+                "test_roc_auc": run.data.metrics.get("test_roc_auc"),
+                "validation": tags.get("model_validation_status", "?"),
+                "aliases": ", ".join(sorted(aliases.get(str(version.version), []))) or "-",
+            }
+        )
     return rows
 
 
@@ -55,12 +57,17 @@ def drift_by_month(config) -> pd.DataFrame:
         violations = sorted(
             {m for m, v in zip(window.metric, window.violated, strict=True) if v and m != "feature_drift"}
         )
-        rows.append({
-            "window": f"[{start}, {end})", "model": f"v{window.model_version.iloc[0]}",
-            "drift_share": value.get("dataset_drift_share"), "prediction_drift": value.get("prediction_drift"),
-            "roc_auc": value.get("quality.roc_auc"), "top_drifted": ", ".join(drifted.column.head(3)) or "-",
-            "violations": ", ".join(violations) or "-",
-        })  # fmt: skip
+        rows.append(
+            {
+                "window": f"[{start}, {end})",
+                "model": f"v{window.model_version.iloc[0]}",
+                "drift_share": value.get("dataset_drift_share"),
+                "prediction_drift": value.get("prediction_drift"),
+                "roc_auc": value.get("quality.roc_auc"),
+                "top_drifted": ", ".join(drifted.column.head(3)) or "-",
+                "violations": ", ".join(violations) or "-",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -72,7 +79,8 @@ def print_summary(config, timings: dict[str, float], runs: list, total: float, d
     for v in model_versions(config):
         auc = f"{v['test_roc_auc']:.3f}" if v["test_roc_auc"] is not None else "-"
         print(
-            f"  {v['version']:>3}  {v['reason']:<8} {v['trained_on']:<26} {auc:>12}  {v['validation']:<10} {v['aliases']}"
+            f"  {v['version']:>3}  {v['reason']:<8} {v['trained_on']:<26} {auc:>12}  {v['validation']:<10} "
+            f"{v['aliases']}"
         )
 
     audit = table(config, "ml", "model_audit")
@@ -82,19 +90,23 @@ def print_summary(config, timings: dict[str, float], runs: list, total: float, d
         print("\nChampion moves (ml.model_audit):")
         for e in audit.sort_values("event_time").itertuples():
             print(
-                f"  {e.action:<9} {('v' + e.from_version) if e.from_version else '(none)'} → v{e.to_version}  approved by {e.approved_by}"
+                f"  {e.action:<9} {('v' + e.from_version) if e.from_version else '(none)'} → v{e.to_version} "
+                f" approved by {e.approved_by}"
             )
 
     drift = drift_by_month(config)
     if not drift.empty:
         print("\nMonitoring by window (monitoring.metrics):")
-        print(f"  {'window':<26} {'model':<6} {'drift share':>11} {'pred. drift':>11} {'ROC AUC':>8}  "
-              f"{'most drifted features':<30} violations")  # fmt: skip
+        print(
+            f"  {'window':<26} {'model':<6} {'drift share':>11} {'pred. drift':>11} {'ROC AUC':>8}  "
+            f"{'most drifted features':<30} violations"
+        )
         for r in drift.itertuples():
             auc = "-" if pd.isna(r.roc_auc) else f"{r.roc_auc:.3f}"
             pred = "-" if pd.isna(r.prediction_drift) else f"{r.prediction_drift:.2f}"
             print(
-                f"  {r.window:<26} {r.model:<6} {r.drift_share:>11.2f} {pred:>11} {auc:>8}  {r.top_drifted:<30} {r.violations}"
+                f"  {r.window:<26} {r.model:<6} {r.drift_share:>11.2f} {pred:>11} {auc:>8}  "
+                f"{r.top_drifted:<30} {r.violations}"
             )
 
     alerts = table(config, "monitoring", "alerts")

@@ -77,10 +77,20 @@ def fetch() -> dict | None:
     (JARS_DIR / "all").mkdir(parents=True)
     (JARS_DIR / "pom.xml").write_text(POM.format(artifact=artifact, version=version))
     done = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(JARS_DIR / "pom.xml"), "dependency:copy-dependencies",
-         f"-DoutputDirectory={JARS_DIR / 'all'}", "-DincludeScope=runtime"],
-        capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(JARS_DIR / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={JARS_DIR / 'all'}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode != 0:
         reason = next((line for line in done.stdout.splitlines() if "[ERROR]" in line), done.stdout[-300:])
         return _write(

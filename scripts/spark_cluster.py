@@ -37,21 +37,54 @@ class SparkStandaloneCluster:
 
         home = Path(pyspark.__file__).parent
         port, ui_port = free_port(), free_port()
-        env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
-               "SPARK_WORKER_DIR": str(self.root / "work"), "SPARK_LOG_DIR": str(self.root / "logs")}  # fmt: skip
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(home),
+            "PYSPARK_PYTHON": sys.executable,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_WORKER_DIR": str(self.root / "work"),
+            "SPARK_LOG_DIR": str(self.root / "logs"),
+        }
         self.url, self.ui = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}"
         launcher = str(home / "bin" / "spark-class")
         commands = {
-            "master": [launcher, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                       "--webui-port", str(ui_port)],
-            "worker": [launcher, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores",
-                       str(self.cores), "--memory", self.memory, "--webui-port", str(free_port()), self.url],
-        }  # fmt: skip
+            "master": [
+                launcher,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(ui_port),
+            ],
+            "worker": [
+                launcher,
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                str(self.cores),
+                "--memory",
+                self.memory,
+                "--webui-port",
+                str(free_port()),
+                self.url,
+            ],
+        }
         self.root.mkdir(parents=True, exist_ok=True)
         for name, command in commands.items():
             with (self.root / f"{name}.log").open("w") as log:
-                self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                       stdin=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
+                self.processes.append(
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
         try:
             if self._wait_until_registered(timeout):
                 return self.url

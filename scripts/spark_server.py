@@ -69,8 +69,12 @@ def start(data_dir: Path, port: int | None = None) -> dict:
         return running
     import pyspark
 
-    env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(Path(pyspark.__file__).parent),
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
     for attempt in range(1 if port else 3):  # a chosen port taken meanwhile by another starter: choose again
         chosen = port or (_free_port() if attempt == 0 else free_port())
         record = {"port": chosen, "url": f"sc://127.0.0.1:{chosen}"}

@@ -3,7 +3,8 @@ triggerer; LocalExecutor), the MLflow UI, a warm Spark (a Spark Connect server t
 connect to, scripts/spark_server.py) and a warm Python (the job server the tasks fork their jobs
 from, scripts/job_server.py), on the same data folder as the demo.
 
-    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080] [--mlflow-port 5000] [--cold]
+    make up      # or: .venv/bin/python scripts/stack.py up [--airflow-port 8080]
+                 #     [--mlflow-port 5000] [--cold]
     make down    # stops exactly what `make up` started
 
 Each service runs in its own process group, recorded with its start time in
@@ -28,7 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import runway_env  # noqa: E402
-from background import group_exists, signal_group, start_warm_services, started_at, stop_warm_services  # noqa: E402
+from background import (  # noqa: E402
+    group_exists,
+    signal_group,
+    start_warm_services,
+    started_at,
+    stop_warm_services,
+)
 
 GRACE_SECONDS = 30
 # Airflow's users and roles (the simple auth manager's): an admin, an approver who may trigger runs
@@ -53,18 +60,24 @@ def parallelism(spark_master: str, cores: int | None = None) -> int:
 def stack_env(data_dir: Path, airflow_port: int, envs: str, spark_master: str = "local[*]") -> dict[str, str]:
     """The variables the stack's processes (and the jobs its tasks start) run with."""
     env = {**os.environ, **runway_env.variables(data_dir)}
-    env.update({
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW_PARALLELISM", str(parallelism(spark_master))),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__PORT": str(airflow_port),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{airflow_port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{airflow_port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", AIRFLOW_USERS),
-        "RUNWAY_DAG_ENVS": envs,
-        # standalone starts its components as `airflow ...`: this interpreter's scripts first
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-    })  # fmt: skip
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": os.environ.get(
+                "AIRFLOW_PARALLELISM", str(parallelism(spark_master))
+            ),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__PORT": str(airflow_port),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{airflow_port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{airflow_port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": env.get(
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", AIRFLOW_USERS
+            ),
+            "RUNWAY_DAG_ENVS": envs,
+            # standalone starts its components as `airflow ...`: this interpreter's scripts first
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        }
+    )
     return env
 
 
@@ -105,9 +118,15 @@ def airflow_login(data_dir: Path, environ: dict[str, str] | None = None) -> str:
 
 
 def up(
-    data_dir: Path, airflow_port: int, mlflow_port: int, envs: str = "all", timeout: float = 180,
-    warm: bool = True, serving_port: int = 8000, serving_env: str = "dev",
-) -> dict:  # fmt: skip
+    data_dir: Path,
+    airflow_port: int,
+    mlflow_port: int,
+    envs: str = "all",
+    timeout: float = 180,
+    warm: bool = True,
+    serving_port: int = 8000,
+    serving_env: str = "dev",
+) -> dict:
     """Start the services, wait until they answer, record them; returns the recorded state. With
     ``warm``, the warm services first (background.start_warm_services: one named by the user's
     variable is used as it is): the tasks' jobs then connect to the Spark Connect server instead of
@@ -128,19 +147,38 @@ def up(
     Path(config.mlflow.artifact_root).mkdir(parents=True, exist_ok=True)
     commands = {
         "airflow": [sys.executable, "-m", "airflow", "standalone"],
-        "mlflow": [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", config.mlflow.tracking_uri,
-                   "--default-artifact-root", config.mlflow.artifact_root, "--host", "127.0.0.1",
-                   "--port", str(mlflow_port), "--workers", "1"],
+        "mlflow": [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            config.mlflow.tracking_uri,
+            "--default-artifact-root",
+            config.mlflow.artifact_root,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+            "--workers",
+            "1",
+        ],
         # The environment's Champion over REST (ready once the alias names a version: /health).
         "serving": [sys.executable, "-m", "jobs.serve", "--env", serving_env, "--port", str(serving_port)],
-    }  # fmt: skip
+    }
     services, processes = {}, {}
-    state = {"services": services, "airflow_url": f"http://localhost:{airflow_port}",
-             "mlflow_url": f"http://localhost:{mlflow_port}", "data_dir": str(data_dir),
-             "serving_url": f"http://127.0.0.1:{serving_port}", "serving_env": serving_env,
-             "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]),
-             "spark_remote": warm.get("RUNWAY_SPARK_REMOTE"), "job_server": warm.get("RUNWAY_JOB_SERVER"),
-             "started": started}  # fmt: skip
+    state = {
+        "services": services,
+        "airflow_url": f"http://localhost:{airflow_port}",
+        "mlflow_url": f"http://localhost:{mlflow_port}",
+        "data_dir": str(data_dir),
+        "serving_url": f"http://127.0.0.1:{serving_port}",
+        "serving_env": serving_env,
+        "parallelism": int(env["AIRFLOW__CORE__PARALLELISM"]),
+        "spark_remote": warm.get("RUNWAY_SPARK_REMOTE"),
+        "job_server": warm.get("RUNWAY_JOB_SERVER"),
+        "started": started,
+    }
 
     def start(name: str, command: list[str]) -> None:
         log = data_dir / "logs" / f"{name}.log"
@@ -149,8 +187,12 @@ def up(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         processes[name] = process
-        services[name] = {"pid": process.pid, "started_at": started_at(process.pid), "log": str(log),
-                          "command": " ".join(command[1:4])}  # fmt: skip
+        services[name] = {
+            "pid": process.pid,
+            "started_at": started_at(process.pid),
+            "log": str(log),
+            "command": " ".join(command[1:4]),
+        }
         state_path.write_text(json.dumps(state, indent=2))  # recorded at once: `down` stops what started
 
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,14 +201,29 @@ def up(
     try:
         start("airflow", commands["airflow"])
         start("mlflow", commands["mlflow"])
-        _wait_for(f"http://127.0.0.1:{mlflow_port}/health", lambda body: "OK" in body, timeout,
-                  processes["mlflow"], Path(services["mlflow"]["log"]))  # fmt: skip
+        _wait_for(
+            f"http://127.0.0.1:{mlflow_port}/health",
+            lambda body: "OK" in body,
+            timeout,
+            processes["mlflow"],
+            Path(services["mlflow"]["log"]),
+        )
         # After MLflow: on a fresh SQLite store two processes migrating its tables at once fail.
         start("serving", commands["serving"])
-        _wait_for(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", _airflow_healthy, timeout,
-                  processes["airflow"], Path(services["airflow"]["log"]))  # fmt: skip
-        _wait_for(f"http://127.0.0.1:{serving_port}/ping", lambda body: body == "ok", timeout,
-                  processes["serving"], Path(services["serving"]["log"]))  # fmt: skip
+        _wait_for(
+            f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health",
+            _airflow_healthy,
+            timeout,
+            processes["airflow"],
+            Path(services["airflow"]["log"]),
+        )
+        _wait_for(
+            f"http://127.0.0.1:{serving_port}/ping",
+            lambda body: body == "ok",
+            timeout,
+            processes["serving"],
+            Path(services["serving"]["log"]),
+        )
     except BaseException:
         down(data_dir)
         raise
@@ -212,9 +269,12 @@ def main() -> int:
         "--serving-env", default=os.environ.get("SERVING_ENV", "dev"), help="whose Champion to serve"
     )
     start.add_argument(
-        "--cold", "--cold-spark", dest="cold", action="store_true",
+        "--cold",
+        "--cold-spark",
+        dest="cold",
+        action="store_true",
         help="no warm services: each job starts its own interpreter, and each Spark job its own JVM",
-    )  # fmt: skip
+    )
     sub.add_parser("down", help="stop what `up` started")
     args = parser.parse_args()
     data_dir = Path(os.environ.get("RUNWAY_DATA_DIR", runway_env.ROOT / "data")).resolve()
@@ -226,8 +286,15 @@ def main() -> int:
         "starting a warm Spark and Python, Airflow, the MLflow UI and the serving endpoint (about 40 s) ...",
         flush=True,
     )
-    state = up(data_dir, args.airflow_port, args.mlflow_port, args.envs, warm=not args.cold,
-               serving_port=args.serving_port, serving_env=args.serving_env)  # fmt: skip
+    state = up(
+        data_dir,
+        args.airflow_port,
+        args.mlflow_port,
+        args.envs,
+        warm=not args.cold,
+        serving_port=args.serving_port,
+        serving_env=args.serving_env,
+    )
     login = airflow_login(data_dir)
     spark = state["spark_remote"] or "none: each job starts its own JVM"
     jobs = state["job_server"] or "none: each job starts its own interpreter"
@@ -237,7 +304,9 @@ MLflow   {state["mlflow_url"]}
 Serving  {state["serving_url"]}/invocations   (the {state["serving_env"]} Champion; /health, /metrics)
 Spark    {spark}
 Jobs     {jobs}
-DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {data_dir / "logs"}.
+DAGs of: {args.envs} (new DAGs start paused); {state["parallelism"]} task(s) at a time. Logs: {
+        data_dir / "logs"
+    }.
 Stop with `make down`.""")
     return 0
 

@@ -95,8 +95,12 @@ def warm_stack(request):
 def project_wheel(tmp_path_factory) -> Path:
     """The project's wheel, built once for the session as `make wheel` builds it."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return next(out.glob("runway_mlops-*-py3-none-any.whl"))
 
 

@@ -31,8 +31,15 @@ def reply_to(prompt: str) -> str:
     question = re.search(r"Question:\s*(.+)", prompt)
     asked = _words(question.group(1)) if question else set()
     passages = re.findall(r"^\[([^\]\s]+)\] (.+?)(?=\n\n\[|\n\nQuestion:|\Z)", prompt, re.M | re.S)
-    best = max(((len(asked & _words(s)), s.strip(), doc) for doc, text in passages[:1]  # the top passage
-                for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(_words(s)) >= 3), default=None)  # fmt: skip
+    best = max(
+        (
+            (len(asked & _words(s)), s.strip(), doc)
+            for doc, text in passages[:1]  # the top passage
+            for s in re.split(r"(?<=[.!?])\s+|\n+", text)
+            if len(_words(s)) >= 3
+        ),
+        default=None,
+    )
     return f"{best[1]} [{best[2]}]" if best else UNSUPPORTED
 
 
@@ -51,12 +58,25 @@ class ChatStandIn:
                 )
                 prompt = body["messages"][-1]["content"]
                 text = reply_to(prompt)
-                payload = json.dumps({
-                    "id": f"standin-{len(standin.requests)}", "object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split()),
-                              "total_tokens": len(prompt.split()) + len(text.split())},
-                }).encode()  # fmt: skip
+                payload = json.dumps(
+                    {
+                        "id": f"standin-{len(standin.requests)}",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(prompt.split()),
+                            "completion_tokens": len(text.split()),
+                            "total_tokens": len(prompt.split()) + len(text.split()),
+                        },
+                    }
+                ).encode()
                 status = 200 if self.path == "/v1/chat/completions" else 404
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -30,9 +30,11 @@ def make_config(root: Path, env: str = "dev"):
     from jobs.config.runtime import Storage
 
     storage = Storage(
-        lakehouse_root=root / "lakehouse", landing_root=root / "landing", reports_root=root / "reports",
+        lakehouse_root=root / "lakehouse",
+        landing_root=root / "landing",
+        reports_root=root / "reports",
         checkpoint_root=root / "checkpoints",
-    )  # fmt: skip
+    )
     config = load_config(env)
     landing_dir = (
         root / "stream" / Path(config.inference.streaming.landing_dir).name

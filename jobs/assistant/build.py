@@ -43,9 +43,12 @@ def register_prompt(target: ModelTarget, template: str, source: str) -> tuple[in
         latest = None
     if latest is not None and latest.template == template:
         return int(latest.version), f"prompts:/{target.prompt_name}/{latest.version}"
-    prompt = mlflow.genai.register_prompt(name=target.prompt_name, template=template,
-                                          commit_message=f"{source} at {git_commit()[:12]}",
-                                          tags={"runway.env": target.env, "source": source})  # fmt: skip
+    prompt = mlflow.genai.register_prompt(
+        name=target.prompt_name,
+        template=template,
+        commit_message=f"{source} at {git_commit()[:12]}",
+        tags={"runway.env": target.env, "source": source},
+    )
     log.info("registered prompt %s v%s", target.prompt_name, prompt.version)
     return int(prompt.version), f"prompts:/{target.prompt_name}/{prompt.version}"
 
@@ -70,8 +73,15 @@ def existing_candidate(registry: ModelRegistry, key: str) -> str | None:
     return next((str(v.version) for v in versions if v.tags.get(CANDIDATE_TAG) == key), None)
 
 
-def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = None,
-          min_score: float | None = None, prompt_file: Path | None = None) -> dict[str, Any]:  # fmt: skip
+def build(
+    config: EnvConfig,
+    store: TableStore,
+    run_id: str,
+    *,
+    k: int | None = None,
+    min_score: float | None = None,
+    prompt_file: Path | None = None,
+) -> dict[str, Any]:
     """Register the chain of the current prompt, retrieval settings and knowledge snapshot."""
     from jobs.platform.mlflow_setup import configure_mlflow
     from jobs.release.registry import ModelRegistry
@@ -89,23 +99,42 @@ def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = 
         "min_score": assistant.retrieval.min_score if min_score is None else min_score,
     }
     generator = assistant.generator.model_dump()
-    lineage = {"runway.env": config.env, "assistant.prompt": prompt_uri, "assistant.prompt_version": str(prompt_version),
-               "assistant.retrieval": json.dumps(retrieval, sort_keys=True), "assistant.index_version": str(table_version),
-               "assistant.knowledge_version": knowledge_version, "assistant.generator": generator["model"] or "extractive",
-               "git.commit": git_commit(), "airflow.run_id": run_id}  # fmt: skip
+    lineage = {
+        "runway.env": config.env,
+        "assistant.prompt": prompt_uri,
+        "assistant.prompt_version": str(prompt_version),
+        "assistant.retrieval": json.dumps(retrieval, sort_keys=True),
+        "assistant.index_version": str(table_version),
+        "assistant.knowledge_version": knowledge_version,
+        "assistant.generator": generator["model"] or "extractive",
+        "git.commit": git_commit(),
+        "airflow.run_id": run_id,
+    }
     parts = {k: v for k, v in lineage.items() if k.startswith("assistant.") or k == "git.commit"}
     key = hashlib.sha256(json.dumps([parts, generator["endpoint"]], sort_keys=True).encode()).hexdigest()[:16]
     if found := existing_candidate(registry, key):
         log.info("%s v%s already holds these parts: nothing registered", target.registered_model_name, found)
         return {"model_name": target.registered_model_name, "version": found, "created": False, **parts}
     experiment_id = configure_mlflow(config, target)
-    version, mlflow_run_id = _log_chain(config, target, store, experiment_id, template, folder, table_version,
-                                        {**retrieval, "generator": generator}, lineage)  # fmt: skip
+    version, mlflow_run_id = _log_chain(
+        config,
+        target,
+        store,
+        experiment_id,
+        template,
+        folder,
+        table_version,
+        {**retrieval, "generator": generator},
+        lineage,
+    )
     registry.set_tags(
         version, {**lineage, CANDIDATE_TAG: key, STATUS_TAG: PENDING, "mlflow.run_id": mlflow_run_id}
     )
-    registry.set_description(version, f"Prompt v{prompt_version}, retrieval {retrieval}, index of "
-                                      f"{assistant.chunks_table} v{table_version}. Evaluation pending.")  # fmt: skip
+    registry.set_description(
+        version,
+        f"Prompt v{prompt_version}, retrieval {retrieval}, index of "
+        f"{assistant.chunks_table} v{table_version}. Evaluation pending.",
+    )
     log.info(
         "registered %s v%s (prompt v%s, index v%s)",
         target.registered_model_name,
@@ -116,8 +145,17 @@ def build(config: EnvConfig, store: TableStore, run_id: str, *, k: int | None = 
     return {"model_name": target.registered_model_name, "version": version, "created": True, **parts}
 
 
-def _log_chain(config: EnvConfig, target: ModelTarget, store: TableStore, experiment_id: str, template: str, index_folder: Path,
-               table_version: int, model_config: dict[str, Any], lineage: dict[str, str]) -> tuple[str, str]:  # fmt: skip
+def _log_chain(
+    config: EnvConfig,
+    target: ModelTarget,
+    store: TableStore,
+    experiment_id: str,
+    template: str,
+    index_folder: Path,
+    table_version: int,
+    model_config: dict[str, Any],
+    lineage: dict[str, str],
+) -> tuple[str, str]:
     """Log the chain with its artifacts in a run of the assistant's experiment; (version, run id)."""
     import mlflow
     import pandas as pd
@@ -136,14 +174,23 @@ def _log_chain(config: EnvConfig, target: ModelTarget, store: TableStore, experi
         prompt.write_text(template)
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"build {config.assistant.name}") as run:
             mlflow.set_tags(lineage)
-            mlflow.log_params({"k": model_config["k"], "min_score": model_config["min_score"],
-                               "prompt_version": lineage["assistant.prompt_version"], "index_version": table_version})  # fmt: skip
+            mlflow.log_params(
+                {
+                    "k": model_config["k"],
+                    "min_score": model_config["min_score"],
+                    "prompt_version": lineage["assistant.prompt_version"],
+                    "index_version": table_version,
+                }
+            )
             info = mlflow.pyfunc.log_model(
-                name="chain", python_model=ChainModel(), artifacts={"knowledge": str(knowledge), "prompt": str(prompt)},
-                model_config=model_config, registered_model_name=target.registered_model_name,
+                name="chain",
+                python_model=ChainModel(),
+                artifacts={"knowledge": str(knowledge), "prompt": str(prompt)},
+                model_config=model_config,
+                registered_model_name=target.registered_model_name,
                 input_example=pd.DataFrame({"question": ["What does the pass statement do?"]}),
                 pip_requirements=pinned_requirements(CHAIN_PACKAGES),
-            )  # fmt: skip
+            )
     return str(info.registered_model_version), run.info.run_id
 
 

@@ -63,8 +63,12 @@ def without_citations(text: str, documents: set[str]) -> str:
 def extractive_answer(question: str, passages: list[Passage], sentences: int = 3) -> str:
     """The passages' sentences sharing most words with the question, in passage order, each cited."""
     asked = words(question)
-    candidates = [(len(asked & words(s)), -i, -j, s.strip(), p.doc_id) for i, p in enumerate(passages)
-                  for j, s in enumerate(SENTENCE_END.split(p.text)) if len(words(s)) >= 3]  # fmt: skip
+    candidates = [
+        (len(asked & words(s)), -i, -j, s.strip(), p.doc_id)
+        for i, p in enumerate(passages)
+        for j, s in enumerate(SENTENCE_END.split(p.text))
+        if len(words(s)) >= 3
+    ]
     best = sorted(candidates, reverse=True)[:sentences]
     return " ".join(f"{s} [{doc}]" for *_, s, doc in sorted(best, key=lambda c: (-c[1], -c[2])))
 
@@ -80,8 +84,13 @@ class ChatEndpoint:
         self.max_tokens, self.timeout = max_tokens, timeout
 
     def complete(self, prompt: str) -> tuple[str, dict[str, int]]:
-        body = json.dumps({"model": self.model, "max_tokens": self.max_tokens,
-                           "messages": [{"role": "user", "content": prompt}]}).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "model": self.model,
+                "max_tokens": self.max_tokens,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -93,14 +102,23 @@ class ChatEndpoint:
             raise TransientError(f"chat endpoint {self.url} failed: {exc}") from exc
         usage = reply.get("usage") or {}
         return reply["choices"][0]["message"]["content"], {
-            "prompt_tokens": int(usage.get("prompt_tokens", 0)), "completion_tokens": int(usage.get("completion_tokens", 0))}  # fmt: skip
+            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+            "completion_tokens": int(usage.get("completion_tokens", 0)),
+        }
 
 
 class Chain:
     """Retrieve → prompt → answer, for one knowledge-base version and one prompt template."""
 
-    def __init__(self, index: VectorIndex, chunks: dict[str, tuple[str, str]], template: str, k: int,
-                 min_score: float, generator: ChatEndpoint | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        index: VectorIndex,
+        chunks: dict[str, tuple[str, str]],
+        template: str,
+        k: int,
+        min_score: float,
+        generator: ChatEndpoint | None = None,
+    ) -> None:
         self.index, self.chunks, self.template = index, chunks, template
         self.k, self.min_score, self.generator = k, min_score, generator
         self.documents = {doc for doc, _ in chunks.values()}
@@ -183,8 +201,13 @@ def generator_from(settings: dict[str, Any]) -> ChatEndpoint | None:
     if not settings.get("model"):
         raise BadInputError("assistant.generator.model is required when assistant.generator.endpoint is set")
     key = os.environ.get(settings["api_key_env"]) if settings.get("api_key_env") else None
-    return ChatEndpoint(settings["endpoint"], settings["model"], key, int(settings.get("max_tokens", 400)),
-                        float(settings.get("timeout_seconds", 30)))  # fmt: skip
+    return ChatEndpoint(
+        settings["endpoint"],
+        settings["model"],
+        key,
+        int(settings.get("max_tokens", 400)),
+        float(settings.get("timeout_seconds", 30)),
+    )
 
 
 def load_chunks(folder: Path) -> dict[str, tuple[str, str]]:
@@ -206,9 +229,14 @@ class ChainModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         config = context.model_config or {}
         folder = Path(context.artifacts["knowledge"])
-        self.chain = Chain(VectorIndex.load(folder), load_chunks(folder),
-                           Path(context.artifacts["prompt"]).read_text(), int(config["k"]),
-                           float(config["min_score"]), generator_from(config.get("generator") or {}))  # fmt: skip
+        self.chain = Chain(
+            VectorIndex.load(folder),
+            load_chunks(folder),
+            Path(context.artifacts["prompt"]).read_text(),
+            int(config["k"]),
+            float(config["min_score"]),
+            generator_from(config.get("generator") or {}),
+        )
 
     def predict(self, context, model_input, params=None):
         import pandas as pd

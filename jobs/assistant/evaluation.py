@@ -48,8 +48,10 @@ def scorers(config: EnvConfig) -> list[Any]:
     @scorer
     def judged_groundedness(inputs, outputs) -> float:
         context = "\n\n".join(p["text"] for p in outputs["passages"])
-        verdict, _ = judge.complete(f"Context:\n{context}\n\nAnswer:\n{outputs['answer']}\n\nIs every claim of the "
-                                    "answer supported by the context? Reply with one word: yes or no.")  # fmt: skip
+        verdict, _ = judge.complete(
+            f"Context:\n{context}\n\nAnswer:\n{outputs['answer']}\n\nIs every claim of the "
+            "answer supported by the context? Reply with one word: yes or no."
+        )
         return 1.0 if verdict.strip().lower().startswith("yes") else 0.0
 
     return [*deterministic, judged_groundedness]
@@ -99,8 +101,12 @@ def verdict_of(config: EnvConfig, candidate: dict[str, float], champion: dict[st
     from jobs.assistant.gate import GateLimits, gate_verdict
 
     gate = config.assistant.gate
-    floors = {"recall_at_k": gate.min_recall_at_k, "mrr": gate.min_mrr, "groundedness": gate.min_groundedness,
-              "citation_correctness": gate.min_citation_correctness}  # fmt: skip
+    floors = {
+        "recall_at_k": gate.min_recall_at_k,
+        "mrr": gate.min_mrr,
+        "groundedness": gate.min_groundedness,
+        "citation_correctness": gate.min_citation_correctness,
+    }
     limits = GateLimits(
         floors,
         gate.max_p95_latency_ms,
@@ -149,8 +155,10 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
             if champion and champion != version
             else None
         )
-        mlflow.log_metrics({f"candidate.{k}": v for k, v in ours.items()}
-                           | {f"champion.{k}": v for k, v in (theirs or {}).items()})  # fmt: skip
+        mlflow.log_metrics(
+            {f"candidate.{k}": v for k, v in ours.items()}
+            | {f"champion.{k}": v for k, v in (theirs or {}).items()}
+        )
         try:
             verdict = verdict_of(config, ours, theirs)
         except NotJudgedError as exc:
@@ -160,26 +168,43 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
             {"candidate": ours, "champion": theirs, "reasons": verdict.reasons}, "evaluation.json"
         )
     status = PASSED if verdict.passed else FAILED
-    record = {"evaluation.run_id": run.info.run_id, "evaluation.metrics": json.dumps(ours, sort_keys=True),
-              "evaluation.reasons": "; ".join(verdict.reasons)[:4900] or "none",
-              DECISION_TAG: PROMOTE if verdict.promote else KEEP, COMPARED_WITH_TAG: champion or ""}  # fmt: skip
+    record = {
+        "evaluation.run_id": run.info.run_id,
+        "evaluation.metrics": json.dumps(ours, sort_keys=True),
+        "evaluation.reasons": "; ".join(verdict.reasons)[:4900] or "none",
+        DECISION_TAG: PROMOTE if verdict.promote else KEEP,
+        COMPARED_WITH_TAG: champion or "",
+    }
     registry.set_tags(version, record)
     registry.set_tags(version, {STATUS_TAG: status})  # last: a reader of the status sees the rest
     if verdict.promote:
         registry.set_alias(CHALLENGER, version)
     else:
         registry.delete_alias(CHALLENGER, only_from=version)
-    log.info("%s v%s: %s, %s (%s)", target.registered_model_name, version, status, record[DECISION_TAG],
-             record["evaluation.reasons"])  # fmt: skip
+    log.info(
+        "%s v%s: %s, %s (%s)",
+        target.registered_model_name,
+        version,
+        status,
+        record[DECISION_TAG],
+        record["evaluation.reasons"],
+    )
     return _outcome(target, version, {**tags, **record, STATUS_TAG: status}, champion, changed=True)
 
 
 def _outcome(
     target: ModelTarget, version: str, tags: dict[str, str], champion: str | None, changed: bool
 ) -> dict[str, Any]:
-    return {"model_name": target.registered_model_name, "version": str(version), "status": tags.get(STATUS_TAG),
-            "decision": tags.get(DECISION_TAG), "champion": champion, "changed": changed,
-            "metrics": json.loads(tags.get("evaluation.metrics") or "{}"), "reasons": tags.get("evaluation.reasons")}  # fmt: skip
+    return {
+        "model_name": target.registered_model_name,
+        "version": str(version),
+        "status": tags.get(STATUS_TAG),
+        "decision": tags.get(DECISION_TAG),
+        "champion": champion,
+        "changed": changed,
+        "metrics": json.loads(tags.get("evaluation.metrics") or "{}"),
+        "reasons": tags.get("evaluation.reasons"),
+    }
 
 
 def latest_version(registry: ModelRegistry) -> str:

@@ -55,9 +55,14 @@ def question_scores(answer: dict[str, Any], labelled: LabelledQuestion) -> dict[
     """One answer's scores (``answer``: the chain's output with ``passages`` as dicts)."""
     docs = [p["doc_id"] for p in answer["passages"]]
     hit, reciprocal = retrieval_scores(docs, labelled.relevant)
-    return {"recall_at_k": hit, "mrr": reciprocal,
-            "groundedness": groundedness(answer["answer"], [p["text"] for p in answer["passages"]], answer["citations"]),
-            "citation_correctness": citation_correct(answer["citations"], docs, labelled.relevant)}  # fmt: skip
+    return {
+        "recall_at_k": hit,
+        "mrr": reciprocal,
+        "groundedness": groundedness(
+            answer["answer"], [p["text"] for p in answer["passages"]], answer["citations"]
+        ),
+        "citation_correctness": citation_correct(answer["citations"], docs, labelled.relevant),
+    }
 
 
 class NotJudgedError(TransientError):
@@ -152,8 +157,11 @@ def labelled_questions(raw: Any, where: str) -> list[LabelledQuestion]:
             or not item.get("relevant")
         ):
             raise ValueError(f"{where}: entry {i} needs a question and its relevant documents")
-        out.append(LabelledQuestion(re.sub(r"\s+", " ", str(item["question"])).strip(),
-                                    tuple(str(d) for d in item["relevant"])))  # fmt: skip
+        out.append(
+            LabelledQuestion(
+                re.sub(r"\s+", " ", str(item["question"])).strip(), tuple(str(d) for d in item["relevant"])
+            )
+        )
     return out
 
 

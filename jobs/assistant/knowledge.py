@@ -58,8 +58,11 @@ def load_corpus(corpus: CorpusConfig) -> list[Document]:
         folder = Path(corpus.folder)
         if not folder.is_dir():
             raise BadInputError(f"assistant.corpus.folder {folder} is not a folder")
-        documents = {str(p.relative_to(folder)): p.read_text(encoding="utf-8", errors="replace")
-                     for p in folder.rglob("*") if p.suffix in TEXT_SUFFIXES}  # fmt: skip
+        documents = {
+            str(p.relative_to(folder)): p.read_text(encoding="utf-8", errors="replace")
+            for p in folder.rglob("*")
+            if p.suffix in TEXT_SUFFIXES
+        }
     if missing := [d for d in corpus.include if d not in documents]:
         raise BadInputError(f"assistant.corpus.include names documents the corpus lacks: {missing[:5]}")
     kept = corpus.include or sorted(documents)
@@ -91,8 +94,15 @@ def chunk_document(document: Document, max_chars: int, overlap_chars: int) -> li
         current = f"{current}\n\n{piece}" if current else piece
     if current or not chunks:
         chunks.append(current)
-    return [{"chunk_id": chunk_id(document.doc_id, i, text), "doc_id": document.doc_id, "position": i,
-             "text": text} for i, text in enumerate(chunks)]  # fmt: skip
+    return [
+        {
+            "chunk_id": chunk_id(document.doc_id, i, text),
+            "doc_id": document.doc_id,
+            "position": i,
+            "text": text,
+        }
+        for i, text in enumerate(chunks)
+    ]
 
 
 def chunk_id(doc_id: str, position: int, text: str) -> str:
@@ -123,8 +133,11 @@ def knowledge_version(documents: list[Document], assistant: AssistantConfig) -> 
     digest = hashlib.sha256()
     for doc in documents:
         digest.update(f"{doc.doc_id}\0{doc.text}\0".encode())
-    digest.update(json.dumps([assistant.chunking.model_dump(), assistant.embedding_model,
-                              assistant.embedding_dim]).encode())  # fmt: skip
+    digest.update(
+        json.dumps(
+            [assistant.chunking.model_dump(), assistant.embedding_model, assistant.embedding_dim]
+        ).encode()
+    )
     return digest.hexdigest()[:16]
 
 
@@ -156,8 +169,9 @@ def check_embeddings(vectors: np.ndarray, dim: int, where: str) -> None:
     import numpy as np
 
     if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise BadInputError(f"{where}: embeddings have shape {vectors.shape}, expected (n, {dim}) "
-                            "(assistant.embedding_dim)")  # fmt: skip
+        raise BadInputError(
+            f"{where}: embeddings have shape {vectors.shape}, expected (n, {dim}) (assistant.embedding_dim)"
+        )
     if len(vectors) and (
         not np.isfinite(vectors).all() or np.abs(np.linalg.norm(vectors, axis=1) - 1).max() > 1e-3
     ):
@@ -223,11 +237,16 @@ class VectorIndex:
 
         if not (folder / cls.MANIFEST).is_file():
             raise BadInputError(f"no vector index at {folder}: run the knowledge refresh first")
-        return cls(faiss.read_index(str(folder / "index.faiss")), json.loads((folder / "chunk_ids.json").read_text()),
-                   json.loads((folder / cls.MANIFEST).read_text()))  # fmt: skip
+        return cls(
+            faiss.read_index(str(folder / "index.faiss")),
+            json.loads((folder / "chunk_ids.json").read_text()),
+            json.loads((folder / cls.MANIFEST).read_text()),
+        )
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Per query, up to ``k`` (chunk id, cosine similarity), best first."""
         scores, rows = self._index.search(queries, k)
-        return [[(self.chunk_ids[r], float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
-                for row, score in zip(rows, scores, strict=True)]  # fmt: skip
+        return [
+            [(self.chunk_ids[r], float(s)) for r, s in zip(row, score, strict=True) if r >= 0]
+            for row, score in zip(rows, scores, strict=True)
+        ]

@@ -41,8 +41,15 @@ def assistant_of(config: EnvConfig) -> AssistantConfig:
 def chunks_schema(dim: int) -> pa.Schema:
     import pyarrow as pa
 
-    return pa.schema([("chunk_id", pa.string()), ("doc_id", pa.string()), ("position", pa.int32()),
-                      ("text", pa.string()), ("embedding", pa.list_(pa.float32(), dim))])  # fmt: skip
+    return pa.schema(
+        [
+            ("chunk_id", pa.string()),
+            ("doc_id", pa.string()),
+            ("position", pa.int32()),
+            ("text", pa.string()),
+            ("embedding", pa.list_(pa.float32(), dim)),
+        ]
+    )
 
 
 def written_version(store: TableStore, table: TableName, key: str) -> int | None:
@@ -83,10 +90,19 @@ def quality_gate(config: EnvConfig, chunks: list[dict[str, Any]], key: str) -> N
     suite_path = assistant.folder / "expectations" / f"{assistant.chunks_table}.json"
     name, expectations = load_suite(suite_path)
     frame = pd.DataFrame(chunks, columns=["chunk_id", "doc_id", "position", "text"])
-    outcome = validate(frame, name, expectations, severity="fail", backend="pandas",
-                       parameters={"min_chunks": assistant.corpus.min_chunks, "max_chars": assistant.chunking.max_chars},
-                       report_path=Path(config.storage.reports_root) / config.env / "data_quality" / assistant.chunks_table
-                       / f"{key}.json")  # fmt: skip
+    outcome = validate(
+        frame,
+        name,
+        expectations,
+        severity="fail",
+        backend="pandas",
+        parameters={"min_chunks": assistant.corpus.min_chunks, "max_chars": assistant.chunking.max_chars},
+        report_path=Path(config.storage.reports_root)
+        / config.env
+        / "data_quality"
+        / assistant.chunks_table
+        / f"{key}.json",
+    )
     if not outcome.success:
         raise QualityGateError(
             f"chunks of knowledge version {key} failed {suite_path.name}: {outcome.summary()}"
@@ -103,8 +119,11 @@ def refresh_knowledge(config: EnvConfig, store: TableStore, run_id: str) -> dict
     table = store.name("gold", assistant.chunks_table)
     version, written, quarantined, embedded = written_version(store, table, key), 0, 0, 0
     if version is None:
-        chunks = [c for d in documents for c in chunk_document(d, assistant.chunking.max_chars,
-                                                                  assistant.chunking.overlap_chars)]  # fmt: skip
+        chunks = [
+            c
+            for d in documents
+            for c in chunk_document(d, assistant.chunking.max_chars, assistant.chunking.overlap_chars)
+        ]
         good, bad = split_checked(chunks)
         quality_gate(config, good, key)
         embedder = Embedder(assistant.embedding_model)
@@ -112,16 +131,37 @@ def refresh_knowledge(config: EnvConfig, store: TableStore, run_id: str) -> dict
         check_embeddings(vectors, assistant.embedding_dim, f"{table}")
         written, quarantined = len(good), len(bad)
         _quarantine(store, table, bad, key, run_id)
-        rows = pa.Table.from_pylist([{**c, "embedding": v.tolist()} for c, v in zip(good, vectors, strict=True)],
-                                    schema=chunks_schema(assistant.embedding_dim))  # fmt: skip
-        metadata = {VERSION_KEY: key, "run_id": run_id, "job": "knowledge_refresh",
-                    "embedding_model": assistant.embedding_model, "documents": str(len(documents))}  # fmt: skip
+        rows = pa.Table.from_pylist(
+            [{**c, "embedding": v.tolist()} for c, v in zip(good, vectors, strict=True)],
+            schema=chunks_schema(assistant.embedding_dim),
+        )
+        metadata = {
+            VERSION_KEY: key,
+            "run_id": run_id,
+            "job": "knowledge_refresh",
+            "embedding_model": assistant.embedding_model,
+            "documents": str(len(documents)),
+        }
         version = store.overwrite(table, rows, metadata=metadata).version
-        log.info("%s v%d: %d chunks of %d documents (knowledge version %s)", table, version, len(good),
-                 len(documents), key)  # fmt: skip
+        log.info(
+            "%s v%d: %d chunks of %d documents (knowledge version %s)",
+            table,
+            version,
+            len(good),
+            len(documents),
+            key,
+        )
     folder = build_index(config, store, table, version, key)
-    return {"table": str(table), "table_version": version, "knowledge_version": key, "documents": len(documents),
-            "chunks_written": written, "newly_embedded": embedded, "quarantined": quarantined, "index": str(folder)}  # fmt: skip
+    return {
+        "table": str(table),
+        "table_version": version,
+        "knowledge_version": key,
+        "documents": len(documents),
+        "chunks_written": written,
+        "newly_embedded": embedded,
+        "quarantined": quarantined,
+        "index": str(folder),
+    }
 
 
 def _quarantine(
@@ -131,9 +171,11 @@ def _quarantine(
     quarantine = store.name("gold", f"{table.table}_quarantine")
     if not bad and not store.exists(quarantine):
         return
-    rows = store.small_frame([{**c, VERSION_KEY: key, "run_id": run_id} for c in bad],
-                             "chunk_id string, doc_id string, position int, text string, reason string, "
-                             f"{VERSION_KEY} string, run_id string")  # fmt: skip
+    rows = store.small_frame(
+        [{**c, VERSION_KEY: key, "run_id": run_id} for c in bad],
+        "chunk_id string, doc_id string, position int, text string, reason string, "
+        f"{VERSION_KEY} string, run_id string",
+    )
     store.overwrite(quarantine, rows, predicate=f"{VERSION_KEY} = '{key}'", metadata={"run_id": run_id})
 
 
@@ -146,8 +188,12 @@ def build_index(config: EnvConfig, store: TableStore, table: TableName, version:
         return folder
     rows = store.read_pandas(table, version=version, columns=["chunk_id", "embedding"])
     vectors = np.vstack(rows.embedding.to_numpy()).astype(np.float32) if len(rows) else np.empty((0, 0))
-    manifest = {"table": str(table), "table_version": version, VERSION_KEY: key,
-                "embedding_model": assistant_of(config).embedding_model}  # fmt: skip
+    manifest = {
+        "table": str(table),
+        "table_version": version,
+        VERSION_KEY: key,
+        "embedding_model": assistant_of(config).embedding_model,
+    }
     VectorIndex.build(rows.chunk_id.tolist(), vectors, manifest).save(folder)
     log.info("index of %s v%d: %d chunks at %s", table, version, len(rows), folder)
     return folder

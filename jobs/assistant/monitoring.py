@@ -20,8 +20,10 @@ log = logging.getLogger("runway.monitor_assistant")
 METRICS = "assistant_metrics"  # in the monitoring schema
 
 
-METRICS_SCHEMA = ("window_start date, window_end date, metric string, value double, model_version string, "
-                  "run_id string, computed_at timestamp")  # fmt: skip
+METRICS_SCHEMA = (
+    "window_start date, window_end date, metric string, value double, model_version string, "
+    "run_id string, computed_at timestamp"
+)
 
 
 SAMPLE = 500  # questions embedded per window at most
@@ -31,8 +33,19 @@ def answered_questions(config: EnvConfig, store: TableStore, window: Window):
     import pandas as pd
 
     table = store.name("ml", f"{config.assistant.name}_inference_log")
-    columns = ["request_id", "requested_at", "route", "status", "model_version", "question", "no_answer",
-               "top_score", "prompt_tokens", "completion_tokens", "cost_usd"]  # fmt: skip
+    columns = [
+        "request_id",
+        "requested_at",
+        "route",
+        "status",
+        "model_version",
+        "question",
+        "no_answer",
+        "top_score",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+    ]
     if not store.exists(table):
         return pd.DataFrame(columns=columns)
     rows = store.read_pandas(table, window=("requested_at", window.start, window.end), columns=columns)
@@ -78,8 +91,11 @@ def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -
         embedder = Embedder(config.assistant.embedding_model)
         sample = answered.question.sample(min(SAMPLE, len(answered)), random_state=0).tolist()
         reference = [q.question for q in load_questions(config)]
-        figures["uncovered_share"] = uncovered_share(embedder.queries(sample), embedder.queries(reference),
-                                                     config.assistant.monitoring.min_question_similarity)  # fmt: skip
+        figures["uncovered_share"] = uncovered_share(
+            embedder.queries(sample),
+            embedder.queries(reference),
+            config.assistant.monitoring.min_question_similarity,
+        )
     champion_index, latest_index = index_versions(config, store)
     decision = decide(figures, config.assistant.monitoring, champion_index, latest_index)
     present = {k: v for k, v in figures.items() if not math.isnan(v)}  # no rating yet: absent, not NaN
@@ -95,8 +111,21 @@ def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -
 def _record(config, store, window: Window, figures: dict[str, float], run_id: str, answered) -> None:
     """The window's figures replace its rows (a rerun writes the same)."""
     versions = ",".join(sorted(set(answered.model_version.dropna()))) or None
-    rows = [{"window_start": window.start, "window_end": window.end, "metric": k, "value": v, "model_version": versions,
-             "run_id": run_id, "computed_at": datetime.now(UTC)} for k, v in figures.items()]  # fmt: skip
-    store.overwrite(store.name("monitoring", METRICS), store.small_frame(rows, METRICS_SCHEMA),
-                    predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
-                    metadata={"run_id": run_id, "job": "monitor_assistant", "window": str(window)})  # fmt: skip
+    rows = [
+        {
+            "window_start": window.start,
+            "window_end": window.end,
+            "metric": k,
+            "value": v,
+            "model_version": versions,
+            "run_id": run_id,
+            "computed_at": datetime.now(UTC),
+        }
+        for k, v in figures.items()
+    ]
+    store.overwrite(
+        store.name("monitoring", METRICS),
+        store.small_frame(rows, METRICS_SCHEMA),
+        predicate=f"window_start = '{window.start}' AND window_end = '{window.end}'",
+        metadata={"run_id": run_id, "job": "monitor_assistant", "window": str(window)},
+    )

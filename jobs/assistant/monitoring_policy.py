@@ -25,14 +25,16 @@ def window_figures(answered: pd.DataFrame, ratings: pd.DataFrame) -> dict[str, f
     n = len(answered)
     tokens = answered.prompt_tokens.fillna(0) + answered.completion_tokens.fillna(0)
     priced = answered.cost_usd.dropna()
-    return {"requests": float(n),
-            "no_answer_rate": float(answered.no_answer.mean()) if n else 0.0,
-            "top_score_p50": float(np.nanmedian(answered.top_score)) if answered.top_score.notna().any() else 0.0,
-            "tokens_per_request": float(tokens.mean()) if n else 0.0,
-            "cost_per_request_usd": float(priced.mean()) if len(priced) else 0.0,
-            "feedback_rate": len(ratings) / n if n else 0.0,
-            "mean_rating": float(ratings.rating.mean()) if len(ratings) else float("nan"),
-            "low_rating_share": float((ratings.rating <= 2).mean()) if len(ratings) else 0.0}  # fmt: skip
+    return {
+        "requests": float(n),
+        "no_answer_rate": float(answered.no_answer.mean()) if n else 0.0,
+        "top_score_p50": float(np.nanmedian(answered.top_score)) if answered.top_score.notna().any() else 0.0,
+        "tokens_per_request": float(tokens.mean()) if n else 0.0,
+        "cost_per_request_usd": float(priced.mean()) if len(priced) else 0.0,
+        "feedback_rate": len(ratings) / n if n else 0.0,
+        "mean_rating": float(ratings.rating.mean()) if len(ratings) else float("nan"),
+        "low_rating_share": float((ratings.rating <= 2).mean()) if len(ratings) else 0.0,
+    }
 
 
 def uncovered_share(live: np.ndarray, reference: np.ndarray, min_similarity: float) -> float:
@@ -53,8 +55,12 @@ class AssistantDecision:
         return {**asdict(self), "act": self.action != NONE}
 
 
-def decide(figures: dict[str, float], policy: AssistantMonitoringPolicy, champion_index: int | None,
-           latest_index: int | None) -> AssistantDecision:  # fmt: skip
+def decide(
+    figures: dict[str, float],
+    policy: AssistantMonitoringPolicy,
+    champion_index: int | None,
+    latest_index: int | None,
+) -> AssistantDecision:
     """Re-index when retrieval fails the questions asked (no answer too often, weak top scores);
     else re-evaluate when the Champion answers from an older knowledge snapshot, the live questions
     drifted away from the evaluation set, or users rate the answers low."""
@@ -65,8 +71,11 @@ def decide(figures: dict[str, float], policy: AssistantMonitoringPolicy, champio
         else []
     )
     if figures.get("requests", 0) < policy.min_requests:
-        return AssistantDecision(REEVALUATE if stale else NONE, reasons or [f"{figures.get('requests', 0):.0f} answered "
-                                 f"questions < {policy.min_requests}: not judged"])  # fmt: skip
+        return AssistantDecision(
+            REEVALUATE if stale else NONE,
+            reasons
+            or [f"{figures.get('requests', 0):.0f} answered questions < {policy.min_requests}: not judged"],
+        )
     retrieval = []
     if figures["no_answer_rate"] > policy.max_no_answer_rate:
         retrieval.append(f"no-answer rate {figures['no_answer_rate']:.1%} > {policy.max_no_answer_rate:.0%}")
@@ -75,8 +84,10 @@ def decide(figures: dict[str, float], policy: AssistantMonitoringPolicy, champio
     if retrieval:
         return AssistantDecision(REINDEX, retrieval + reasons)
     if figures.get("uncovered_share", 0.0) > policy.max_uncovered_share:
-        reasons.append(f"{figures['uncovered_share']:.0%} of the questions are unlike the evaluation set's "
-                       f"(> {policy.max_uncovered_share:.0%}): extend the labelled questions")  # fmt: skip
+        reasons.append(
+            f"{figures['uncovered_share']:.0%} of the questions are unlike the evaluation set's "
+            f"(> {policy.max_uncovered_share:.0%}): extend the labelled questions"
+        )
     rated = figures["feedback_rate"] * figures["requests"]
     if rated >= policy.min_ratings and figures["mean_rating"] < policy.min_mean_rating:
         reasons.append(

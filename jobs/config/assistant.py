@@ -92,8 +92,12 @@ class AssistantMonitoringPolicy(StrictModel):
     min_requests: int = Field(20, ge=1, description="a window with fewer answered questions is not judged")
     max_no_answer_rate: float = Field(0.2, ge=0, le=1)
     min_top_score_p50: float = Field(0.8, ge=-1, le=1, description="median similarity of the best passage")
-    min_question_similarity: float = Field(0.85, ge=-1, le=1, description="a live question this close to an "
-                                           "evaluation question is covered by the gate")  # fmt: skip
+    min_question_similarity: float = Field(
+        0.85,
+        ge=-1,
+        le=1,
+        description="a live question this close to an evaluation question is covered by the gate",
+    )
     max_uncovered_share: float = Field(0.3, ge=0, le=1)
     min_mean_rating: float = Field(3.0, ge=1, le=5)
     min_ratings: int = Field(5, ge=1)

@@ -107,7 +107,8 @@ class EnvConfig(StrictModel):
         if streaming.source not in sources:
             raise ConfigKeyError(
                 ("inference", "streaming", "source"),
-                f"{streaming.source!r} is not a source of use case {self.use_case.name!r} (sources: {sorted(sources)})",
+                f"{streaming.source!r} is not a source of use case {self.use_case.name!r} (sources: "
+                f"{sorted(sources)})",
             )
         unknown = [c for c in streaming.required if c not in sources[streaming.source].columns]
         if unknown:
@@ -174,7 +175,8 @@ class EnvConfig(StrictModel):
         name = self.inference.streaming.source
         if name is None:
             raise ConfigError(
-                f"use case {self.use_case.name!r} declares no streaming source: set inference.streaming.source "
+                f"use case {self.use_case.name!r} declares no streaming source: set "
+                "inference.streaming.source "
                 "(and landing_dir, required) in its use_case.yaml"
             )
         return name, self.use_case.sources[name]
@@ -189,6 +191,7 @@ class EnvConfig(StrictModel):
 
 
 STREAMING_QUERY = "streaming_inference"  # the streaming query's name (its checkpoint folder)
+
 
 def checkpoint_dir(config: EnvConfig) -> Path:
     """The streaming query's checkpoint: ``<checkpoint_root>/<env>/streaming_inference``."""

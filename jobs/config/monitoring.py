@@ -36,10 +36,11 @@ class MonitoringConfig(StrictModel):
     """Drift and quality checks of scored windows against the Champion's training reference."""
 
     sources: list[MonitoringSource] = Field(
-        ["predictions"], min_length=1,
+        ["predictions"],
+        min_length=1,
         description="what the monitoring DAG watches: batch and streaming predictions (ml.predictions) "
         "and/or the serving endpoint's requests (ml.inference_log)",
-    )  # fmt: skip
+    )
     drift_share: float = Field(
         0.1, gt=0, le=1, description="dataset drift: share of drifted features >= this"
     )

@@ -97,9 +97,10 @@ class ServingConfig(StrictModel):
         True, description="serve the assistant's chain on /assistant/* (when configured)"
     )
     traffic: dict[str, Any] | None = Field(
-        None, description="routes (alias or version, percent), shadow, sticky_key: jobs/config/traffic.py; "
+        None,
+        description="routes (alias or version, percent), shadow, sticky_key: jobs/config/traffic.py; "
         "default: all traffic to the served alias. The registered model's runway.traffic tag overrides it",
-    )  # fmt: skip
+    )
     shadow_queue: int = Field(
         256, ge=0, description="shadow requests waiting at most; more are dropped, counted"
     )
@@ -152,8 +153,12 @@ class CanarySettings(StrictModel):
     max_prediction_drift: float = Field(
         0.5, gt=0, description="normed Wasserstein between the arms' predictions"
     )
-    max_accuracy_drop: float = Field(0.02, ge=0, description="where labels arrived: breach when the accuracy "
-                                     "difference's 95 % interval lies below -this")  # fmt: skip
+    max_accuracy_drop: float = Field(
+        0.02,
+        ge=0,
+        description="where labels arrived: breach when the accuracy "
+        "difference's 95 % interval lies below -this",
+    )
     min_labelled: int = Field(50, ge=1, description="labelled rows per arm before accuracy is judged")
     shadow_seconds: float = Field(
         0, ge=0, description="shadow the candidate this long before the ladder (0: no)"

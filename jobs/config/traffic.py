@@ -69,11 +69,22 @@ class Traffic:
 
     def as_dict(self) -> dict[str, Any]:
         def route(r: Route) -> dict[str, Any]:
-            return {k: v for k, v in {"name": r.name, "alias": r.alias, "version": r.version,
-                                      "percent": r.percent}.items() if v is not None}  # fmt: skip
+            return {
+                k: v
+                for k, v in {
+                    "name": r.name,
+                    "alias": r.alias,
+                    "version": r.version,
+                    "percent": r.percent,
+                }.items()
+                if v is not None
+            }
 
-        return {"routes": [route(r) for r in self.routes], "shadow": route(self.shadow) if self.shadow else None,
-                "sticky_key": self.sticky_key}  # fmt: skip
+        return {
+            "routes": [route(r) for r in self.routes],
+            "shadow": route(self.shadow) if self.shadow else None,
+            "sticky_key": self.sticky_key,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
@@ -108,8 +119,12 @@ def _route(spec: Any, where: int | str) -> Route:
     if unknown:
         raise BadInputError(f"traffic route {where} has unknown keys {sorted(unknown)}")
     version = spec.get("version")
-    return Route(str(spec.get("name") or ""), spec.get("alias") or None,
-                 None if version in (None, "") else str(version), float(spec.get("percent", 100)))  # fmt: skip
+    return Route(
+        str(spec.get("name") or ""),
+        spec.get("alias") or None,
+        None if version in (None, "") else str(version),
+        float(spec.get("percent", 100)),
+    )
 
 
 def traffic_problems(traffic: Traffic) -> list[str]:
@@ -143,8 +158,16 @@ def assign(traffic: Traffic, key: Any = None, rng: random.Random | None = None) 
     return [r for r in traffic.routes if r.percent > 0][-1]  # rounding at the top edge
 
 
-def to_databricks(traffic: Traffic, model_name: str, versions: dict[str, str], *, endpoint: str, catalog: str,
-                  schema: str, workload_size: str = "Small") -> tuple[Any, list[str]]:  # fmt: skip
+def to_databricks(
+    traffic: Traffic,
+    model_name: str,
+    versions: dict[str, str],
+    *,
+    endpoint: str,
+    catalog: str,
+    schema: str,
+    workload_size: str = "Small",
+) -> tuple[Any, list[str]]:
     """The traffic as a Databricks Model Serving endpoint configuration (the SDK's
     ``EndpointCoreConfigInput``: a served entity per route, the routes' percentages, inference
     tables in ``<catalog>.<schema>``), and what it cannot carry: Databricks has no shadow route and
@@ -159,20 +182,37 @@ def to_databricks(traffic: Traffic, model_name: str, versions: dict[str, str], *
         Route as DatabricksRoute,
     )
 
-    entities = [ServedEntityInput(name=route.name, entity_name=model_name, entity_version=versions[route.name],
-                                  workload_size=workload_size, scale_to_zero_enabled=False)
-                for route in traffic.routes]  # fmt: skip
-    routes = [DatabricksRoute(served_entity_name=route.name, traffic_percentage=int(round(route.percent)))
-              for route in traffic.routes]  # fmt: skip
+    entities = [
+        ServedEntityInput(
+            name=route.name,
+            entity_name=model_name,
+            entity_version=versions[route.name],
+            workload_size=workload_size,
+            scale_to_zero_enabled=False,
+        )
+        for route in traffic.routes
+    ]
+    routes = [
+        DatabricksRoute(served_entity_name=route.name, traffic_percentage=int(round(route.percent)))
+        for route in traffic.routes
+    ]
     config = EndpointCoreConfigInput(
-        name=endpoint, served_entities=entities, traffic_config=TrafficConfig(routes=routes),
-        auto_capture_config=AutoCaptureConfigInput(catalog_name=catalog, schema_name=schema, enabled=True,
-                                                   table_name_prefix=model_name.rsplit(".", 1)[-1]),
-    )  # fmt: skip
+        name=endpoint,
+        served_entities=entities,
+        traffic_config=TrafficConfig(routes=routes),
+        auto_capture_config=AutoCaptureConfigInput(
+            catalog_name=catalog,
+            schema_name=schema,
+            enabled=True,
+            table_name_prefix=model_name.rsplit(".", 1)[-1],
+        ),
+    )
     notes = []
     if traffic.shadow:
-        notes.append(f"shadow {traffic.shadow.target} is not rendered: Databricks Model Serving has no shadow route "
-                     "(keep Runway's endpoint for the shadow, or compare offline)")  # fmt: skip
+        notes.append(
+            f"shadow {traffic.shadow.target} is not rendered: Databricks Model Serving has no shadow route "
+            "(keep Runway's endpoint for the shadow, or compare offline)"
+        )
     if traffic.sticky_key:
         notes.append(f"sticky_key {traffic.sticky_key} is not rendered: Databricks splits traffic at random")
     if any(route.percent != round(route.percent) for route in traffic.routes):

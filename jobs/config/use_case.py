@@ -40,7 +40,8 @@ class SourceConfig(StrictModel):
         0,
         ge=0,
         description="days of published history before the window the feature SQL sees (lags, trailing "
-        "windows); only the window's rows are written, so a day's features do not depend on how a refresh was split",
+        "windows); only the window's rows are written, so a day's features do not depend on how a refresh "
+        "was split",
     )
 
     @model_validator(mode="after")
@@ -81,7 +82,8 @@ class ModelFeatures(StrictModel):
                 if close := difflib.get_close_matches(name, list(typos), n=1):
                     raise ConfigKeyError(
                         (typos[close[0]],),
-                        f"{close[0]!r} is listed, but expected_to_move names {name!r}: did you mean {name!r}?",
+                        f"{close[0]!r} is listed, but expected_to_move names {name!r}: "
+                        f"did you mean {name!r}?",
                     )
             raise ConfigKeyError(
                 ("expected_to_move",), f"{unknown} are not among the model's features {names}"

@@ -52,8 +52,12 @@ def git_commit() -> str:
         return os.environ["RUNWAY_GIT_COMMIT"]
     if (PROJECT_ROOT / ".git").exists():
         try:
-            done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                  text=True, timeout=10)  # fmt: skip
+            done = subprocess.run(
+                ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             if done.stdout.strip():
                 return done.stdout.strip()
         except (OSError, subprocess.SubprocessError):

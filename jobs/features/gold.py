@@ -42,9 +42,17 @@ def labelled_gold(
     table = store.name("gold", features.table)
     version = store.version(table) if version is None else version
     check_gold_columns(store.schema(table), config, f"gold table {table}")
-    columns = list(dict.fromkeys(
-        [features.date_column, *features.keys, *model.features.categorical, *model.features.numeric, model.label]
-    ))  # fmt: skip
+    columns = list(
+        dict.fromkeys(
+            [
+                features.date_column,
+                *features.keys,
+                *model.features.categorical,
+                *model.features.numeric,
+                model.label,
+            ]
+        )
+    )
     # In a fixed order (date, keys), not the files' order: estimators that sample rows (early
     # stopping's validation split) then fit the same model whatever the table's layout.
     frame = store.read_pandas(

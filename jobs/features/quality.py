@@ -145,7 +145,8 @@ def load_suite(path: Path) -> tuple[str, list[Expectation]]:
     for expectation in expectations:
         if not _exists(expectation.type):
             raise BadInputError(
-                f"expectation suite {path}: unknown expectation type {expectation.type!r} (not in Great Expectations)"
+                f"expectation suite {path}: unknown expectation type {expectation.type!r} (not in Great "
+                "Expectations)"
             )
         try:
             expectation.severity  # noqa: B018 - validates severities at load time
@@ -176,7 +177,10 @@ class ValidationOutcome:
 
     def summary(self) -> str:
         stats = self.result.get("statistics", {})
-        head = f"{stats.get('successful_expectations', 0)}/{stats.get('evaluated_expectations', 0)} expectations passed"
+        head = (
+            f"{stats.get('successful_expectations', 0)}/{stats.get('evaluated_expectations', 0)} "
+            "expectations passed"
+        )
         return head + "".join(f"\n  - {line}" for line in self.failed)
 
 

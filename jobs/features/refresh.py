@@ -71,7 +71,8 @@ def check_header(path: Path, source: SourceConfig) -> list[str]:
         line = first.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise BadInputError(
-            f"landing file {path}: its header is not UTF-8 (byte 0x{first[exc.start]:02x} at offset {exc.start})"
+            f"landing file {path}: its header is not UTF-8 (byte 0x{first[exc.start]:02x} at offset "
+            f"{exc.start})"
         ) from None
     header = next(csv.reader([line]), None)
     if not header or not "".join(header).strip():
@@ -134,9 +135,13 @@ def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -
     for header, paths in groups.items():
         schema = ", ".join(f"`{c}` string" for c in header) + f", {CORRUPT} string"
         frame = spark.read.csv(
-            paths, schema=schema, header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT,
+            paths,
+            schema=schema,
+            header=True,
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT,
             enforceSchema=True,
-        )  # fmt: skip
+        )
         frames.append(
             frame.select(
                 *[F.col(f"`{c}`") for c in source.columns],
@@ -175,10 +180,12 @@ def to_bronze(raw: DataFrame, run_id: str, ingested_at: datetime, daily: bool) -
     )
     values = [c for c in raw.columns if c not in (CORRUPT, "_bad_bytes", "_source_file")]
     bad = F.col(CORRUPT).isNotNull() | F.col("_bad_bytes").isNotNull()
-    malformed = tagged.where(bad).withColumns({
-        "_record": F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*values))),
-        "_reason": F.coalesce(F.col("_bad_bytes"), F.lit("malformed line")),
-    })  # fmt: skip
+    malformed = tagged.where(bad).withColumns(
+        {
+            "_record": F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*values))),
+            "_reason": F.coalesce(F.col("_bad_bytes"), F.lit("malformed line")),
+        }
+    )
     good = tagged.where(~bad).drop(CORRUPT, "_bad_bytes")
     return good, malformed
 
@@ -209,9 +216,13 @@ class JobContext:
     def report_path(self, source: str, window: Window, stage: str) -> Path:
         safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.run_id)
         return (
-            Path(self.config.storage.reports_root) / self.config.env / "data_quality" / source
-            / f"{window.start}_{window.end}" / f"{stage}__{safe_run}.json"
-        )  # fmt: skip
+            Path(self.config.storage.reports_root)
+            / self.config.env
+            / "data_quality"
+            / source
+            / f"{window.start}_{window.end}"
+            / f"{stage}__{safe_run}.json"
+        )
 
 
 def _write_quarantine(
@@ -283,11 +294,14 @@ def _check(ctx: JobContext, df: DataFrame, name: str, source: SourceConfig, wind
     suite_name, expectations = load_suite(ctx.config.use_case.file("expectations", source.expectations))
     fraction = ctx.config.sample_fraction if source.sampled else 1.0
     return validate(
-        df, suite_name, expectations, severity=severity,
+        df,
+        suite_name,
+        expectations,
+        severity=severity,
         parameters=volume_parameters(source.quality, len(window), fraction),
         report_path=ctx.report_path(name, window, "rows" if severity == QUARANTINE else "gate"),
         backend=ctx.validation_backend,
-    )  # fmt: skip
+    )
 
 
 def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
@@ -414,8 +428,14 @@ def _publish(ctx: JobContext, name: str, window: Window) -> dict[str, int]:
     """The staged interval of a daily source replaces its interval in bronze, then in silver."""
     published = {}
     for layer, column in (("bronze", "_file_date"), ("silver", "event_date")):
-        commit = ctx.store.copy_window(ctx.store.name(layer, staged(name)), ctx.store.name(layer, name), column,
-                                       window.start, window.end, metadata=ctx.metadata(f"{layer}.publish", window))  # fmt: skip
+        commit = ctx.store.copy_window(
+            ctx.store.name(layer, staged(name)),
+            ctx.store.name(layer, name),
+            column,
+            window.start,
+            window.end,
+            metadata=ctx.metadata(f"{layer}.publish", window),
+        )
         published[layer] = commit.rows
     log.info(
         "published %s %s: %d bronze, %d silver rows", name, window, published["bronze"], published["silver"]
@@ -425,10 +445,24 @@ def _publish(ctx: JobContext, name: str, window: Window) -> dict[str, int]:
 
 def _log_gate(ctx: JobContext, window: Window, status: dict[str, str], detail: dict[str, str]) -> None:
     now = datetime.now(UTC)
-    rows = [{"source": name, "day": day, "status": outcome, "run_id": ctx.run_id, "checked_at": now,
-             "detail": detail.get(name, "")[:2000]} for name, outcome in status.items() for day in window]  # fmt: skip
-    ctx.store.merge(ctx.store.name("silver", GATE_LOG), ctx.store.small_frame(rows, GATE_LOG_SCHEMA),
-                    ["source", "day"], metadata=ctx.metadata("gate.log", window))  # fmt: skip
+    rows = [
+        {
+            "source": name,
+            "day": day,
+            "status": outcome,
+            "run_id": ctx.run_id,
+            "checked_at": now,
+            "detail": detail.get(name, "")[:2000],
+        }
+        for name, outcome in status.items()
+        for day in window
+    ]
+    ctx.store.merge(
+        ctx.store.name("silver", GATE_LOG),
+        ctx.store.small_frame(rows, GATE_LOG_SCHEMA),
+        ["source", "day"],
+        metadata=ctx.metadata("gate.log", window),
+    )
 
 
 def ungated_days(ctx: JobContext, window: Window) -> list[str]:
@@ -462,7 +496,8 @@ def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
     if problems := ungated_days(ctx, window):
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise QualityGateError(
-            f"gold {window} refused: {shown} (gold keeps its rows; rerun the refresh after fixing the landing files)"
+            f"gold {window} refused: {shown} (gold keeps its rows; rerun the refresh after fixing the "
+            "landing files)"
         )
     features = ctx.config.use_case.features
     sources = ctx.config.use_case.sources
@@ -472,8 +507,15 @@ def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
         gold = in_window(gold, features.date_column, window.start, window.end)
     table = ctx.store.name("gold", features.table)
     try:
-        commit = ctx.store.overwrite_window(table, gold, features.date_column, window.start, window.end,
-                                            metadata=ctx.metadata("gold", window), unique_by=features.keys)  # fmt: skip
+        commit = ctx.store.overwrite_window(
+            table,
+            gold,
+            features.date_column,
+            window.start,
+            window.end,
+            metadata=ctx.metadata("gold", window),
+            unique_by=features.keys,
+        )
     except DuplicateKeysError as exc:
         raise BadInputError(
             f"feature SQL {features.sql} yields {exc.repeated} duplicated keys {features.keys}"

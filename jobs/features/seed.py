@@ -56,7 +56,8 @@ def _midnight_as_day(values: pd.Series) -> pd.Series:
 def _seed_config(config: EnvConfig) -> SeedConfig:
     if config.use_case.seed is None:
         raise BadInputError(
-            f"{config.use_case.folder}/use_case.yaml: the use case has no `seed` section: nothing to seed from"
+            f"{config.use_case.folder}/use_case.yaml: the use case has no `seed` section: nothing to seed "
+            "from"
         )
     return config.use_case.seed
 
@@ -91,7 +92,8 @@ def package_frame(spec: SeedConfig, name: str) -> pd.DataFrame:
     frame = found(*args, **kwargs) if callable(found) else found
     if not isinstance(frame, pd.DataFrame):
         raise BadInputError(
-            f"use_case.seed.frames.{name}: {spec.package}.{path} gave a {type(frame).__name__}, not a DataFrame"
+            f"use_case.seed.frames.{name}: {spec.package}.{path} gave a {type(frame).__name__}, not a "
+            "DataFrame"
         )
     return frame
 
@@ -140,7 +142,8 @@ def check_days(config: EnvConfig, name: str, frame: pd.DataFrame, days: pd.Serie
         )
     if not known.between(window.start, window.end, inclusive="left").any():
         raise BadInputError(
-            f"the seed of source {name!r} has no rows in {window}: its days run from {known.min()} to {known.max()}"
+            f"the seed of source {name!r} has no rows in {window}: its days run from {known.min()} to "
+            f"{known.max()}"
         )
 
 
@@ -157,7 +160,8 @@ def emit_events(
     pace_seconds: float = 0.0,
 ) -> dict[str, int]:
     """Land each day's rows of the streaming source as JSON-lines event files, in the order they
-    would arrive (``seed.events_ordered_by``), split into ``files_per_day`` small files, ``pace_seconds`` apart. Columns
+    would arrive (``seed.events_ordered_by``), split into ``files_per_day`` small files, ``pace_seconds``
+    apart. Columns
     not known before the event happens (``seed.withheld_from_events``) are left out."""
     spec, streaming = _seed_config(config), config.inference.streaming
     name, _ = config.streaming_source()

@@ -78,7 +78,8 @@ def empty_silver_view(
             return typed.withColumn("event_date", F.expr(source.event_date).cast("date"))
     except AnalysisException as exc:
         raise ConfigError(
-            f"{where}: use_case.sources.{name}.event_date: {source.event_date!r} does not analyse over the source's "
+            f"{where}: use_case.sources.{name}.event_date: {source.event_date!r} does not analyse over the "
+            "source's "
             f"columns: {_first_line(exc)}"
         ) from None
 
@@ -155,7 +156,11 @@ def check_use_case(spark: SparkSession, config: EnvConfig, *, suites: bool = Tru
     return schema
 
 
-_CHECKER_MODULES = ("jobs/features/use_case_check.py", "jobs/features/pipeline.py", "jobs/features/quality.py")
+_CHECKER_MODULES = (
+    "jobs/features/use_case_check.py",
+    "jobs/features/pipeline.py",
+    "jobs/features/quality.py",
+)
 _CHECKER_PACKAGES = ("pyspark", "great_expectations")
 
 

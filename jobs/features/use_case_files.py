@@ -31,11 +31,13 @@ def sample_frames(start: date, days: int, rows_per_day: int, seed: int = 0) -> d
 
     rng = np.random.default_rng(seed)
     device_ids = [f"D{i:03d}" for i in range(24)]
-    devices = pd.DataFrame({
-        "device_id": device_ids,
-        "model": rng.choice(MODELS, len(device_ids)),
-        "installed_year": rng.integers(start.year - 9, start.year + 1, len(device_ids)),
-    })  # fmt: skip
+    devices = pd.DataFrame(
+        {
+            "device_id": device_ids,
+            "model": rng.choice(MODELS, len(device_ids)),
+            "installed_year": rng.integers(start.year - 9, start.year + 1, len(device_ids)),
+        }
+    )
     site_of = dict(zip(device_ids, rng.choice(SITES, len(device_ids)), strict=True))
     age_of = {r.device_id: start.year - int(r.installed_year) for r in devices.itertuples()}
     model_risk = {
@@ -43,11 +45,18 @@ def sample_frames(start: date, days: int, rows_per_day: int, seed: int = 0) -> d
     }
     day_list = [start + timedelta(days=i) for i in range(days)]
     season = {d: 12 * np.sin(2 * np.pi * (d.timetuple().tm_yday - 110) / 365.25) for d in day_list}
-    weather = pd.DataFrame([
-        {"site": site, "reading_date": d, "outdoor_temp": round(12 + season[d] + rng.normal(0, 3), 1),
-         "humidity": round(float(np.clip(rng.normal(65, 12), 5, 100)), 1)}
-        for d in day_list for site in SITES
-    ])  # fmt: skip
+    weather = pd.DataFrame(
+        [
+            {
+                "site": site,
+                "reading_date": d,
+                "outdoor_temp": round(12 + season[d] + rng.normal(0, 3), 1),
+                "humidity": round(float(np.clip(rng.normal(65, 12), 5, 100)), 1),
+            }
+            for d in day_list
+            for site in SITES
+        ]
+    )
     outdoor = {(r.site, r.reading_date): r.outdoor_temp for r in weather.itertuples()}
     rows = []
     for d in day_list:
@@ -58,16 +67,28 @@ def sample_frames(start: date, days: int, rows_per_day: int, seed: int = 0) -> d
             load = float(np.clip(rng.normal(55, 18), 0, 100))
             temperature = 40 + 0.3 * outdoor[(site_of[device], d)] + 0.25 * load + rng.normal(0, 4)
             vibration = float(abs(rng.normal(0.8 + 0.01 * load, 0.35)))
-            logit = (-3.0 + 0.035 * (load - 55) + 1.6 * (vibration - 1.3) + 0.06 * (temperature - 58)
-                     + 0.12 * age_of[device] + model_risk[device])  # fmt: skip
-            rows.append({
-                "reading_id": f"{d:%Y%m%d}-{n:04d}", "device_id": device, "site": site_of[device],
-                "reading_date": d, "hour": hour,
-                "read_at": f"{d.isoformat()}T{hour:02d}:{int(rng.integers(0, 60)):02d}:00Z",
-                "temperature": round(temperature, 2),
-                "vibration": None if rng.random() < 0.01 else round(vibration, 3),  # a flaky sensor
-                "load_pct": round(load, 1), "failed": int(rng.random() < 1 / (1 + np.exp(-logit))),
-            })  # fmt: skip
+            logit = (
+                -3.0
+                + 0.035 * (load - 55)
+                + 1.6 * (vibration - 1.3)
+                + 0.06 * (temperature - 58)
+                + 0.12 * age_of[device]
+                + model_risk[device]
+            )
+            rows.append(
+                {
+                    "reading_id": f"{d:%Y%m%d}-{n:04d}",
+                    "device_id": device,
+                    "site": site_of[device],
+                    "reading_date": d,
+                    "hour": hour,
+                    "read_at": f"{d.isoformat()}T{hour:02d}:{int(rng.integers(0, 60)):02d}:00Z",
+                    "temperature": round(temperature, 2),
+                    "vibration": None if rng.random() < 0.01 else round(vibration, 3),  # a flaky sensor
+                    "load_pct": round(load, 1),
+                    "failed": int(rng.random() < 1 / (1 + np.exp(-logit))),
+                }
+            )
     return {"readings": pd.DataFrame(rows), "site_weather": weather, "devices": devices}
 
 
@@ -233,38 +254,90 @@ LEFT JOIN devices AS d
 
 
 def _suites() -> dict[str, dict[str, Any]]:
-    notes = ("Row-level expectations (severity quarantine, the default) send failing rows to the "
-             "quarantine; table-level ones (severity fail) fail the quality gate. $PARAMETER values come "
-             "from the source's `quality` config.")  # fmt: skip
+    notes = (
+        "Row-level expectations (severity quarantine, the default) send failing rows to the "
+        "quarantine; table-level ones (severity fail) fail the quality gate. $PARAMETER values come "
+        "from the source's `quality` config."
+    )
     fail = {"severity": "fail"}
     return {
-        "silver_readings.json": {"name": "silver_readings", "meta": {"notes": notes}, "expectations": [
-            {"type": "expect_table_row_count_to_be_between", "meta": fail,
-             "kwargs": {"min_value": {"$PARAMETER": "min_rows"}, "max_value": {"$PARAMETER": "max_rows"}}},
-            {"type": "expect_column_proportion_of_non_null_values_to_be_between", "meta": fail,
-             "kwargs": {"column": "vibration", "min_value": {"$PARAMETER": "min_fraction_with_vibration"}}},
-            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "device_id"}},
-            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "site", "value_set": list(SITES)}},
-            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "hour", "min_value": 0, "max_value": 23}},
-            {"type": "expect_column_values_to_be_between",
-             "kwargs": {"column": "temperature", "min_value": -40, "max_value": 150}},
-            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "load_pct", "min_value": 0, "max_value": 100}},
-            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "failed", "value_set": [0, 1]}},
-        ]},
-        "silver_site_weather.json": {"name": "silver_site_weather", "meta": {"notes": notes}, "expectations": [
-            {"type": "expect_table_row_count_to_be_between", "meta": fail,
-             "kwargs": {"min_value": {"$PARAMETER": "min_rows"}, "max_value": {"$PARAMETER": "max_rows"}}},
-            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "site", "value_set": list(SITES)}},
-            {"type": "expect_column_values_to_be_between",
-             "kwargs": {"column": "humidity", "min_value": 0, "max_value": 100}},
-        ]},
-    }  # fmt: skip
+        "silver_readings.json": {
+            "name": "silver_readings",
+            "meta": {"notes": notes},
+            "expectations": [
+                {
+                    "type": "expect_table_row_count_to_be_between",
+                    "meta": fail,
+                    "kwargs": {
+                        "min_value": {"$PARAMETER": "min_rows"},
+                        "max_value": {"$PARAMETER": "max_rows"},
+                    },
+                },
+                {
+                    "type": "expect_column_proportion_of_non_null_values_to_be_between",
+                    "meta": fail,
+                    "kwargs": {
+                        "column": "vibration",
+                        "min_value": {"$PARAMETER": "min_fraction_with_vibration"},
+                    },
+                },
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "device_id"}},
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": "site", "value_set": list(SITES)},
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "hour", "min_value": 0, "max_value": 23},
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "temperature", "min_value": -40, "max_value": 150},
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "load_pct", "min_value": 0, "max_value": 100},
+                },
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": "failed", "value_set": [0, 1]},
+                },
+            ],
+        },
+        "silver_site_weather.json": {
+            "name": "silver_site_weather",
+            "meta": {"notes": notes},
+            "expectations": [
+                {
+                    "type": "expect_table_row_count_to_be_between",
+                    "meta": fail,
+                    "kwargs": {
+                        "min_value": {"$PARAMETER": "min_rows"},
+                        "max_value": {"$PARAMETER": "max_rows"},
+                    },
+                },
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": "site", "value_set": list(SITES)},
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "humidity", "min_value": 0, "max_value": 100},
+                },
+            ],
+        },
+    }
 
 
 def new_use_case(
-    name: str, parent: Path, *, start: date = date(2024, 1, 1), days: int = 365, rows_per_day: int = 40,
+    name: str,
+    parent: Path,
+    *,
+    start: date = date(2024, 1, 1),
+    days: int = 365,
+    rows_per_day: int = 40,
     force: bool = False,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write the folder of a new use case ``name`` under ``parent``; returns it."""
     if not IDENTIFIER.fullmatch(name):
         raise ConfigError(f"use case name {name!r}: use letters, digits and underscores")
@@ -290,5 +363,9 @@ def check(env: str | None) -> dict[str, Any]:
 
     config = load_config(env)
     schema = check_use_case(get_spark(config, app_name="runway-use-case-check"), config)
-    return {"use_case": config.use_case.name, "folder": str(config.use_case.folder),
-            "gold_columns": schema.fieldNames(), "ok": True}  # fmt: skip
+    return {
+        "use_case": config.use_case.name,
+        "folder": str(config.use_case.folder),
+        "gold_columns": schema.fieldNames(),
+        "ok": True,
+    }

@@ -49,9 +49,11 @@ def _score_in_process(config, store, window, model, run) -> pa.Table:
     features = config.use_case.features
     gold = store.name("gold", features.table)
     check_signature(model, store.schema(gold))  # before reading: the batches project these columns
-    columns = list(dict.fromkeys(
-        [*identity_columns(model, features.keys, features.date_column), *(n for n, _ in model.inputs)]
-    ))  # fmt: skip
+    columns = list(
+        dict.fromkeys(
+            [*identity_columns(model, features.keys, features.date_column), *(n for n, _ in model.inputs)]
+        )
+    )
     pyfunc = load_pyfunc(model)
     batches = store.read_batches(
         gold, window=(features.date_column, window.start, window.end), columns=columns
@@ -84,8 +86,13 @@ def score_window(
 
     features = config.use_case.features
     model = model or resolve_model(config)  # once: every row of this run is scored by this version
-    run = {"keys": features.keys, "date_column": features.date_column, "mode": BATCH, "run_id": run_id,
-           "scored_at": datetime.now(UTC)}  # when it was scored: metadata, not business time  # fmt: skip
+    run = {
+        "keys": features.keys,
+        "date_column": features.date_column,
+        "mode": BATCH,
+        "run_id": run_id,
+        "scored_at": datetime.now(UTC),
+    }  # when it was scored: metadata, not business time
     path = chosen_scorer(store, scorer)
     if path == "in_process":
         from jobs.modeling.scoring import load_pyfunc
@@ -107,15 +114,27 @@ def score_window(
         window.start,
         window.end,
         extra_predicate=f"scoring_mode = '{BATCH}'",
-        metadata={"job": "batch_inference", "run_id": run_id, "window": str(window),
-                  "model": model.name, "model_version": model.version},
-    )  # fmt: skip
+        metadata={
+            "job": "batch_inference",
+            "run_id": run_id,
+            "window": str(window),
+            "model": model.name,
+            "model_version": model.version,
+        },
+    )
     seconds = time.perf_counter() - started
     log.info(
         "scored %d rows of %s with %s v%s (%s, %s) in %.1f s; %s version %d",
-        commit.rows, window, model.name, model.version, model.alias, path, seconds,
-        predictions_table(store, config), commit.version,
-    )  # fmt: skip
+        commit.rows,
+        window,
+        model.name,
+        model.version,
+        model.alias,
+        path,
+        seconds,
+        predictions_table(store, config),
+        commit.version,
+    )
     return {
         "table": str(predictions_table(store, config)),
         "rows": commit.rows,

@@ -30,7 +30,8 @@ COMPARISONS = "model_comparisons"
 COMPARISON_SCHEMA = (
     "comparison_id string, compared_at timestamp, model_name string, challenger_version string, "
     "champion_version string, metric string, challenger_value double, champion_value double, "
-    "min_improvement double, window_start date, window_end date, decision string, run_id string, metrics string"
+    "min_improvement double, window_start date, window_end date, decision string, run_id string, metrics "
+    "string"
 )
 
 
@@ -67,30 +68,55 @@ def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]
     )
     decision = "promote" if wins else "keep"
     result = {
-        "model_name": name, "challenger_version": str(challenger.version),
+        "model_name": name,
+        "challenger_version": str(challenger.version),
         "champion_version": str(champion.version) if champion is not None else None,
-        "metric": rules.metric, "challenger_value": ours[rules.metric],
-        "champion_value": theirs[rules.metric] if theirs else None, "decision": decision, "window": str(window),
-    }  # fmt: skip
+        "metric": rules.metric,
+        "challenger_value": ours[rules.metric],
+        "champion_value": theirs[rules.metric] if theirs else None,
+        "decision": decision,
+        "window": str(window),
+    }
     experiment_id = configure_mlflow(config)
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"compare v{challenger.version} vs Champion",
+        experiment_id=experiment_id,
+        run_name=f"compare v{challenger.version} vs Champion",
         tags={"airflow.run_id": run_id},
-    ):  # fmt: skip
+    ):
         mlflow.log_metrics({f"challenger_{k}": v for k, v in ours.items()})
         if theirs:
             mlflow.log_metrics({f"champion_{k}": v for k, v in theirs.items()})
-        mlflow.log_params({"decision": decision, "challenger_version": challenger.version,
-                           "champion_version": result["champion_version"], "min_improvement": rules.min_improvement})  # fmt: skip
-    record_comparison(registry, str(challenger.version), decision, result["champion_version"],
-                      {f"comparison.{rules.metric}": f"{ours[rules.metric]:.4f}"})  # fmt: skip
+        mlflow.log_params(
+            {
+                "decision": decision,
+                "challenger_version": challenger.version,
+                "champion_version": result["champion_version"],
+                "min_improvement": rules.min_improvement,
+            }
+        )
+    record_comparison(
+        registry,
+        str(challenger.version),
+        decision,
+        result["champion_version"],
+        {f"comparison.{rules.metric}": f"{ours[rules.metric]:.4f}"},
+    )
     row = {
-        "comparison_id": f"{run_id}:{challenger.version}", "compared_at": datetime.now(UTC), "model_name": name,
-        "challenger_version": str(challenger.version), "champion_version": result["champion_version"],
-        "metric": rules.metric, "challenger_value": ours[rules.metric], "champion_value": result["champion_value"],
-        "min_improvement": rules.min_improvement, "window_start": window.start, "window_end": window.end,
-        "decision": decision, "run_id": run_id, "metrics": json.dumps({"challenger": ours, "champion": theirs}),
-    }  # fmt: skip
+        "comparison_id": f"{run_id}:{challenger.version}",
+        "compared_at": datetime.now(UTC),
+        "model_name": name,
+        "challenger_version": str(challenger.version),
+        "champion_version": result["champion_version"],
+        "metric": rules.metric,
+        "challenger_value": ours[rules.metric],
+        "champion_value": result["champion_value"],
+        "min_improvement": rules.min_improvement,
+        "window_start": window.start,
+        "window_end": window.end,
+        "decision": decision,
+        "run_id": run_id,
+        "metrics": json.dumps({"challenger": ours, "champion": theirs}),
+    }
     table = store.name("ml", COMPARISONS)
     store.merge(
         table, store.small_frame([row], COMPARISON_SCHEMA), ["comparison_id"], metadata={"run_id": run_id}

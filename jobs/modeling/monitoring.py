@@ -85,8 +85,14 @@ def quality_rows(
 
 
 def _row(metric: str, column: str | None, value: float, threshold: float | None, violated: bool, method: str):
-    return {"metric": metric, "column": column, "value": float(value),
-            "threshold": None if threshold is None else float(threshold), "violated": bool(violated), "method": method}  # fmt: skip
+    return {
+        "metric": metric,
+        "column": column,
+        "value": float(value),
+        "threshold": None if threshold is None else float(threshold),
+        "violated": bool(violated),
+        "method": method,
+    }
 
 
 def _model_reference(config: EnvConfig, version: str):
@@ -128,10 +134,13 @@ def drift_snapshot(config: EnvConfig, reference: pd.DataFrame, current: pd.DataF
         categorical_columns=model_cfg.features.categorical,
     )
     drift = DataDriftPreset(
-        columns=feature_columns(model_cfg), drift_share=monitoring.drift_share,
-        num_method=monitoring.numeric_method, num_threshold=monitoring.numeric_threshold,
-        cat_method=monitoring.categorical_method, cat_threshold=monitoring.categorical_threshold,
-    )  # fmt: skip
+        columns=feature_columns(model_cfg),
+        drift_share=monitoring.drift_share,
+        num_method=monitoring.numeric_method,
+        num_threshold=monitoring.numeric_threshold,
+        cat_method=monitoring.categorical_method,
+        cat_threshold=monitoring.categorical_threshold,
+    )
     prediction_drift = ValueDrift(
         column=PREDICTION, method=monitoring.numeric_method, threshold=monitoring.prediction_threshold
     )
@@ -187,8 +196,10 @@ def _scored_window(
     traffic (version None)."""
     features = config.use_case.features
     if source == DEFAULT_SOURCE:
-        scored = store.read_pandas(store.name("ml", config.inference.predictions_table),
-                                   window=(features.date_column, window.start, window.end))  # fmt: skip
+        scored = store.read_pandas(
+            store.name("ml", config.inference.predictions_table),
+            window=(features.date_column, window.start, window.end),
+        )
         if scored.empty:
             raise MissingInputError(f"no predictions for {window} yet: run inference for it first")
         return latest_predictions(scored, features.keys)
@@ -196,8 +207,9 @@ def _scored_window(
     if not store.exists(table):
         log.warning("no inference table %s: the endpoint has logged no request yet", table)
         return None, None
-    return served_predictions(store.read_pandas(table, window=("requested_at", window.start, window.end)),
-                              features.keys)  # fmt: skip
+    return served_predictions(
+        store.read_pandas(table, window=("requested_at", window.start, window.end)), features.keys
+    )
 
 
 def monitor(
@@ -256,16 +268,42 @@ def monitor(
     mlflow_run_id = _log_monitoring_run(
         config, window, source, rows, version, reference_window, report_path, run_id
     )
-    commit = _write_metrics(config, store, window, source, rows, version=version, report=report_path,
-                            mlflow_run_id=mlflow_run_id, run_id=run_id)  # fmt: skip
+    commit = _write_metrics(
+        config,
+        store,
+        window,
+        source,
+        rows,
+        version=version,
+        report=report_path,
+        mlflow_run_id=mlflow_run_id,
+        run_id=run_id,
+    )
     violated = sorted({r["metric"] for r in rows if r["violated"] and r["metric"] != "feature_drift"})
     share = next(r["value"] for r in rows if r["metric"] == "dataset_drift_share")
-    log.info("monitored %s of %s (v%s, %d rows, %d labelled): drift share %.2f, violations %s; report %s",
-             source, window, version, len(predictions), labelled, share, violated or "none", report_path)  # fmt: skip
-    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version, "source": source,
-            "model_version": version, "rows": len(predictions), "labelled_rows": labelled,
-            "dataset_drift_share": round(share, 4), "violations": violated, "report": str(report_path),
-            "mlflow_run_id": mlflow_run_id}  # fmt: skip
+    log.info(
+        "monitored %s of %s (v%s, %d rows, %d labelled): drift share %.2f, violations %s; report %s",
+        source,
+        window,
+        version,
+        len(predictions),
+        labelled,
+        share,
+        violated or "none",
+        report_path,
+    )
+    return {
+        "table": str(store.name("monitoring", METRICS_TABLE)),
+        "version": commit.version,
+        "source": source,
+        "model_version": version,
+        "rows": len(predictions),
+        "labelled_rows": labelled,
+        "dataset_drift_share": round(share, 4),
+        "violations": violated,
+        "report": str(report_path),
+        "mlflow_run_id": mlflow_run_id,
+    }
 
 
 def _no_traffic(
@@ -273,16 +311,34 @@ def _no_traffic(
 ) -> dict[str, Any]:
     """An endpoint without answered requests in the window: monitored, zero rows, nothing violated."""
     rows = [_row("rows", None, 0.0, None, False, "count")]
-    commit = _write_metrics(config, store, window, source, rows, version="", report="", mlflow_run_id="",
-                            run_id=run_id)  # fmt: skip
+    commit = _write_metrics(
+        config, store, window, source, rows, version="", report="", mlflow_run_id="", run_id=run_id
+    )
     log.info("monitored %s of %s: no answered request in the window", source, window)
-    return {"table": str(store.name("monitoring", METRICS_TABLE)), "version": commit.version, "source": source,
-            "model_version": None, "rows": 0, "labelled_rows": 0, "dataset_drift_share": 0.0, "violations": [],
-            "report": None, "mlflow_run_id": None}  # fmt: skip
+    return {
+        "table": str(store.name("monitoring", METRICS_TABLE)),
+        "version": commit.version,
+        "source": source,
+        "model_version": None,
+        "rows": 0,
+        "labelled_rows": 0,
+        "dataset_drift_share": 0.0,
+        "violations": [],
+        "report": None,
+        "mlflow_run_id": None,
+    }
 
 
-def _log_monitoring_run(config: EnvConfig, window: Window, source: str, rows: list[dict[str, Any]], version: str,
-                        reference_window: Window, report_path: Path, run_id: str) -> str:  # fmt: skip
+def _log_monitoring_run(
+    config: EnvConfig,
+    window: Window,
+    source: str,
+    rows: list[dict[str, Any]],
+    version: str,
+    reference_window: Window,
+    report_path: Path,
+    run_id: str,
+) -> str:
     import mlflow
 
     from jobs.platform.mlflow_setup import configure_mlflow
@@ -290,10 +346,18 @@ def _log_monitoring_run(config: EnvConfig, window: Window, source: str, rows: li
     with mlflow.start_run(
         experiment_id=configure_mlflow(config), run_name=f"monitor {source} {window}"
     ) as run:
-        mlflow.set_tags({"runway.kind": "monitoring", "runway.env": config.env, "monitoring.source": source,
-                         "data.window_start": str(window.start),
-                         "data.window_end": str(window.end), "model.version": version, "airflow.run_id": run_id,
-                         "reference.window": str(reference_window)})  # fmt: skip
+        mlflow.set_tags(
+            {
+                "runway.kind": "monitoring",
+                "runway.env": config.env,
+                "monitoring.source": source,
+                "data.window_start": str(window.start),
+                "data.window_end": str(window.end),
+                "model.version": version,
+                "airflow.run_id": run_id,
+                "reference.window": str(reference_window),
+            }
+        )
         mlflow.log_metrics({_metric_key(r): r["value"] for r in rows})
         mlflow.log_artifact(str(report_path), "monitoring")
     return run.info.run_id
@@ -319,10 +383,16 @@ def _write_metrics(config, store, window, source, rows, *, version, report, mlfl
     import pandas as pd
 
     frame = pd.DataFrame(rows).assign(
-        window_start=window.start, window_end=window.end, source=source, model_name=config.registered_model_name,
-        model_version=version, report_path=str(report), mlflow_run_id=mlflow_run_id, run_id=run_id,
+        window_start=window.start,
+        window_end=window.end,
+        source=source,
+        model_name=config.registered_model_name,
+        model_version=version,
+        report_path=str(report),
+        mlflow_run_id=mlflow_run_id,
+        run_id=run_id,
         computed_at=datetime.now(UTC),  # when it was computed: metadata, not business time
-    )  # fmt: skip
+    )
     table = store.name("monitoring", METRICS_TABLE)
     # A table from before sources: its rows (null source) are the predictions'.
     store.add_columns(table, "source string", metadata={"job": "monitoring.monitor", "run_id": run_id})
@@ -330,29 +400,50 @@ def _write_metrics(config, store, window, source, rows, *, version, report, mlfl
         f"(source = '{source}' OR source IS NULL)" if source == DEFAULT_SOURCE else f"source = '{source}'"
     )
     return store.overwrite(
-        table, store.small_frame(frame, METRICS_SCHEMA),
+        table,
+        store.small_frame(frame, METRICS_SCHEMA),
         predicate=f"window_start = '{window.start}' AND window_end = '{window.end}' AND {of_source}",
         metadata={"job": "monitoring.monitor", "run_id": run_id, "window": str(window), "source": source},
-    )  # fmt: skip
+    )
 
 
-def record_alert(config: EnvConfig, store: TableStore, window: Window, decision: dict[str, Any], *,
-                 run_id: str = "manual", training_run_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+def record_alert(
+    config: EnvConfig,
+    store: TableStore,
+    window: Window,
+    decision: dict[str, Any],
+    *,
+    run_id: str = "manual",
+    training_run_id: str | None = None,
+) -> dict[str, Any]:
     """One alert row per window (a rerun replaces it) for a drift-triggered retrain."""
     import pandas as pd
 
-    frame = pd.DataFrame([{
-        "window_start": window.start, "window_end": window.end, "kind": "drift_retrain",
-        "reason": str(decision.get("reason", "")), "windows": json.dumps(decision.get("windows", [])),
-        "values": json.dumps(decision.get("values", {})), "training_run_id": training_run_id or "",
-        "run_id": run_id, "created_at": datetime.now(UTC),
-    }])  # fmt: skip
-    schema = ("window_start date, window_end date, kind string, reason string, windows string, values string, "
-              "training_run_id string, run_id string, created_at timestamp")  # fmt: skip
+    frame = pd.DataFrame(
+        [
+            {
+                "window_start": window.start,
+                "window_end": window.end,
+                "kind": "drift_retrain",
+                "reason": str(decision.get("reason", "")),
+                "windows": json.dumps(decision.get("windows", [])),
+                "values": json.dumps(decision.get("values", {})),
+                "training_run_id": training_run_id or "",
+                "run_id": run_id,
+                "created_at": datetime.now(UTC),
+            }
+        ]
+    )
+    schema = (
+        "window_start date, window_end date, kind string, reason string, windows string, values string, "
+        "training_run_id string, run_id string, created_at timestamp"
+    )
     commit = store.overwrite(
-        store.name("monitoring", ALERTS_TABLE), store.small_frame(frame, schema),
-        predicate=f"kind = 'drift_retrain' AND window_start = '{window.start}' AND window_end = '{window.end}'",
+        store.name("monitoring", ALERTS_TABLE),
+        store.small_frame(frame, schema),
+        predicate=f"kind = 'drift_retrain' AND window_start = '{window.start}' AND window_end = "
+        f"'{window.end}'",
         metadata={"job": "monitoring.alert", "run_id": run_id, "window": str(window)},
-    )  # fmt: skip
+    )
     log.info("alert recorded for %s: %s", window, decision.get("reason"))
     return {"table": str(store.name("monitoring", ALERTS_TABLE)), "version": commit.version}

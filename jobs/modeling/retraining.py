@@ -106,23 +106,31 @@ def decide(
         )
     if len(violating) < policy.violations:
         return Decision(
-            False, True,
-            f"{len(violating)} of the last {len(recent)} windows violate; the policy needs {policy.violations}",
-            labels, summary,
-        )  # fmt: skip
+            False,
+            True,
+            f"{len(violating)} of the last {len(recent)} windows violate; the policy needs "
+            f"{policy.violations}",
+            labels,
+            summary,
+        )
     if last_retrain_end is not None and window_end < last_retrain_end + timedelta(days=policy.cooldown_days):
         return Decision(
-            False, True,
+            False,
+            True,
             f"cooldown: a drift retrain ran for data up to {last_retrain_end} "
             f"(next allowed from {last_retrain_end + timedelta(days=policy.cooldown_days)})",
-            labels, summary,
-        )  # fmt: skip
+            labels,
+            summary,
+        )
     checks = sorted({v for w in violating for v in w.violations})
     return Decision(
-        True, True,
-        f"{len(violating)} of the last {len(recent)} windows violate ({', '.join(checks)}), the latest included",
-        labels, summary,
-    )  # fmt: skip
+        True,
+        True,
+        f"{len(violating)} of the last {len(recent)} windows violate ({', '.join(checks)}), the latest "
+        "included",
+        labels,
+        summary,
+    )
 
 
 def _as_date(value: Any) -> date:
@@ -138,10 +146,17 @@ def retraining_decision(config: EnvConfig, store: TableStore, window_end: date) 
     """The retraining policy's decision for the window ending ``window_end``: the monitored
     windows' violations up to it and the last drift retrain (jobs.modeling.retraining)."""
     policy = config.monitoring.policy
-    rows = _monitoring_rows(store, METRICS_TABLE, ["window_start", "window_end", "source", "metric", "column", "value",
-                                                   "violated"], window_end + timedelta(days=1))  # fmt: skip
-    alerts = [a for a in _monitoring_rows(store, ALERTS_TABLE, ["window_end", "kind"], window_end)
-              if a["kind"] == "drift_retrain"]  # fmt: skip
+    rows = _monitoring_rows(
+        store,
+        METRICS_TABLE,
+        ["window_start", "window_end", "source", "metric", "column", "value", "violated"],
+        window_end + timedelta(days=1),
+    )
+    alerts = [
+        a
+        for a in _monitoring_rows(store, ALERTS_TABLE, ["window_end", "kind"], window_end)
+        if a["kind"] == "drift_retrain"
+    ]
     last = max((date.fromisoformat(str(a["window_end"])[:10]) for a in alerts), default=None)
     statuses = window_statuses(rows, policy, config.monitoring.sources)
     return decide(statuses, window_end, policy, last).as_dict()

@@ -250,8 +250,9 @@ def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Tabl
     return table, {name: inputs[name] for name in inputs.column_names}, inputs.to_pandas()
 
 
-def _prediction_rows(table, inputs, frame, pyfunc, model: ModelRef, *, keys, date_column, mode, run_id,
-                     scored_at) -> pa.Table:  # fmt: skip
+def _prediction_rows(
+    table, inputs, frame, pyfunc, model: ModelRef, *, keys, date_column, mode, run_id, scored_at
+) -> pa.Table:
     import pyarrow as pa
 
     count = len(table)

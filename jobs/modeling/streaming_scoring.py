@@ -154,11 +154,15 @@ class MicroBatchScorer:
                 views = self._views(store, good, summary["first"], summary["last"])
                 features = build_features(batch.sparkSession, feature_sql(self.config), views)
                 scored = score_frame(  # in this process on the local engine (delta-rs commits Arrow)
-                    features, model, in_process=store.engine == "local",
+                    features,
+                    model,
+                    in_process=store.engine == "local",
                     keys=self.config.use_case.features.keys,
                     date_column=self.config.use_case.features.date_column,
-                    mode=STREAM, run_id=run_id, scored_at=datetime.now(UTC),
-                )  # fmt: skip
+                    mode=STREAM,
+                    run_id=run_id,
+                    scored_at=datetime.now(UTC),
+                )
                 table = store.name("ml", self.config.inference.predictions_table)
                 if not store.append_once(table, scored, app_id, batch_id, metadata=meta):
                     self.state.skipped += 1  # committed before a crash: the replay writes nothing
@@ -187,9 +191,13 @@ class MicroBatchScorer:
             self.state.versions[model.version] = self.state.versions.get(model.version, 0) + good_rows
         log.info(
             "batch %d: %d events, %d scored%s, %d quarantined in %.1f s",
-            batch_id, total, good_rows, f" by {model.name} v{model.version}" if model else "",
-            total - good_rows, time.perf_counter() - started,
-        )  # fmt: skip
+            batch_id,
+            total,
+            good_rows,
+            f" by {model.name} v{model.version}" if model else "",
+            total - good_rows,
+            time.perf_counter() - started,
+        )
 
     def warm_up(self, spark: SparkSession, *, in_process: bool) -> None:
         """Load the Champion (in this process, or in Spark's Python workers) and score its input
@@ -285,14 +293,29 @@ def run_stream(
     until SIGTERM/SIGINT or until ``stop`` is set (continuous); stops cleanly between micro-batches."""
     checkpoint = checkpoint_dir(config)
     with exclusive_checkpoint(checkpoint):
-        return _run_stream(config, store, checkpoint, available_now=available_now, run_seconds=run_seconds,
-                           trigger_seconds=trigger_seconds, max_files_per_trigger=max_files_per_trigger, stop=stop)  # fmt: skip
+        return _run_stream(
+            config,
+            store,
+            checkpoint,
+            available_now=available_now,
+            run_seconds=run_seconds,
+            trigger_seconds=trigger_seconds,
+            max_files_per_trigger=max_files_per_trigger,
+            stop=stop,
+        )
 
 
 def _run_stream(
-    config: EnvConfig, store: TableStore, checkpoint: Path, *, available_now: bool, run_seconds: float | None,
-    trigger_seconds: float | None, max_files_per_trigger: int | None, stop: threading.Event | None,
-) -> dict[str, Any]:  # fmt: skip
+    config: EnvConfig,
+    store: TableStore,
+    checkpoint: Path,
+    *,
+    available_now: bool,
+    run_seconds: float | None,
+    trigger_seconds: float | None,
+    max_files_per_trigger: int | None,
+    stop: threading.Event | None,
+) -> dict[str, Any]:
     from jobs.features.use_case_check import check_use_case_once
 
     check_use_case_once(store.spark, config, suites=False)  # before the first event: a config mistake
@@ -332,8 +355,14 @@ def _run_stream(
     if query.exception() is not None:
         raise RuntimeError(f"the streaming query failed: {query.exception()}")
     state = scorer.state
-    log.info("stream stopped: %d batches, %d events, %d predictions, %d quarantined, versions %s",
-             state.batches, state.events, state.predictions, state.quarantined, state.versions)  # fmt: skip
+    log.info(
+        "stream stopped: %d batches, %d events, %d predictions, %d quarantined, versions %s",
+        state.batches,
+        state.events,
+        state.predictions,
+        state.quarantined,
+        state.versions,
+    )
     return {
         "query_id": scorer.query_id if (checkpoint / "metadata").exists() else None,
         "batches": state.batches,

@@ -111,8 +111,9 @@ def fit_and_evaluate(pipeline: Pipeline, config: EnvConfig, frame: pd.DataFrame,
     return Fitted(pipeline, parts, xs, ys, proba, threshold, metrics)
 
 
-def lineage_tags(config: EnvConfig, window: Window, gold_versions: dict[str, int], *, run_id: str, dag_id: str,
-                 reason: str) -> dict[str, str]:  # fmt: skip
+def lineage_tags(
+    config: EnvConfig, window: Window, gold_versions: dict[str, int], *, run_id: str, dag_id: str, reason: str
+) -> dict[str, str]:
     """What a version was made from: windows, Delta versions read, code, orchestrator run, reason."""
     test_start = window.end - timedelta(days=config.use_case.model.training.test_days)
     return {
@@ -129,8 +130,9 @@ def lineage_tags(config: EnvConfig, window: Window, gold_versions: dict[str, int
     }
 
 
-def log_training_run(config: EnvConfig, fitted: Fitted, lineage: dict[str, str], experiment_id: str,
-                     window: Window) -> tuple[str, str]:  # fmt: skip
+def log_training_run(
+    config: EnvConfig, fitted: Fitted, lineage: dict[str, str], experiment_id: str, window: Window
+) -> tuple[str, str]:
     """The MLflow run (parameters, metrics, plots, importance, the model); returns (run id, the
     registered version). Permutation importance, mostly native predict calls, runs while the model
     is logged."""
@@ -146,16 +148,23 @@ def log_training_run(config: EnvConfig, fitted: Fitted, lineage: dict[str, str],
     model = fitted.pipeline.named_steps["model"]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {window}") as run:
         mlflow.set_tags(lineage)
-        mlflow.log_params({
-            "estimator": config.use_case.model.estimator,
-            **{f"model.{k}": v for k, v in model.get_params().items() if not callable(v)},
-            "threshold": round(fitted.threshold, 6),
-            **{f"rows.{name}": len(fitted.xs[name]) for name in ("train", "validation", "test")},
-        })  # fmt: skip
+        mlflow.log_params(
+            {
+                "estimator": config.use_case.model.estimator,
+                **{f"model.{k}": v for k, v in model.get_params().items() if not callable(v)},
+                "threshold": round(fitted.threshold, 6),
+                **{f"rows.{name}": len(fitted.xs[name]) for name in ("train", "validation", "test")},
+            }
+        )
         mlflow.log_metrics(fitted.metrics)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance") as pool:
-            importance_future = pool.submit(permutation_importance_series, fitted.pipeline, fitted.parts["validation"],
-                                            fitted.ys["validation"], feature_columns(config.use_case.model))  # fmt: skip
+            importance_future = pool.submit(
+                permutation_importance_series,
+                fitted.pipeline,
+                fitted.parts["validation"],
+                fitted.ys["validation"],
+                feature_columns(config.use_case.model),
+            )
             info = log_model(fitted.pipeline, fitted.xs["train"].head(5), config, fitted.threshold)
             for name, figure in evaluation_plots(
                 fitted.ys["test"], fitted.proba["test"], fitted.threshold
@@ -194,16 +203,26 @@ def train(
     frame, gold_version = labelled_gold(store, config, window)
     check_binary_label(frame[config.use_case.model.label], f"the training window {window}'s label", both=True)
     fitted = fit_and_evaluate(pipeline, config, frame, window.end)
-    lineage = lineage_tags(config, window, {str(store.name("gold", config.use_case.features.table)): gold_version},
-                           run_id=run_id, dag_id=dag_id, reason=reason)  # fmt: skip
+    lineage = lineage_tags(
+        config,
+        window,
+        {str(store.name("gold", config.use_case.features.table)): gold_version},
+        run_id=run_id,
+        dag_id=dag_id,
+        reason=reason,
+    )
     mlflow_run_id, version = log_training_run(config, fitted, lineage, experiment.result(), window)
     registry = ModelRegistry.for_config(config)
     registry.set_tags(version, {**lineage, STATUS_TAG: PENDING, "mlflow.run_id": mlflow_run_id})
     auc = fitted.metrics["test_roc_auc"]
-    registry.set_description(version, (
-        f"Trained on {window} ({len(fitted.xs['train']):,} train rows), test window [{lineage['data.test_start']}, "
-        f"{window.end}); test ROC AUC {auc:.3f}. Reason: {reason}. Validation pending."
-    ))  # fmt: skip
+    registry.set_description(
+        version,
+        (
+            f"Trained on {window} ({len(fitted.xs['train']):,} train rows), test window "
+            f"[{lineage['data.test_start']}, "
+            f"{window.end}); test ROC AUC {auc:.3f}. Reason: {reason}. Validation pending."
+        ),
+    )
     log.info(
         "registered %s v%s (run %s): test ROC AUC %.3f",
         config.registered_model_name,

@@ -39,12 +39,17 @@ def build_pipeline(model: ModelConfig, params: dict[str, Any] | None = None) -> 
         kwargs.setdefault("categorical_features", list(range(n_categorical)))
     encode = ColumnTransformer(
         [
-            ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                           encoded_missing_value=-1), model.features.categorical),
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+                ),
+                model.features.categorical,
+            ),
             ("numeric", "passthrough", model.features.numeric),
         ],
         verbose_feature_names_out=False,
-    )  # fmt: skip
+    )
     try:
         estimator = estimator_class(**kwargs)
     except TypeError as exc:  # an unknown hyperparameter: name it, a retry cannot help

@@ -50,12 +50,23 @@ def format_checks(model, version, run_artifacts: set[str], config: EnvConfig) ->
     missing_tags = [t for t in required if not version.tags.get(t)]
     plots = {f"plots/{n}.png" for n in ("roc_curve", "pr_curve", "confusion_matrix", "feature_importance")}
     return [
-        Check("format.signature", signature is not None and features <= inputs,
-              "signature covers the features" if signature is not None else "no signature"),
-        Check("format.tags", not missing_tags, f"missing {missing_tags}" if missing_tags else "lineage tags present"),
+        Check(
+            "format.signature",
+            signature is not None and features <= inputs,
+            "signature covers the features" if signature is not None else "no signature",
+        ),
+        Check(
+            "format.tags",
+            not missing_tags,
+            f"missing {missing_tags}" if missing_tags else "lineage tags present",
+        ),
         Check("format.description", bool((version.description or "").strip()), "description present"),
-        Check("format.artifacts", plots <= run_artifacts, f"missing {sorted(plots - run_artifacts)}" if not plots <= run_artifacts else "plots logged"),
-    ]  # fmt: skip
+        Check(
+            "format.artifacts",
+            plots <= run_artifacts,
+            f"missing {sorted(plots - run_artifacts)}" if not plots <= run_artifacts else "plots logged",
+        ),
+    ]
 
 
 def performance_checks(
@@ -66,29 +77,51 @@ def performance_checks(
 ) -> list[Check]:
     rules = config.validation
     checks = [
-        Check(f"performance.{name}.floor", metrics[name] >= floor,
-              f"{name} {metrics[name]:.4f} {'>=' if metrics[name] >= floor else '<'} floor {floor}")
+        Check(
+            f"performance.{name}.floor",
+            metrics[name] >= floor,
+            f"{name} {metrics[name]:.4f} {'>=' if metrics[name] >= floor else '<'} floor {floor}",
+        )
         for name, floor in rules.floors.items()
     ] + [
-        Check(f"performance.{name}.ceiling", metrics[name] <= ceiling,
-              f"{name} {metrics[name]:.4f} {'<=' if metrics[name] <= ceiling else '>'} ceiling {ceiling}")
+        Check(
+            f"performance.{name}.ceiling",
+            metrics[name] <= ceiling,
+            f"{name} {metrics[name]:.4f} {'<=' if metrics[name] <= ceiling else '>'} ceiling {ceiling}",
+        )
         for name, ceiling in rules.ceilings.items()
-    ]  # fmt: skip
+    ]
     metric, value = rules.metric, metrics[rules.metric]
     if champion is not None and champion.get("overlap"):
-        checks.append(Check("performance.vs_champion", False,
-                            f"the held-out window overlaps the data Champion v{champion['champion_version']} "
-                            "was fitted on: no fair comparison (train on a later window)"))  # fmt: skip
+        checks.append(
+            Check(
+                "performance.vs_champion",
+                False,
+                f"the held-out window overlaps the data Champion v{champion['champion_version']} "
+                "was fitted on: no fair comparison (train on a later window)",
+            )
+        )
     elif champion is not None:
         regression = rules.max_regression_vs_champion
         ok = better_or_equal(metric, value, champion[metric], -regression)
-        checks.append(Check("performance.vs_champion", ok,
-                            f"{metric} {value:.4f} vs Champion {champion[metric]:.4f} (may be {regression} worse)"))  # fmt: skip
+        checks.append(
+            Check(
+                "performance.vs_champion",
+                ok,
+                f"{metric} {value:.4f} vs Champion {champion[metric]:.4f} (may be {regression} worse)",
+            )
+        )
     else:
         gain = rules.min_gain_vs_baseline
         ok = better_or_equal(metric, value, baseline[metric], gain)
-        checks.append(Check("performance.vs_baseline", ok,
-                            f"{metric} {value:.4f} vs the baseline 'always negative' {baseline[metric]:.4f} (+{gain} needed)"))  # fmt: skip
+        checks.append(
+            Check(
+                "performance.vs_baseline",
+                ok,
+                f"{metric} {value:.4f} vs the baseline 'always negative' {baseline[metric]:.4f} (+{gain} "
+                "needed)",
+            )
+        )
     return checks
 
 
@@ -101,8 +134,11 @@ def slice_checks(config: EnvConfig, frame: pd.DataFrame, y: np.ndarray, proba: n
         for value, index in frame.groupby(column, dropna=False).indices.items():
             ys = y[index]
             if len(index) < rules.slice_min_rows or len(np.unique(ys)) < 2:
-                why = (f"{len(index)} rows < slice_min_rows {rules.slice_min_rows}" if len(index) < rules.slice_min_rows
-                       else f"one class only in {len(index)} rows")  # fmt: skip
+                why = (
+                    f"{len(index)} rows < slice_min_rows {rules.slice_min_rows}"
+                    if len(index) < rules.slice_min_rows
+                    else f"one class only in {len(index)} rows"
+                )
                 checks.append(Check(f"slice.{column}:{value}", True, f"not judged: {why}", judged=False))
                 continue
             score = classification_metrics(ys, proba[index], 0.5)[rules.metric]
@@ -175,9 +211,15 @@ def validate_version(
             len(unjudged),
             "; ".join(f"{k} ({v})" for k, v in unjudged.items()),
         )
-    return {"model_name": name, "version": version, "status": status, "mode": mode,
-            "failed_checks": {c.name: c.detail for c in failed}, "unjudged_checks": unjudged,
-            "checks": len(checks)}  # fmt: skip
+    return {
+        "model_name": name,
+        "version": version,
+        "status": status,
+        "mode": mode,
+        "failed_checks": {c.name: c.detail for c in failed},
+        "unjudged_checks": unjudged,
+        "checks": len(checks),
+    }
 
 
 def _champion_metrics(
@@ -204,10 +246,13 @@ def record_validation(
     failed = [c.name for c in checks if not c.passed]
     unjudged = [c.name for c in checks if not c.judged]
     judged = len(checks) - len(unjudged)
-    summary = {"validation.mode": mode, "validation.run_id": run_id,
-               "validation.summary": f"{judged - len(failed)} of {judged} checks passed, {len(unjudged)} not judged",
-               "validation.failed": ", ".join(failed)[:4900] or "none",
-               "validation.unjudged": ", ".join(unjudged)[:4900] or "none"}  # fmt: skip
+    summary = {
+        "validation.mode": mode,
+        "validation.run_id": run_id,
+        "validation.summary": f"{judged - len(failed)} of {judged} checks passed, {len(unjudged)} not judged",
+        "validation.failed": ", ".join(failed)[:4900] or "none",
+        "validation.unjudged": ", ".join(unjudged)[:4900] or "none",
+    }
     # One tag per check was a wall of text in the MLflow UI; a comparison made before no longer counts.
     stale = [k for k in record.tags if k.startswith("validation.") and k not in summary]
     registry.delete_tags(version, [*stale, DECISION_TAG])
@@ -236,6 +281,8 @@ def _log_checks(registry: ModelRegistry, run_id: str, checks: list[Check], statu
         f"<tr><td>{c.mark}</td><td>{html.escape(c.name)}</td><td>{html.escape(c.detail)}</td></tr>"
         for c in checks
     )
-    page = (f"<html><body><h1>Validation ({html.escape(mode)}): {html.escape(status)}</h1>"
-            f"<table><tr><th></th><th>check</th><th>detail</th></tr>{rows}</table></body></html>")  # fmt: skip
+    page = (
+        f"<html><body><h1>Validation ({html.escape(mode)}): {html.escape(status)}</h1>"
+        f"<table><tr><th></th><th>check</th><th>detail</th></tr>{rows}</table></body></html>"
+    )
     registry.client.log_text(run_id, page, "validation/checks.html")

@@ -29,10 +29,11 @@ def add_window(parser: argparse.ArgumentParser) -> None:
 
 def add_run_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--run-id", default=manual_run_id(),
+        "--run-id",
+        default=manual_run_id(),
         help="the orchestrator's run id: lineage, and the key that makes a retry of the same run a no-op "
-             "(default: a new id per command, so a repeated command is a new request)",
-    )  # fmt: skip
+        "(default: a new id per command, so a repeated command is a new request)",
+    )
 
 
 def manual_run_id() -> str:

@@ -41,12 +41,32 @@ from typing import BinaryIO
 
 SOCKET_ENV = "RUNWAY_JOB_SERVER"  # the server's socket path: set, jobs are forked from it
 PRELOAD = (
-    "numpy", "pandas", "pyarrow", "pyarrow.compute", "pyarrow.dataset", "deltalake", "yaml",
-    "sklearn.compose", "sklearn.ensemble", "sklearn.metrics", "sklearn.pipeline", "sklearn.preprocessing",
-    "mlflow", "mlflow.pyfunc", "mlflow.sklearn", "mlflow.models", "mlflow.tracking",
-    "evidently", "evidently.metrics", "evidently.presets", "great_expectations",
-    "pyspark.sql", "pyspark.sql.functions", "pyspark.sql.types", "pyspark.sql.connect.session",
-)  # fmt: skip
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.compute",
+    "pyarrow.dataset",
+    "deltalake",
+    "yaml",
+    "sklearn.compose",
+    "sklearn.ensemble",
+    "sklearn.metrics",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "mlflow",
+    "mlflow.pyfunc",
+    "mlflow.sklearn",
+    "mlflow.models",
+    "mlflow.tracking",
+    "evidently",
+    "evidently.metrics",
+    "evidently.presets",
+    "great_expectations",
+    "pyspark.sql",
+    "pyspark.sql.functions",
+    "pyspark.sql.types",
+    "pyspark.sql.connect.session",
+)
 _HEADER = struct.Struct("!I")  # the request's length, sent with the caller's descriptors
 REQUEST_TIMEOUT = 10.0
 
@@ -309,17 +329,33 @@ def group_exists(pgid: int) -> bool:
 
 
 def start_job(
-    socket_path: str | Path, module: str, arguments: list[str], *, env: dict[str, str], cwd: str | Path,
-    stdin: int, stdout: int, stderr: int, python: str = sys.executable, connect_timeout: float = 2.0,
-) -> ForkedJob:  # fmt: skip
+    socket_path: str | Path,
+    module: str,
+    arguments: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str | Path,
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    python: str = sys.executable,
+    connect_timeout: float = 2.0,
+) -> ForkedJob:
     """Ask the server to fork ``<python> -m <module> <arguments>`` with these descriptors; raise
     ``JobServerUnavailable`` when no server answers or it runs another environment's interpreter."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.settimeout(connect_timeout)
     try:
         connection.connect(str(socket_path))
-        body = json.dumps({"module": module, "arguments": [str(a) for a in arguments], "env": env,
-                           "cwd": str(cwd), "python": python}).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "module": module,
+                "arguments": [str(a) for a in arguments],
+                "env": env,
+                "cwd": str(cwd),
+                "python": python,
+            }
+        ).encode()
         socket.send_fds(connection, [_HEADER.pack(len(body))], [stdin, stdout, stderr])
         connection.sendall(body)
         messages = connection.makefile("rb")  # one line per message; the next may follow in the same read
@@ -338,18 +374,33 @@ def start_job(
 
 
 def run_job(
-    socket_path: str | Path, module: str, arguments: list[str], *, env: dict[str, str], cwd: str | Path,
-    on_line: Callable[[str], None], on_start: Callable[[ForkedJob], None] = lambda job: None,
+    socket_path: str | Path,
+    module: str,
+    arguments: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str | Path,
+    on_line: Callable[[str], None],
+    on_start: Callable[[ForkedJob], None] = lambda job: None,
     python: str = sys.executable,
-) -> int | None:  # fmt: skip
+) -> int | None:
     """Run a job through the server, handing each line of its output (stdout and stderr) to
     ``on_line``; returns the exit code (None: the server went away, and the job was stopped before
     this returns). Raises ``JobServerUnavailable`` before anything ran."""
     read_end, write_end = os.pipe()
     try:
         with open(os.devnull, "rb") as devnull:
-            job = start_job(socket_path, module, arguments, env=env, cwd=cwd, stdin=devnull.fileno(),
-                            stdout=write_end, stderr=write_end, python=python)  # fmt: skip
+            job = start_job(
+                socket_path,
+                module,
+                arguments,
+                env=env,
+                cwd=cwd,
+                stdin=devnull.fileno(),
+                stdout=write_end,
+                stderr=write_end,
+                python=python,
+            )
     except BaseException:
         os.close(read_end)
         raise

@@ -46,8 +46,11 @@ def state_shared_mlflow(config: EnvConfig) -> None:
         log.warning(
             "MLflow tracking store %s is shared by %s and %s: runs and models are kept apart only by their "
             "experiment and model names; set RUNWAY_%s_MLFLOW_TRACKING_URI for a store of its own",
-            config.mlflow.tracking_uri, config.env, ", ".join(others), config.env.upper(),
-        )  # fmt: skip
+            config.mlflow.tracking_uri,
+            config.env,
+            ", ".join(others),
+            config.env.upper(),
+        )
     _STATED.add(config.env)
 
 

@@ -106,7 +106,8 @@ def server_lost(exc: BaseException) -> SparkServerUnavailableError | None:
         )
     if exc.getCondition() in SESSION_LOST:
         return SparkServerUnavailableError(
-            f"the Spark Connect server {url} restarted during the job (its session is gone): run the job again"
+            f"the Spark Connect server {url} restarted during the job (its session is gone): run the job "
+            "again"
         )
     return None
 

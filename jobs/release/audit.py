@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 AUDIT = "model_audit"  # in the ml schema
 AUDIT_SCHEMA = (
     "event_id string, event_time timestamp, model_name string, alias string, action string, "
-    "from_version string, to_version string, metrics string, approved_by string, run_id string, reason string, "
+    "from_version string, to_version string, metrics string, approved_by string, run_id string, reason "
+    "string, "
     "status string, request_id string, actor string"
 )  # approved_by: the person who approved or asked; actor: the identity the MLflow server authenticated
 
@@ -33,8 +34,12 @@ def audit_trail(store: TableStore, name: str, actions: tuple[str, ...] | None = 
 def write_event(store: TableStore, event: dict[str, Any]) -> None:
     """Record an event, or settle it (the same ``event_id`` again)."""
     frame = store.small_frame([event], AUDIT_SCHEMA)
-    store.merge(store.name("ml", AUDIT), frame, ["event_id"],
-                metadata={"run_id": event["run_id"], "action": event["action"], "status": event["status"]})  # fmt: skip
+    store.merge(
+        store.name("ml", AUDIT),
+        frame,
+        ["event_id"],
+        metadata={"run_id": event["run_id"], "action": event["action"], "status": event["status"]},
+    )
 
 
 def record_change(store: TableStore, event: dict[str, Any], change: Callable[[], None], done: str) -> None:

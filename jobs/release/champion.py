@@ -73,31 +73,59 @@ def settle_pending(store: TableStore, registry: ModelRegistry, alias: str) -> li
 
 
 def _tag_champion(registry: ModelRegistry, version: str, previous: str | None) -> None:
-    registry.set_tags(version, {"champion.since": datetime.now(UTC).isoformat(timespec="seconds"),
-                                "champion.previous": previous or ""})  # fmt: skip
+    registry.set_tags(
+        version,
+        {
+            "champion.since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "champion.previous": previous or "",
+        },
+    )
 
 
 def _move_champion(
-    store: TableStore, registry: ModelRegistry, alias: str, *, move: Move, run_id: str,
-    approved_by: str, reason: str, metrics: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+    store: TableStore,
+    registry: ModelRegistry,
+    alias: str,
+    *,
+    move: Move,
+    run_id: str,
+    approved_by: str,
+    reason: str,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
     """Intent first, then the alias, then the settled record: a crash anywhere is settled by the
     next call (``settle_pending``) so that the trail and the alias agree."""
     event = {
         "event_id": f"{move.request_id}:{move.action}:{move.from_version}->{move.to_version}",
-        "event_time": datetime.now(UTC), "model_name": registry.model_name, "alias": alias,
-        "action": move.action, "from_version": move.from_version, "to_version": move.to_version,
-        "metrics": json.dumps(metrics, default=str), "approved_by": approved_by, "run_id": run_id,
-        "reason": reason, "status": MOVE_PENDING, "request_id": move.request_id, "actor": actor_of(registry),
-    }  # fmt: skip
+        "event_time": datetime.now(UTC),
+        "model_name": registry.model_name,
+        "alias": alias,
+        "action": move.action,
+        "from_version": move.from_version,
+        "to_version": move.to_version,
+        "metrics": json.dumps(metrics, default=str),
+        "approved_by": approved_by,
+        "run_id": run_id,
+        "reason": reason,
+        "status": MOVE_PENDING,
+        "request_id": move.request_id,
+        "actor": actor_of(registry),
+    }
 
     def move_alias() -> None:
         registry.set_alias(alias, move.to_version)
         _tag_champion(registry, move.to_version, move.from_version)
 
     record_change(store, event, move_alias, MOVE_DONE)
-    log.info("%s: %s moved %s -> %s (%s, approved by %s)", registry.model_name, alias,
-             move.from_version, move.to_version, move.action, approved_by)  # fmt: skip
+    log.info(
+        "%s: %s moved %s -> %s (%s, approved by %s)",
+        registry.model_name,
+        alias,
+        move.from_version,
+        move.to_version,
+        move.action,
+        approved_by,
+    )
     return {**event, "changed": True}
 
 
@@ -157,17 +185,33 @@ def promote(
     if champion == wanted:  # a retry or a repeat: nothing moves, no other version is touched
         registry.delete_alias(CHALLENGER, only_from=wanted)
         log.info("%s v%s is already %s: nothing to do", registry.model_name, wanted, alias)
-        return _settled(target, registry, {"model_name": registry.model_name, "action": PROMOTE, "from_version": champion,
-                                           "to_version": wanted, "run_id": run_id, "changed": False})  # fmt: skip
+        return _settled(
+            target,
+            registry,
+            {
+                "model_name": registry.model_name,
+                "action": PROMOTE,
+                "from_version": champion,
+                "to_version": wanted,
+                "run_id": run_id,
+                "changed": False,
+            },
+        )
     record = registry.version(wanted)
     candidate = Candidate.from_tags(wanted, record.tags)
     if why := promotion_refusal(candidate, champion, rules_of(target)):
         raise BadInputError(f"{registry.model_name}: {why}; {alias} stays {version_label(champion)}")
     metrics = {k: v for k, v in record.tags.items() if k.startswith("comparison.")}
     event = _move_champion(
-        store, registry, alias, move=Move(PROMOTE, champion, wanted, request_id=run_id), run_id=run_id,
-        approved_by=candidate.approved_by or "auto", reason=record.tags.get("trigger.reason", ""), metrics=metrics,
-    )  # fmt: skip
+        store,
+        registry,
+        alias,
+        move=Move(PROMOTE, champion, wanted, request_id=run_id),
+        run_id=run_id,
+        approved_by=candidate.approved_by or "auto",
+        reason=record.tags.get("trigger.reason", ""),
+        metrics=metrics,
+    )
     registry.delete_alias(CHALLENGER, only_from=wanted)
     return _settled(target, registry, event)
 
@@ -182,8 +226,12 @@ def check_promotable(config: EnvConfig, version: str, target: ModelTarget | None
     candidate = Candidate.from_tags(str(version), registry.version(version).tags)
     if champion != str(version) and (why := promotion_refusal(candidate, champion, rules_of(target))):
         raise BadInputError(f"{registry.model_name}: {why}; it gets no traffic before it may be promoted")
-    return {"version": str(version), "champion": champion, "promotable": True,
-            "approved_by": candidate.approved_by or "auto"}  # fmt: skip
+    return {
+        "version": str(version),
+        "champion": champion,
+        "promotable": True,
+        "approved_by": candidate.approved_by or "auto",
+    }
 
 
 def rollback(
@@ -202,8 +250,11 @@ def rollback(
     registry, alias = ModelRegistry.for_config(config, target), target.champion_alias
     trail = settle_pending(store, registry, alias)
     champion = registry.alias_version(alias)
-    done = [e for e in trail if e.get("request_id") == run_id and e["action"] == ROLLBACK
-            and e.get("status") in (MOVE_DONE, None)]  # fmt: skip
+    done = [
+        e
+        for e in trail
+        if e.get("request_id") == run_id and e["action"] == ROLLBACK and e.get("status") in (MOVE_DONE, None)
+    ]
     if done and done[-1]["to_version"] == champion:
         log.info("rollback of request %s already made (-> v%s): nothing to do", run_id, champion)
         return _settled(target, registry, {**done[-1], "changed": False})

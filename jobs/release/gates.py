@@ -72,8 +72,12 @@ def load_test_verdict(candidate: LoadFigures, champion: LoadFigures | None, limi
     if failed:
         return Verdict(False, "load test failed: " + "; ".join(failed), figures)
     versus = f" (Champion p99 {champion.p99_ms:g} ms)" if champion else ""
-    return Verdict(True, f"load test passed: p99 {candidate.p99_ms:g} ms{versus}, {candidate.rps:g} req/s, "
-                         f"{candidate.failures} errors", figures)  # fmt: skip
+    return Verdict(
+        True,
+        f"load test passed: p99 {candidate.p99_ms:g} ms{versus}, {candidate.rps:g} req/s, "
+        f"{candidate.failures} errors",
+        figures,
+    )
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,15 @@ class ArmFigures:
         return self.errors / self.requests if self.requests else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "error_rate": round(self.error_rate, 6),
-                "p99_ms": self.p99_ms, "mean_prediction": round(sum(self.predictions) / len(self.predictions), 6)
-                if self.predictions else None}  # fmt: skip
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 6),
+            "p99_ms": self.p99_ms,
+            "mean_prediction": round(sum(self.predictions) / len(self.predictions), 6)
+            if self.predictions
+            else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -147,8 +157,9 @@ def accuracy_difference(candidate: ArmFigures, champion: ArmFigures) -> tuple[fl
     return p1 - p2, p1 - p2 - half, p1 - p2 + half
 
 
-def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits,
-                   agreement: float | None = None) -> CanaryVerdict:  # fmt: skip
+def canary_verdict(
+    champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits, agreement: float | None = None
+) -> CanaryVerdict:
     """Errors breach at once (a step never waits for more failures than the limit allows); the rest
     is judged once the candidate answered ``min_requests``: error rate difference, and against a
     Champion arm of at least ``min_requests`` (fewer are no baseline) the p99 ratio and the drift
@@ -161,9 +172,12 @@ def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLi
         candidate.errors > allowed_errors + champion.error_rate * candidate.requests
         and excess > limits.max_error_rate_diff
     ):
-        return CanaryVerdict("breach", f"candidate error rate {candidate.error_rate:.2%} exceeds the Champion's "
-                                       f"{champion.error_rate:.2%} by more than {limits.max_error_rate_diff:.2%}",
-                             figures)  # fmt: skip
+        return CanaryVerdict(
+            "breach",
+            f"candidate error rate {candidate.error_rate:.2%} exceeds the Champion's "
+            f"{champion.error_rate:.2%} by more than {limits.max_error_rate_diff:.2%}",
+            figures,
+        )
     if candidate.requests < limits.min_requests:
         return CanaryVerdict(
             "wait", f"{candidate.requests} of {limits.min_requests} candidate requests", figures
@@ -182,8 +196,10 @@ def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLi
         diff, low, high = accuracy
         figures["accuracy_difference"] = {"value": round(diff, 4), "ci95": [round(low, 4), round(high, 4)]}
         if high < -limits.max_accuracy_drop:
-            failed.append(f"accuracy {diff:+.3f} against the Champion, 95 % interval [{low:+.3f}, {high:+.3f}] "
-                          f"below -{limits.max_accuracy_drop:g}")  # fmt: skip
+            failed.append(
+                f"accuracy {diff:+.3f} against the Champion, 95 % interval [{low:+.3f}, {high:+.3f}] "
+                f"below -{limits.max_accuracy_drop:g}"
+            )
     if agreement is not None:
         figures["shadow_agreement"] = round(agreement, 4)
         if agreement < limits.min_agreement:
@@ -192,8 +208,14 @@ def canary_verdict(champion: ArmFigures, candidate: ArmFigures, limits: CanaryLi
             )
     if failed:
         return CanaryVerdict("breach", "; ".join(failed), figures)
-    versus = (f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f}" if compared else
-              f"p99 and drift not compared: the Champion answered {champion.requests} requests")  # fmt: skip
-    return CanaryVerdict("pass", f"candidate within limits over {candidate.requests} requests "
-                                 f"(errors {candidate.error_rate:.2%} vs {champion.error_rate:.2%}, {versus})",
-                         figures)  # fmt: skip
+    versus = (
+        f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f}"
+        if compared
+        else f"p99 and drift not compared: the Champion answered {champion.requests} requests"
+    )
+    return CanaryVerdict(
+        "pass",
+        f"candidate within limits over {candidate.requests} requests "
+        f"(errors {candidate.error_rate:.2%} vs {champion.error_rate:.2%}, {versus})",
+        figures,
+    )

@@ -42,7 +42,8 @@ LOWER_IS_BETTER = {"log_loss", "calibration_error"}
 
 
 def better_or_equal(metric: str, value: float, reference: float, margin: float = 0.0) -> bool:
-    """``value`` is at least ``reference + margin`` (or at most ``reference - margin`` when lower is better)."""
+    """``value`` is at least ``reference + margin`` (or at most ``reference - margin`` when lower is
+    better)."""
     tolerance = 1e-9  # a value exactly at the boundary passes despite float rounding
     if metric in LOWER_IS_BETTER:
         return value <= reference - margin + tolerance
@@ -78,7 +79,8 @@ class PromotionRules:
         if person == UNAUTHENTICATED:
             return (
                 "an approval needs an authenticated approver, and this MLflow store authenticates nobody "
-                "(approve in Airflow, or with your own credentials on a server running MLflow's authentication)"
+                "(approve in Airflow, or with your own credentials on a server running MLflow's "
+                "authentication)"
             )
         if not person or person in ("auto", "unknown", "timeout"):
             return "an approval needs the name of the person who approves"
@@ -103,11 +105,15 @@ class Candidate:
     @classmethod
     def from_tags(cls, version: str | int, tags: Mapping[str, str]) -> Candidate:
         return cls(
-            version=str(version), validation_status=tags.get(STATUS_TAG), decision=tags.get(DECISION_TAG),
-            compared_with=tags.get(COMPARED_WITH_TAG) or None, approval=tags.get(APPROVAL_STATUS),
-            approved_by=tags.get(APPROVAL_BY) or None, approved_via=tags.get(APPROVAL_VIA) or None,
+            version=str(version),
+            validation_status=tags.get(STATUS_TAG),
+            decision=tags.get(DECISION_TAG),
+            compared_with=tags.get(COMPARED_WITH_TAG) or None,
+            approval=tags.get(APPROVAL_STATUS),
+            approved_by=tags.get(APPROVAL_BY) or None,
+            approved_via=tags.get(APPROVAL_VIA) or None,
             approval_recorded_by=tags.get(APPROVAL_RECORDED_BY) or None,
-        )  # fmt: skip
+        )
 
 
 def unauthenticated_approval(candidate: Candidate) -> str | None:
@@ -120,7 +126,8 @@ def unauthenticated_approval(candidate: Candidate) -> str | None:
         return None
     return (
         f"it names {candidate.approved_by} but was recorded by {recorded} without an authenticated "
-        "approver (approve in Airflow, or with your own credentials on a server running MLflow's authentication)"
+        "approver (approve in Airflow, or with your own credentials on a server running MLflow's "
+        "authentication)"
     )
 
 
@@ -146,10 +153,16 @@ def promotion_refusal(candidate: Candidate, champion: str | None, rules: Promoti
             f"{v} is not validated ({STATUS_TAG} is {candidate.validation_status or 'unset'}, not {PASSED})"
         )
     if candidate.decision != PROMOTE:
-        return f"{v} did not win a comparison with the Champion ({DECISION_TAG} is {candidate.decision or 'unset'})"
+        return (
+            f"{v} did not win a comparison with the Champion ({DECISION_TAG} is "
+            f"{candidate.decision or 'unset'})"
+        )
     if candidate.compared_with != champion:
-        return (f"{v} was compared with Champion {version_label(candidate.compared_with)}, but the Champion is now "
-                f"{version_label(champion)}: compare again")  # fmt: skip
+        return (
+            f"{v} was compared with Champion {version_label(candidate.compared_with)}, but the Champion is "
+            "now "
+            f"{version_label(champion)}: compare again"
+        )
     if rules.approval == "human":
         if candidate.approval != APPROVED or not candidate.approved_by:
             state = candidate.approval or "no approval record"
@@ -204,10 +217,12 @@ class Move:
     @classmethod
     def from_event(cls, event: Mapping[str, object]) -> Move:
         return cls(
-            action=str(event["action"]), from_version=_text(event.get("from_version")),
-            to_version=str(event["to_version"]), status=_text(event.get("status")) or MOVE_DONE,
+            action=str(event["action"]),
+            from_version=_text(event.get("from_version")),
+            to_version=str(event["to_version"]),
+            status=_text(event.get("status")) or MOVE_DONE,
             request_id=_text(event.get("request_id")) or _text(event.get("run_id")) or "",
-        )  # fmt: skip
+        )
 
 
 def _text(value: object) -> str | None:
@@ -239,8 +254,10 @@ def rollback_target(history: list[str], champion: str | None) -> tuple[str | Non
         return None, "there is no Champion to roll back"
     if not history or history[-1] != champion:
         top = version_label(history[-1] if history else None)
-        return None, (f"the Champion alias points at v{champion} but the audit trail's last Champion is "
-                      f"{top}: the alias was moved outside Runway; set it back or promote through Runway")  # fmt: skip
+        return None, (
+            f"the Champion alias points at v{champion} but the audit trail's last Champion is "
+            f"{top}: the alias was moved outside Runway; set it back or promote through Runway"
+        )
     if len(history) < 2:
         return None, f"the audit trail has no Champion before v{champion}"
     return history[-2], ""

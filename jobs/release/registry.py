@@ -32,9 +32,16 @@ CHALLENGER = "Challenger"
 # Error codes with which the registry refuses a request (a retry cannot help); anything else it
 # raises — server errors, connection failures, time-outs — is transient.
 REFUSALS = {
-    "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST",
-    "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE", "NOT_FOUND", "FEATURE_DISABLED",
-}  # fmt: skip
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "BAD_REQUEST",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+    "INVALID_STATE",
+    "NOT_FOUND",
+    "FEATURE_DISABLED",
+}
 
 
 class RegistryUnavailableError(TransientError):
@@ -148,8 +155,10 @@ class ModelRegistry:
         previous = self.alias_version(alias)
         if previous != str(version):
             self.version(version)  # one sentence for a version that does not exist
-            self._call(f"set alias {alias}",
-                       lambda: self.client.set_registered_model_alias(self.model_name, alias, str(version)))  # fmt: skip
+            self._call(
+                f"set alias {alias}",
+                lambda: self.client.set_registered_model_alias(self.model_name, alias, str(version)),
+            )
             log.info("%s: alias %s moved %s -> %s", self.model_name, alias, previous, version)
         return previous
 
@@ -159,8 +168,9 @@ class ModelRegistry:
         current = self.alias_version(alias)
         if current is None or (only_from is not None and current != str(only_from)):
             return None
-        self._call(f"delete alias {alias}",
-                   lambda: self.client.delete_registered_model_alias(self.model_name, alias))  # fmt: skip
+        self._call(
+            f"delete alias {alias}", lambda: self.client.delete_registered_model_alias(self.model_name, alias)
+        )
         log.info("%s: alias %s removed from v%s", self.model_name, alias, current)
         return current
 
@@ -168,8 +178,10 @@ class ModelRegistry:
         """Set a tag of the registered model; returns its value before (None if unset)."""
         before = self.model_state()[1].get(key)
         if before != value:
-            self._call(f"set the model's tag {key}",
-                       lambda: self.client.set_registered_model_tag(self.model_name, key, value))  # fmt: skip
+            self._call(
+                f"set the model's tag {key}",
+                lambda: self.client.set_registered_model_tag(self.model_name, key, value),
+            )
         return before
 
     def set_tags(self, version: str | int, tags: dict[str, Any]) -> dict[str, str]:
@@ -177,22 +189,28 @@ class ModelRegistry:
         existing = self.version(version).tags
         changed = {k: str(v) for k, v in tags.items() if existing.get(k) != str(v)}
         for key, value in changed.items():
-            self._call(f"tag v{version}",
-                       lambda k=key, v=value: self.client.set_model_version_tag(self.model_name, str(version), k, v))  # fmt: skip
+            self._call(
+                f"tag v{version}",
+                lambda k=key, v=value: self.client.set_model_version_tag(self.model_name, str(version), k, v),
+            )
         return changed
 
     def delete_tags(self, version: str | int, keys: list[str]) -> list[str]:
         """Remove those of ``keys`` the version carries (one read); returns the keys removed."""
         present = [key for key in keys if key in self.version(version).tags]
         for key in present:
-            self._call(f"untag v{version}",
-                       lambda k=key: self.client.delete_model_version_tag(self.model_name, str(version), k))  # fmt: skip
+            self._call(
+                f"untag v{version}",
+                lambda k=key: self.client.delete_model_version_tag(self.model_name, str(version), k),
+            )
         return present
 
     def set_description(self, version: str | int, description: str) -> bool:
         """Replace the version's description; False when it already reads so."""
         if (self.version(version).description or "") == description:
             return False
-        self._call(f"describe v{version}",
-                   lambda: self.client.update_model_version(self.model_name, str(version), description=description))  # fmt: skip
+        self._call(
+            f"describe v{version}",
+            lambda: self.client.update_model_version(self.model_name, str(version), description=description),
+        )
         return True

@@ -65,8 +65,9 @@ def set_traffic(
     run_id: str,
     target: ModelTarget | None = None,
 ) -> dict[str, Any]:
-    """Put ``traffic`` in force for ``target`` (default: the use case's model): intent, tag, settled event. A crash in between is settled by the
-    next change (done when the tag arrived, else abandoned). The event names ``requested_by`` (the
+    """Put ``traffic`` in force for ``target`` (default: the use case's model): intent, tag,
+    settled event. A crash in between is settled by the next change (done when the tag arrived,
+    else abandoned). The event names ``requested_by`` (the
     person it is done for, e.g. the Airflow user who triggered the deployment; default: the caller)
     and the identity the MLflow server authenticated (``actor``)."""
     from jobs.release.registry import ModelRegistry
@@ -85,12 +86,21 @@ def set_traffic(
         log.info("traffic already in force: %s", traffic.describe())
         return {"changed": False, "traffic": traffic.as_dict()}
     event = {
-        "event_id": f"{run_id}:traffic:{_digest(before)}->{_digest(traffic)}", "event_time": datetime.now(UTC),
-        "model_name": registry.model_name, "alias": "", "action": TRAFFIC, "from_version": before.describe(),
-        "to_version": traffic.describe(), "metrics": json.dumps({"from": before.as_dict(), "to": traffic.as_dict()}),
-        "approved_by": requested_by or actor, "run_id": run_id, "reason": reason, "status": MOVE_PENDING,
-        "request_id": run_id, "actor": actor,
-    }  # fmt: skip
+        "event_id": f"{run_id}:traffic:{_digest(before)}->{_digest(traffic)}",
+        "event_time": datetime.now(UTC),
+        "model_name": registry.model_name,
+        "alias": "",
+        "action": TRAFFIC,
+        "from_version": before.describe(),
+        "to_version": traffic.describe(),
+        "metrics": json.dumps({"from": before.as_dict(), "to": traffic.as_dict()}),
+        "approved_by": requested_by or actor,
+        "run_id": run_id,
+        "reason": reason,
+        "status": MOVE_PENDING,
+        "request_id": run_id,
+        "actor": actor,
+    }
     record_change(store, event, lambda: registry.set_model_tag(TRAFFIC_TAG, traffic.to_json()), MOVE_DONE)
     log.info(
         "%s traffic: %s -> %s (%s as %s: %s)",
@@ -132,8 +142,10 @@ def canary_traffic(
 
     base = (target or config.model_target).configured_traffic()
     champion = base.primary
-    routes = [Route(champion.name, champion.alias, champion.version, 100 - percent),
-              Route(CANDIDATE, version=candidate, percent=percent)]  # fmt: skip
+    routes = [
+        Route(champion.name, champion.alias, champion.version, 100 - percent),
+        Route(CANDIDATE, version=candidate, percent=percent),
+    ]
     return Traffic(tuple(r for r in routes if r.percent > 0), None, base.sticky_key)
 
 
@@ -148,12 +160,19 @@ def arm_figures(rows, route: str, label: str | None = None):
     labelled = answered[answered[label].notna()] if label else answered.iloc[0:0]
     correct = int((labelled.predicted_label == labelled[label].astype(int)).sum()) if len(labelled) else 0
     p99 = float(requests.latency_ms.quantile(0.99)) if len(requests) else 0.0
-    return ArmFigures(len(requests), int((requests.status >= 500).sum()), round(p99, 3),
-                      tuple(answered.prediction.dropna().astype(float).tolist()), len(labelled), correct)  # fmt: skip
+    return ArmFigures(
+        len(requests),
+        int((requests.status >= 500).sum()),
+        round(p99, 3),
+        tuple(answered.prediction.dropna().astype(float).tolist()),
+        len(labelled),
+        correct,
+    )
 
 
-def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str | None = None,
-          phase: str = "canary") -> dict[str, Any]:  # fmt: skip
+def judge(
+    config: EnvConfig, store: TableStore, since: datetime, candidate: str | None = None, phase: str = "canary"
+) -> dict[str, Any]:
     """The step begun at ``since``, from the inference table (jobs.release.gates): in the
     canary phase the candidate's route against the Champion's; in the shadow phase the shadow's
     answers against the ones they shadowed (agreement included). A breach at once when an endpoint
@@ -169,21 +188,35 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
         if refused and (
             not refused_at or _utc(datetime.fromisoformat(refused_at)) >= _utc(since)
         ):  # this step's
-            return {"state": "breach", "reason": f"the endpoint refused v{candidate}: {refused}", "figures": {},
-                    "since": since.isoformat(), "phase": phase}  # fmt: skip
+            return {
+                "state": "breach",
+                "reason": f"the endpoint refused v{candidate}: {refused}",
+                "figures": {},
+                "since": since.isoformat(),
+                "phase": phase,
+            }
     settings = config.rollout.canary
-    limits = CanaryLimits(settings.min_requests, settings.max_error_rate_diff,
-                          float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
-                          settings.max_prediction_drift, settings.max_accuracy_drop, settings.min_labelled,
-                          settings.min_shadow_agreement)  # fmt: skip
-    arm, primary = SHADOW if phase == "shadow" else CANDIDATE, config.model_target.configured_traffic().primary.name
+    limits = CanaryLimits(
+        settings.min_requests,
+        settings.max_error_rate_diff,
+        float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
+        settings.max_prediction_drift,
+        settings.max_accuracy_drop,
+        settings.min_labelled,
+        settings.min_shadow_agreement,
+    )
+    arm, primary = (
+        SHADOW if phase == "shadow" else CANDIDATE,
+        config.model_target.configured_traffic().primary.name,
+    )
     lookback = since - timedelta(seconds=settings.timeout_seconds)  # the step before ended within this
     recent = _step_rows(config, store, lookback)
     rows = recent[recent.requested_at >= since]
     if (rows.route == arm).any():  # from the arm's first request: both arms then meet the same endpoint state
         rows = rows[rows.requested_at >= rows.loc[rows.route == arm, "requested_at"].min()]
-    rows = with_champion_baseline(rows, recent[recent.requested_at < rows.requested_at.min()], primary,
-                                  settings.min_requests)  # fmt: skip
+    rows = with_champion_baseline(
+        rows, recent[recent.requested_at < rows.requested_at.min()], primary, settings.min_requests
+    )
     label = config.use_case.model.label if config.use_case.model.label in rows.columns else None
     agreement = None
     if phase == "shadow" and len(rows):
@@ -192,8 +225,7 @@ def judge(config: EnvConfig, store: TableStore, since: datetime, candidate: str 
             float((pairs.predicted_label == pairs.predicted_label_shadow).mean()) if len(pairs) else None
         )
     champion = arm_figures(rows, primary, label)
-    verdict = canary_verdict(champion, arm_figures(rows, arm, label),
-                             limits, agreement)  # fmt: skip
+    verdict = canary_verdict(champion, arm_figures(rows, arm, label), limits, agreement)
     log.info("%s since %s: %s — %s", phase, since.isoformat(), verdict.state, verdict.reason)
     return {**verdict.as_dict(), "since": since.isoformat(), "phase": phase}
 
@@ -220,8 +252,16 @@ def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
     import pandas as pd
 
     table = store.name("ml", config.serving.inference_log.table)
-    columns = ["request_id", "row_index", "requested_at", "route", "status", "latency_ms", "prediction",
-               "predicted_label"]  # fmt: skip
+    columns = [
+        "request_id",
+        "row_index",
+        "requested_at",
+        "route",
+        "status",
+        "latency_ms",
+        "prediction",
+        "predicted_label",
+    ]
     if not store.exists(table):
         return pd.DataFrame(columns=columns)
     keys = [k for k in config.use_case.features.keys if k in store.schema(table)]
@@ -249,8 +289,9 @@ def databricks_config(
     if missing:
         raise BadInputError(f"{registry.model_name} has no {missing}: nothing to render")
     name = registry.model_name.replace(".", "-").replace("_", "-")
-    endpoint, notes = to_databricks(traffic, registry.model_name, versions, endpoint=name, catalog=config.catalog,
-                                    schema="ml")  # fmt: skip
+    endpoint, notes = to_databricks(
+        traffic, registry.model_name, versions, endpoint=name, catalog=config.catalog, schema="ml"
+    )
     return {"endpoint_config": endpoint.as_dict(), "not_rendered": notes}
 
 

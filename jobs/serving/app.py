@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("runway.serving")
 
 
-
 @dataclass
 class Metrics:
     """The endpoint's Prometheus metrics, in a registry of its own (one per app)."""
@@ -54,32 +53,41 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         registry = CollectorRegistry()
-        backlog = Gauge("runway_serving_inference_log_backlog_rows", "rows in the WAL not yet committed to Delta",
-                        registry=registry)  # fmt: skip
+        backlog = Gauge(
+            "runway_serving_inference_log_backlog_rows",
+            "rows in the WAL not yet committed to Delta",
+            registry=registry,
+        )
         backlog.set_function(log_backlog)
-        dropped = Gauge("runway_serving_inference_log_dropped_rows", "rows the WAL could not take (disk refused)",
-                        registry=registry)  # fmt: skip
+        dropped = Gauge(
+            "runway_serving_inference_log_dropped_rows",
+            "rows the WAL could not take (disk refused)",
+            registry=registry,
+        )
         dropped.set_function(log_dropped)
-        frozen = Gauge("runway_serving_heap_frozen_objects", "objects kept out of full garbage collections "
-                       "(settled after each model load)", registry=registry)  # fmt: skip
+        frozen = Gauge(
+            "runway_serving_heap_frozen_objects",
+            "objects kept out of full garbage collections (settled after each model load)",
+            registry=registry,
+        )
         frozen.set_function(gc.get_freeze_count)
         return cls(
             registry=registry,
             requests=Counter(
                 "runway_serving_requests", "requests answered", ["status", "model_version"], registry=registry
-            ),  # fmt: skip
+            ),
             latency=Histogram(
                 "runway_serving_request_seconds",
                 "time to answer /invocations",
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                 registry=registry,
-            ),  # fmt: skip
+            ),
             batch_rows=Histogram(
                 "runway_serving_batch_rows",
                 "rows per predict call",
                 buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
                 registry=registry,
-            ),  # fmt: skip
+            ),
             model_loads=Counter(
                 "runway_serving_model_loads", "alias moves handled", ["outcome"], registry=registry
             ),
@@ -90,15 +98,22 @@ class Metrics:
                 "shadow copies by outcome (scored, failed, dropped)",
                 ["outcome"],
                 registry=registry,
-            ),  # fmt: skip
+            ),
         )
 
 
 class Endpoint:
     """What a request needs: the served version, the batcher, the inference log, the metrics."""
 
-    def __init__(self, config: EnvConfig, follower: ModelFollower, batcher: MicroBatcher,
-                 inference_log: InferenceLog, metrics: Metrics, shadow: ShadowWorker) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: EnvConfig,
+        follower: ModelFollower,
+        batcher: MicroBatcher,
+        inference_log: InferenceLog,
+        metrics: Metrics,
+        shadow: ShadowWorker,
+    ) -> None:
         self.config, self.settings = config, config.serving
         self.follower, self.batcher, self.inference_log = follower, batcher, inference_log
         self.metrics, self.shadow = metrics, shadow
@@ -197,17 +212,32 @@ class Endpoint:
         """The request's rows in the inference log (one per scored row, else one); its latency (ms)."""
         latency_ms = round((time.perf_counter() - request.started) * 1000, 3)
         model = request.served.model if request.served is not None else None
-        common = {"request_id": request.id, "requested_at": request.at, "route": request.route, "status": status,
-                  "latency_ms": latency_ms, "model_name": model and model.name, "model_version": model and model.version,
-                  "model_alias": model and model.alias, "error": error}  # fmt: skip
+        common = {
+            "request_id": request.id,
+            "requested_at": request.at,
+            "route": request.route,
+            "status": status,
+            "latency_ms": latency_ms,
+            "model_name": model and model.name,
+            "model_version": model and model.version,
+            "model_alias": model and model.alias,
+            "error": error,
+        }
         if inputs is None:
             rows = [{**common, "row_index": 0}]
         else:
-            logged = inputs.to_pylist() if keys is None else [
-                {**key, **values} for key, values in zip(keys.to_pylist(), inputs.to_pylist(), strict=True)
-            ]  # fmt: skip
-            rows = [{**common, "row_index": i, "inputs": values, **scored}
-                    for i, (values, scored) in enumerate(zip(logged, predictions, strict=True))]  # fmt: skip
+            logged = (
+                inputs.to_pylist()
+                if keys is None
+                else [
+                    {**key, **values}
+                    for key, values in zip(keys.to_pylist(), inputs.to_pylist(), strict=True)
+                ]
+            )
+            rows = [
+                {**common, "row_index": i, "inputs": values, **scored}
+                for i, (values, scored) in enumerate(zip(logged, predictions, strict=True))
+            ]
         self.inference_log.append(rows, request.served.input_types if request.served is not None else None)
         return latency_ms
 
@@ -261,8 +291,13 @@ def authorized(tokens: tuple[bytes, ...], header: str) -> bool:
 
 def _model_json(served: Served) -> dict[str, Any]:
     model = served.model
-    return {"name": model.name, "version": model.version, "alias": model.alias, "run_id": model.run_id,
-            "threshold": model.threshold}  # fmt: skip
+    return {
+        "name": model.name,
+        "version": model.version,
+        "alias": model.alias,
+        "run_id": model.run_id,
+        "threshold": model.threshold,
+    }
 
 
 def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
@@ -279,10 +314,16 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
     settings = config.serving
     store = open_table_store(config)
     inference_log = (
-        InferenceLog(settings.wal_dir(config.env), store, store.name("ml", settings.inference_log.table),
-                     flush_rows=settings.inference_log.flush_rows, flush_seconds=settings.inference_log.flush_seconds)
-        if settings.inference_log.enabled else NoInferenceLog()
-    )  # fmt: skip
+        InferenceLog(
+            settings.wal_dir(config.env),
+            store,
+            store.name("ml", settings.inference_log.table),
+            flush_rows=settings.inference_log.flush_rows,
+            flush_seconds=settings.inference_log.flush_seconds,
+        )
+        if settings.inference_log.enabled
+        else NoInferenceLog()
+    )
     metrics = Metrics.create(inference_log.backlog, lambda: inference_log.dropped)
     follower = ModelFollower(
         config,
@@ -385,11 +426,18 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
 
         state = endpoint.follower.state
         routes = {name: _model_json(served) for name, served in state.arms.items()} if state else {}
-        return JSONResponse({"runway": package_version("runway-mlops"), "mlflow": package_version("mlflow"),
-                             "alias": follower.alias, "serving": state and _model_json(state.primary),
-                             "traffic": state and state.traffic.as_dict(), "routes": routes,
-                             "shadow": state and state.shadow and _model_json(state.shadow),
-                             "refused": follower.refused})  # fmt: skip
+        return JSONResponse(
+            {
+                "runway": package_version("runway-mlops"),
+                "mlflow": package_version("mlflow"),
+                "alias": follower.alias,
+                "serving": state and _model_json(state.primary),
+                "traffic": state and state.traffic.as_dict(),
+                "routes": routes,
+                "shadow": state and state.shadow and _model_json(state.shadow),
+                "refused": follower.refused,
+            }
+        )
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -406,8 +454,9 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
             )
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return JSONResponse({"error": "a valid admin token is required (Authorization: Bearer <token>)"},
-                                status_code=401)  # fmt: skip
+            return JSONResponse(
+                {"error": "a valid admin token is required (Authorization: Bearer <token>)"}, status_code=401
+            )
         outcome = await asyncio.get_running_loop().run_in_executor(None, follower.recheck)
         served = follower.served
         return JSONResponse({"outcome": outcome or "unchanged", "serving": served and _model_json(served)})

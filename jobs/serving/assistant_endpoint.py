@@ -41,12 +41,16 @@ log = logging.getLogger("runway.serving.assistant")
 
 ASSISTANT_LOG_SCHEMA = (
     "request_id string, requested_at timestamp, route string, model_name string, model_version string, "
-    "status int, latency_ms double, error string, user_id string, question string, answer string, mode string, "
-    "no_answer boolean, chunk_ids string, scores string, top_score double, citations string, prompt_tokens int, "
+    "status int, latency_ms double, error string, user_id string, question string, answer string, mode "
+    "string, "
+    "no_answer boolean, chunk_ids string, scores string, top_score double, citations string, prompt_tokens "
+    "int, "
     "completion_tokens int, cost_usd double, trace_id string"
-)  # fmt: skip
-FEEDBACK_SCHEMA = ("request_id string, user_id string, rating int, comment string, trace_id string, "
-                   "model_version string, given_at timestamp")  # fmt: skip
+)
+FEEDBACK_SCHEMA = (
+    "request_id string, user_id string, rating int, comment string, trace_id string, "
+    "model_version string, given_at timestamp"
+)
 MAX_QUESTION_CHARS = 2000
 RECENT_TRACES = 10_000  # request id -> (trace id, version) kept in memory for feedback
 
@@ -85,8 +89,12 @@ def parse_feedback(body: bytes | None) -> dict[str, Any]:
     rating = payload.get("rating")
     if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
         raise BadInputError("`rating` must be an integer from 1 to 5")
-    return {"request_id": str(payload["request_id"]), "user_id": str(payload["user_id"]), "rating": rating,
-            "comment": str(payload.get("comment") or "")[:2000]}  # fmt: skip
+    return {
+        "request_id": str(payload["request_id"]),
+        "user_id": str(payload["user_id"]),
+        "rating": rating,
+        "comment": str(payload.get("comment") or "")[:2000],
+    }
 
 
 @dataclass(frozen=True)
@@ -112,8 +120,14 @@ class Outcome(NamedTuple):
 class AssistantEndpoint:
     """What the assistant's routes need: the chain follower, its log, the feedback table."""
 
-    def __init__(self, config: EnvConfig, store: TableStore, follower: ModelFollower, inference_log: InferenceLog,
-                 shadow: ShadowWorker) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: EnvConfig,
+        store: TableStore,
+        follower: ModelFollower,
+        inference_log: InferenceLog,
+        shadow: ShadowWorker,
+    ) -> None:
         self.config, self.target = config, config.assistant_target
         self.store, self.follower, self.inference_log, self.shadow = store, follower, inference_log, shadow
         self.feedback_table = store.name("ml", f"{config.assistant.name}_feedback")
@@ -141,8 +155,10 @@ class AssistantEndpoint:
             return self._refused(asked, Outcome(400, error=str(exc)))
         asked = replace(asked, question=question, user=user)
         if state is None:
-            return self._refused(asked, Outcome(503, error="no chain version is served yet (the alias has none, "
-                                                           "or it is loading)"))  # fmt: skip
+            return self._refused(
+                asked,
+                Outcome(503, error="no chain version is served yet (the alias has none, or it is loading)"),
+            )
         route = assign(state.traffic, user if state.traffic.sticky_key else None)
         served = state.arms[route.name]
         outcome = await asyncio.get_running_loop().run_in_executor(None, self._answer, served, asked)
@@ -156,11 +172,16 @@ class AssistantEndpoint:
                 lambda: self._shadow(copy, replace(asked, started=time.perf_counter()), SHADOW)
             )
         answer = outcome.answer
-        return 200, {**{k: answer[k] for k in ("answer", "mode", "citations", "no_answer")},
-                     "request_id": asked.request_id, "trace_id": outcome.trace_id, "version": served.model.version,
-                     "route": route.name,
-                     "passages": [{k: p[k] for k in ("chunk_id", "doc_id", "score")} for p in answer["passages"]],
-                     "prompt_tokens": answer["prompt_tokens"], "completion_tokens": answer["completion_tokens"]}  # fmt: skip
+        return 200, {
+            **{k: answer[k] for k in ("answer", "mode", "citations", "no_answer")},
+            "request_id": asked.request_id,
+            "trace_id": outcome.trace_id,
+            "version": served.model.version,
+            "route": route.name,
+            "passages": [{k: p[k] for k in ("chunk_id", "doc_id", "score")} for p in answer["passages"]],
+            "prompt_tokens": answer["prompt_tokens"],
+            "completion_tokens": answer["completion_tokens"],
+        }
 
     def _answer(self, served: Served, asked: Asked) -> Outcome:
         """The chain's answer to ``asked`` inside a trace of this request."""
@@ -191,23 +212,46 @@ class AssistantEndpoint:
 
     def _row(self, asked: Asked, route: str, served: Served | None, outcome: Outcome) -> dict[str, Any]:
         generator = self.config.assistant.generator
-        row = {"request_id": asked.request_id, "requested_at": asked.at.isoformat(), "route": route,
-               "status": outcome.status, "model_name": self.target.registered_model_name,
-               "model_version": served.model.version if served is not None else None,
-               "latency_ms": round((time.perf_counter() - asked.started) * 1000, 3), "error": outcome.error,
-               "user_id": asked.user, "question": asked.question, "trace_id": outcome.trace_id}  # fmt: skip
+        row = {
+            "request_id": asked.request_id,
+            "requested_at": asked.at.isoformat(),
+            "route": route,
+            "status": outcome.status,
+            "model_name": self.target.registered_model_name,
+            "model_version": served.model.version if served is not None else None,
+            "latency_ms": round((time.perf_counter() - asked.started) * 1000, 3),
+            "error": outcome.error,
+            "user_id": asked.user,
+            "question": asked.question,
+            "trace_id": outcome.trace_id,
+        }
         answer = outcome.answer
         if answer is None:
             return row
         passages = answer["passages"]
         prompt, completion = answer["prompt_tokens"], answer["completion_tokens"]
-        cost = (prompt * generator.usd_per_1k_prompt_tokens + completion * generator.usd_per_1k_completion_tokens) / 1000 \
-            if prompt is not None and completion is not None else None  # fmt: skip
-        return {**row, "answer": answer["answer"], "mode": answer["mode"], "no_answer": answer["no_answer"],
-                "chunk_ids": json.dumps([p["chunk_id"] for p in passages]),
-                "scores": json.dumps([round(p["score"], 4) for p in passages]),
-                "top_score": passages[0]["score"] if passages else None, "citations": json.dumps(answer["citations"]),
-                "prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost}  # fmt: skip
+        cost = (
+            (
+                prompt * generator.usd_per_1k_prompt_tokens
+                + completion * generator.usd_per_1k_completion_tokens
+            )
+            / 1000
+            if prompt is not None and completion is not None
+            else None
+        )
+        return {
+            **row,
+            "answer": answer["answer"],
+            "mode": answer["mode"],
+            "no_answer": answer["no_answer"],
+            "chunk_ids": json.dumps([p["chunk_id"] for p in passages]),
+            "scores": json.dumps([round(p["score"], 4) for p in passages]),
+            "top_score": passages[0]["score"] if passages else None,
+            "citations": json.dumps(answer["citations"]),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cost_usd": cost,
+        }
 
     def _remember(self, request_id: str, trace_id: str | None, version: str) -> None:
         self._traces[request_id] = (trace_id, version)
@@ -230,11 +274,20 @@ class AssistantEndpoint:
         if trace_id is None:
             return 404, {"error": f"no answered request {given['request_id']!r} is known to this endpoint"}
         mlflow.flush_trace_async_logging()  # the answer's trace may still be on its way to the store
-        mlflow.log_feedback(trace_id=trace_id, name="user_rating", value=given["rating"], rationale=given["comment"] or None,
-                            source=AssessmentSource(AssessmentSourceType.HUMAN, given["user_id"]))  # fmt: skip
+        mlflow.log_feedback(
+            trace_id=trace_id,
+            name="user_rating",
+            value=given["rating"],
+            rationale=given["comment"] or None,
+            source=AssessmentSource(AssessmentSourceType.HUMAN, given["user_id"]),
+        )
         row = {**given, "trace_id": trace_id, "model_version": version, "given_at": datetime.now(UTC)}
-        self.store.merge(self.feedback_table, self.store.small_frame([row], FEEDBACK_SCHEMA), ["request_id", "user_id"],
-                         metadata={"job": "serving.assistant_feedback"})  # fmt: skip
+        self.store.merge(
+            self.feedback_table,
+            self.store.small_frame([row], FEEDBACK_SCHEMA),
+            ["request_id", "user_id"],
+            metadata={"job": "serving.assistant_feedback"},
+        )
         return 200, {"recorded": True, "request_id": given["request_id"], "trace_id": trace_id}
 
     def _logged(self, request_id: str) -> tuple[str | None, str]:
@@ -261,6 +314,12 @@ def create_assistant_endpoint(
     )
     table = store.name("ml", f"{config.assistant.name}_inference_log")
     folder = settings.wal_dir(config.env).with_name(f"{config.env}-{config.assistant.name}")
-    inference_log = InferenceLog(folder, store, table, flush_rows=settings.inference_log.flush_rows,
-                                 flush_seconds=settings.inference_log.flush_seconds, to_arrow=log_table)  # fmt: skip
+    inference_log = InferenceLog(
+        folder,
+        store,
+        table,
+        flush_rows=settings.inference_log.flush_rows,
+        flush_seconds=settings.inference_log.flush_seconds,
+        to_arrow=log_table,
+    )
     return AssistantEndpoint(config, store, follower, inference_log, shadow)

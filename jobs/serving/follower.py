@@ -228,8 +228,14 @@ class ModelFollower:
         (version, why) for the first one refused."""
         from jobs.modeling.scoring import model_ref
 
-        ready = {s.model.version: s for s in ([*self.state.arms.values(), *([self.state.shadow] if self.state.shadow
-                                                                            else [])] if self.state else [])}  # fmt: skip
+        ready = {
+            s.model.version: s
+            for s in (
+                [*self.state.arms.values(), *([self.state.shadow] if self.state.shadow else [])]
+                if self.state
+                else []
+            )
+        }
         reference = self.served.model if self.served is not None else None
         order = [traffic.primary.name, *(name for name in wanted if name != traffic.primary.name)]
         out: dict[str, Served] = {}
@@ -245,7 +251,10 @@ class ModelFollower:
                     try:
                         ready[version] = Served(candidate, self._load_and_warm(candidate))
                     except Exception as exc:  # a version that cannot load or predict is refused
-                        why = f"it failed to load or to predict: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                        why = (
+                            f"it failed to load or to predict: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:300]}"
+                        )
                 if why is not None:
                     return version, why
             out[name] = ready[version]

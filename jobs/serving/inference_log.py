@@ -40,8 +40,10 @@ log = logging.getLogger("runway.serving.inference_log")
 SEGMENT_SUFFIX = ".jsonl"
 # The table's fixed columns (a DDL schema, as small_frame takes); the model's inputs, typed by its
 # signature, go between the request's columns and the outputs.
-REQUEST_SCHEMA = ("request_id string, row_index int, requested_at timestamp, route string, model_name string, "
-                  "model_version string, model_alias string, status int, latency_ms double, error string")  # fmt: skip
+REQUEST_SCHEMA = (
+    "request_id string, row_index int, requested_at timestamp, route string, model_name string, "
+    "model_version string, model_alias string, status int, latency_ms double, error string"
+)
 OUTPUT_SCHEMA = "prediction double, predicted_label int"
 
 
@@ -59,8 +61,16 @@ class FlushOutcome:
 class InferenceLog:
     """Append request rows durably; commit them to Delta in the background, once each."""
 
-    def __init__(self, folder: Path, store: TableStore, table: TableName, *, flush_rows: int = 1000,
-                 flush_seconds: float = 5.0, to_arrow: Callable[[list[dict[str, Any]]], pa.Table] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        store: TableStore,
+        table: TableName,
+        *,
+        flush_rows: int = 1000,
+        flush_seconds: float = 5.0,
+        to_arrow: Callable[[list[dict[str, Any]]], pa.Table] | None = None,
+    ) -> None:
         """``to_arrow``: a segment's rows as the table's columns (default: a model's request rows,
         ``log_rows``; the assistant's route has its own)."""
         self.folder, self.store, self.table = Path(folder), store, table
@@ -161,8 +171,13 @@ class InferenceLog:
         table = (
             self._to_arrow(rows) if self._to_arrow else log_rows(rows, self._input_types, self._table_types())
         )
-        return self.store.append_once(self.table, table, self.app_id, number, metadata={"job": "serving.inference_log",
-                                      "segment": str(number)})  # fmt: skip
+        return self.store.append_once(
+            self.table,
+            table,
+            self.app_id,
+            number,
+            metadata={"job": "serving.inference_log", "segment": str(number)},
+        )
 
     def backlog(self) -> int:
         """Rows written to the WAL and not yet committed to Delta."""
@@ -188,7 +203,8 @@ class InferenceLog:
         except BlockingIOError:
             handle.close()
             raise WalLockedError(
-                f"another serving process writes the inference log's WAL {self.folder}: give each server its own "
+                f"another serving process writes the inference log's WAL {self.folder}: give each server its "
+                "own "
                 "folder (serving.inference_log.wal_root: <root>/<env>)"
             ) from None
         return handle
@@ -226,7 +242,8 @@ class NoInferenceLog:
 
 
 def read_segment(path: Path) -> list[dict[str, Any]]:
-    """A segment's rows; a torn last line (the process died inside its ``write``: never answered) is skipped."""
+    """A segment's rows; a torn last line (the process died inside its ``write``: never answered) is
+    skipped."""
     rows = []
     for line in path.read_bytes().splitlines():
         try:
@@ -259,6 +276,9 @@ def log_rows(
         return pa.array(values, type=arrow_type)
 
     inputs = list(dict.fromkeys(name for row in rows for name in (row.get("inputs") or {})))
-    typed = [*small_schema(REQUEST_SCHEMA), *(pa.field(n, input_type(n) or pa.null()) for n in inputs),
-             *small_schema(OUTPUT_SCHEMA)]  # fmt: skip
+    typed = [
+        *small_schema(REQUEST_SCHEMA),
+        *(pa.field(n, input_type(n) or pa.null()) for n in inputs),
+        *small_schema(OUTPUT_SCHEMA),
+    ]
     return pa.table({f.name: column(f.name, None if pa.types.is_null(f.type) else f.type) for f in typed})

@@ -16,8 +16,9 @@ from jobs.release.gates import LoadFigures
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
-def run_locust(url: str, body: bytes, users: int, seconds: float, workdir: Path,
-               path: str = "/invocations") -> LoadFigures:  # fmt: skip
+def run_locust(
+    url: str, body: bytes, users: int, seconds: float, workdir: Path, path: str = "/invocations"
+) -> LoadFigures:
     """``users`` closed-loop clients posting ``body`` to ``url`` + ``path`` for ``seconds``."""
     if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise BadInputError(f"load runs target loopback only, not {url}")
@@ -26,18 +27,44 @@ def run_locust(url: str, body: bytes, users: int, seconds: float, workdir: Path,
     body_file = prefix.with_suffix(".json")
     body_file.write_bytes(body)
     locust = Path(sys.executable).parent / "locust"
-    subprocess.run([str(locust), "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(users),
-                    "-t", f"{max(1, round(seconds))}s", "--host", url, "--csv", str(prefix), "--only-summary",
-                    "--stop-timeout", "5"], env={**os.environ, "RUNWAY_LOAD_BODY": str(body_file), "RUNWAY_LOAD_PATH": path},
-                   capture_output=True, timeout=seconds + 120, check=False)  # fmt: skip
+    subprocess.run(
+        [
+            str(locust),
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{max(1, round(seconds))}s",
+            "--host",
+            url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--stop-timeout",
+            "5",
+        ],
+        env={**os.environ, "RUNWAY_LOAD_BODY": str(body_file), "RUNWAY_LOAD_PATH": path},
+        capture_output=True,
+        timeout=seconds + 120,
+        check=False,
+    )
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():
         raise RuntimeError(f"Locust wrote no statistics ({stats}): is it installed next to {sys.executable}?")
     with stats.open() as handle:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    return LoadFigures(requests=int(row["Request Count"]), failures=int(row["Failure Count"]),
-                       rps=round(float(row["Requests/s"]), 1), p50_ms=float(row["50%"]), p95_ms=float(row["95%"]),
-                       p99_ms=float(row["99%"]))  # fmt: skip
+    return LoadFigures(
+        requests=int(row["Request Count"]),
+        failures=int(row["Failure Count"]),
+        rps=round(float(row["Requests/s"]), 1),
+        p50_ms=float(row["50%"]),
+        p95_ms=float(row["95%"]),
+        p99_ms=float(row["99%"]),
+    )
 
 
 def free_port() -> int:
@@ -61,14 +88,31 @@ class LocalEndpoint:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve_{self.port}.log"
         workdir.mkdir(parents=True, exist_ok=True)
-        variables = {**os.environ, "RUNWAY_SERVING_LOG_TABLE": log_table,
-                     "RUNWAY_SERVING_WAL_ROOT": str(workdir / f"wal_{self.port}")}  # fmt: skip
+        variables = {
+            **os.environ,
+            "RUNWAY_SERVING_LOG_TABLE": log_table,
+            "RUNWAY_SERVING_WAL_ROOT": str(workdir / f"wal_{self.port}"),
+        }
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobs.serve", "--env", env, "--host", "127.0.0.1", "--port", str(self.port),
-                 "--traffic", json.dumps(traffic)],
-                env=variables, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "jobs.serve",
+                    "--env",
+                    env,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--traffic",
+                    json.dumps(traffic),
+                ],
+                env=variables,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._wait_ready(ready_seconds)
 
     def _wait_ready(self, seconds: float) -> None:
@@ -93,8 +137,9 @@ class LocalEndpoint:
         import urllib.request
 
         for _ in range(requests):
-            call = urllib.request.Request(self.url + "/invocations", data=body,
-                                          headers={"Content-Type": "application/json"})  # fmt: skip
+            call = urllib.request.Request(
+                self.url + "/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
             try:
                 with urllib.request.urlopen(call, timeout=30) as response:
                     response.read()

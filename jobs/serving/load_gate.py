@@ -105,8 +105,9 @@ def load_test(
     }
 
 
-def _record(config: EnvConfig, registry: ModelRegistry, candidate: str, champion: str | None, verdict,
-            run_id: str) -> str:  # fmt: skip
+def _record(
+    config: EnvConfig, registry: ModelRegistry, candidate: str, champion: str | None, verdict, run_id: str
+) -> str:
     import mlflow
 
     from jobs.platform.mlflow_setup import configure_mlflow
@@ -116,14 +117,27 @@ def _record(config: EnvConfig, registry: ModelRegistry, candidate: str, champion
         f"{who}.{k}": float(v) for who in ("candidate", "champion") for k, v in (figures[who] or {}).items()
     }
     with mlflow.start_run(experiment_id=configure_mlflow(config), run_name=f"load test v{candidate}") as run:
-        mlflow.set_tags({"runway.kind": "load_test", "runway.env": config.env, "model.version": candidate,
-                         "champion.version": champion or "", "airflow.run_id": run_id,
-                         LOAD_TEST_STATUS_TAG: "passed" if verdict.passed else "failed"})  # fmt: skip
+        mlflow.set_tags(
+            {
+                "runway.kind": "load_test",
+                "runway.env": config.env,
+                "model.version": candidate,
+                "champion.version": champion or "",
+                "airflow.run_id": run_id,
+                LOAD_TEST_STATUS_TAG: "passed" if verdict.passed else "failed",
+            }
+        )
         mlflow.log_metrics(metrics)
-    registry.set_tags(candidate, {
-        **{f"load_test.{k}": v for k, v in figures["candidate"].items()},
-        "load_test.champion_p99_ms": (figures["champion"] or {}).get("p99_ms", ""),
-        "load_test.reason": verdict.reason[:500], "load_test.mlflow_run_id": run.info.run_id,
-        LOAD_TEST_STATUS_TAG: "passed" if verdict.passed else "failed",  # last: the status stands on the figures
-    })  # fmt: skip
+    registry.set_tags(
+        candidate,
+        {
+            **{f"load_test.{k}": v for k, v in figures["candidate"].items()},
+            "load_test.champion_p99_ms": (figures["champion"] or {}).get("p99_ms", ""),
+            "load_test.reason": verdict.reason[:500],
+            "load_test.mlflow_run_id": run.info.run_id,
+            LOAD_TEST_STATUS_TAG: "passed"
+            if verdict.passed
+            else "failed",  # last: the status stands on the figures
+        },
+    )
     return run.info.run_id

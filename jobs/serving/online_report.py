@@ -23,10 +23,10 @@ log = logging.getLogger("runway.online_report")
 REPORT_TABLE = "online_comparison"  # in the ml schema
 
 
-SCHEMA = ("report_id string, window_start timestamp, window_end timestamp, route string, model_versions string, "
-          "metric string, value double, run_id string, computed_at timestamp")  # fmt: skip
-
-
+SCHEMA = (
+    "report_id string, window_start timestamp, window_end timestamp, route string, model_versions string, "
+    "metric string, value double, run_id string, computed_at timestamp"
+)
 
 
 def arm_metrics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -37,13 +37,17 @@ def arm_metrics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
         predictions = arm.loc[arm.status == 200, "prediction"].dropna()
         latency = requests.latency_ms
         out[str(route)] = {
-            "requests": float(len(requests)), "server_errors": float((requests.status >= 500).sum()),
+            "requests": float(len(requests)),
+            "server_errors": float((requests.status >= 500).sum()),
             "client_errors": float(((requests.status >= 400) & (requests.status < 500)).sum()),
-            "latency_p50_ms": float(latency.quantile(0.5)), "latency_p95_ms": float(latency.quantile(0.95)),
-            "latency_p99_ms": float(latency.quantile(0.99)), "prediction_mean": float(predictions.mean()),
-            "prediction_p10": float(predictions.quantile(0.1)), "prediction_p90": float(predictions.quantile(0.9)),
+            "latency_p50_ms": float(latency.quantile(0.5)),
+            "latency_p95_ms": float(latency.quantile(0.95)),
+            "latency_p99_ms": float(latency.quantile(0.99)),
+            "prediction_mean": float(predictions.mean()),
+            "prediction_p10": float(predictions.quantile(0.1)),
+            "prediction_p90": float(predictions.quantile(0.9)),
             "positive_rate": float(arm.loc[arm.status == 200, "predicted_label"].mean()),
-        }  # fmt: skip
+        }
     return out
 
 
@@ -56,9 +60,11 @@ def shadow_agreement(rows: pd.DataFrame) -> dict[str, float] | None:
     pairs = shadow_pairs(rows)
     if pairs.empty:
         return {"pairs": 0.0}
-    return {"pairs": float(len(pairs)),
-            "label_agreement": float((pairs.predicted_label == pairs.predicted_label_shadow).mean()),
-            "mean_abs_difference": float((pairs.prediction - pairs.prediction_shadow).abs().mean())}  # fmt: skip
+    return {
+        "pairs": float(len(pairs)),
+        "label_agreement": float((pairs.predicted_label == pairs.predicted_label_shadow).mean()),
+        "mean_abs_difference": float((pairs.prediction - pairs.prediction_shadow).abs().mean()),
+    }
 
 
 def arm_quality(labelled: pd.DataFrame, label: str) -> dict[str, dict[str, float]]:
@@ -75,8 +81,9 @@ def arm_quality(labelled: pd.DataFrame, label: str) -> dict[str, dict[str, float
     return out
 
 
-def online_report(config: EnvConfig, store: TableStore, since: datetime, until: datetime, *,
-                  run_id: str = "manual") -> dict[str, Any]:  # fmt: skip
+def online_report(
+    config: EnvConfig, store: TableStore, since: datetime, until: datetime, *, run_id: str = "manual"
+) -> dict[str, Any]:
     """Read the window's requests, compute the figures, write the table, the HTML and the MLflow run."""
     if until <= since:
         raise BadInputError(f"--until {until.isoformat()} must be after --since {since.isoformat()}")
@@ -91,18 +98,38 @@ def online_report(config: EnvConfig, store: TableStore, since: datetime, until: 
         str(r): ",".join(sorted(set(g.model_version.dropna().astype(str)))) for r, g in rows.groupby("route")
     }
     report_id = f"{since.isoformat()}_{until.isoformat()}"
-    records = [{"route": route, "metric": metric, "value": value}
-               for route, figures in arms.items() for metric, value in figures.items()]  # fmt: skip
+    records = [
+        {"route": route, "metric": metric, "value": value}
+        for route, figures in arms.items()
+        for metric, value in figures.items()
+    ]
     records += [
         {"route": SHADOW, "metric": f"agreement.{k}", "value": v} for k, v in (agreement or {}).items()
     ]
-    records += [{"route": route, "metric": f"quality.{k}", "value": v}
-                for route, scores in quality.items() for k, v in scores.items()]  # fmt: skip
+    records += [
+        {"route": route, "metric": f"quality.{k}", "value": v}
+        for route, scores in quality.items()
+        for k, v in scores.items()
+    ]
     now = datetime.now(UTC)
-    frame = [{**r, "report_id": report_id, "window_start": since, "window_end": until, "run_id": run_id,
-              "model_versions": versions.get(r["route"], ""), "computed_at": now} for r in records]  # fmt: skip
-    store.overwrite(store.name("ml", REPORT_TABLE), store.small_frame(frame, SCHEMA),
-                    predicate=f"report_id = '{report_id}'", metadata={"job": "online_report", "run_id": run_id})  # fmt: skip
+    frame = [
+        {
+            **r,
+            "report_id": report_id,
+            "window_start": since,
+            "window_end": until,
+            "run_id": run_id,
+            "model_versions": versions.get(r["route"], ""),
+            "computed_at": now,
+        }
+        for r in records
+    ]
+    store.overwrite(
+        store.name("ml", REPORT_TABLE),
+        store.small_frame(frame, SCHEMA),
+        predicate=f"report_id = '{report_id}'",
+        metadata={"job": "online_report", "run_id": run_id},
+    )
     html = _html(config, rows, arms, agreement, quality, since, until)
     mlflow_run_id = _log_run(config, records, html, report_id, run_id)
     log.info(
@@ -111,8 +138,14 @@ def online_report(config: EnvConfig, store: TableStore, since: datetime, until: 
         until.isoformat(),
         {r: a["requests"] for r, a in arms.items()},
     )
-    return {"requests": int(rows.request_id.nunique()), "arms": arms, "shadow": agreement, "quality": quality,
-            "report": str(html), "mlflow_run_id": mlflow_run_id}  # fmt: skip
+    return {
+        "requests": int(rows.request_id.nunique()),
+        "arms": arms,
+        "shadow": agreement,
+        "quality": quality,
+        "report": str(html),
+        "mlflow_run_id": mlflow_run_id,
+    }
 
 
 def _quality(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -137,8 +170,10 @@ def _html(config, rows, arms, agreement, quality, since, until) -> Path:
         / f"{since:%Y%m%dT%H%M%S}_{until:%Y%m%dT%H%M%S}.html"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    parts = [f"<h1>Online comparison [{since.isoformat()}, {until.isoformat()})</h1>",
-             pd.DataFrame(arms).to_html(float_format=lambda v: f"{v:,.4g}")]  # fmt: skip
+    parts = [
+        f"<h1>Online comparison [{since.isoformat()}, {until.isoformat()})</h1>",
+        pd.DataFrame(arms).to_html(float_format=lambda v: f"{v:,.4g}"),
+    ]
     if agreement:
         parts += ["<h2>Shadow</h2>", pd.DataFrame([agreement]).to_html(index=False)]
     if quality:
@@ -162,9 +197,13 @@ def _prediction_drift_html(rows, arms) -> str | None:
     pages = []
     for route in sorted(set(arms) - {largest}):
         snapshot = Report([ValueDrift(column="prediction")]).run(
-            reference_data=Dataset.from_pandas(answered[answered.route == largest][["prediction"]], data_definition=definition),
-            current_data=Dataset.from_pandas(answered[answered.route == route][["prediction"]], data_definition=definition),
-        )  # fmt: skip
+            reference_data=Dataset.from_pandas(
+                answered[answered.route == largest][["prediction"]], data_definition=definition
+            ),
+            current_data=Dataset.from_pandas(
+                answered[answered.route == route][["prediction"]], data_definition=definition
+            ),
+        )
         pages.append(f"<h3>{route} against {largest}</h3>{snapshot.get_html_str(as_iframe=True)}")
     return "\n".join(pages)
 
@@ -182,8 +221,13 @@ def _log_run(
         experiment_id=configure_mlflow(config), run_name=f"online report {report_id}"
     ) as run:
         mlflow.set_tags({"runway.kind": "online_report", "runway.env": config.env, "airflow.run_id": run_id})
-        mlflow.log_metrics({re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", f"{r['route']}.{r['metric']}"): r["value"]
-                            for r in records if r["value"] == r["value"]})  # fmt: skip
+        mlflow.log_metrics(
+            {
+                re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", f"{r['route']}.{r['metric']}"): r["value"]
+                for r in records
+                if r["value"] == r["value"]
+            }
+        )
         mlflow.log_artifact(str(html), "online_report")
     return run.info.run_id
 

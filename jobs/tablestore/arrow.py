@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-
     Rows = DataFrame | pa.Table  # what the write verbs take: a Spark DataFrame, or Arrow (small_frame)
     T = TypeVar("T")
 
@@ -40,9 +39,15 @@ def simple_arrow_types() -> dict[str, pa.DataType]:
     import pyarrow as pa
 
     return {
-        "string": pa.string(), "double": pa.float64(), "float": pa.float32(), "bigint": pa.int64(),
-        "int": pa.int32(), "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
-    }  # fmt: skip
+        "string": pa.string(),
+        "double": pa.float64(),
+        "float": pa.float32(),
+        "bigint": pa.int64(),
+        "int": pa.int32(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
 
 
 def small_schema(schema: str) -> pa.Schema:

@@ -482,8 +482,14 @@ class TableStore(ABC):
                         f"{what} {name} lost {tries} commit races to concurrent writers; nothing of it was "
                         "committed: retry later"
                     ) from exc
-                log.warning("%s %s lost a commit race (%s): try %d of %d", what, name, type(exc).__name__,
-                            tries + 1, COMMIT_ATTEMPTS)  # fmt: skip
+                log.warning(
+                    "%s %s lost a commit race (%s): try %d of %d",
+                    what,
+                    name,
+                    type(exc).__name__,
+                    tries + 1,
+                    COMMIT_ATTEMPTS,
+                )
                 time.sleep(min(2.0, 0.05 * 2**tries) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 

@@ -101,8 +101,11 @@ class LocalDeltaTableStore(TableStore):
         delta_types = {"bigint": "long", "int": "integer"}  # Delta's names; the others are Spark's
         table = self._table(name)
         present = set(self._arrow_schema(table).names)  # another writer may have added them meanwhile
-        fields = [Field(column, delta_types.get(kind, kind), nullable=True)
-                  for column, kind in columns.items() if column not in present]  # fmt: skip
+        fields = [
+            Field(column, delta_types.get(kind, kind), nullable=True)
+            for column, kind in columns.items()
+            if column not in present
+        ]
         if fields:
             table.alter.add_columns(fields, commit_properties=self._commit(metadata))
 

@@ -25,8 +25,14 @@ def upkeep(config: EnvConfig, store: TableStore, only: list[str] | None = None) 
         compacted = store.compact(name) if rules.compact else {"files_removed": 0, "files_added": 0}
         deleted = store.vacuum(name, rules.retention_hours) if rules.vacuum else 0
         report[str(name)] = {**compacted, "files_deleted": deleted, "version": store.version(name)}
-        log.info("%s: compacted %d files into %d, vacuumed %d files older than %g h",
-                 name, compacted["files_removed"], compacted["files_added"], deleted, rules.retention_hours)  # fmt: skip
+        log.info(
+            "%s: compacted %d files into %d, vacuumed %d files older than %g h",
+            name,
+            compacted["files_removed"],
+            compacted["files_added"],
+            deleted,
+            rules.retention_hours,
+        )
     return {"tables": report, "retention_hours": rules.retention_hours}
 
 

@@ -89,10 +89,15 @@ class SparkDeltaTableStore(TableStore):
         return DeltaTable.forName(self.spark, self._fqn(name))
 
     CONFLICTS = {
-        "DeltaConcurrentModificationException", "ConcurrentWriteException", "MetadataChangedException",
-        "ProtocolChangedException", "ConcurrentAppendException", "ConcurrentDeleteReadException",
-        "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
-    }  # fmt: skip
+        "DeltaConcurrentModificationException",
+        "ConcurrentWriteException",
+        "MetadataChangedException",
+        "ProtocolChangedException",
+        "ConcurrentAppendException",
+        "ConcurrentDeleteReadException",
+        "ConcurrentDeleteDeleteException",
+        "ConcurrentTransactionException",
+    }
 
     def _is_commit_conflict(self, exc: Exception) -> bool:
         return any(cls.__name__ in self.CONFLICTS for cls in type(exc).__mro__)

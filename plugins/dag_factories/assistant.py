@@ -24,8 +24,8 @@ The LLMOps lifecycle of **{assistant}** (`{model}`), the same discipline as a mo
    the Champion in one MLflow run (`mlflow.genai.evaluate`, a trace per question): recall@k ≥ {recall},
    MRR ≥ {mrr}, groundedness ≥ {grounded}, citation correctness ≥ {citations}, p95 latency ≤ {ratio:g}×
    the Champion's in the same run + {slack:g} ms (ceiling {p95:g} ms), and no metric more than
-   {regression} below the Champion's; a figure that could not be computed is not judged (retried). Status, decision and Champion on the tags;
-   a winner becomes `Challenger`. Generator: {generator}.
+   {regression} below the Champion's; a figure that could not be computed is not judged (retried).
+   Status, decision and Champion on the tags; a winner becomes `Challenger`. Generator: {generator}.
 3. **promote** (`jobs.promote promote --model assistant`): `Champion` moves, audited in
    `{catalog}.ml.model_audit` like a model's; the prompt's `Champion` alias follows.{human}
 
@@ -51,33 +51,75 @@ def build_assistant_dag(env: str) -> DAG:
     gate, retrieval = assistant.gate, assistant.retrieval
     kwargs = dag_kwargs(config, "assistant", [chunks], "", ["llmops"])
     kwargs["doc_md"] = DOC.format(
-        env=env, assistant=assistant.name, model=target.registered_model_name, prompt=target.prompt_name,
-        k=retrieval.k, min_score=retrieval.min_score, chunks=chunks.name, recall=gate.min_recall_at_k, mrr=gate.min_mrr,
-        grounded=gate.min_groundedness, citations=gate.min_citation_correctness, p95=gate.max_p95_latency_ms, ratio=gate.max_p95_ratio_vs_champion, slack=gate.latency_slack_ms,
-        regression=gate.max_regression_vs_champion, catalog=config.catalog,
-        generator=f"`{assistant.generator.model}` at the configured endpoint" if assistant.generator.endpoint
+        env=env,
+        assistant=assistant.name,
+        model=target.registered_model_name,
+        prompt=target.prompt_name,
+        k=retrieval.k,
+        min_score=retrieval.min_score,
+        chunks=chunks.name,
+        recall=gate.min_recall_at_k,
+        mrr=gate.min_mrr,
+        grounded=gate.min_groundedness,
+        citations=gate.min_citation_correctness,
+        p95=gate.max_p95_latency_ms,
+        ratio=gate.max_p95_ratio_vs_champion,
+        slack=gate.latency_slack_ms,
+        regression=gate.max_regression_vs_champion,
+        catalog=config.catalog,
+        generator=f"`{assistant.generator.model}` at the configured endpoint"
+        if assistant.generator.endpoint
         else "none configured: extractive answers (the best passages, cited)",
         human="\n   In this environment a person approves first: the run stops after the gate, and "
-              "`python -m jobs.promote approve|promote --model assistant` moves the alias." if human else "",
-    )  # fmt: skip
+        "`python -m jobs.promote approve|promote --model assistant` moves the alias."
+        if human
+        else "",
+    )
     params = {
-        "k": Param(None, type=["null", "integer"], minimum=1, title="Passages per question",
-                   description=f"Empty: assistant.retrieval.k ({retrieval.k})."),
-        "min_score": Param(None, type=["null", "number"], title="Minimum similarity",
-                           description=f"Empty: assistant.retrieval.min_score ({retrieval.min_score})."),
-    }  # fmt: skip
+        "k": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Passages per question",
+            description=f"Empty: assistant.retrieval.k ({retrieval.k}).",
+        ),
+        "min_score": Param(
+            None,
+            type=["null", "number"],
+            title="Minimum similarity",
+            description=f"Empty: assistant.retrieval.min_score ({retrieval.min_score}).",
+        ),
+    }
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
         run = ["--run-id", "{{ run_id }}"]
-        overrides = ["--k", "{{ params.k if params.k else '' }}",
-                     "--min-score", "{{ params.min_score if params.min_score is not none else '' }}"]  # fmt: skip
-        build = job_task(config, task_id="build_chain", job="build_assistant", arguments=[*overrides, *run],
-                         doc_md="Prompt version + retrieval settings + index version → a registered chain version.")  # fmt: skip
+        overrides = [
+            "--k",
+            "{{ params.k if params.k else '' }}",
+            "--min-score",
+            "{{ params.min_score if params.min_score is not none else '' }}",
+        ]
+        build = job_task(
+            config,
+            task_id="build_chain",
+            job="build_assistant",
+            arguments=[*overrides, *run],
+            doc_md="Prompt version + retrieval settings + index version → a registered chain version.",
+        )
         version = "{{ ti.xcom_pull(task_ids='build_chain')['version'] }}"
-        evaluate = job_task(config, task_id="evaluate_chain", job="evaluate_assistant", arguments=["--version", version, *run],
-                            doc_md="The evaluation gate: floors and the Champion, in one MLflow run.")  # fmt: skip
-        promote = job_task(config, task_id="promote", job="promote",
-                           arguments=["promote", "--model", "assistant", "--version", version, *run],
-                           doc_md="Champion moves to the chain (audited); the prompt's Champion follows.")  # fmt: skip
+        evaluate = job_task(
+            config,
+            task_id="evaluate_chain",
+            job="evaluate_assistant",
+            arguments=["--version", version, *run],
+            doc_md="The evaluation gate: floors and the Champion, in one MLflow run.",
+        )
+        promote = job_task(
+            config,
+            task_id="promote",
+            job="promote",
+            arguments=["promote", "--model", "assistant", "--version", version, *run],
+            doc_md="Champion moves to the chain (audited); the prompt's Champion follows.",
+        )
         kept = EmptyOperator(
             task_id="champion_kept", doc_md="The candidate did not win, or a person decides."
         )

@@ -50,25 +50,43 @@ def build_assistant_monitoring_dag(env: str) -> DAG:
         config, "assistant_monitoring", interval_schedule(schedule), "", ["llmops", "monitoring"]
     )
     kwargs["doc_md"] = DOC.format(
-        env=env, schedule=schedule or "manual only", log=log.name, feedback=feedback.name, metrics=metrics.name,
-        no_answer=policy.max_no_answer_rate, top_score=policy.min_top_score_p50, similarity=policy.min_question_similarity,
-        uncovered=policy.max_uncovered_share, rating=policy.min_mean_rating, ratings=policy.min_ratings,
-        refresh=f"{env}_knowledge_refresh", assistant=f"{env}_assistant",
-    )  # fmt: skip
+        env=env,
+        schedule=schedule or "manual only",
+        log=log.name,
+        feedback=feedback.name,
+        metrics=metrics.name,
+        no_answer=policy.max_no_answer_rate,
+        top_score=policy.min_top_score_p50,
+        similarity=policy.min_question_similarity,
+        uncovered=policy.max_uncovered_share,
+        rating=policy.min_mean_rating,
+        ratings=policy.min_ratings,
+        refresh=f"{env}_knowledge_refresh",
+        assistant=f"{env}_assistant",
+    )
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
         monitor = job_task(
-            config, task_id="monitor", job="monitor_assistant", inlets=[log, feedback], outlets=[metrics],
+            config,
+            task_id="monitor",
+            job="monitor_assistant",
+            inlets=[log, feedback],
+            outlets=[metrics],
             arguments=["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"],
-            skip_unless="act", doc_md="The window's figures and the policy's decision (skipped: nothing to do).",
-        )  # fmt: skip
+            skip_unless="act",
+            doc_md="The window's figures and the policy's decision (skipped: nothing to do).",
+        )
         end = "{{ ti.xcom_pull(task_ids='resolve_window')['end'] }}"
         triggers = {
             action: TriggerDagRunOperator(
-                task_id=f"trigger_{action}", trigger_dag_id=target, trigger_run_id=f"assistant_{action}__{end}",
-                logical_date=end, wait_for_completion=False, skip_when_already_exists=True,
+                task_id=f"trigger_{action}",
+                trigger_dag_id=target,
+                trigger_run_id=f"assistant_{action}__{end}",
+                logical_date=end,
+                wait_for_completion=False,
+                skip_when_already_exists=True,
             )
             for action, target in ((REINDEX, f"{env}_knowledge_refresh"), (REEVALUATE, f"{env}_assistant"))
-        }  # fmt: skip
+        }
         window >> monitor >> route_action(monitor.output) >> list(triggers.values())
     return dag

@@ -57,14 +57,20 @@ def window_params() -> dict[str, Param]:
     """Params for a manual run over a date range; empty means the run's data interval."""
     return {
         "start_date": Param(
-            None, type=["null", "string"], format="date", title="Start date",
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Start date",
             description="First day to process (YYYY-MM-DD). Leave empty to use the run's data interval.",
         ),
         "end_date": Param(
-            None, type=["null", "string"], format="date", title="End date (exclusive)",
+            None,
+            type=["null", "string"],
+            format="date",
+            title="End date (exclusive)",
             description="Day after the last day to process (YYYY-MM-DD).",
         ),
-    }  # fmt: skip
+    }
 
 
 @task(multiple_outputs=True)

@@ -48,8 +48,12 @@ def use_case_selector(config: EnvConfig) -> str:
 def databricks_spec(config: EnvConfig) -> dict[str, Any]:
     """The run spec of ``compute.databricks``; the cluster learns its environment, use case and mode."""
     spec = config.compute.databricks.model_dump()
-    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "databricks",
-                        "RUNWAY_USE_CASE": use_case_selector(config), **spec["env_vars"]}  # fmt: skip
+    spec["env_vars"] = {
+        "RUNWAY_ENV": config.env,
+        "RUNWAY_COMPUTE": "databricks",
+        "RUNWAY_USE_CASE": use_case_selector(config),
+        **spec["env_vars"],
+    }
     return spec
 
 
@@ -61,8 +65,13 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
     spec = config.compute.spark_submit.model_dump()
     for key in ("wheel", "application"):
         spec[key] = str((PROJECT_ROOT / spec[key]).resolve())
-    spec["env_vars"] = {"RUNWAY_ENV": config.env, "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_INCLUDE_DIR": str(include_dir()),
-                        "RUNWAY_USE_CASE": use_case_selector(config), **spec["env_vars"]}  # fmt: skip
+    spec["env_vars"] = {
+        "RUNWAY_ENV": config.env,
+        "RUNWAY_COMPUTE": "spark-submit",
+        "RUNWAY_INCLUDE_DIR": str(include_dir()),
+        "RUNWAY_USE_CASE": use_case_selector(config),
+        **spec["env_vars"],
+    }
     spec["conf"] = {k: v for k, v in spec["conf"].items() if v not in ("", None)}  # empty: the cluster's own
     native_delta = spec["env_vars"].get("RUNWAY_TABLE_ENGINE") == "spark"
     if not native_delta:  # a cluster without Delta: delta-rs commits from the driver

@@ -53,79 +53,164 @@ def build_deployment_dag(env: str) -> DAG:
     )
     kwargs = dag_kwargs(config, "deployment", None, "", ["deployment", "rollout"])
     kwargs["doc_md"] = DOC.format(
-        env=env, model=config.registered_model_name, ratio=load.max_p99_ratio, errors=load.max_error_rate,
-        p99=load.max_p99_ms, rps=load.min_rps, steps=" → ".join(f"{s:g}" for s in canary.steps),
-        audit=audit.name, hold=canary.hold_seconds, min_requests=canary.min_requests, inference=inference.name,
-        error_diff=canary.max_error_rate_diff, p99_ratio=canary.max_p99_ratio, agreement=canary.min_shadow_agreement,
-    )  # fmt: skip
-    params = {"candidate": Param(type="string", minLength=1, title="Candidate version",
-                                 description="The model version to roll out (a number).")}  # fmt: skip
+        env=env,
+        model=config.registered_model_name,
+        ratio=load.max_p99_ratio,
+        errors=load.max_error_rate,
+        p99=load.max_p99_ms,
+        rps=load.min_rps,
+        steps=" → ".join(f"{s:g}" for s in canary.steps),
+        audit=audit.name,
+        hold=canary.hold_seconds,
+        min_requests=canary.min_requests,
+        inference=inference.name,
+        error_diff=canary.max_error_rate_diff,
+        p99_ratio=canary.max_p99_ratio,
+        agreement=canary.min_shadow_agreement,
+    )
+    params = {
+        "candidate": Param(
+            type="string",
+            minLength=1,
+            title="Candidate version",
+            description="The model version to roll out (a number).",
+        )
+    }
     who = ["--requested-by", TRIGGERED_BY]
     candidate = "{{ params.candidate }}"
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
         load_test = job_task(
-            config, task_id="load_test", job="load_test", arguments=["--version", candidate, "--run-id", "{{ run_id }}"],
+            config,
+            task_id="load_test",
+            job="load_test",
+            arguments=["--version", candidate, "--run-id", "{{ run_id }}"],
             doc_md="The candidate against the Champion under the same bounded load.",
-        )  # fmt: skip
+        )
         check = job_task(
-            config, task_id="check_promotable", job="promote", arguments=["check", "--version", candidate],
+            config,
+            task_id="check_promotable",
+            job="promote",
+            arguments=["check", "--version", candidate],
             doc_md="The promotion rules before any traffic: validated, compared, approved where required.",
-        )  # fmt: skip
+        )
         check >> load_test
         previous, steps = load_test, []
         if canary.shadow_seconds > 0:  # shadow first: the candidate scores copies, its answers never returned
             shadow = job_task(
-                config, task_id="shadow", job="rollout", outlets=[audit],
-                arguments=["shadow-step", "--candidate", candidate, *who, "--reason", "shadow before the canary",
-                           "--run-id", "{{ run_id }}:{{ ti.task_id }}"],
+                config,
+                task_id="shadow",
+                job="rollout",
+                outlets=[audit],
+                arguments=[
+                    "shadow-step",
+                    "--candidate",
+                    candidate,
+                    *who,
+                    "--reason",
+                    "shadow before the canary",
+                    "--run-id",
+                    "{{ run_id }}:{{ ti.task_id }}",
+                ],
                 doc_md="The candidate shadows the Champion (audited).",
-            )  # fmt: skip
+            )
             judge_shadow = CanaryStepSensor(
-                task_id="judge_shadow", runway_env=env, candidate=candidate, phase="shadow",
-                hold_seconds=canary.shadow_seconds, deferrable=True, inlets=[inference],
+                task_id="judge_shadow",
+                runway_env=env,
+                candidate=candidate,
+                phase="shadow",
+                hold_seconds=canary.shadow_seconds,
+                deferrable=True,
+                inlets=[inference],
                 since="{{ ti.xcom_pull(task_ids='shadow')['started'] }}",
-                poke_interval=min(30.0, max(1.0, canary.shadow_seconds / 4)), timeout=canary.timeout_seconds,
+                poke_interval=min(30.0, max(1.0, canary.shadow_seconds / 4)),
+                timeout=canary.timeout_seconds,
                 doc_md="Holds the shadow, then judges its agreement, errors and drift against the answers.",
-            )  # fmt: skip
+            )
             load_test >> shadow >> judge_shadow
             previous, steps = judge_shadow, [shadow, judge_shadow]
         for percent in canary.steps:
             label = f"{percent:g}".replace(".", "_")
             step = job_task(
-                config, task_id=f"canary_{label}", job="rollout", outlets=[audit],
-                arguments=["canary-step", "--candidate", candidate, "--percent", str(percent), *who,
-                           "--reason", f"canary {percent:g} %", "--run-id", "{{ run_id }}:{{ ti.task_id }}"],
+                config,
+                task_id=f"canary_{label}",
+                job="rollout",
+                outlets=[audit],
+                arguments=[
+                    "canary-step",
+                    "--candidate",
+                    candidate,
+                    "--percent",
+                    str(percent),
+                    *who,
+                    "--reason",
+                    f"canary {percent:g} %",
+                    "--run-id",
+                    "{{ run_id }}:{{ ti.task_id }}",
+                ],
                 doc_md=f"The candidate takes {percent:g} % of the traffic (audited).",
-            )  # fmt: skip
+            )
             judge = CanaryStepSensor(
-                task_id=f"judge_{label}", runway_env=env, candidate=candidate, hold_seconds=canary.hold_seconds, deferrable=True,
-                since=f"{{{{ ti.xcom_pull(task_ids='canary_{label}')['started'] }}}}", inlets=[inference],
-                poke_interval=min(30.0, max(1.0, canary.hold_seconds / 4)), timeout=canary.timeout_seconds,
+                task_id=f"judge_{label}",
+                runway_env=env,
+                candidate=candidate,
+                hold_seconds=canary.hold_seconds,
+                deferrable=True,
+                since=f"{{{{ ti.xcom_pull(task_ids='canary_{label}')['started'] }}}}",
+                inlets=[inference],
+                poke_interval=min(30.0, max(1.0, canary.hold_seconds / 4)),
+                timeout=canary.timeout_seconds,
                 doc_md="Holds the step, then judges the arms from the inference table.",
-            )  # fmt: skip
+            )
             previous >> step >> judge
             previous = judge
             steps += [step, judge]
         promote = job_task(
-            config, task_id="promote", job="promote", outlets=[audit],
+            config,
+            task_id="promote",
+            job="promote",
+            outlets=[audit],
             arguments=["promote", "--version", candidate, "--run-id", "{{ run_id }}"],
             doc_md="Champion moves to the candidate (audited, the promotion rules hold).",
-        )  # fmt: skip
+        )
         to_champion = job_task(
-            config, task_id="traffic_to_champion", job="rollout", outlets=[audit],
-            arguments=["reset", *who, "--reason", "the canary ladder passed", "--run-id", "{{ run_id }}:final"],
+            config,
+            task_id="traffic_to_champion",
+            job="rollout",
+            outlets=[audit],
+            arguments=[
+                "reset",
+                *who,
+                "--reason",
+                "the canary ladder passed",
+                "--run-id",
+                "{{ run_id }}:final",
+            ],
             doc_md="All traffic to the (new) Champion.",
-        )  # fmt: skip
+        )
         roll_back = job_task(
-            config, task_id="roll_back", job="rollout", outlets=[audit], trigger_rule=TriggerRule.ONE_FAILED,
-            arguments=["reset", *who, "--reason", "canary failed: rolled back", "--run-id", "{{ run_id }}:rollback"],
+            config,
+            task_id="roll_back",
+            job="rollout",
+            outlets=[audit],
+            trigger_rule=TriggerRule.ONE_FAILED,
+            arguments=[
+                "reset",
+                *who,
+                "--reason",
+                "canary failed: rolled back",
+                "--run-id",
+                "{{ run_id }}:rollback",
+            ],
             doc_md="On a failed step: all traffic back to the Champion (audited); Champion unchanged.",
-        )  # fmt: skip
+        )
         report = job_task(
-            config, task_id="report", job="online_report", trigger_rule=TriggerRule.ALL_DONE,
+            config,
+            task_id="report",
+            job="online_report",
+            trigger_rule=TriggerRule.ALL_DONE,
             arguments=["--since", "{{ dag_run.start_date.isoformat() }}", "--run-id", "{{ run_id }}"],
             doc_md="The arms side by side over the run: traffic, errors, latency, predictions, quality.",
-        )  # fmt: skip
+        )
         previous >> promote >> to_champion
         [*steps, promote] >> roll_back
         [promote, roll_back] >> report  # traffic_to_champion stays a leaf: a rolled-back run fails

@@ -45,11 +45,18 @@ def build_feature_refresh_dag(env: str) -> DAG:
         config, "feature_refresh", interval_schedule(config.schedules.feature_refresh), "", ["features"]
     )
     kwargs["doc_md"] = DOC.format(
-        env=env, catalog=config.catalog, sql=config.use_case.file("sql", features.sql), gold=gold_asset.name,
-        dag_id=kwargs["dag_id"], first=config.airflow.start_date, last=backfill_end(config.airflow.start_date),
+        env=env,
+        catalog=config.catalog,
+        sql=config.use_case.file("sql", features.sql),
+        gold=gold_asset.name,
+        dag_id=kwargs["dag_id"],
+        first=config.airflow.start_date,
+        last=backfill_end(config.airflow.start_date),
         reports=f"{config.storage.reports_root}/{env}/data_quality",
-        sample=f" (sample: {config.sample_fraction:.0%} of sampled sources)" if config.sample_fraction < 1 else "",
-    )  # fmt: skip
+        sample=f" (sample: {config.sample_fraction:.0%} of sampled sources)"
+        if config.sample_fraction < 1
+        else "",
+    )
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
         span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]

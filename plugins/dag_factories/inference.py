@@ -47,9 +47,13 @@ def build_batch_inference_dag(env: str) -> DAG:
         config, "batch_inference", interval_schedule(config.schedules.batch_inference), "", ["inference"]
     )
     kwargs["doc_md"] = BATCH_DOC.format(
-        env=env, gold=gold.name, model=config.registered_model_name, alias=config.inference.alias,
-        predictions=predictions.name, dag_id=kwargs["dag_id"],
-    )  # fmt: skip
+        env=env,
+        gold=gold.name,
+        model=config.registered_model_name,
+        alias=config.inference.alias,
+        predictions=predictions.name,
+        dag_id=kwargs["dag_id"],
+    )
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
         score = job_task(
@@ -78,10 +82,15 @@ def build_streaming_inference_dag(env: str) -> DAG:
     from jobs.features.pipeline import QUARANTINE_TABLE
 
     kwargs["doc_md"] = STREAMING_DOC.format(
-        env=env, landing=streaming.landing_dir, model=config.registered_model_name,
-        alias=config.inference.alias, predictions=predictions.name, checkpoint=checkpoint_dir(config),
-        quarantine=table_asset(config, "silver", QUARANTINE_TABLE).name, trigger=streaming.trigger_seconds,
-    )  # fmt: skip
+        env=env,
+        landing=streaming.landing_dir,
+        model=config.registered_model_name,
+        alias=config.inference.alias,
+        predictions=predictions.name,
+        checkpoint=checkpoint_dir(config),
+        quarantine=table_asset(config, "silver", QUARANTINE_TABLE).name,
+        trigger=streaming.trigger_seconds,
+    )
     with DAG(**kwargs, max_active_runs=1) as dag:
         job_task(
             config,

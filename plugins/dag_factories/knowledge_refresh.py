@@ -38,13 +38,25 @@ def build_knowledge_refresh_dag(env: str) -> DAG:
     kwargs = dag_kwargs(config, "knowledge_refresh", schedule, "", ["llmops"])
     corpus = assistant.corpus.mapping or str(assistant.corpus.folder)
     kwargs["doc_md"] = DOC.format(
-        env=env, assistant=assistant.name, corpus=corpus, max_chars=assistant.chunking.max_chars,
-        overlap=assistant.chunking.overlap_chars, model=assistant.embedding_model, dim=assistant.embedding_dim,
-        table=f"{config.catalog}.{config.schemas.gold}.{assistant.chunks_table}", chunks=assistant.chunks_table,
-        min_chunks=assistant.corpus.min_chunks, schedule=schedule or "manual only",
-    )  # fmt: skip
+        env=env,
+        assistant=assistant.name,
+        corpus=corpus,
+        max_chars=assistant.chunking.max_chars,
+        overlap=assistant.chunking.overlap_chars,
+        model=assistant.embedding_model,
+        dim=assistant.embedding_dim,
+        table=f"{config.catalog}.{config.schemas.gold}.{assistant.chunks_table}",
+        chunks=assistant.chunks_table,
+        min_chunks=assistant.corpus.min_chunks,
+        schedule=schedule or "manual only",
+    )
     with DAG(**kwargs, max_active_runs=1) as dag:
-        job_task(config, task_id="refresh_knowledge", job="knowledge_refresh", arguments=["--run-id", "{{ run_id }}"],
-                 outlets=[table_asset(config, "gold", assistant.chunks_table)],
-                 doc_md="Corpus → checked chunks → embeddings → the chunks table's snapshot → its vector index.")  # fmt: skip
+        job_task(
+            config,
+            task_id="refresh_knowledge",
+            job="knowledge_refresh",
+            arguments=["--run-id", "{{ run_id }}"],
+            outlets=[table_asset(config, "gold", assistant.chunks_table)],
+            doc_md="Corpus → checked chunks → embeddings → the chunks table's snapshot → its vector index.",
+        )
     return dag

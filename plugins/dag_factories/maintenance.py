@@ -22,9 +22,18 @@ travel within the retention never miss a file. Schedule: `{schedule}`.
 def build_maintenance_dag(env: str) -> DAG:
     config = load_config(env)
     kwargs = dag_kwargs(config, "maintenance", config.schedules.maintenance, "", ["upkeep"])
-    kwargs["doc_md"] = DOC.format(env=env, catalog=config.catalog, retention=config.maintenance.retention_hours,
-                                  schedule=config.schedules.maintenance or "manual only")  # fmt: skip
+    kwargs["doc_md"] = DOC.format(
+        env=env,
+        catalog=config.catalog,
+        retention=config.maintenance.retention_hours,
+        schedule=config.schedules.maintenance or "manual only",
+    )
     with DAG(**kwargs, max_active_runs=1) as dag:
-        job_task(config, task_id="compact_and_vacuum", job="maintenance", arguments=[],
-                 doc_md="OPTIMIZE and VACUUM every table of the catalog (jobs.maintenance).")  # fmt: skip
+        job_task(
+            config,
+            task_id="compact_and_vacuum",
+            job="maintenance",
+            arguments=[],
+            doc_md="OPTIMIZE and VACUUM every table of the catalog (jobs.maintenance).",
+        )
     return dag

@@ -70,40 +70,69 @@ def build_monitoring_dag(env: str) -> DAG:
         config, "monitoring", interval_schedule(config.schedules.monitoring), "", ["monitoring"]
     )
     kwargs["doc_md"] = DOC.format(
-        env=env, watched=", ".join(f"`{asset.name}` (task `{task_id}`)" for task_id, asset in watched.values()),
-        metrics=metrics.name, alerts=alerts.name,
-        reports=f"{config.storage.reports_root}/{env}/monitoring", n=policy.violations, m=policy.of_last,
-        checks=", ".join(policy.checks), cooldown=policy.cooldown_days, training=f"{env}_training",
-    )  # fmt: skip
+        env=env,
+        watched=", ".join(f"`{asset.name}` (task `{task_id}`)" for task_id, asset in watched.values()),
+        metrics=metrics.name,
+        alerts=alerts.name,
+        reports=f"{config.storage.reports_root}/{env}/monitoring",
+        n=policy.violations,
+        m=policy.of_last,
+        checks=", ".join(policy.checks),
+        cooldown=policy.cooldown_days,
+        training=f"{env}_training",
+    )
     with DAG(**kwargs, max_active_runs=1, params=window_params()) as dag:
         window = resolve_window()
         span = ["--start", window["start"], "--end", window["end"], "--run-id", "{{ run_id }}"]
         monitors = [
             job_task(
-                config, task_id=task_id, job="monitoring", arguments=["monitor", "--source", source, *span],
-                inlets=[asset], outlets=[metrics],
-                doc_md=f"Drift and quality of the window's {source} against the Champion's training reference.",
+                config,
+                task_id=task_id,
+                job="monitoring",
+                arguments=["monitor", "--source", source, *span],
+                inlets=[asset],
+                outlets=[metrics],
+                doc_md=f"Drift and quality of the window's {source} against the Champion's training "
+                "reference.",
             )
             for source, (task_id, asset) in watched.items()
-        ]  # fmt: skip
+        ]
         if config.compute.kind == "local":  # the metrics table is readable here: a (deferrable) sensor
             check = DriftPolicySensor(
-                task_id="check_drift", runway_env=env, window_end=window["end"], deferrable=True,
-                poke_interval=30, timeout=30 * 60, soft_fail=True,
+                task_id="check_drift",
+                runway_env=env,
+                window_end=window["end"],
+                deferrable=True,
+                poke_interval=30,
+                timeout=30 * 60,
+                soft_fail=True,
                 doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
-            )  # fmt: skip
+            )
         else:  # the tables live on the cluster: the same decision, computed there
             check = job_task(
-                config, task_id="check_drift", job="monitoring", arguments=["decide", *span],
-                skip_unless="retrain", doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
-            )  # fmt: skip
+                config,
+                task_id="check_drift",
+                job="monitoring",
+                arguments=["decide", *span],
+                skip_unless="retrain",
+                doc_md="Succeeds when the retraining policy holds; skipped otherwise.",
+            )
         training_run_id = "drift__{{ ti.xcom_pull(task_ids='resolve_window')['end'] }}"
         alert = job_task(
-            config, task_id="record_alert", job="monitoring", outlets=[alerts],
-            arguments=["alert", *span, "--decision", "{{ ti.xcom_pull(task_ids='check_drift') | tojson }}",
-                       "--training-run-id", training_run_id],
+            config,
+            task_id="record_alert",
+            job="monitoring",
+            outlets=[alerts],
+            arguments=[
+                "alert",
+                *span,
+                "--decision",
+                "{{ ti.xcom_pull(task_ids='check_drift') | tojson }}",
+                "--training-run-id",
+                training_run_id,
+            ],
             doc_md="One alert row per window in the alerts table.",
-        )  # fmt: skip
+        )
         retrain = TriggerDagRunOperator(
             task_id="retrain",
             trigger_dag_id=f"{env}_training",

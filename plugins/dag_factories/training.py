@@ -34,14 +34,34 @@ Schedule: `{schedule}`{asset}. Manual runs take *training_end*, *window_days*, *
 
 def _training_params(config: EnvConfig) -> dict[str, Param]:
     return {
-        "training_end": Param(None, type=["null", "string"], format="date", title="Training end (exclusive)",
-                              description="Day after the last training day. Empty: the run's date."),
-        "window_days": Param(None, type=["null", "integer"], minimum=1, title="Window days",
-                             description=f"Days of features before the end. Empty: {config.use_case.model.training.window_days}."),
-        "reason": Param("manual", enum=list(TRAINING_REASONS), title="Reason", description="Why this model is trained (kept in MLflow)."),
-        "hyperparameters": Param({}, type="object", title="Hyperparameters",
-                                 description="Estimator parameters overriding the config, e.g. {\"max_iter\": 50}."),
-    }  # fmt: skip
+        "training_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Training end (exclusive)",
+            description="Day after the last training day. Empty: the run's date.",
+        ),
+        "window_days": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Window days",
+            description="Days of features before the end. Empty: "
+            f"{config.use_case.model.training.window_days}.",
+        ),
+        "reason": Param(
+            "manual",
+            enum=list(TRAINING_REASONS),
+            title="Reason",
+            description="Why this model is trained (kept in MLflow).",
+        ),
+        "hyperparameters": Param(
+            {},
+            type="object",
+            title="Hyperparameters",
+            description='Estimator parameters overriding the config, e.g. {"max_iter": 50}.',
+        ),
+    }
 
 
 @task(multiple_outputs=True)
@@ -129,45 +149,83 @@ def build_training_dag(env: str) -> DAG:
 
         schedule = (
             AssetOrTimeSchedule(timetable=CronTriggerTimetable(schedule, timezone="UTC"), assets=[gold_asset])
-            if schedule else [gold_asset]
-        )  # fmt: skip
+            if schedule
+            else [gold_asset]
+        )
     human = config.promotion.approval == "human"
     kwargs = dag_kwargs(config, "training", schedule, "", ["ml", "training"])
     kwargs["doc_md"] = DOC.format(
-        env=env, model=config.registered_model_name, window_days=config.use_case.model.training.window_days,
-        gold=gold_asset.name, mode=config.validation.mode, metric=config.promotion.metric,
-        min_improvement=config.promotion.min_improvement, catalog=config.catalog,
-        approval=(f"**approve_promotion** (a person approves in the UI{' — ' + ', '.join(config.promotion.approvers) if config.promotion.approvers else ''}; "
-                  f"unanswered after {config.promotion.approval_timeout_hours:g} h it is rejected), the approval record, then ") if human else "",
+        env=env,
+        model=config.registered_model_name,
+        window_days=config.use_case.model.training.window_days,
+        gold=gold_asset.name,
+        mode=config.validation.mode,
+        metric=config.promotion.metric,
+        min_improvement=config.promotion.min_improvement,
+        catalog=config.catalog,
+        approval=(
+            "**approve_promotion** (a person approves in the "
+            f"UI{' — ' + ', '.join(config.promotion.approvers) if config.promotion.approvers else ''}; "
+            f"unanswered after {config.promotion.approval_timeout_hours:g} h it is rejected), the approval "
+            "record, then "
+        )
+        if human
+        else "",
         approved=" and was approved by a person" if human else "",
         schedule=config.schedules.training or "manual only",
         asset=f", and when `{gold_asset.name}` updates" if config.schedules.training_on_new_features else "",
-    )  # fmt: skip
+    )
     with DAG(**kwargs, max_active_runs=1, params=_training_params(config)) as dag:
         plan = resolve_training(window_days=config.use_case.model.training.window_days)
         run = ["--run-id", "{{ run_id }}"]
         train = job_task(
-            config, task_id="train", job="train",
-            arguments=["--start", plan["start"], "--end", plan["end"], "--reason", plan["reason"],
-                       "--params", plan["hyperparameters"], "--dag-id", "{{ dag.dag_id }}", *run],
-        )  # fmt: skip
+            config,
+            task_id="train",
+            job="train",
+            arguments=[
+                "--start",
+                plan["start"],
+                "--end",
+                plan["end"],
+                "--reason",
+                plan["reason"],
+                "--params",
+                plan["hyperparameters"],
+                "--dag-id",
+                "{{ dag.dag_id }}",
+                *run,
+            ],
+        )
         validate = job_task(
-            config, task_id="validate", job="validate_model",
+            config,
+            task_id="validate",
+            job="validate_model",
             arguments=["--version", "{{ ti.xcom_pull(task_ids='train')['version'] }}", "--record-only", *run],
-        )  # fmt: skip
+        )
         compare = job_task(config, task_id="compare", job="promote", arguments=["compare", *run])
-        promote = job_task(config, task_id="promote", job="promote", arguments=["promote", "--version", CANDIDATE, *run],
-                           trigger_rule="none_failed_min_one_success")  # fmt: skip
+        promote = job_task(
+            config,
+            task_id="promote",
+            job="promote",
+            arguments=["promote", "--version", CANDIDATE, *run],
+            trigger_rule="none_failed_min_one_success",
+        )
         kept = EmptyOperator(task_id="champion_kept", doc_md="The Challenger did not beat the Champion.")
         from sensors.mlflow_registry import ModelVersionTagSensor
 
         status = ModelVersionTagSensor(
-            task_id="validation_status", model_name=config.registered_model_name, runway_env=env,
-            version="{{ ti.xcom_pull(task_ids='train')['version'] }}", target_values=[PASSED, FAILED],
-            failure_values=[], poke_interval=10, timeout=6 * 3600, mode="reschedule",
+            task_id="validation_status",
+            model_name=config.registered_model_name,
+            runway_env=env,
+            version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
+            target_values=[PASSED, FAILED],
+            failure_values=[],
+            poke_interval=10,
+            timeout=6 * 3600,
+            mode="reschedule",
             doc_md="Waits for the version's model_validation_status in the registry (set by validate, "
-                   "or by a person in the MLflow UI), then the gate branches on it.",
-        )  # fmt: skip
+            "or by a person in the MLflow UI), then the gate branches on it.",
+        )
         train >> validate >> status
         route_validation(status.output) >> [compare, validation_failed(validate.output)]
         routes = route_comparison(compare.output, human)
@@ -176,13 +234,18 @@ def build_training_dag(env: str) -> DAG:
             from operators.approval import PromotionApprovalOperator
 
             approve = PromotionApprovalOperator(
-                task_id="approve_promotion", approve_task_id="record_approval", reject_task_id="record_rejection",
-                approvers=config.promotion.approvers, timeout_hours=config.promotion.approval_timeout_hours,
+                task_id="approve_promotion",
+                approve_task_id="record_approval",
+                reject_task_id="record_rejection",
+                approvers=config.promotion.approvers,
+                timeout_hours=config.promotion.approval_timeout_hours,
                 subject=f"Promote a new {config.registered_model_name} Champion?",
-                body="{% set c = ti.xcom_pull(task_ids='compare') %}Challenger v{{ c['challenger_version'] }} "
-                     "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ c['champion_version'] }} "
-                     "on {{ c['window'] }}. Approve to move Champion.",
-            )  # fmt: skip
+                body="{% set c = ti.xcom_pull(task_ids='compare') %}Challenger v{{ c['challenger_version'] "
+                "}} "
+                "({{ c['metric'] }} {{ '%.4f' % c['challenger_value'] }}) vs Champion v{{ "
+                "c['champion_version'] }} "
+                "on {{ c['window'] }}. Approve to move Champion.",
+            )
             from jobs.release.promotion import APPROVED, REJECTED
             from operators.mlflow_registry import DeleteModelAliasOperator, RecordApprovalOperator
 
@@ -194,17 +257,26 @@ def build_training_dag(env: str) -> DAG:
                 "answered_at": APPROVED_AT,
             }
             approved = RecordApprovalOperator(
-                task_id="record_approval", **record, decision=APPROVED,
+                task_id="record_approval",
+                **record,
+                decision=APPROVED,
                 doc_md="The approval record on the version (who answered, as Airflow authenticated them): "
-                       "promote checks it (and the approvers) before Champion moves.",
-            )  # fmt: skip
+                "promote checks it (and the approvers) before Champion moves.",
+            )
             rejected = RecordApprovalOperator(
-                task_id="record_rejection", **record, decision=REJECTED,
+                task_id="record_rejection",
+                **record,
+                decision=REJECTED,
                 doc_md="The approver said no (or did not answer in time).",
-            )  # fmt: skip
+            )
             registry = {"model_name": config.registered_model_name, "runway_env": env}
-            cleared = DeleteModelAliasOperator(task_id="clear_challenger", **registry, alias=CHALLENGER,
-                                               only_version=CANDIDATE, doc_md="A rejected version is no Challenger.")  # fmt: skip
+            cleared = DeleteModelAliasOperator(
+                task_id="clear_challenger",
+                **registry,
+                alias=CHALLENGER,
+                only_version=CANDIDATE,
+                doc_md="A rejected version is no Challenger.",
+            )
             routes >> [approve, kept]
             approve >> [approved, rejected]
             approved >> promote
@@ -227,11 +299,28 @@ def build_rollback_dag(env: str) -> DAG:
     )
     params = {
         "reason": Param(type="string", minLength=1, title="Reason"),
-        "model": Param("use_case", enum=["use_case", "assistant"], title="Model",
-                       description="The use case's model, or the assistant's chain (its prompt's Champion follows)."),
-    }  # fmt: skip
+        "model": Param(
+            "use_case",
+            enum=["use_case", "assistant"],
+            title="Model",
+            description="The use case's model, or the assistant's chain (its prompt's Champion follows).",
+        ),
+    }
     with DAG(**kwargs, max_active_runs=1, params=params) as dag:
-        job_task(config, task_id="rollback", job="promote",
-                 arguments=["rollback", "--model", "{{ params.model }}", "--requested-by", TRIGGERED_BY,
-                            "--reason", "{{ params.reason }}", "--run-id", "{{ run_id }}"])  # fmt: skip
+        job_task(
+            config,
+            task_id="rollback",
+            job="promote",
+            arguments=[
+                "rollback",
+                "--model",
+                "{{ params.model }}",
+                "--requested-by",
+                TRIGGERED_BY,
+                "--reason",
+                "{{ params.reason }}",
+                "--run-id",
+                "{{ run_id }}",
+            ],
+        )
     return dag

@@ -81,11 +81,23 @@ class LocalJobHook(BaseHook):
 
         def on_start(forked: ForkedJob) -> None:
             self._forked = forked
-            self.log.info("Forked from the job server %s as pid %d: %s", server, forked.pid,
-                          self.command(job, arguments))  # fmt: skip
+            self.log.info(
+                "Forked from the job server %s as pid %d: %s",
+                server,
+                forked.pid,
+                self.command(job, arguments),
+            )
 
-        exit_code = run_job(server, f"jobs.{job}", [str(a) for a in arguments], env=env, cwd=workdir,
-                            on_line=on_line, on_start=on_start, python=self.python)  # fmt: skip
+        exit_code = run_job(
+            server,
+            f"jobs.{job}",
+            [str(a) for a in arguments],
+            env=env,
+            cwd=workdir,
+            on_line=on_line,
+            on_start=on_start,
+            python=self.python,
+        )
         if exit_code is None:
             return -1, f"the job server {server} stopped while the job ran"
         return exit_code, last_line[0]

@@ -27,10 +27,13 @@ class PromotionApprovalOperator(HITLBranchOperator):
         **kwargs,
     ) -> None:
         super().__init__(
-            options=[APPROVE, REJECT], options_mapping={APPROVE: approve_task_id, REJECT: reject_task_id},
-            defaults=[REJECT], response_timeout=timedelta(hours=timeout_hours),
-            assigned_users=[{"id": person, "name": person} for person in approvers] or None, **kwargs,
-        )  # fmt: skip
+            options=[APPROVE, REJECT],
+            options_mapping={APPROVE: approve_task_id, REJECT: reject_task_id},
+            defaults=[REJECT],
+            response_timeout=timedelta(hours=timeout_hours),
+            assigned_users=[{"id": person, "name": person} for person in approvers] or None,
+            **kwargs,
+        )
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         user = event.get("responded_by_user")

@@ -151,6 +151,8 @@ class RunwayDatabricksJobOperator(RunwayJobTask, WheelTaskSubmitJson, Databricks
         except Exception:  # noqa: BLE001 - the original failure is what matters
             return exc
         state = run.get("state", {})
-        where = (f"Databricks run {self.run_id} ({run.get('run_page_url')}): {state.get('result_state')}, "
-                 f"{state.get('state_message')!r}")  # fmt: skip
+        where = (
+            f"Databricks run {self.run_id} ({run.get('run_page_url')}): {state.get('result_state')}, "
+            f"{state.get('state_message')!r}"
+        )
         return self._job_failure(read_result(output.get("logs", "")), output.get("error") or exc, where)

@@ -67,9 +67,15 @@ class RunwayJobOperator(RunwayJobTask, BaseOperator):
     ui_color = "#e8f1fb"
 
     def __init__(
-        self, *, job: str, arguments: list[Any], env: str, asset_extra: dict[str, Any] | None = None,
-        skip_unless: str | None = None, **kwargs,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        job: str,
+        arguments: list[Any],
+        env: str,
+        asset_extra: dict[str, Any] | None = None,
+        skip_unless: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self._init_job_task(job, arguments, env, asset_extra, skip_unless)
         self._hook = None

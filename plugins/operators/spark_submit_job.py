@@ -24,16 +24,30 @@ class RunwaySparkSubmitJobOperator(RunwayJobTask, SparkSubmitOperator):
     ui_color = "#fdf3d8"
 
     def __init__(
-        self, *, job: str, arguments: list[Any], env: str, spec: dict[str, Any],
-        asset_extra: dict[str, Any] | None = None, skip_unless: str | None = None, **kwargs,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        job: str,
+        arguments: list[Any],
+        env: str,
+        spec: dict[str, Any],
+        asset_extra: dict[str, Any] | None = None,
+        skip_unless: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(
-            application=spec["application"], conn_id=spec["conn_id"], py_files=spec["wheel"],
-            conf=spec.get("conf") or None, jars=spec.get("jars"), packages=spec.get("packages"),
-            driver_memory=spec.get("driver_memory"), executor_memory=spec.get("executor_memory"),
-            deploy_mode=spec.get("deploy_mode"), env_vars=spec.get("env_vars") or None,
-            name=f"runway-{env}-{job}", **kwargs,
-        )  # fmt: skip
+            application=spec["application"],
+            conn_id=spec["conn_id"],
+            py_files=spec["wheel"],
+            conf=spec.get("conf") or None,
+            jars=spec.get("jars"),
+            packages=spec.get("packages"),
+            driver_memory=spec.get("driver_memory"),
+            executor_memory=spec.get("executor_memory"),
+            deploy_mode=spec.get("deploy_mode"),
+            env_vars=spec.get("env_vars") or None,
+            name=f"runway-{env}-{job}",
+            **kwargs,
+        )
         self._init_job_task(job, arguments, env, asset_extra, skip_unless)
         self.spec = spec
         self._result_lines: list[str] = []

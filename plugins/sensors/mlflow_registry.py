@@ -88,14 +88,19 @@ class ModelVersionTagSensor(BaseSensorOperator):
         tracking_uri, registry_uri = hook.get_uris()
         self.defer(
             trigger=ModelVersionTagTrigger(
-                model_name=self.model_name, version=version, tag_key=self.tag_key,
-                target_values=self.target_values, failure_values=self.failure_values,
-                tracking_uri=tracking_uri, registry_uri=registry_uri,
-                poke_interval=float(self.poke_interval), timeout=float(self.timeout),
+                model_name=self.model_name,
+                version=version,
+                tag_key=self.tag_key,
+                target_values=self.target_values,
+                failure_values=self.failure_values,
+                tracking_uri=tracking_uri,
+                registry_uri=registry_uri,
+                poke_interval=float(self.poke_interval),
+                timeout=float(self.timeout),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
-        )  # fmt: skip
+        )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")

@@ -58,12 +58,14 @@ class DriftPolicySensor(BaseSensorOperator):
             return decision
         self.defer(
             trigger=DriftPolicyTrigger(
-                runway_env=self.runway_env, window_end=str(self.window_end),
-                poke_interval=float(self.poke_interval), timeout=float(self.timeout),
+                runway_env=self.runway_env,
+                window_end=str(self.window_end),
+                poke_interval=float(self.poke_interval),
+                timeout=float(self.timeout),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
-        )  # fmt: skip
+        )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")
@@ -74,5 +76,7 @@ class DriftPolicySensor(BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
-        raise AirflowFailException(f"retraining policy for the window ending {event.get('window_end')}: "
-                                   f"{event.get('message', 'trigger error')}")  # fmt: skip
+        raise AirflowFailException(
+            f"retraining policy for the window ending {event.get('window_end')}: "
+            f"{event.get('message', 'trigger error')}"
+        )

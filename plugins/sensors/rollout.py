@@ -19,8 +19,17 @@ class CanaryStepSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("since", "candidate")
     ui_color = "#fde8e8"
 
-    def __init__(self, *, runway_env: str, since: str, candidate: str, hold_seconds: float, phase: str = "canary",
-                 deferrable: bool = False, **kwargs) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        runway_env: str,
+        since: str,
+        candidate: str,
+        hold_seconds: float,
+        phase: str = "canary",
+        deferrable: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.runway_env, self.since, self.candidate, self.phase = runway_env, since, candidate, phase
         self.hold_seconds, self.deferrable = hold_seconds, deferrable
@@ -52,18 +61,28 @@ class CanaryStepSensor(BaseSensorOperator):
         if verdict is not None:
             return verdict
         self.defer(
-            trigger=CanaryStepTrigger(runway_env=self.runway_env, since=str(self.since), candidate=str(self.candidate), phase=self.phase, hold_seconds=self.hold_seconds,
-                                      poke_interval=float(self.poke_interval), timeout=float(self.timeout)),
-            method_name="execute_complete", timeout=timedelta(seconds=float(self.timeout)),
-        )  # fmt: skip
+            trigger=CanaryStepTrigger(
+                runway_env=self.runway_env,
+                since=str(self.since),
+                candidate=str(self.candidate),
+                phase=self.phase,
+                hold_seconds=self.hold_seconds,
+                poke_interval=float(self.poke_interval),
+                timeout=float(self.timeout),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")
         if status in ("pass", "breach"):
             return self._settle(event["verdict"])
         if status == "timeout":
-            raise AirflowSensorTimeout(f"the canary step since {event.get('since')} did not get enough traffic "
-                                       f"within {self.timeout}s: {event['verdict']['reason']}")  # fmt: skip
+            raise AirflowSensorTimeout(
+                f"the canary step since {event.get('since')} did not get enough traffic "
+                f"within {self.timeout}s: {event['verdict']['reason']}"
+            )
         raise AirflowFailException(
             f"canary step since {event.get('since')}: {event.get('message', 'trigger error')}"
         )

@@ -44,6 +44,12 @@ class DriftPolicyTrigger(BaseTrigger):
                 return None
             return "retrain" if decision["retrain"] else "hold"
 
-        async for event in poll_until_final(self._decide, status_of, lambda decision: {"decision": decision},
-                                            {"window_end": self.window_end}, self.poke_interval, self.timeout):  # fmt: skip
+        async for event in poll_until_final(
+            self._decide,
+            status_of,
+            lambda decision: {"decision": decision},
+            {"window_end": self.window_end},
+            self.poke_interval,
+            self.timeout,
+        ):
             yield event

@@ -12,9 +12,13 @@ from airflow.triggers.base import TriggerEvent
 
 
 async def poll_until_final(
-    ask: Callable[[], Any], status_of: Callable[[Any], str | None], payload: Callable[[Any], dict[str, Any]],
-    identity: dict[str, Any], poke_interval: float, timeout: float,
-) -> AsyncIterator[TriggerEvent]:  # fmt: skip
+    ask: Callable[[], Any],
+    status_of: Callable[[Any], str | None],
+    payload: Callable[[Any], dict[str, Any]],
+    identity: dict[str, Any],
+    poke_interval: float,
+    timeout: float,
+) -> AsyncIterator[TriggerEvent]:
     """``ask()`` (in a thread) until ``status_of(answer)`` names a final status; then one event
     ``{status, **identity, **payload(answer)}``; ``timeout`` with the last answer; ``error`` on a
     failure (one clear event instead of a crashed trigger)."""

@@ -18,8 +18,17 @@ class CanaryStepTrigger(BaseTrigger):
     ``breach`` at once, ``pass`` once the step held ``hold_seconds`` with enough traffic,
     ``timeout`` (not enough traffic in ``timeout`` seconds) or ``error``. Reads run in a thread."""
 
-    def __init__(self, *, runway_env: str, since: str, candidate: str, phase: str, hold_seconds: float, poke_interval: float,
-                 timeout: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        runway_env: str,
+        since: str,
+        candidate: str,
+        phase: str,
+        hold_seconds: float,
+        poke_interval: float,
+        timeout: float,
+    ) -> None:
         super().__init__()
         self.runway_env, self.since, self.candidate, self.phase = (
             runway_env,
@@ -34,8 +43,15 @@ class CanaryStepTrigger(BaseTrigger):
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"runway_env": self.runway_env, "since": self.since, "candidate": self.candidate, "phase": self.phase, "hold_seconds": self.hold_seconds,
-                           "poke_interval": self.poke_interval, "timeout": self.timeout}  # fmt: skip
+        return CLASSPATH, {
+            "runway_env": self.runway_env,
+            "since": self.since,
+            "candidate": self.candidate,
+            "phase": self.phase,
+            "hold_seconds": self.hold_seconds,
+            "poke_interval": self.poke_interval,
+            "timeout": self.timeout,
+        }
 
     def _judge(self) -> dict[str, Any]:
         from hooks.rollout import RolloutHook
@@ -47,8 +63,14 @@ class CanaryStepTrigger(BaseTrigger):
             status = step_status(verdict, self.since, self.hold_seconds)
             return None if status == "wait" else status
 
-        async for event in poll_until_final(self._judge, status_of, lambda verdict: {"verdict": verdict},
-                                            {"since": self.since}, self.poke_interval, self.timeout):  # fmt: skip
+        async for event in poll_until_final(
+            self._judge,
+            status_of,
+            lambda verdict: {"verdict": verdict},
+            {"since": self.since},
+            self.poke_interval,
+            self.timeout,
+        ):
             yield event
 
 

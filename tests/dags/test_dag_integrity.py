@@ -60,7 +60,8 @@ def _parse_in_subprocess(extra_env: dict[str, str]) -> dict:
         started = time.perf_counter()
         bag = DagBag(dag_folder={str(DAGS)!r})
         heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)
-        print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+        errors = {{k: str(v) for k, v in bag.import_errors.items()}}
+        print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": errors,
                            "heavy": heavy, "seconds": time.perf_counter() - started}}))
         """
     )
@@ -122,8 +123,9 @@ def test_training_window_and_reason_come_from_params_drift_assets_or_the_run_dat
     resolve = resolve_training.function
     day = datetime(2013, 5, 1, 3, tzinfo=UTC)
     manual = SimpleNamespace(conf={}, run_type="manual")
-    assert resolve({"training_end": "2013-04-01", "window_days": 30, "reason": "manual"}, manual, None, None, 90) == {
-        "start": "2013-03-02", "end": "2013-04-01", "reason": "manual", "hyperparameters": "{}"}  # fmt: skip
+    assert resolve(
+        {"training_end": "2013-04-01", "window_days": 30, "reason": "manual"}, manual, None, None, 90
+    ) == {"start": "2013-03-02", "end": "2013-04-01", "reason": "manual", "hyperparameters": "{}"}
     drift = SimpleNamespace(conf={"reason": "drift", "training_end": "2013-07-01"}, run_type="manual")
     assert resolve({}, drift, None, None, 90)["reason"] == "drift"
     events = {"asset": [SimpleNamespace(extra={"start": "2013-06-01", "end": "2013-06-02"})]}

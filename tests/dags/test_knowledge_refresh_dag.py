@@ -29,10 +29,30 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     configs = tmp_path_factory.mktemp("configs")
     shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
     questions = ROOT / "tests" / "jobs" / "assistant" / "questions.yaml"
-    topics = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",
-              "return", "try", "while", "with", "yield"]  # fmt: skip
-    edit_yaml(configs / "dev.yaml", lambda dev: dev.setdefault("assistant", {}).update(
-        questions_file=str(questions), corpus={"include": topics, "min_chunks": 5}))  # fmt: skip
+    topics = [
+        "assert",
+        "break",
+        "continue",
+        "del",
+        "for",
+        "global",
+        "if",
+        "lambda",
+        "nonlocal",
+        "pass",
+        "raise",
+        "return",
+        "try",
+        "while",
+        "with",
+        "yield",
+    ]
+    edit_yaml(
+        configs / "dev.yaml",
+        lambda dev: dev.setdefault("assistant", {}).update(
+            questions_file=str(questions), corpus={"include": topics, "min_chunks": 5}
+        ),
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RUNWAY_CONFIG_DIR", str(configs))
         config = load_config("dev")
@@ -55,8 +75,13 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
         assistant = bag.dags["dev_assistant"]
         run = assistant.test(logical_date=None)
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-        assert states == {"build_chain": "success", "evaluate_chain": "success", "route_decision": "success",
-                          "promote": "success", "champion_kept": "skipped"}, states  # fmt: skip
+        assert states == {
+            "build_chain": "success",
+            "evaluate_chain": "success",
+            "route_decision": "success",
+            "promote": "success",
+            "champion_kept": "skipped",
+        }, states
         registry = ModelRegistry.for_config(config, config.assistant_target)
         champion = registry.alias_version("Champion")
         prompt = mlflow.genai.load_prompt(f"prompts:/{config.assistant_target.prompt_name}@Champion")
@@ -77,9 +102,22 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
             "Recommend a pasta recipe.",
             "Who won the cup?",
         ] * 10
-        rows = log_table([{"request_id": f"dag-{i}", "requested_at": (at + timedelta(minutes=i)).isoformat(),
-                           "route": "champion", "status": 200, "model_version": champion, "question": q,
-                           "no_answer": False, "top_score": 0.86, "answer": "x"} for i, q in enumerate(asked)])  # fmt: skip
+        rows = log_table(
+            [
+                {
+                    "request_id": f"dag-{i}",
+                    "requested_at": (at + timedelta(minutes=i)).isoformat(),
+                    "route": "champion",
+                    "status": 200,
+                    "model_version": champion,
+                    "question": q,
+                    "no_answer": False,
+                    "top_score": 0.86,
+                    "answer": "x",
+                }
+                for i, q in enumerate(asked)
+            ]
+        )
         log = store.name("ml", f"{config.assistant.name}_inference_log")
         window = "requested_at >= '2026-02-03' AND requested_at < '2026-02-04'"
         store.overwrite(log, rows, predicate=window)  # replaceWhere also creates the table

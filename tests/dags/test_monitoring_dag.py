@@ -19,11 +19,23 @@ DAY = timedelta(days=1)
 
 def _rows(drift_share: float) -> list[dict]:
     return [
-        {"metric": "dataset_drift_share", "column": None, "value": drift_share, "threshold": 0.1,
-         "violated": drift_share >= 0.1, "method": "share of features"},
-        {"metric": "feature_drift", "column": "temp", "value": 4.0 * drift_share, "threshold": 1.0,
-         "violated": drift_share >= 0.1, "method": "Wasserstein distance (normed)"},
-    ]  # fmt: skip
+        {
+            "metric": "dataset_drift_share",
+            "column": None,
+            "value": drift_share,
+            "threshold": 0.1,
+            "violated": drift_share >= 0.1,
+            "method": "share of features",
+        },
+        {
+            "metric": "feature_drift",
+            "column": "temp",
+            "value": 4.0 * drift_share,
+            "threshold": 1.0,
+            "violated": drift_share >= 0.1,
+            "method": "Wasserstein distance (normed)",
+        },
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +48,17 @@ def monitoring_dag(airflow_db, spark):
     config = load_config("dev")
     store = open_table_store(config, spark)
     for day, share in ((date(2013, 7, 1), 0.0), (date(2013, 7, 2), 0.3), (date(2013, 7, 3), 0.4)):
-        _write_metrics(config, store, Window(day, day + DAY), "predictions", _rows(share), version="1",
-                       report=Path("report.html"), mlflow_run_id="m", run_id="seeded")  # fmt: skip
+        _write_metrics(
+            config,
+            store,
+            Window(day, day + DAY),
+            "predictions",
+            _rows(share),
+            version="1",
+            report=Path("report.html"),
+            mlflow_run_id="m",
+            run_id="seeded",
+        )
     bag = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py"))
     return bag.dags["dev_monitoring"], config, store
 
@@ -59,8 +80,11 @@ def _states(run) -> dict[str, str]:
 def test_a_quiet_window_ends_skipped_and_starts_no_training(monitoring_dag):
     dag, _, _ = monitoring_dag
     before = _training_runs()
-    run = dag.test(logical_date=None, run_conf={"start_date": "2013-07-01", "end_date": "2013-07-02"},
-                   mark_success_pattern="^monitor$")  # fmt: skip
+    run = dag.test(
+        logical_date=None,
+        run_conf={"start_date": "2013-07-01", "end_date": "2013-07-02"},
+        mark_success_pattern="^monitor$",
+    )
     states = _states(run)
     assert (
         states["check_drift"] == "skipped"
@@ -72,8 +96,11 @@ def test_a_quiet_window_ends_skipped_and_starts_no_training(monitoring_dag):
 
 def test_a_drifting_window_alerts_and_starts_training_with_the_drift_conf(monitoring_dag):
     dag, config, store = monitoring_dag
-    run = dag.test(logical_date=None, run_conf={"start_date": "2013-07-03", "end_date": "2013-07-04"},
-                   mark_success_pattern="^monitor$")  # fmt: skip
+    run = dag.test(
+        logical_date=None,
+        run_conf={"start_date": "2013-07-03", "end_date": "2013-07-04"},
+        mark_success_pattern="^monitor$",
+    )
     states = _states(run)
     assert {states[t] for t in ("check_drift", "record_alert", "retrain", "notify")} == {"success"}, states
     conf = _training_runs()["drift__2013-07-04"]
@@ -91,8 +118,10 @@ def test_prod_watches_batch_predictions_and_the_endpoints_traffic(monitoring_dag
     from airflow.models import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags" / "monitoring.py"))
-    for env, expected in (("dev", {"monitor": "predictions"}),
-                          ("prod", {"monitor": "predictions", "monitor_online": "inference_log"})):  # fmt: skip
+    for env, expected in (
+        ("dev", {"monitor": "predictions"}),
+        ("prod", {"monitor": "predictions", "monitor_online": "inference_log"}),
+    ):
         dag = bag.dags[f"{env}_monitoring"]
         config = load_config(env)
         monitors = {t.task_id: t for t in dag.tasks if t.task_id.startswith("monitor")}

@@ -156,6 +156,12 @@ def test_image_installs_what_make_install_installs():
     # The variables the embedded stack sets are set in the image too.
     import runway_env
 
-    for name in ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES",
-                 "RUNWAY_DATA_DIR", "PYSPARK_PYTHON", "MLFLOW_DISABLE_TELEMETRY"):  # fmt: skip
+    for name in (
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__CORE__PLUGINS_FOLDER",
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "RUNWAY_DATA_DIR",
+        "PYSPARK_PYTHON",
+        "MLFLOW_DISABLE_TELEMETRY",
+    ):
         assert name in runway_env.variables(Path("/data")) and f"{name}=" in dockerfile, name

@@ -140,10 +140,24 @@ def stack(spark, tmp_path_factory):
     for variable in ("RUNWAY_SPARK_REMOTE", "RUNWAY_JOB_SERVER"):  # `up` starts the stack's own warm services
         env.pop(variable, None)
     up = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "stack.py"), "up", "--airflow-port", str(ports["airflow"]),
-         "--mlflow-port", str(ports["mlflow"]), "--serving-port", str(ports["serving"]), "--serving-env", "prod"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "stack.py"),
+            "up",
+            "--airflow-port",
+            str(ports["airflow"]),
+            "--mlflow-port",
+            str(ports["mlflow"]),
+            "--serving-port",
+            str(ports["serving"]),
+            "--serving-env",
+            "prod",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         state = json.loads((data_dir / "run" / "stack.json").read_text())
@@ -168,8 +182,13 @@ def stack(spark, tmp_path_factory):
             "ports": ports,
         }
     finally:
-        down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        down = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "stack.py"), "down"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         print(down.stdout, down.stderr)
 
 
@@ -178,8 +197,13 @@ def _airflow(stack, *args: str, attempts: int = 3) -> str:
     scheduler's ("database is locked", the whole transaction rolled back): rerun it, as the README
     tells users to; any other failure fails at once."""
     for attempt in range(1, attempts + 1):
-        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=stack["env"], capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=stack["env"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         locked = "database is locked" in done.stdout + done.stderr
         if done.returncode == 0 or not locked or attempt == attempts:
             break
@@ -197,8 +221,11 @@ def _registry(stack):
 
 def _trigger_training(api: Api) -> str:
     api.call("PATCH", "/dags/prod_training", json={"is_paused": False})  # the UI's "unpause on trigger"
-    run = api.call("POST", "/dags/prod_training/dagRuns", json={"logical_date": None, "conf": TRAINING_CONF,
-                                                                 "note": "from the stack test"})  # fmt: skip
+    run = api.call(
+        "POST",
+        "/dags/prod_training/dagRuns",
+        json={"logical_date": None, "conf": TRAINING_CONF, "note": "from the stack test"},
+    )
     assert run["conf"] == TRAINING_CONF and run["state"] == "queued"
     return run["dag_run_id"]
 
@@ -228,8 +255,19 @@ def test_cli_backfill_of_feature_refresh_builds_gold_for_those_days(stack):
     api = stack["api"]
     # Queued while the DAG is still paused: on SQLite the CLI's inserts then do not race the
     # scheduler starting the latest interval's run, which unpausing queues ("database is locked").
-    _airflow(stack, "backfill", "create", "--dag-id", "dev_feature_refresh", "--from-date", BACKFILL[0],
-             "--to-date", BACKFILL[1], "--max-active-runs", "1")  # fmt: skip
+    _airflow(
+        stack,
+        "backfill",
+        "create",
+        "--dag-id",
+        "dev_feature_refresh",
+        "--from-date",
+        BACKFILL[0],
+        "--to-date",
+        BACKFILL[1],
+        "--max-active-runs",
+        "1",
+    )
     _airflow(stack, "dags", "unpause", "dev_feature_refresh")
     backfill_runs = []
     deadline = time.monotonic() + DEADLINE
@@ -350,8 +388,13 @@ def test_down_stops_exactly_what_up_started(stack):
         [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
     )
     try:
-        down = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "down"], env=stack["env"],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        down = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "stack.py"), "down"],
+            env=stack["env"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert (
             down.returncode == 0
             and "stopped airflow, job_server, mlflow, serving, spark_connect" in down.stdout

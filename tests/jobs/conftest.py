@@ -20,9 +20,12 @@ def trained(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     config = make_config(root)
     use_case = config.use_case.model_copy(
-        update={"model": config.use_case.model.model_copy(
-            update={"training": TrainingConfig(window_days=42, validation_days=7, test_days=7)})}
-    )  # fmt: skip
+        update={
+            "model": config.use_case.model.model_copy(
+                update={"training": TrainingConfig(window_days=42, validation_days=7, test_days=7)}
+            )
+        }
+    )
     mlflow_settings = MlflowSettings(
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
         artifact_root=str(root / "artifacts"),

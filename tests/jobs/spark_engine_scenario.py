@@ -67,8 +67,14 @@ def main(warehouse: Path) -> None:
     store.copy_window(table, published, "day", d2, d3)
     assert [r.id for r in store.read(published).collect()] == [20], "copy_window"
     try:
-        store.overwrite_window(published, spark.createDataFrame([(d2, 5, "x"), (d2, 5, "y")], schema), "day",
-                               d2, d3, unique_by=["id"])  # fmt: skip
+        store.overwrite_window(
+            published,
+            spark.createDataFrame([(d2, 5, "x"), (d2, 5, "y")], schema),
+            "day",
+            d2,
+            d3,
+            unique_by=["id"],
+        )
         raise AssertionError("repeated keys written")
     except DuplicateKeysError:
         assert [r.id for r in store.read(published).collect()] == [20], "nothing written"
@@ -83,8 +89,11 @@ def main(warehouse: Path) -> None:
     store.overwrite(metrics, spark.createDataFrame([(d1, "m")], "window_start date, metric string"))
     assert store.add_columns(metrics, "source string") == ["source"], "add_columns"
     assert store.add_columns(metrics, "source string") == [], "add_columns again: nothing"
-    store.overwrite(metrics, spark.createDataFrame([(d1, "m", "batch")], "window_start date, metric string, source string"),
-                    predicate="source = 'batch' OR source IS NULL")  # fmt: skip
+    store.overwrite(
+        metrics,
+        spark.createDataFrame([(d1, "m", "batch")], "window_start date, metric string, source string"),
+        predicate="source = 'batch' OR source IS NULL",
+    )
     assert [(r.metric, r.source) for r in store.read(metrics).collect()] == [("m", "batch")], "added column"
 
     try:

@@ -31,11 +31,18 @@ def assistant(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("assistant")
     config = assistant_config(root)
-    config = config.model_copy(update={
-        "assistant": config.assistant.model_copy(update={"questions_file": HERE / "questions.yaml"}),
-        "mlflow": config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{root}/mlflow.db", "registry_uri": None,
-                                                   "artifact_root": str(root / "artifacts")}),
-    })  # fmt: skip
+    config = config.model_copy(
+        update={
+            "assistant": config.assistant.model_copy(update={"questions_file": HERE / "questions.yaml"}),
+            "mlflow": config.mlflow.model_copy(
+                update={
+                    "tracking_uri": f"sqlite:///{root}/mlflow.db",
+                    "registry_uri": None,
+                    "artifact_root": str(root / "artifacts"),
+                }
+            ),
+        }
+    )
     store = open_table_store(config)
     refresh_knowledge(config, store, "knowledge-1")
     return config, store
@@ -105,7 +112,9 @@ def test_chains_pass_the_gate_get_promoted_and_roll_back_with_their_prompt(assis
 
     # Killed after the chain's alias moved, before the prompt's: the retry moves nothing and heals it.
     mlflow.genai.set_prompt_alias(chain.prompt_name, alias="Champion", version=2)
-    again = rollback(config, store, "rollback-1", "ann", "retry", target=chain)  # the same request: nothing moves
+    again = rollback(
+        config, store, "rollback-1", "ann", "retry", target=chain
+    )  # the same request: nothing moves
     assert again["changed"] is False and registry.alias_version("Champion") == first["version"]
     assert _prompt_champion(config) == 1
     moves = [
@@ -203,8 +212,11 @@ def test_a_generative_chain_through_the_stand_in_records_tokens_and_a_prompt_wit
             judged["metrics"],
         )
         client = mlflow.MlflowClient()
-        run = client.get_run(client.get_model_version(generative.assistant_target.registered_model_name,
-                                                      built["version"]).tags["evaluation.run_id"])  # fmt: skip
+        run = client.get_run(
+            client.get_model_version(
+                generative.assistant_target.registered_model_name, built["version"]
+            ).tags["evaluation.run_id"]
+        )
         traces = mlflow.search_traces(locations=[run.info.experiment_id], return_type="list")
         assert len(traces) >= 12  # one per question and chain
 
@@ -240,9 +252,15 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "include" / "configs", configs)
     root = Path(config.storage.lakehouse_root).parent
-    env = {**__import__("os").environ, "RUNWAY_CONFIG_DIR": str(configs), "RUNWAY_DATA_DIR": str(root),
-           "MLFLOW_TRACKING_URI": config.mlflow.tracking_uri, "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
-           "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal"), "RUNWAY_SERVING_POLL_SECONDS": "1"}  # fmt: skip
+    env = {
+        **__import__("os").environ,
+        "RUNWAY_CONFIG_DIR": str(configs),
+        "RUNWAY_DATA_DIR": str(root),
+        "MLFLOW_TRACKING_URI": config.mlflow.tracking_uri,
+        "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
+        "RUNWAY_SERVING_WAL_ROOT": str(tmp_path / "wal"),
+        "RUNWAY_SERVING_POLL_SECONDS": "1",
+    }
     env.pop("MLFLOW_REGISTRY_URI", None)
     server = Server(env, tmp_path / "server.log").start(ready=False)
     try:
@@ -281,11 +299,21 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
         ModelRegistry.for_config(config, chain).set_tags(
             other, {STATUS_TAG: PASSED, COMPARED_WITH_TAG: champion, DECISION_TAG: PROMOTE}
         )
-        split = {"routes": [{"name": "champion", "alias": "Champion", "percent": 50},
-                            {"name": "candidate", "version": other, "percent": 50}],
-                 "shadow": {"version": other}, "sticky_key": "user_id"}  # fmt: skip
+        split = {
+            "routes": [
+                {"name": "champion", "alias": "Champion", "percent": 50},
+                {"name": "candidate", "version": other, "percent": 50},
+            ],
+            "shadow": {"version": other},
+            "sticky_key": "user_id",
+        }
         set_traffic(
-            config, store, Traffic.from_dict(split), requested_by="ann", reason="chain A/B", run_id="ab-1",
+            config,
+            store,
+            Traffic.from_dict(split),
+            requested_by="ann",
+            reason="chain A/B",
+            run_id="ab-1",
             target=chain,
         )
 
@@ -306,7 +334,12 @@ def test_the_endpoint_answers_with_traces_logs_every_question_and_records_feedba
         assert {route for route, _ in seen.values()} == {"champion", "candidate"}
         assert {v for r, v in seen.values() if r == "candidate"} == {other}
         set_traffic(
-            config, store, chain.configured_traffic(), requested_by="ann", reason="A/B over", run_id="ab-2",
+            config,
+            store,
+            chain.configured_traffic(),
+            requested_by="ann",
+            reason="A/B over",
+            run_id="ab-2",
             target=chain,
         )
     finally:
@@ -351,9 +384,22 @@ def test_monitoring_reads_the_window_of_questions_and_asks_for_reevaluation_when
 
     def rows(questions: list[str], no_answer: bool = False) -> pa.Table:
         at = datetime(2026, 1, 5, 9, tzinfo=UTC)
-        return log_table([{"request_id": f"m{i}-{hash(q) % 10**8}", "requested_at": (at + timedelta(minutes=i)).isoformat(),
-                           "route": "champion", "status": 200, "model_version": "1", "question": q, "no_answer": no_answer,
-                           "top_score": 0.7 if no_answer else 0.86, "answer": "x"} for i, q in enumerate(questions)])  # fmt: skip
+        return log_table(
+            [
+                {
+                    "request_id": f"m{i}-{hash(q) % 10**8}",
+                    "requested_at": (at + timedelta(minutes=i)).isoformat(),
+                    "route": "champion",
+                    "status": 200,
+                    "model_version": "1",
+                    "question": q,
+                    "no_answer": no_answer,
+                    "top_score": 0.7 if no_answer else 0.86,
+                    "answer": "x",
+                }
+                for i, q in enumerate(questions)
+            ]
+        )
 
     day = "requested_at >= '2026-01-05' AND requested_at < '2026-01-06'"
     on_topic = [
@@ -369,8 +415,11 @@ def test_monitoring_reads_the_window_of_questions_and_asks_for_reevaluation_when
     assert calm["figures"]["requests"] == 30 and calm["figures"]["uncovered_share"] < 0.3
     assert calm["action"] in ("none", "reevaluate") and not any("unlike" in r for r in calm["reasons"])
 
-    off_topic = ["What is the weather in Paris tomorrow?", "Recommend a pasta recipe with tomatoes.",
-                 "Who won the football world cup?"] * 10  # fmt: skip
+    off_topic = [
+        "What is the weather in Paris tomorrow?",
+        "Recommend a pasta recipe with tomatoes.",
+        "Who won the football world cup?",
+    ] * 10
     store.overwrite(table, rows(off_topic), predicate=day)
     drifted = monitor(config, store, window, "mon-2")
     assert (

@@ -91,12 +91,21 @@ def test_in_process_scoring_holds_one_batch_at_a_time_with_the_same_result(champ
     config, _, store, _ = champion
     model, features = resolve_model(config), config.use_case.features
     gold = store.name("gold", features.table)
-    run = {"keys": features.keys, "date_column": features.date_column, "mode": "batch", "run_id": "r",
-           "scored_at": datetime(2013, 2, 4, tzinfo=UTC)}  # fmt: skip
+    run = {
+        "keys": features.keys,
+        "date_column": features.date_column,
+        "mode": "batch",
+        "run_id": "r",
+        "scored_at": datetime(2013, 2, 4, tzinfo=UTC),
+    }
     whole = score_arrow(
-        pa.Table.from_batches(list(store.read_batches(gold, window=(features.date_column, WINDOW.start, WINDOW.end)))),
-        model, load_pyfunc(model), **run,
-    )  # fmt: skip
+        pa.Table.from_batches(
+            list(store.read_batches(gold, window=(features.date_column, WINDOW.start, WINDOW.end)))
+        ),
+        model,
+        load_pyfunc(model),
+        **run,
+    )
     batches = list(
         store.read_batches(gold, window=(features.date_column, WINDOW.start, WINDOW.end), batch_rows=16)
     )
@@ -138,9 +147,22 @@ def test_without_a_champion_the_job_fails_in_one_sentence(tmp_path):
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "jobs.batch_inference", "--env", "dev", "--start", "2013-02-01", "--end", "2013-02-02"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "jobs.batch_inference",
+            "--env",
+            "dev",
+            "--start",
+            "2013-02-01",
+            "--end",
+            "2013-02-02",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("runway: error:")]
     assert len(errors) == 1 and "has no 'Champion' version yet" in errors[0]
@@ -165,9 +187,12 @@ def test_a_model_whose_signature_does_not_fit_the_features_fails_clearly(champio
         experiment_id=mlflow.get_experiment_by_name(config.mlflow.experiment).experiment_id
     ):
         info = mlflow.sklearn.log_model(
-            fitted, name="model", signature=infer_signature(inputs, fitted.predict_proba(inputs)),
-            serialization_format="cloudpickle", registered_model_name=config.registered_model_name,
-        )  # fmt: skip
+            fitted,
+            name="model",
+            signature=infer_signature(inputs, fitted.predict_proba(inputs)),
+            serialization_format="cloudpickle",
+            registered_model_name=config.registered_model_name,
+        )
     client.set_registered_model_alias(config.registered_model_name, CHAMPION, info.registered_model_version)
     table = predictions_table(store, config)
     before = (
@@ -191,8 +216,15 @@ def test_a_resolved_version_carries_its_signature_types_by_name(champion):
     kinds = dict(model.inputs)
     assert kinds["temperature"] == "double" and kinds["site"] == "string", kinds
     with pytest.raises(SignatureMismatchError, match=r"temperature \(string, model expects double\)"):
-        check_signature(model, {**{name: "double" for name in kinds}, "site": "string", "model": "string",
-                                "temperature": "string"})  # fmt: skip
+        check_signature(
+            model,
+            {
+                **{name: "double" for name in kinds},
+                "site": "string",
+                "model": "string",
+                "temperature": "string",
+            },
+        )
 
 
 def test_signature_types_are_checked_against_the_columns():

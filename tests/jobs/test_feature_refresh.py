@@ -52,8 +52,15 @@ def corrupted(spark, tmp_path_factory):
     body = [bad_int, bad_site, *body[2:], list(body[2])]  # body[2] twice: a duplicate
     write_csv(path, header, body, extra_raw="this,line,is,not,a,reading\n")
     ctx = JobContext.open(config, "test-run")
-    results = {step: fn(ctx, WINDOW) for step, fn in
-               [("bronze", run_bronze), ("silver", run_silver), ("gate", run_gate), ("gold", run_gold)]}  # fmt: skip
+    results = {
+        step: fn(ctx, WINDOW)
+        for step, fn in [
+            ("bronze", run_bronze),
+            ("silver", run_silver),
+            ("gate", run_gate),
+            ("gold", run_gold),
+        ]
+    }
     return {
         "ctx": ctx,
         "results": results,
@@ -267,8 +274,10 @@ def test_a_bad_redelivery_leaves_the_last_good_day_in_place_and_gold_refuses_it(
     ctx = JobContext.open(config, "good")
     for step in (run_bronze, run_silver, run_gate, run_gold):
         step(ctx, day)
-    tables = [ctx.store.name(layer, name) for layer, name in
-              (("bronze", "readings"), ("silver", "readings"), ("gold", "tiny_features"))]  # fmt: skip
+    tables = [
+        ctx.store.name(layer, name)
+        for layer, name in (("bronze", "readings"), ("silver", "readings"), ("gold", "tiny_features"))
+    ]
     before = [content_checksum(ctx.store.read(t)) for t in tables]
     path = Path(config.storage.landing_root) / "readings" / f"{DAY1}.csv"
     header, _ = read_csv(path)
@@ -280,7 +289,8 @@ def test_a_bad_redelivery_leaves_the_last_good_day_in_place_and_gold_refuses_it(
         run_gate(bad, day)
     with pytest.raises(
         QualityGateError,
-        match=r"gold \[2013-01-01, 2013-01-02\) refused: readings 2013-01-01 failed its gate in run redelivery",
+        match=r"gold \[2013-01-01, 2013-01-02\) refused: readings 2013-01-01 failed its gate in run "
+        r"redelivery",
     ):
         run_gold(bad, day)
     assert [content_checksum(ctx.store.read(t)) for t in tables] == before  # nothing good was lost

@@ -56,8 +56,9 @@ def probe_dir(tmp_path):
 
 def _run(socket_path, folder, *arguments, **env):
     lines: list[str] = []
-    code = run_job(socket_path, "probe_job", list(arguments), env={**os.environ, **env}, cwd=folder,
-                   on_line=lines.append)  # fmt: skip
+    code = run_job(
+        socket_path, "probe_job", list(arguments), env={**os.environ, **env}, cwd=folder, on_line=lines.append
+    )
     return code, lines
 
 
@@ -79,8 +80,13 @@ def test_a_forked_job_is_the_process_python_m_would_be(job_server, probe_dir):
     assert report["argv"] == ["report", "--flag", "x y"] and report["probe"] == "seen"
     assert report["cwd"] == str(probe_dir) and report["stdin"] == ""
     assert report["pgid"] == report["pid"]  # a session and process group of its own
-    fresh = subprocess.run([sys.executable, "-m", "probe_job", "report", "--flag", "x y"], cwd=probe_dir,
-                           env={**os.environ, "PROBE": "seen"}, capture_output=True, text=True)  # fmt: skip
+    fresh = subprocess.run(
+        [sys.executable, "-m", "probe_job", "report", "--flag", "x y"],
+        cwd=probe_dir,
+        env={**os.environ, "PROBE": "seen"},
+        capture_output=True,
+        text=True,
+    )
     assert fresh.returncode == code and json.loads(fresh.stdout)["argv"] == report["argv"]
 
 
@@ -118,8 +124,16 @@ def _start_sleeper(job_server, probe_dir):
     """A probe job that starts a process of its own and waits: (the job, its pid, its child's pid)."""
     pids = probe_dir / "pids"
     with open(os.devnull, "rb") as devnull, open(probe_dir / "out", "wb") as out:
-        job = start_job(job_server, "probe_job", ["sleep", str(pids)], env=dict(os.environ), cwd=probe_dir,
-                        stdin=devnull.fileno(), stdout=out.fileno(), stderr=out.fileno())  # fmt: skip
+        job = start_job(
+            job_server,
+            "probe_job",
+            ["sleep", str(pids)],
+            env=dict(os.environ),
+            cwd=probe_dir,
+            stdin=devnull.fileno(),
+            stdout=out.fileno(),
+            stderr=out.fileno(),
+        )
     return (job, *_wait_for_pids(pids))
 
 
@@ -140,11 +154,24 @@ def test_a_caller_that_goes_away_takes_its_job_with_it(job_server, probe_dir):
 
 def test_another_environments_interpreter_or_no_server_is_unavailable(job_server, probe_dir, tmp_path):
     with pytest.raises(JobServerUnavailable, match="refused: this server runs"):
-        run_job(job_server, "probe_job", ["report"], env=dict(os.environ), cwd=probe_dir, on_line=print,
-                python="/elsewhere/bin/python")  # fmt: skip
+        run_job(
+            job_server,
+            "probe_job",
+            ["report"],
+            env=dict(os.environ),
+            cwd=probe_dir,
+            on_line=print,
+            python="/elsewhere/bin/python",
+        )
     with pytest.raises(JobServerUnavailable, match="no job server answers on"):
-        run_job(tmp_path / "none.sock", "probe_job", ["report"], env=dict(os.environ), cwd=probe_dir,
-                on_line=print)  # fmt: skip
+        run_job(
+            tmp_path / "none.sock",
+            "probe_job",
+            ["report"],
+            env=dict(os.environ),
+            cwd=probe_dir,
+            on_line=print,
+        )
 
 
 def _wait_for_pids(path: Path) -> tuple[int, int]:
@@ -181,8 +208,16 @@ def test_a_job_that_ends_before_its_caller_reads_the_pid_still_reports_its_exit_
     server = threading.Thread(target=answer)
     server.start()
     with open(os.devnull, "rb") as devnull:
-        job = start_job(path, "probe_job", [], env={}, cwd=tmp_path, stdin=devnull.fileno(),
-                        stdout=devnull.fileno(), stderr=devnull.fileno())  # fmt: skip
+        job = start_job(
+            path,
+            "probe_job",
+            [],
+            env={},
+            cwd=tmp_path,
+            stdin=devnull.fileno(),
+            stdout=devnull.fileno(),
+            stderr=devnull.fileno(),
+        )
     server.join(10)
     listener.close()
     assert job.pid == 4242 and job.wait() == 7

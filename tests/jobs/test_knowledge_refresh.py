@@ -24,14 +24,35 @@ from jobs.assistant.knowledge_refresh import refresh_knowledge
 from jobs.core.errors import BadInputError
 from tests.support import make_config
 
-TOPICS = ["assert", "break", "continue", "del", "for", "global", "if", "lambda", "nonlocal", "pass", "raise",
-          "return", "try", "while", "with", "yield"]  # fmt: skip
+TOPICS = [
+    "assert",
+    "break",
+    "continue",
+    "del",
+    "for",
+    "global",
+    "if",
+    "lambda",
+    "nonlocal",
+    "pass",
+    "raise",
+    "return",
+    "try",
+    "while",
+    "with",
+    "yield",
+]
 
 
 def assistant_config(tmp_path, topics=TOPICS, **corpus):
     config = make_config(tmp_path)
-    assistant = config.assistant.model_copy(update={
-        "corpus": config.assistant.corpus.model_copy(update={"include": topics, "min_chunks": 10, **corpus})})  # fmt: skip
+    assistant = config.assistant.model_copy(
+        update={
+            "corpus": config.assistant.corpus.model_copy(
+                update={"include": topics, "min_chunks": 10, **corpus}
+            )
+        }
+    )
     storage = config.storage.model_copy(update={"index_root": tmp_path / "indexes"})
     return config.model_copy(update={"assistant": assistant, "storage": storage})
 
@@ -55,8 +76,12 @@ def test_chunks_are_bounded_overlap_and_cover_the_document():
 
 
 def test_empty_and_duplicate_chunks_are_quarantined_with_the_reason_and_the_first_copy_stays():
-    chunks = [{"chunk_id": "a", "text": "the for statement"}, {"chunk_id": "b", "text": "  \n "},
-              {"chunk_id": "c", "text": "the  for\nstatement"}, {"chunk_id": "d", "text": "other"}]  # fmt: skip
+    chunks = [
+        {"chunk_id": "a", "text": "the for statement"},
+        {"chunk_id": "b", "text": "  \n "},
+        {"chunk_id": "c", "text": "the  for\nstatement"},
+        {"chunk_id": "d", "text": "other"},
+    ]
     good, bad = split_checked(chunks)
     assert [c["chunk_id"] for c in good] == ["a", "d"]
     assert [(c["chunk_id"], c["reason"]) for c in bad] == [("b", EMPTY), ("c", f"{DUPLICATE} a")]

@@ -66,7 +66,8 @@ WRITER = textwrap.dedent(
     table = store.name("silver", "events")
     for n in range(8, 20):
         day = date(2013, 1, 1) + timedelta(days=n)
-        rows = store.small_frame([{"day": day, "id": i, "value": "w"} for i in range(20)], "day date, id int, value string")
+        values = [{"day": day, "id": i, "value": "w"} for i in range(20)]
+        rows = store.small_frame(values, "day date, id int, value string")
         store.overwrite_window(table, rows, "day", day, day + timedelta(days=1))
     """
 )
@@ -76,8 +77,11 @@ def test_upkeep_beside_a_writer_loses_no_row(dev_config):
     store = open_table_store(dev_config)
     table = store.name("silver", "events")
     many_small_commits(store, table)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(dev_config.storage.lakehouse_root.parent)],
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(dev_config.storage.lakehouse_root.parent)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline, overlapping = time.monotonic() + 60, 0
     while store.version(table) < 9 and time.monotonic() < deadline:  # until the writer's first commit
         time.sleep(0.05)

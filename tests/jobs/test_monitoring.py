@@ -102,12 +102,45 @@ def test_a_key_that_is_also_a_feature_is_read_once(monitored):
 
 
 def test_drift_rows_read_distance_and_p_value_methods_the_right_way():
-    snapshot = {"metrics": [
-        {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "a", "method": "Wasserstein distance (normed)", "threshold": 0.1}, "value": 0.3},
-        {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "b", "method": "K-S p_value", "threshold": 0.05}, "value": 0.3},
-        {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "prediction", "method": "K-S p_value", "threshold": 0.05}, "value": 0.01},
-        {"config": {"type": "evidently:metric_v2:DriftedColumnsCount", "columns": ["a", "b"], "drift_share": 0.5}, "value": {"count": 1.0, "share": 0.5}},
-    ]}  # fmt: skip
+    snapshot = {
+        "metrics": [
+            {
+                "config": {
+                    "type": "evidently:metric_v2:ValueDrift",
+                    "column": "a",
+                    "method": "Wasserstein distance (normed)",
+                    "threshold": 0.1,
+                },
+                "value": 0.3,
+            },
+            {
+                "config": {
+                    "type": "evidently:metric_v2:ValueDrift",
+                    "column": "b",
+                    "method": "K-S p_value",
+                    "threshold": 0.05,
+                },
+                "value": 0.3,
+            },
+            {
+                "config": {
+                    "type": "evidently:metric_v2:ValueDrift",
+                    "column": "prediction",
+                    "method": "K-S p_value",
+                    "threshold": 0.05,
+                },
+                "value": 0.01,
+            },
+            {
+                "config": {
+                    "type": "evidently:metric_v2:DriftedColumnsCount",
+                    "columns": ["a", "b"],
+                    "drift_share": 0.5,
+                },
+                "value": {"count": 1.0, "share": 0.5},
+            },
+        ]
+    }
     rows = {(r["metric"], r["column"]): r for r in drift_rows(snapshot, ["a", "b"], drift_share=0.5)}
     assert rows[("feature_drift", "a")]["violated"] and not rows[("feature_drift", "b")]["violated"]
     assert rows[("prediction_drift", "prediction")]["violated"]
@@ -144,30 +177,72 @@ def test_a_metrics_table_from_before_sources_gains_the_column_and_keeps_its_rows
     from jobs.modeling.retraining import retraining_decision
     from jobs.tablestore import open_table_store
 
-    config = dev_config.model_copy(update={"monitoring": dev_config.monitoring.model_copy(
-        update={"sources": ["predictions", "inference_log"]})})  # fmt: skip
+    config = dev_config.model_copy(
+        update={
+            "monitoring": dev_config.monitoring.model_copy(
+                update={"sources": ["predictions", "inference_log"]}
+            )
+        }
+    )
     batch, online = open_table_store(config), open_table_store(config)
     table = batch.name("monitoring", METRICS_TABLE)
-    old = [{"window_start": day, "window_end": day + (SUMMER.end - SUMMER.start), "metric": "dataset_drift_share",
-            "column": None, "value": 0.5, "threshold": 0.1, "violated": True, "method": "share", "run_id": "old"}
-           for day in (WINTER.start, SUMMER.start)]  # fmt: skip
+    old = [
+        {
+            "window_start": day,
+            "window_end": day + (SUMMER.end - SUMMER.start),
+            "metric": "dataset_drift_share",
+            "column": None,
+            "value": 0.5,
+            "threshold": 0.1,
+            "violated": True,
+            "method": "share",
+            "run_id": "old",
+        }
+        for day in (WINTER.start, SUMMER.start)
+    ]
     batch.overwrite(table, batch.small_frame(old, OLD_METRICS_SCHEMA))
-    row = {"metric": "dataset_drift_share", "column": None, "value": 0.0, "threshold": 0.1, "violated": False,
-           "method": "share of features"}  # fmt: skip
+    row = {
+        "metric": "dataset_drift_share",
+        "column": None,
+        "value": 0.0,
+        "threshold": 0.1,
+        "violated": False,
+        "method": "share of features",
+    }
     real_add = online._add_columns
 
     def batch_first(name, columns, metadata):  # the online writer found the column missing
-        _write_metrics(config, batch, SUMMER, "predictions", [row], version="2", report=Path("b.html"),
-                       mlflow_run_id="m", run_id="batch")  # fmt: skip
+        _write_metrics(
+            config,
+            batch,
+            SUMMER,
+            "predictions",
+            [row],
+            version="2",
+            report=Path("b.html"),
+            mlflow_run_id="m",
+            run_id="batch",
+        )
         return real_add(name, columns, metadata)
 
     online._add_columns = batch_first
-    _write_metrics(config, online, SUMMER, "inference_log", [{**row, "value": 0.4, "violated": True}], version="2",
-                   report=Path("o.html"), mlflow_run_id="m", run_id="online")  # fmt: skip
+    _write_metrics(
+        config,
+        online,
+        SUMMER,
+        "inference_log",
+        [{**row, "value": 0.4, "violated": True}],
+        version="2",
+        report=Path("o.html"),
+        mlflow_run_id="m",
+        run_id="online",
+    )
     rows = batch.read_pandas(table).sort_values(["window_start", "run_id"])
     assert rows[["window_start", "source", "run_id"]].values.tolist() == [
-        [WINTER.start, None, "old"], [SUMMER.start, "predictions", "batch"], [SUMMER.start, "inference_log", "online"]
-    ]  # fmt: skip
+        [WINTER.start, None, "old"],
+        [SUMMER.start, "predictions", "batch"],
+        [SUMMER.start, "inference_log", "online"],
+    ]
     decision = retraining_decision(config, batch, SUMMER.end)
     assert set(decision["values"][str(SUMMER)]) == {
         "dataset_drift_share",
@@ -175,7 +250,18 @@ def test_a_metrics_table_from_before_sources_gains_the_column_and_keeps_its_rows
     }
     assert decision["values"][str(WINTER)] == {"dataset_drift_share": 0.5}  # an old row: the predictions'
     # A rerun of the batch window replaces its rows (an old null-source row of it would go too).
-    _write_metrics(config, batch, WINTER, "predictions", [row], version="2", report=Path("b.html"),
-                   mlflow_run_id="m", run_id="rerun")  # fmt: skip
+    _write_metrics(
+        config,
+        batch,
+        WINTER,
+        "predictions",
+        [row],
+        version="2",
+        report=Path("b.html"),
+        mlflow_run_id="m",
+        run_id="rerun",
+    )
     assert batch.read_pandas(table).groupby("window_start").run_id.apply(set).to_dict() == {
-        WINTER.start: {"rerun"}, SUMMER.start: {"batch", "online"}}  # fmt: skip
+        WINTER.start: {"rerun"},
+        SUMMER.start: {"batch", "online"},
+    }

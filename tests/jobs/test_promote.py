@@ -226,7 +226,9 @@ def test_a_crash_mid_move_is_settled_by_the_retry(model, crash_at):
 @contextmanager
 def crashing(where: str):
     target = (
-        "jobs.release.registry.ModelRegistry.set_alias" if where == "set_alias" else f"jobs.release.champion.{where}"
+        "jobs.release.registry.ModelRegistry.set_alias"
+        if where == "set_alias"
+        else f"jobs.release.champion.{where}"
     )
     with mock.patch(target, side_effect=Crash(where)):
         yield
@@ -242,8 +244,12 @@ def test_registry_outage_fails_promotion_as_transient(model, monkeypatch):
     from jobs.modeling.comparison import compare
     from jobs.modeling.scoring import resolve_model
 
-    for call in (lambda: promote(down, model.store, "run"), lambda: rollback(down, model.store, "run", "x", "y"),
-                 lambda: compare(down, model.store, "run"), lambda: resolve_model(down)):  # fmt: skip
+    for call in (
+        lambda: promote(down, model.store, "run"),
+        lambda: rollback(down, model.store, "run", "x", "y"),
+        lambda: compare(down, model.store, "run"),
+        lambda: resolve_model(down),
+    ):
         with pytest.raises(RegistryUnavailableError, match="did not answer"):  # never "no Champion yet"
             call()
 
@@ -376,7 +382,10 @@ class PromotionMachine(RuleBasedStateMachine):
 
 
 PromotionMachine.TestCase.settings = settings(
-    max_examples=12, stateful_step_count=15, deadline=None, derandomize=True,
+    max_examples=12,
+    stateful_step_count=15,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
-)  # fmt: skip
+)
 test_random_lifecycle_sequences_keep_the_invariants = PromotionMachine.TestCase

@@ -33,7 +33,7 @@ def frame(spark):
 def test_severity_defaults_to_quarantine_for_row_checks_and_fail_for_table_checks():
     assert [e.severity for e in EXPECTATIONS] == [QUARANTINE, QUARANTINE, QUARANTINE, FAIL]
     with pytest.raises(ValueError, match="severity must be"):
-        Expectation("expect_column_values_to_not_be_null", {"column": "x"}, {"severity": "warn"}).severity  # noqa: B018
+        _ = Expectation("expect_column_values_to_not_be_null", {"column": "x"}, {"severity": "warn"}).severity
 
 
 @pytest.mark.parametrize("backend", ["pandas", "spark"])
@@ -123,18 +123,23 @@ def test_gx_imports_what_validations_do_not_use_lazily_and_still_has_it_on_use()
         "import sys, pandas as pd\n"
         "from jobs.features import quality\n"
         "quality.preload_gx(); quality._gx_ready()\n"
-        "lazy = lambda: sorted(n for n in quality.GX_LAZY_IMPORTS if type(sys.modules[n]).__name__ == '_LazyModule')\n"
+        "lazy = lambda: sorted(n for n in quality.GX_LAZY_IMPORTS if type(sys.modules[n]).__name__ == "
+        "'_LazyModule')\n"
         "print('deferred', lazy())\n"
         "class Rows:\n"
         "    def __init__(self, frame): self.frame = frame\n"
         "    def toPandas(self): return self.frame\n"
         "rows = Rows(pd.DataFrame({'_row_key': ['a', 'b'], 'x': [1.0, 9.0]}))\n"
-        "between = quality.Expectation('expect_column_values_to_be_between', {'column': 'x', 'min_value': 0, 'max_value': 5})\n"
-        "print('rows', quality.validate(rows, 's', [between], severity='quarantine', backend='pandas').row_failures)\n"
+        "between = quality.Expectation('expect_column_values_to_be_between', {'column': 'x', 'min_value': 0, "
+        "'max_value': 5})\n"
+        "print('rows', quality.validate(rows, 's', [between], severity='quarantine', "
+        "backend='pandas').row_failures)\n"
         "print('after a validation', lazy())\n"
-        "ks = quality.Expectation('expect_column_kl_divergence_to_be_less_than', {'column': 'x', 'partition_object': "
+        "ks = quality.Expectation('expect_column_kl_divergence_to_be_less_than', {'column': 'x', "
+        "'partition_object': "
         "{'bins': [0, 5, 10], 'weights': [0.5, 0.5]}, 'threshold': 0.1}, {'severity': 'fail'})\n"
-        "print('distributional', quality.validate(rows, 's', [ks], severity='fail', backend='pandas').success, lazy())\n"
+        "print('distributional', quality.validate(rows, 's', [ks], severity='fail', "
+        "backend='pandas').success, lazy())\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -151,8 +156,16 @@ def test_a_misspelled_expectation_type_names_the_suite_file(tmp_path, meta):
     from jobs.features.quality import load_suite
 
     suite = tmp_path / "suite.json"
-    suite.write_text(json.dumps({"name": "s", "expectations": [
-        {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "x"}, "meta": meta}]}))  # fmt: skip
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "x"}, "meta": meta}
+                ],
+            }
+        )
+    )
     with pytest.raises(
         BadInputError, match=rf"{suite}: unknown expectation type 'expect_column_values_to_not_be_nul'"
     ):

@@ -15,15 +15,23 @@ from jobs.release.rollout import set_traffic, traffic_in_force
 
 
 def _traffic(version: str, percent: float = 10) -> Traffic:
-    return Traffic.from_dict({"routes": [{"name": "champion", "alias": "Champion", "percent": 100 - percent},
-                                         {"name": "candidate", "version": version, "percent": percent}]})  # fmt: skip
+    return Traffic.from_dict(
+        {
+            "routes": [
+                {"name": "champion", "alias": "Champion", "percent": 100 - percent},
+                {"name": "candidate", "version": version, "percent": percent},
+            ]
+        }
+    )
 
 
 def test_traffic_changes_are_checked_audited_and_settled_after_a_crash(champion, monkeypatch):
     config, result, store, _ = champion
     registry = ModelRegistry.for_config(config)
     name, version = config.registered_model_name, result["version"]
-    assert traffic_in_force(config, registry) == config.model_target.configured_traffic()  # no tag: the config's
+    assert (
+        traffic_in_force(config, registry) == config.model_target.configured_traffic()
+    )  # no tag: the config's
 
     with pytest.raises(BadInputError, match="has no version 999 \\(route candidate\\)"):
         set_traffic(config, store, _traffic("999"), requested_by="ann", reason="", run_id="r0")
@@ -101,8 +109,12 @@ def test_a_candidate_meets_no_traffic_before_the_promotion_rules_hold(champion):
     ModelRegistry.for_config(human).set_tags(
         candidate, approval_tags(APPROVED, "alice", VIA_AIRFLOW, "unauthenticated", "2026-12-03T00:00:00")
     )  # as the training DAG's record_approval writes a HITL answer
-    assert check_promotable(human, candidate) == {"version": candidate, "champion": current, "promotable": True,
-                                                  "approved_by": "alice"}  # fmt: skip
+    assert check_promotable(human, candidate) == {
+        "version": candidate,
+        "champion": current,
+        "promotable": True,
+        "approved_by": "alice",
+    }
     assert check_promotable(human, current)["promotable"]  # the Champion itself: nothing to refuse
 
 
@@ -111,9 +123,19 @@ def _logged(route: str, start, count: int, latency_ms: float, spike_ms: float | 
     with ``spike_ms``, every 25th request that slow (a busy machine's pauses)."""
     from datetime import timedelta
 
-    return [{"request_id": f"{route}-{start:%H%M%S}-{i}", "row_index": 0, "requested_at": start + timedelta(seconds=i),
-             "route": route, "status": 200, "prediction": 0.2 + (i % 10) / 50, "predicted_label": 0,
-             "latency_ms": spike_ms if spike_ms and i % 25 == 24 else latency_ms} for i in range(count)]  # fmt: skip
+    return [
+        {
+            "request_id": f"{route}-{start:%H%M%S}-{i}",
+            "row_index": 0,
+            "requested_at": start + timedelta(seconds=i),
+            "route": route,
+            "status": 200,
+            "prediction": 0.2 + (i % 10) / 50,
+            "predicted_label": 0,
+            "latency_ms": spike_ms if spike_ms and i % 25 == 24 else latency_ms,
+        }
+        for i in range(count)
+    ]
 
 
 def test_the_last_canary_step_compares_the_candidate_with_the_champions_recent_traffic(champion):
@@ -128,8 +150,17 @@ def test_the_last_canary_step_compares_the_candidate_with_the_champions_recent_t
     from jobs.release.rollout import judge
 
     config, result, store, _ = champion
-    config = config.model_copy(update={"serving": config.serving.model_copy(update={
-        "inference_log": config.serving.inference_log.model_copy(update={"table": "judge_inference_log"})})})  # fmt: skip
+    config = config.model_copy(
+        update={
+            "serving": config.serving.model_copy(
+                update={
+                    "inference_log": config.serving.inference_log.model_copy(
+                        update={"table": "judge_inference_log"}
+                    )
+                }
+            )
+        }
+    )
     settings = config.rollout.canary.model_copy(update={"min_requests": 60})
     config = config.model_copy(update={"rollout": config.rollout.model_copy(update={"canary": settings})})
     table = store.name("ml", "judge_inference_log")

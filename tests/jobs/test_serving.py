@@ -28,10 +28,20 @@ from tests.conftest import ROOT
 CHAMPION = "Champion"
 
 
-def call(url: str, path: str, body: bytes | None = None, content_type: str = "application/json",
-         headers: dict | None = None, method: str | None = None) -> tuple[int, dict, dict]:  # fmt: skip
-    request = urllib.request.Request(url + path, data=body, method=method or ("POST" if body is not None else "GET"),
-                                     headers={"Content-Type": content_type, **(headers or {})})  # fmt: skip
+def call(
+    url: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    headers: dict | None = None,
+    method: str | None = None,
+) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(
+        url + path,
+        data=body,
+        method=method or ("POST" if body is not None else "GET"),
+        headers={"Content-Type": content_type, **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             text = response.read().decode()
@@ -57,9 +67,14 @@ class Server:
 
     def start(self, ready: bool = True) -> Server:
         with self.log.open("a") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port",
-                                             str(self.port)], env=self.env, cwd=ROOT, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(self.port)],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
@@ -91,20 +106,30 @@ def registry(trained, tmp_path_factory):
 
     base, _, store = trained
     root = tmp_path_factory.mktemp("serving")
-    settings = MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "artifacts"),
-                              experiment="/runway/dev/serving")  # fmt: skip
+    settings = MlflowSettings(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_root=str(root / "artifacts"),
+        experiment="/runway/dev/serving",
+    )
     config = base.model_copy(update={"mlflow": settings})
     window = Window(date(2013, 1, 1), date(2013, 2, 12))
-    versions = [train(config, store, window, run_id=f"serving-{i}", dag_id="dev_training", reason="manual")["version"]
-                for i in (1, 2)]  # fmt: skip
+    versions = [
+        train(config, store, window, run_id=f"serving-{i}", dag_id="dev_training", reason="manual")["version"]
+        for i in (1, 2)
+    ]
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     client.set_registered_model_alias(config.registered_model_name, CHAMPION, versions[0])
-    env = {**os.environ, "RUNWAY_DATA_DIR": str(Path(base.storage.lakehouse_root).parent),
-           # Both URIs: mlflow.set_registry_uri() in this process exports MLFLOW_REGISTRY_URI (another store).
-           "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.tracking_uri,
-           "MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
-           "RUNWAY_SERVING_POLL_SECONDS": "0.5", "RUNWAY_SERVING_WAL_ROOT": str(root / "wal"),
-           "RUNWAY_SERVING_TOKEN": "s3cret"}  # fmt: skip
+    env = {
+        **os.environ,
+        "RUNWAY_DATA_DIR": str(Path(base.storage.lakehouse_root).parent),
+        # Both URIs: mlflow.set_registry_uri() in this process exports MLFLOW_REGISTRY_URI (another store).
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.tracking_uri,
+        "MLFLOW_ARTIFACT_ROOT": settings.artifact_root,
+        "RUNWAY_SERVING_POLL_SECONDS": "0.5",
+        "RUNWAY_SERVING_WAL_ROOT": str(root / "wal"),
+        "RUNWAY_SERVING_TOKEN": "s3cret",
+    }
     return {
         "config": config,
         "client": client,
@@ -142,14 +167,18 @@ def test_every_mlflow_input_format_answers_what_the_models_own_predict_answers(s
     expected = _direct(registry, registry["versions"][0], rows)
     records = json.loads(rows.to_json(orient="records"))
     bodies = {
-        "dataframe_split": (json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}),
-                            "application/json"),
+        "dataframe_split": (
+            json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}),
+            "application/json",
+        ),
         "dataframe_records": (json.dumps({"dataframe_records": records}), "application/json"),
         "inputs (records)": (json.dumps({"inputs": records}), "application/json"),
-        "inputs (columns)": (json.dumps({"inputs": {c: [r[c] for r in records] for c in rows.columns}}),
-                             "application/json"),
+        "inputs (columns)": (
+            json.dumps({"inputs": {c: [r[c] for r in records] for c in rows.columns}}),
+            "application/json",
+        ),
         "csv": (rows.to_csv(index=False), "text/csv"),
-    }  # fmt: skip
+    }
     for name, (body, content_type) in bodies.items():
         status, answer, headers = call(server.url, "/invocations", body.encode(), content_type)
         assert status == 200, (name, answer)
@@ -181,15 +210,25 @@ def test_missing_values_are_scored_as_the_model_scores_them(server, registry, go
         (b'{"records": []}', "application/json", 400, "exactly one of"),
         (b'{"dataframe_records": []}', "application/json", 400, "no rows"),
         ("MISSING", "application/json", 400, r"missing columns \['vibration'\]"),
-        ("WRONG_TYPE", "application/json", 400, r"incompatible types \['temperature \(string, model expects double\)'\]"),
+        (
+            "WRONG_TYPE",
+            "application/json",
+            400,
+            r"incompatible types \['temperature \(string, model expects double\)'\]",
+        ),
         (b"a,b\n1,2\n", "text/csv", 400, "missing columns"),
         (b"<xml/>", "application/xml", 400, "content type 'application/xml' is not supported"),
         (b"x" * 2_000_000, "application/json", 413, "exceeds"),
         ("TOO_LARGE", "application/json", 400, r"temperature.*1e400.* too large for a double"),
-        (b'{"dataframe_records": [{"temperature": -Infinity}]}', "application/json", 400, "-Infinity.* too large"),
+        (
+            b'{"dataframe_records": [{"temperature": -Infinity}]}',
+            "application/json",
+            400,
+            "-Infinity.* too large",
+        ),
         (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 400, "nests deeper than"),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_are_400s_naming_the_problem(server, gold_rows, body, content_type, status, message):
     import re
 
@@ -237,8 +276,14 @@ def test_a_server_with_nothing_to_serve_says_which_model_and_alias_it_waits_for(
 def test_a_second_server_on_the_same_wal_refuses_to_start(server, registry, tmp_path):
     """Two servers appending to one WAL would commit each other's segments under one transaction
     id: the second one exits with a sentence naming the folder, the first keeps serving."""
-    second = subprocess.run([sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(free_port())],
-                            env=registry["env"], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    second = subprocess.run(
+        [sys.executable, "-m", "jobs.serve", "--env", "dev", "--port", str(free_port())],
+        env=registry["env"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert second.returncode == 2, second.stderr[-2000:]
     assert "another serving process writes the inference log's WAL" in second.stderr
     assert call(server.url, "/health")[0] == 200
@@ -249,8 +294,13 @@ def test_health_version_metrics_and_the_admin_token(server, registry):
     assert status == 200 and health["status"] == "ready"
     assert call(server.url, "/version")[1]["alias"] == CHAMPION
     metrics = call(server.url, "/metrics")[1]["text"]
-    for name in ("runway_serving_requests_total", "runway_serving_request_seconds_bucket", "runway_serving_batch_rows",
-                 "runway_serving_model_loads_total", "runway_serving_inference_log_backlog_rows"):  # fmt: skip
+    for name in (
+        "runway_serving_requests_total",
+        "runway_serving_request_seconds_bucket",
+        "runway_serving_batch_rows",
+        "runway_serving_model_loads_total",
+        "runway_serving_inference_log_backlog_rows",
+    ):
         assert name in metrics, name
     assert call(server.url, "/admin/reload", b"")[0] == 401
     assert call(server.url, "/admin/reload", b"", headers={"Authorization": "Bearer wrong"})[0] == 401
@@ -326,9 +376,13 @@ def _log_broken(mlflow, client, config, frame, model) -> str:
     with mlflow.start_run(
         experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     ):
-        info = mlflow.sklearn.log_model(model, name="model", signature=mlflow.models.infer_signature(frame, model.predict_proba(frame)),
-                                        registered_model_name=config.registered_model_name,
-                                        serialization_format="cloudpickle")  # fmt: skip
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=mlflow.models.infer_signature(frame, model.predict_proba(frame)),
+            registered_model_name=config.registered_model_name,
+            serialization_format="cloudpickle",
+        )
     return str(info.registered_model_version)
 
 
@@ -452,9 +506,20 @@ def test_a_segment_committed_before_a_crash_is_not_committed_again(registry, tmp
     store = registry["store"]
     table = store.name("ml", "inference_log_crash_test")
     wal = tmp_path / "wal"
-    rows = [{"request_id": f"r{i}", "row_index": 0, "requested_at": "2013-01-01T00:00:00+00:00", "route": "primary",
-             "status": 200, "latency_ms": 1.0, "inputs": {"x": float(i)}, "prediction": 0.5, "predicted_label": 1}
-            for i in range(3)]  # fmt: skip
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "row_index": 0,
+            "requested_at": "2013-01-01T00:00:00+00:00",
+            "route": "primary",
+            "status": 200,
+            "latency_ms": 1.0,
+            "inputs": {"x": float(i)},
+            "prediction": 0.5,
+            "predicted_label": 1,
+        }
+        for i in range(3)
+    ]
     log = InferenceLog(wal, store, table)
     log.append(rows, {"x": "double"})
     segment = next(wal.glob("*.jsonl"))
@@ -481,9 +546,20 @@ def test_when_delta_cannot_be_written_the_segments_wait_and_the_backlog_shows(re
     table = store.name("ml", "inference_log_blocked_test")
     store.overwrite(table, pa.table({"request_id": pa.array([1], pa.int64())}))  # request_id: not a string
     log = InferenceLog(tmp_path / "wal", store, table)
-    rows = [{"request_id": f"r{i}", "row_index": 0, "requested_at": "2013-01-01T00:00:00+00:00", "route": "primary",
-             "status": 200, "latency_ms": 1.0, "inputs": {"x": 1.0}, "prediction": 0.5, "predicted_label": 1}
-            for i in range(4)]  # fmt: skip
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "row_index": 0,
+            "requested_at": "2013-01-01T00:00:00+00:00",
+            "route": "primary",
+            "status": 200,
+            "latency_ms": 1.0,
+            "inputs": {"x": 1.0},
+            "prediction": 0.5,
+            "predicted_label": 1,
+        }
+        for i in range(4)
+    ]
     assert log.append(rows[:2], {"x": "double"}) and log.append(rows[2:], {"x": "double"})
     with pytest.raises(Exception, match="does not match its schema"):
         log.flush()
@@ -520,7 +596,7 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
     serving = base.serving.model_copy(
         update={"inference_log": base.serving.inference_log.model_copy(update={"table": table})}
     )
-    config = base.model_copy(update={"monitoring": monitoring, "serving": serving})  # fmt: skip
+    config = base.model_copy(update={"monitoring": monitoring, "serving": serving})
     features = config.use_case.features
     gold = store.read_pandas(store.name("gold", features.table))
     columns = [*features.keys, *feature_columns(config.use_case.model)]
@@ -583,8 +659,14 @@ def _set_traffic(registry, traffic: dict, who: str = "tester") -> dict:
     from jobs.config.traffic import Traffic
     from jobs.release.rollout import set_traffic
 
-    return set_traffic(registry["config"], registry["store"], Traffic.from_dict(traffic), requested_by=who,
-                       reason="test", run_id=f"traffic-{time.monotonic_ns()}")  # fmt: skip
+    return set_traffic(
+        registry["config"],
+        registry["store"],
+        Traffic.from_dict(traffic),
+        requested_by=who,
+        reason="test",
+        run_id=f"traffic-{time.monotonic_ns()}",
+    )
 
 
 def _wait_for_traffic(server, traffic: dict) -> dict:
@@ -693,8 +775,13 @@ def test_a_90_10_split_is_binomial_and_a_key_always_meets_the_same_arm(server, r
     v1, v2 = registry["versions"]
     _ready_to_promote(registry, v2, v1)  # an answering route: the promotion rules hold
     key = registry["config"].use_case.features.keys[0]
-    traffic = {"routes": [{"name": "champion", "alias": CHAMPION, "percent": 90},
-                          {"name": "candidate", "version": v2, "percent": 10}], "sticky_key": key}  # fmt: skip
+    traffic = {
+        "routes": [
+            {"name": "champion", "alias": CHAMPION, "percent": 90},
+            {"name": "candidate", "version": v2, "percent": 10},
+        ],
+        "sticky_key": key,
+    }
     change = _set_traffic(registry, traffic)
     assert (
         change["changed"] and _set_traffic(registry, traffic)["changed"] is False
@@ -715,8 +802,11 @@ def test_a_90_10_split_is_binomial_and_a_key_always_meets_the_same_arm(server, r
     for thread in clients:
         thread.join(timeout=300)
     n, candidate = len(answers), sum(route == "candidate" for route, _ in answers)
-    assert n == 3000 and {v for r, v in answers if r == "candidate"} == {v2} and {
-        v for r, v in answers if r == "champion"} == {v1}  # fmt: skip
+    assert (
+        n == 3000
+        and {v for r, v in answers if r == "candidate"} == {v2}
+        and {v for r, v in answers if r == "champion"} == {v1}
+    )
     half_width = 2.576 * (n * 0.1 * 0.9) ** 0.5  # the binomial 99 % interval around 10 %
     assert abs(candidate - 0.1 * n) <= half_width, (candidate, n)
 
@@ -767,10 +857,14 @@ def _wrapping_v1(registry, python_model) -> str:
         with mlflow.start_run(
             experiment_id=client.get_experiment_by_name(config.mlflow.experiment).experiment_id
         ):
-            info = mlflow.pyfunc.log_model(name="model", python_model=python_model, artifacts={"inner": inner},
-                                           signature=mlflow.models.get_model_info(uri).signature,
-                                           registered_model_name=config.registered_model_name,
-                                           metadata={"threshold": 0.5})  # fmt: skip
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                artifacts={"inner": inner},
+                signature=mlflow.models.get_model_info(uri).signature,
+                registered_model_name=config.registered_model_name,
+                metadata={"threshold": 0.5},
+            )
         return str(info.registered_model_version)
 
 
@@ -907,9 +1001,17 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
 
     for key in ("RUNWAY_DATA_DIR", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ARTIFACT_ROOT"):
         monkeypatch.setenv(key, registry["env"][key])
-    for key, value in {"RUNWAY_CANARY_STEPS": "50,100", "RUNWAY_CANARY_HOLD_SECONDS": "3", "RUNWAY_CANARY_MIN_REQUESTS": "60",
-                       "RUNWAY_CANARY_TIMEOUT_SECONDS": "180", "RUNWAY_LOAD_TEST_USERS": "2", "RUNWAY_LOAD_TEST_SECONDS": "2",
-                       "RUNWAY_LOAD_TEST_ROUNDS": "1", "RUNWAY_LOAD_TEST_MAX_P99_RATIO": "3", "RUNWAY_LOAD_TEST_MIN_RPS": "1"}.items():  # fmt: skip
+    for key, value in {
+        "RUNWAY_CANARY_STEPS": "50,100",
+        "RUNWAY_CANARY_HOLD_SECONDS": "3",
+        "RUNWAY_CANARY_MIN_REQUESTS": "60",
+        "RUNWAY_CANARY_TIMEOUT_SECONDS": "180",
+        "RUNWAY_LOAD_TEST_USERS": "2",
+        "RUNWAY_LOAD_TEST_SECONDS": "2",
+        "RUNWAY_LOAD_TEST_ROUNDS": "1",
+        "RUNWAY_LOAD_TEST_MAX_P99_RATIO": "3",
+        "RUNWAY_LOAD_TEST_MIN_RPS": "1",
+    }.items():
         monkeypatch.setenv(key, value)
     config, client, store = registry["config"], registry["client"], registry["store"]
     name, (v1, v2) = config.registered_model_name, registry["versions"]
@@ -925,8 +1027,10 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
     straight = DagBag(dag_folder=str(ROOT / "dags" / "deployment.py")).dags["dev_deployment"]
 
     stop = threading.Event()
-    bodies = [json.dumps({"dataframe_records": json.loads(gold_rows.iloc[[i]].to_json(orient="records"))}).encode()
-              for i in range(len(gold_rows))]  # fmt: skip
+    bodies = [
+        json.dumps({"dataframe_records": json.loads(gold_rows.iloc[[i]].to_json(orient="records"))}).encode()
+        for i in range(len(gold_rows))
+    ]
 
     def traffic() -> None:  # live requests, bounded
         for i in range(40_000):

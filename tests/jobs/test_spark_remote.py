@@ -37,8 +37,20 @@ def server(warm_spark):
 
 def _refresh_command(root, start: str, end: str, remote: str | None) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "RUNWAY_DATA_DIR": str(root), "RUNWAY_SPARK_REMOTE": remote or ""}
-    command = [sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", "--start", start, "--end", end,
-               "--run-id", "same-run"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.feature_refresh",
+        "all",
+        "--env",
+        "dev",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--run-id",
+        "same-run",
+    ]
     return command, env
 
 

@@ -26,13 +26,32 @@ CHAMPION = "Champion"
 BAD_LINES = [
     '{"reading_id": "20130205-9000", "site"',  # truncated JSON
     '["not", "an", "object"]',
-    json.dumps({"reading_id": "20130205-9001", "device_id": "D001", "site": "north", "reading_date": "2013-02-05",
-                "hour": "noon", "read_at": "2013-02-05T12:00:00Z", "temperature": 60.0, "vibration": 1.0,
-                "load_pct": 50.0}),  # mistyped
-    json.dumps({"reading_id": "20130205-9002", "device_id": "D001", "reading_date": "2013-02-05", "hour": 12,
-                "read_at": "2013-02-05T12:00:00Z", "temperature": 60.0, "vibration": 1.0,
-                "load_pct": 50.0}),  # no site
-]  # fmt: skip
+    json.dumps(
+        {
+            "reading_id": "20130205-9001",
+            "device_id": "D001",
+            "site": "north",
+            "reading_date": "2013-02-05",
+            "hour": "noon",
+            "read_at": "2013-02-05T12:00:00Z",
+            "temperature": 60.0,
+            "vibration": 1.0,
+            "load_pct": 50.0,
+        }
+    ),  # mistyped
+    json.dumps(
+        {
+            "reading_id": "20130205-9002",
+            "device_id": "D001",
+            "reading_date": "2013-02-05",
+            "hour": 12,
+            "read_at": "2013-02-05T12:00:00Z",
+            "temperature": 60.0,
+            "vibration": 1.0,
+            "load_pct": 50.0,
+        }
+    ),  # no site
+]
 
 
 def _events(landing: Path, day: str) -> set[str]:
@@ -161,8 +180,11 @@ def test_exactly_once_across_a_kill_9_and_restart(champion, tmp_path):
     table = isolated_store.name("ml", "predictions")
     running = subprocess.Popen(
         [*command, "--trigger-seconds", "0.5", "--max-files-per-trigger", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and running.poll() is None:
@@ -198,11 +220,17 @@ def test_one_query_per_checkpoint_and_the_lock_dies_with_its_process(dev_config,
 
     checkpoint = checkpoint_dir(dev_config)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from jobs.streaming_inference import exclusive_checkpoint\n"
-         f"with exclusive_checkpoint(Path({str(checkpoint)!r})):\n    print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from jobs.streaming_inference import exclusive_checkpoint\n"
+            f"with exclusive_checkpoint(Path({str(checkpoint)!r})):\n    print('held', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(CheckpointInUseError, match=rf"in use by pid {holder.pid}") as raised:
         run_stream(dev_config, open_table_store(dev_config), available_now=True)

@@ -78,8 +78,12 @@ def test_read_window_filters_rows(spark, store):
 
 def test_read_pandas_orders_rows_whatever_the_files_order(spark, store):
     table = store.name("silver", "events")
-    shuffled = [(date(2013, 1, 2), 1, "c"), (date(2013, 1, 1), 2, "b"), (date(2013, 1, 1), 1, "a"),
-                (date(2013, 1, 2), 0, "d")]  # fmt: skip
+    shuffled = [
+        (date(2013, 1, 2), 1, "c"),
+        (date(2013, 1, 1), 2, "b"),
+        (date(2013, 1, 1), 1, "a"),
+        (date(2013, 1, 2), 0, "d"),
+    ]
     store.overwrite(table, rows(spark, *shuffled).coalesce(1))
     expected = [(date(2013, 1, 1), 1), (date(2013, 1, 1), 2), (date(2013, 1, 2), 0), (date(2013, 1, 2), 1)]
     ordered = store.read_pandas(table, columns=["day", "id"], order_by=["day", "id"])
@@ -274,12 +278,22 @@ def test_columns_are_added_before_any_row_carries_them_and_only_where_allowed(sp
     store.overwrite(table, rows(spark, (date(2013, 1, 1), 1, "a")))
     assert store.add_columns(table, "source string, weight double") == ["source", "weight"]
     assert store.add_columns(table, "source string") == [] and store.version(table) == 1  # no empty commit
-    assert store.schema(table) == {"day": "date", "id": "int", "value": "string", "source": "string",
-                                   "weight": "double"}  # fmt: skip
+    assert store.schema(table) == {
+        "day": "date",
+        "id": "int",
+        "value": "string",
+        "source": "string",
+        "weight": "double",
+    }
     # A predicate may name the new column at once; the old rows read it as null.
-    store.overwrite(table, store.small_frame([{"day": date(2013, 1, 1), "id": 2, "value": "b", "source": "s"}],
-                                             "day date, id int, value string, source string"),
-                    predicate="source = 's' OR source IS NULL")  # fmt: skip
+    store.overwrite(
+        table,
+        store.small_frame(
+            [{"day": date(2013, 1, 1), "id": 2, "value": "b", "source": "s"}],
+            "day date, id int, value string, source string",
+        ),
+        predicate="source = 's' OR source IS NULL",
+    )
     assert [(r.id, r.source) for r in store.read(table).collect()] == [(2, "s")]
     fixed = store.name("gold", "features")
     store.overwrite(fixed, rows(spark, (date(2013, 1, 1), 1, "a")))
@@ -292,8 +306,13 @@ def test_upkeep_lists_compacts_and_vacuums_without_changing_a_row(spark, store):
     compaction and vacuum leave the content as it was."""
     events, features = store.name("silver", "events"), store.name("gold", "features")
     for day in (1, 2, 3):  # a file per write
-        store.overwrite_window(events, rows(spark, (date(2013, 1, day), day, "x")), "day",
-                               date(2013, 1, day), date(2013, 1, day + 1))  # fmt: skip
+        store.overwrite_window(
+            events,
+            rows(spark, (date(2013, 1, day), day, "x")),
+            "day",
+            date(2013, 1, day),
+            date(2013, 1, day + 1),
+        )
     store.overwrite(features, rows(spark, (date(2013, 1, 1), 1, "f")))
     assert store.tables() == [features, events]  # sorted by name, whatever the engine's listing order
     before = content(store, events)
@@ -349,8 +368,13 @@ def test_spark_engine_refuses_to_run_without_delta_jars(tmp_path):
         "from jobs.tablestore import open_table_store; c = load_config('dev'); "
         "open_table_store(c, get_spark(c))"
     )
-    env = {**os.environ, "RUNWAY_TABLE_ENGINE": "spark", "RUNWAY_DELTA_JARS": str(tmp_path / "delta-spark.jar"),
-           "RUNWAY_SPARK_REMOTE": "", "RUNWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
+    env = {
+        **os.environ,
+        "RUNWAY_TABLE_ENGINE": "spark",
+        "RUNWAY_DELTA_JARS": str(tmp_path / "delta-spark.jar"),
+        "RUNWAY_SPARK_REMOTE": "",
+        "RUNWAY_DATA_DIR": str(tmp_path),
+    }
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "needs delta-spark's JVM jars" in done.stderr and "delta-spark.jar is missing" in done.stderr

@@ -123,7 +123,7 @@ def test_two_processes_writing_a_fresh_table_at_once_lose_and_duplicate_nothing(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for who in (0, 1)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
@@ -276,14 +276,16 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for start, end in (("2013-01-01", "2013-01-02"), ("2013-01-02", "2013-01-03"))
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[-3000:] for o in outputs]
     store = open_table_store(config)
-    landed = {day: sum(1 for _ in (tmp_path / "landing" / "readings" / f"{day}.csv").open()) - 1
-              for day in ("2013-01-01", "2013-01-02")}  # fmt: skip
+    landed = {
+        day: sum(1 for _ in (tmp_path / "landing" / "readings" / f"{day}.csv").open()) - 1
+        for day in ("2013-01-01", "2013-01-02")
+    }
     bronze = store.read_pandas(store.name("bronze", "readings"), columns=["_file_date"])
     assert {str(k): v for k, v in bronze.groupby("_file_date").size().items()} == landed
     gold = store.read_pandas(store.name("gold", "tiny_features"), columns=["reading_id", "reading_date"])

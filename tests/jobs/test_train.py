@@ -138,7 +138,8 @@ def test_a_feature_gold_lacks_names_the_config_key_not_an_arrow_error(trained):
     use_case = config.use_case.model_copy(update={"model": model.model_copy(update={"features": features})})
     with pytest.raises(
         ConfigError,
-        match=r"use_case.yaml: use_case.model.features.numeric: \['vibrato'\] not among the columns of gold table",
+        match=r"use_case.yaml: use_case.model.features.numeric: \['vibrato'\] not among the columns of gold "
+        r"table",
     ):
         labelled_gold(
             store,

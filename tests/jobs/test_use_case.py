@@ -88,18 +88,31 @@ def test_an_environment_selects_its_use_case_and_may_not_redefine_it_inline(tmp_
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t: model(t)["features"].update(expected_to_move=["weekday"]),
-         r"use_case.yaml: use_case.model.features.expected_to_move: .*\['weekday'\] are not among the model's features"),
-        (lambda t: model(t)["features"]["numeric"].append("failed"),
-         r"use_case.yaml: use_case.model: .*label 'failed' is also listed as a feature"),
-        (lambda t: t["use_case"]["seed"].update(date_columns=["day"]),
-         r"use_case.yaml: use_case: .*seed.date_columns \['day'\] are not columns of daily source 'readings'"),
-        (lambda t: t["use_case"]["seed"].update(withheld_from_events=["outcome"]),
-         r"use_case.yaml: use_case.seed.withheld_from_events: .*names \['outcome'\], which are not columns of the streaming"),
-        (lambda t: t["use_case"]["sources"]["readings"].update(keys=["reading"]),
-         r"use_case.sources.readings: .*keys \['reading'\] are not among the declared columns"),
+        (
+            lambda t: model(t)["features"].update(expected_to_move=["weekday"]),
+            r"use_case.yaml: use_case.model.features.expected_to_move: .*\['weekday'\] are not among the "
+            r"model's features",
+        ),
+        (
+            lambda t: model(t)["features"]["numeric"].append("failed"),
+            r"use_case.yaml: use_case.model: .*label 'failed' is also listed as a feature",
+        ),
+        (
+            lambda t: t["use_case"]["seed"].update(date_columns=["day"]),
+            r"use_case.yaml: use_case: .*seed.date_columns \['day'\] are not columns of daily source "
+            r"'readings'",
+        ),
+        (
+            lambda t: t["use_case"]["seed"].update(withheld_from_events=["outcome"]),
+            r"use_case.yaml: use_case.seed.withheld_from_events: .*names \['outcome'\], which are not "
+            r"columns of the streaming",
+        ),
+        (
+            lambda t: t["use_case"]["sources"]["readings"].update(keys=["reading"]),
+            r"use_case.sources.readings: .*keys \['reading'\] are not among the declared columns",
+        ),
     ],
-)  # fmt: skip
+)
 def test_config_level_mistakes_name_the_file_and_key(use_case, change, message):
     edit(use_case / "use_case.yaml", change)
     with pytest.raises(ConfigError, match=message):
@@ -110,17 +123,28 @@ def test_config_level_mistakes_name_the_file_and_key(use_case, change, message):
     ("change", "message"),
     [
         # before: an Arrow FieldRef error with the whole schema, at training time
-        (lambda t: model(t)["features"]["numeric"].append("vibrato"),
-         r"use_case.yaml: use_case.model.features.numeric: \['vibrato'\] not among the columns of the gold SQL's output"),
+        (
+            lambda t: model(t)["features"]["numeric"].append("vibrato"),
+            r"use_case.yaml: use_case.model.features.numeric: \['vibrato'\] not among the columns of the "
+            r"gold SQL's output",
+        ),
         (lambda t: model(t).update(label="broken"), r"use_case.model.label: \['broken'\] not among"),
         (lambda t: model(t).update(slices=["region"]), r"use_case.model.slices: \['region'\] not among"),
-        (lambda t: t["use_case"]["features"].update(keys=["id"]), r"use_case.features.keys: \['id'\] not among"),
-        (lambda t: t["use_case"]["features"].update(date_column="day"),
-         r"use_case.features.date_column: \['day'\] not among"),
-        (lambda t: t["use_case"]["sources"]["readings"].update(event_date="to_date(read_time)"),
-         r"use_case.sources.readings.event_date: 'to_date\(read_time\)' does not analyse over the source's columns"),
+        (
+            lambda t: t["use_case"]["features"].update(keys=["id"]),
+            r"use_case.features.keys: \['id'\] not among",
+        ),
+        (
+            lambda t: t["use_case"]["features"].update(date_column="day"),
+            r"use_case.features.date_column: \['day'\] not among",
+        ),
+        (
+            lambda t: t["use_case"]["sources"]["readings"].update(event_date="to_date(read_time)"),
+            r"use_case.sources.readings.event_date: 'to_date\(read_time\)' does not analyse over the "
+            r"source's columns",
+        ),
     ],
-)  # fmt: skip
+)
 def test_columns_are_checked_against_the_sources_and_the_sqls_dry_analysed_output(
     spark, use_case, change, message
 ):
@@ -206,8 +230,10 @@ def test_a_new_use_case_from_the_scaffold_loads_checks_and_seeds(spark, tmp_path
     check and seeds a landing zone."""
     result = subprocess.run(
         [sys.executable, "-m", "jobs.use_case", "new", "pumps", "--dir", str(tmp_path), "--days", "30"],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "RUNWAY_USE_CASE=pumps" in result.stdout
     monkeypatch.setenv("RUNWAY_USE_CASE", str(tmp_path / "pumps"))
@@ -217,9 +243,16 @@ def test_a_new_use_case_from_the_scaffold_loads_checks_and_seeds(spark, tmp_path
     from jobs.core.window import Window
     from jobs.features.seed import seed
 
-    written = seed(config, Window(config.use_case.start_date, config.use_case.start_date.replace(day=3)),
-                   tmp_path / "landing")  # fmt: skip
+    written = seed(
+        config,
+        Window(config.use_case.start_date, config.use_case.start_date.replace(day=3)),
+        tmp_path / "landing",
+    )
     assert written["readings"] > 40 and written["site_weather"] == 6 and written["devices"] == 24
-    again = subprocess.run([sys.executable, "-m", "jobs.use_case", "new", "pumps", "--dir", str(tmp_path)],
-                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "-m", "jobs.use_case", "new", "pumps", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert again.returncode == 2 and "exists already" in again.stderr

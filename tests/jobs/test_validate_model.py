@@ -78,9 +78,14 @@ def test_failing_checks_block_in_enabled_mode_and_only_record_in_dry_run(registr
     dry = validate_version(strict, store, version, mode="dry_run")
     assert dry["status"] == "PASSED" and "performance.roc_auc.floor" in dry["failed_checks"]
     assert validate_version(strict, store, version, mode="disabled") == {
-        "model_name": config.registered_model_name, "version": version, "status": "PASSED",
-        "mode": "disabled", "failed_checks": {}, "unjudged_checks": {}, "checks": 0,
-    }  # fmt: skip
+        "model_name": config.registered_model_name,
+        "version": version,
+        "status": "PASSED",
+        "mode": "disabled",
+        "failed_checks": {},
+        "unjudged_checks": {},
+        "checks": 0,
+    }
 
 
 def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(registry):

@@ -20,8 +20,12 @@ def test_the_wheel_installs_the_entry_point_and_the_include_files(project_wheel,
     venv = tmp_path / "cluster-env"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     probe = "from jobs.core.paths import include_dir; print(include_dir())"
     where = subprocess.run(
         [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
@@ -29,8 +33,12 @@ def test_the_wheel_installs_the_entry_point_and_the_include_files(project_wheel,
     include = Path(where.stdout.strip())
     assert include == venv / "share" / "runway" / "include"
     shipped = [p.relative_to(ROOT / "include") for p in (ROOT / "include").rglob("*") if p.is_file()]
-    assert {"configs/base.yaml", "configs/prod.yaml", "use_cases/flight_delay/sql/gold_flight_features.sql",
-            "use_cases/seattle_weather/expectations/silver_weather.json"} <= {str(p) for p in shipped}  # fmt: skip
+    assert {
+        "configs/base.yaml",
+        "configs/prod.yaml",
+        "use_cases/flight_delay/sql/gold_flight_features.sql",
+        "use_cases/seattle_weather/expectations/silver_weather.json",
+    } <= {str(p) for p in shipped}
     for relative in shipped:  # every use case folder travels whole
         assert (include / relative).read_text() == (ROOT / "include" / relative).read_text()
     lineage = "from jobs.core.paths import git_commit; print(git_commit())"  # no checkout there: the stamp

@@ -23,35 +23,92 @@ TOKEN = "dapi-standin-token"
 # Request fields of runs/submit as documented for Jobs API 2.2 (top level, a task, a python wheel
 # task, a library, a new cluster). Anything else is a payload Databricks would reject or ignore.
 SUBMIT_FIELDS = {
-    "run_name", "tasks", "timeout_seconds", "idempotency_token", "access_control_list", "git_source",
-    "health", "email_notifications", "webhook_notifications", "notification_settings", "environments",
-    "budget_policy_id", "queue", "run_as", "usage_policy_id",
-}  # fmt: skip
+    "run_name",
+    "tasks",
+    "timeout_seconds",
+    "idempotency_token",
+    "access_control_list",
+    "git_source",
+    "health",
+    "email_notifications",
+    "webhook_notifications",
+    "notification_settings",
+    "environments",
+    "budget_policy_id",
+    "queue",
+    "run_as",
+    "usage_policy_id",
+}
 TASK_FIELDS = {
-    "task_key", "python_wheel_task", "spark_python_task", "notebook_task", "spark_jar_task",
-    "spark_submit_task", "libraries", "new_cluster", "existing_cluster_id", "job_cluster_key",
-    "environment_key", "timeout_seconds", "depends_on", "run_if", "email_notifications",
-    "webhook_notifications", "notification_settings", "health",
-}  # fmt: skip
+    "task_key",
+    "python_wheel_task",
+    "spark_python_task",
+    "notebook_task",
+    "spark_jar_task",
+    "spark_submit_task",
+    "libraries",
+    "new_cluster",
+    "existing_cluster_id",
+    "job_cluster_key",
+    "environment_key",
+    "timeout_seconds",
+    "depends_on",
+    "run_if",
+    "email_notifications",
+    "webhook_notifications",
+    "notification_settings",
+    "health",
+}
 WHEEL_TASK_FIELDS = {"package_name", "entry_point", "parameters", "named_parameters"}
 LIBRARY_FIELDS = {"whl", "jar", "pypi", "maven", "cran", "egg", "requirements"}
 CLUSTER_FIELDS = {
-    "spark_version", "node_type_id", "driver_node_type_id", "num_workers", "autoscale", "policy_id",
-    "apply_policy_default_values", "spark_conf", "spark_env_vars", "custom_tags", "data_security_mode",
-    "single_user_name", "runtime_engine", "aws_attributes", "azure_attributes", "gcp_attributes",
-    "instance_pool_id", "driver_instance_pool_id", "init_scripts", "cluster_log_conf",
-    "enable_elastic_disk", "ssh_public_keys", "kind", "is_single_node", "use_ml_runtime",
-}  # fmt: skip
+    "spark_version",
+    "node_type_id",
+    "driver_node_type_id",
+    "num_workers",
+    "autoscale",
+    "policy_id",
+    "apply_policy_default_values",
+    "spark_conf",
+    "spark_env_vars",
+    "custom_tags",
+    "data_security_mode",
+    "single_user_name",
+    "runtime_engine",
+    "aws_attributes",
+    "azure_attributes",
+    "gcp_attributes",
+    "instance_pool_id",
+    "driver_instance_pool_id",
+    "init_scripts",
+    "cluster_log_conf",
+    "enable_elastic_disk",
+    "ssh_public_keys",
+    "kind",
+    "is_single_node",
+    "use_ml_runtime",
+}
 
 
 # PUT /api/2.0/serving-endpoints/{name}/config as documented (Serving Endpoints API).
 ENDPOINT_CONFIG_FIELDS = {"served_entities", "served_models", "traffic_config", "auto_capture_config"}
 SERVED_ENTITY_FIELDS = {
-    "name", "entity_name", "entity_version", "workload_size", "workload_type", "scale_to_zero_enabled",
-    "environment_vars", "instance_profile_arn", "min_provisioned_throughput", "max_provisioned_throughput",
-    "external_model", "provisioned_model_units", "burst_scaling_enabled", "max_provisioned_concurrency",
+    "name",
+    "entity_name",
+    "entity_version",
+    "workload_size",
+    "workload_type",
+    "scale_to_zero_enabled",
+    "environment_vars",
+    "instance_profile_arn",
+    "min_provisioned_throughput",
+    "max_provisioned_throughput",
+    "external_model",
+    "provisioned_model_units",
+    "burst_scaling_enabled",
+    "max_provisioned_concurrency",
     "min_provisioned_concurrency",
-}  # fmt: skip
+}
 ROUTE_FIELDS = {"served_entity_name", "served_model_name", "traffic_percentage"}
 AUTO_CAPTURE_FIELDS = {"catalog_name", "schema_name", "table_name_prefix", "enabled"}
 
@@ -70,8 +127,11 @@ def endpoint_config_problems(body: dict[str, Any]) -> list[str]:
             problems.append(f"route to unknown served entity {route.get('served_entity_name')}")
     if routes and sum(int(r.get("traffic_percentage", 0)) for r in routes) != 100:
         problems.append("traffic percentages must add up to 100")
-    problems += [f"unknown auto capture field {k}" for k in body.get("auto_capture_config") or {}
-                 if k not in AUTO_CAPTURE_FIELDS]  # fmt: skip
+    problems += [
+        f"unknown auto capture field {k}"
+        for k in body.get("auto_capture_config") or {}
+        if k not in AUTO_CAPTURE_FIELDS
+    ]
     return problems
 
 
@@ -133,8 +193,11 @@ class Run:
 
     def state(self) -> dict[str, Any]:
         if self.cancelled:
-            return {"life_cycle_state": "TERMINATED", "result_state": "CANCELED",
-                    "state_message": "Run cancelled."}  # fmt: skip
+            return {
+                "life_cycle_state": "TERMINATED",
+                "result_state": "CANCELED",
+                "state_message": "Run cancelled.",
+            }
         if self.outcome.result == "HANG":
             return {"life_cycle_state": "RUNNING", "state_message": "In run"}
         life = self.steps[min(self.polls, len(self.steps) - 1)]
@@ -143,8 +206,11 @@ class Run:
                 "life_cycle_state": life,
                 "state_message": "Waiting for cluster" if life == "PENDING" else "In run",
             }
-        return {"life_cycle_state": "TERMINATED", "result_state": self.outcome.result,
-                "state_message": self.outcome.state_message}  # fmt: skip
+        return {
+            "life_cycle_state": "TERMINATED",
+            "result_state": self.outcome.result,
+            "state_message": self.outcome.state_message,
+        }
 
 
 class JobsApiStandIn:
@@ -171,8 +237,13 @@ class JobsApiStandIn:
 
     @property
     def connection_uri(self) -> str:
-        conn = {"conn_type": "databricks", "host": "127.0.0.1", "port": self.port, "schema": "http",
-                "password": TOKEN}  # fmt: skip
+        conn = {
+            "conn_type": "databricks",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "schema": "http",
+            "password": TOKEN,
+        }
         return json.dumps(conn)
 
     def page_url(self, run_id: int) -> str:
@@ -204,16 +275,22 @@ class JobsApiStandIn:
                 run.polls += 1
                 task = run.payload["tasks"][0]
                 # A one-time submit run also has a job id (the Jobs API documents job_id on runs/get).
-                return 200, {"run_id": run.run_id, "job_id": 1_000_000 + run.run_id,
-                             "run_name": run.payload.get("run_name"), "state": state,
-                             "run_page_url": self.page_url(run.run_id),
-                             "tasks": [{"run_id": run.task_run_id, "task_key": task["task_key"], "state": state}]}  # fmt: skip
+                return 200, {
+                    "run_id": run.run_id,
+                    "job_id": 1_000_000 + run.run_id,
+                    "run_name": run.payload.get("run_name"),
+                    "state": state,
+                    "run_page_url": self.page_url(run.run_id),
+                    "tasks": [{"run_id": run.task_run_id, "task_key": task["task_key"], "state": state}],
+                }
             if path == "/api/2.2/jobs/runs/get-output" and method == "GET":
                 task_run = int(body.get("run_id", 0))
                 run = next((r for r in self.runs.values() if r.task_run_id == task_run), None)
                 if run is None:
-                    return 400, {"error_code": "INVALID_PARAMETER_VALUE",
-                                 "message": "Retrieving the output of runs with multiple tasks is not supported"}  # fmt: skip
+                    return 400, {
+                        "error_code": "INVALID_PARAMETER_VALUE",
+                        "message": "Retrieving the output of runs with multiple tasks is not supported",
+                    }
                 output: dict[str, Any] = {
                     "metadata": {"run_id": task_run, "state": run.state()},
                     "logs": run.outcome.logs,

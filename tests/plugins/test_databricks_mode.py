@@ -20,22 +20,40 @@ from tests.plugins.databricks_standin import JobsApiStandIn, Outcome, payload_pr
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "databricks"
 RESULTS = {  # what each job prints as its result line on the (pretend) cluster
-    ("feature_refresh", "bronze"): {"rows": 900}, ("feature_refresh", "silver"): {"rows": 890},
-    ("feature_refresh", "gate"): {"passed": True}, ("feature_refresh", "gold"): {"rows": 880},
+    ("feature_refresh", "bronze"): {"rows": 900},
+    ("feature_refresh", "silver"): {"rows": 890},
+    ("feature_refresh", "gate"): {"passed": True},
+    ("feature_refresh", "gold"): {"rows": 880},
     ("batch_inference", None): {"rows": 880, "model_version": "1"},
     ("streaming_inference", None): {"batches": 1, "rows": 12},
     ("train", None): {"version": "1", "run_id": "r1"},
     ("validate_model", None): {"status": "PASSED", "model_name": "dev.ml.tiny_classifier", "version": "1"},
-    ("promote", "compare"): {"decision": "promote", "challenger_version": "1", "champion_version": None,
-                             "metric": "roc_auc", "challenger_value": 0.7, "champion_value": None, "window": "w"},
+    ("promote", "compare"): {
+        "decision": "promote",
+        "challenger_version": "1",
+        "champion_version": None,
+        "metric": "roc_auc",
+        "challenger_value": 0.7,
+        "champion_value": None,
+        "window": "w",
+    },
     ("promote", "promote"): {"moved": True, "to_version": "1"},
     ("promote", "rollback"): {"moved": True, "to_version": "0"},
-    ("monitoring", "monitor"): {"rows": 900, "dataset_drift_share": 0.3, "violations": ["dataset_drift_share"]},
-    ("monitoring", "decide"): {"retrain": True, "ready": True, "reason": "2 of the last 3 windows violate",
-                               "windows": ["[2013-07-01, 2013-07-02)"], "values": {}},
+    ("monitoring", "monitor"): {
+        "rows": 900,
+        "dataset_drift_share": 0.3,
+        "violations": ["dataset_drift_share"],
+    },
+    ("monitoring", "decide"): {
+        "retrain": True,
+        "ready": True,
+        "reason": "2 of the last 3 windows violate",
+        "windows": ["[2013-07-01, 2013-07-02)"],
+        "values": {},
+    },
     ("monitoring", "alert"): {"table": "dev.monitoring.alerts", "version": 0},
     ("maintenance", None): {"tables": {}, "retention_hours": 168},
-}  # fmt: skip
+}
 HOLD = {
     "retrain": False,
     "ready": True,
@@ -44,10 +62,14 @@ HOLD = {
     "values": {},
 }
 BAD_INPUT = "no labelled rows in dev.gold.tiny_features for [2013-03-01, 2013-04-01)"
-FAILING = {"train": Outcome(
-    result="FAILED", state_message="Workload failed, see run output for details", error="SystemExit: 2",
-    logs="RUNWAY_RESULT " + json.dumps({"ok": False, "exit_code": 2, "error": BAD_INPUT}) + "\n",
-)}  # fmt: skip
+FAILING = {
+    "train": Outcome(
+        result="FAILED",
+        state_message="Workload failed, see run output for details",
+        error="SystemExit: 2",
+        logs="RUNWAY_RESULT " + json.dumps({"ok": False, "exit_code": 2, "error": BAD_INPUT}) + "\n",
+    )
+}
 
 
 def _job_and_step(payload: dict) -> tuple[str, str | None]:
@@ -258,8 +280,13 @@ def test_a_failed_run_fails_the_task_with_its_url_and_state_message(
 def test_on_kill_cancels_the_remote_run(databricks_dags, standin, monkeypatch):
     monkeypatch.setenv("STANDIN_HANG", "batch_inference")
     task = databricks_dags["dev_batch_inference"].get_task("score")
-    operator = task.__class__(task_id="score", job=task.job, arguments=["--start", "2013-04-01", "--end", "2013-04-02"],
-                              env="dev", spec=task.spec)  # fmt: skip
+    operator = task.__class__(
+        task_id="score",
+        job=task.job,
+        arguments=["--start", "2013-04-01", "--end", "2013-04-02"],
+        env="dev",
+        spec=task.spec,
+    )
     ti = SimpleNamespace(run_id="manual__kill", try_number=1, xcom_push=lambda **_: None, stats_tags={})
     context = {"ti": ti, "params": {}, "outlet_events": {}}
     errors: list[BaseException] = []
@@ -302,8 +329,11 @@ def test_wheel_entry_point_dispatches_to_the_jobs():
 
     done = subprocess.run([sys.executable, "-m", "jobs", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown job 'nope'" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "jobs", "promote", "compare", "--env", "nowhere"],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs", "promote", "compare", "--env", "nowhere"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "nowhere" in done.stderr  # the job's own config error, one line
 
 
@@ -330,8 +360,14 @@ def test_the_jobs_result_comes_back_whether_the_task_waits_or_defers(databricks_
     task = databricks_dags["dev_batch_inference"].get_task("score")
 
     def operator():
-        return task.__class__(task_id="score", job=task.job, arguments=["--start", "2013-04-01", "--end", "2013-04-02"],
-                              env="dev", spec=task.spec, deferrable=deferrable)  # fmt: skip
+        return task.__class__(
+            task_id="score",
+            job=task.job,
+            arguments=["--start", "2013-04-01", "--end", "2013-04-02"],
+            env="dev",
+            spec=task.spec,
+            deferrable=deferrable,
+        )
 
     ti = SimpleNamespace(
         run_id=f"manual__deferrable_{deferrable}", try_number=1, xcom_push=lambda **_: None, stats_tags={}
@@ -377,11 +413,24 @@ def test_the_traffic_renders_as_a_serving_endpoint_config_the_api_takes():
     from jobs.config.traffic import Traffic, to_databricks
     from tests.plugins.databricks_standin import TOKEN, JobsApiStandIn, Outcome
 
-    traffic = Traffic.from_dict({"routes": [{"name": "champion", "alias": "Champion", "percent": 90},
-                                            {"name": "candidate", "version": 7, "percent": 10}],
-                                 "shadow": {"alias": "Challenger"}, "sticky_key": "flight_id"})  # fmt: skip
-    config, notes = to_databricks(traffic, "prod.ml.flight_delay_classifier", {"champion": "6", "candidate": "7"},
-                                  endpoint="flight-delay", catalog="prod", schema="ml")  # fmt: skip
+    traffic = Traffic.from_dict(
+        {
+            "routes": [
+                {"name": "champion", "alias": "Champion", "percent": 90},
+                {"name": "candidate", "version": 7, "percent": 10},
+            ],
+            "shadow": {"alias": "Challenger"},
+            "sticky_key": "flight_id",
+        }
+    )
+    config, notes = to_databricks(
+        traffic,
+        "prod.ml.flight_delay_classifier",
+        {"champion": "6", "candidate": "7"},
+        endpoint="flight-delay",
+        catalog="prod",
+        schema="ml",
+    )
     body = config.as_dict()
     golden = GOLDEN / "serving_endpoint_config.json"
     if os.environ.get("UPDATE_GOLDEN"):
@@ -402,8 +451,15 @@ def test_the_traffic_renders_as_a_serving_endpoint_config_the_api_takes():
     assert sent == {k: v for k, v in body.items() if k != "name"}  # the name goes in the path
     from tests.plugins.databricks_standin import endpoint_config_problems
 
-    bad = {**sent, "traffic_config": {"routes": [{"served_entity_name": "champion", "traffic_percentage": 50},
-                                                 {"served_entity_name": "shadow", "traffic_percentage": 50}]}}  # fmt: skip
+    bad = {
+        **sent,
+        "traffic_config": {
+            "routes": [
+                {"served_entity_name": "champion", "traffic_percentage": 50},
+                {"served_entity_name": "shadow", "traffic_percentage": 50},
+            ]
+        },
+    }
     assert endpoint_config_problems(bad) == ["route to unknown served entity shadow"]
     assert endpoint_config_problems({**sent, "shadow_config": {}}) == ["unknown field shadow_config"]
 
@@ -425,9 +481,12 @@ def test_no_job_on_databricks_writes_to_the_drivers_disk(env, monkeypatch):
             cluster.setenv(key, value)
         config = load_config(env)
         paths = {
-            "lakehouse": config.storage.lakehouse_root, "landing": config.storage.landing_root,
-            "reports": config.storage.reports_root, "checkpoints": config.storage.checkpoint_root,
-            "stream landing": config.inference.streaming.landing_dir, "serving WAL": config.serving.inference_log.wal_root,
+            "lakehouse": config.storage.lakehouse_root,
+            "landing": config.storage.landing_root,
+            "reports": config.storage.reports_root,
+            "checkpoints": config.storage.checkpoint_root,
+            "stream landing": config.inference.streaming.landing_dir,
+            "serving WAL": config.serving.inference_log.wal_root,
             "MLflow artifacts": config.mlflow.artifact_root,
-        }  # fmt: skip
+        }
     assert {name: str(path) for name, path in paths.items() if not str(path).startswith("/Volumes/")} == {}

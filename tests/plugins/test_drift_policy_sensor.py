@@ -32,17 +32,33 @@ def monitored(tmp_path, spark, monkeypatch):
     config = make_config(tmp_path)
     store = open_table_store(config, spark)
     for day, share in ((date(2013, 7, 1), 0.0), (date(2013, 7, 2), 0.2), (date(2013, 7, 3), 0.3)):
-        row = {"metric": "dataset_drift_share", "column": None, "value": share, "threshold": 0.1,
-               "violated": share >= 0.1, "method": "share of features"}  # fmt: skip
-        _write_metrics(config, store, Window(day, day + DAY), "predictions", [row], version="1", report=Path("r.html"),
-                       mlflow_run_id="m", run_id="seeded")  # fmt: skip
+        row = {
+            "metric": "dataset_drift_share",
+            "column": None,
+            "value": share,
+            "threshold": 0.1,
+            "violated": share >= 0.1,
+            "method": "share of features",
+        }
+        _write_metrics(
+            config,
+            store,
+            Window(day, day + DAY),
+            "predictions",
+            [row],
+            version="1",
+            report=Path("r.html"),
+            mlflow_run_id="m",
+            run_id="seeded",
+        )
     yield config
     config_module._load.cache_clear()
 
 
 def sensor(window_end: str, **kwargs) -> DriftPolicySensor:
-    return DriftPolicySensor(task_id="check_drift", runway_env="dev", window_end=window_end,
-                             poke_interval=0.1, timeout=5, **kwargs)  # fmt: skip
+    return DriftPolicySensor(
+        task_id="check_drift", runway_env="dev", window_end=window_end, poke_interval=0.1, timeout=5, **kwargs
+    )
 
 
 def test_poke_succeeds_with_the_decision_skips_when_the_policy_does_not_hold_and_waits_otherwise(monitored):

@@ -80,9 +80,11 @@ def test_delete_alias_is_idempotent_and_leaves_another_versions_alias(registry):
 def test_tags_and_description_are_set_once(registry):
     registry.set_alias("Challenger", 2)
     task = SetModelVersionTagsOperator(
-        **op_kwargs("t"), alias="Challenger", tags={"model_validation_status": "PASSED", "auc": 0.71},
+        **op_kwargs("t"),
+        alias="Challenger",
+        tags={"model_validation_status": "PASSED", "auc": 0.71},
         description="validated",
-    )  # fmt: skip
+    )
     first, again = task.execute({}), task.execute({})
     assert (
         first["changed_tags"] == {"model_validation_status": "PASSED", "auc": "0.71"}
@@ -128,10 +130,16 @@ async def first_event(trigger: ModelVersionTagTrigger):
 
 def make_trigger(registry, timeout: float = 5) -> ModelVersionTagTrigger:
     return ModelVersionTagTrigger(
-        model_name=MODEL, version="2", tag_key="model_validation_status", target_values=["PASSED"],
-        failure_values=["FAILED"], tracking_uri=registry.where, registry_uri=registry.where,
-        poke_interval=0.1, timeout=timeout,
-    )  # fmt: skip
+        model_name=MODEL,
+        version="2",
+        tag_key="model_validation_status",
+        target_values=["PASSED"],
+        failure_values=["FAILED"],
+        tracking_uri=registry.where,
+        registry_uri=registry.where,
+        poke_interval=0.1,
+        timeout=timeout,
+    )
 
 
 def test_trigger_yields_success_once_the_tag_changes(registry):

@@ -54,13 +54,24 @@ def _submit_to(cluster, monkeypatch, wheel: Path, data_dir: Path, engine: str = 
         pytest.skip(f"delta-spark's JVM jars are not on this machine: {delta_jars()[1]}")
     master = urlparse(cluster.url)
     for key, value in {
-        "RUNWAY_COMPUTE": "spark-submit", "RUNWAY_WHEEL_FILE": str(wheel), "RUNWAY_DAG_ENVS": "dev",
-        "RUNWAY_DATA_DIR": str(data_dir), "RUNWAY_SPARK_SUBMIT_ENGINE": engine, "RUNWAY_SPARK_REMOTE": "",
+        "RUNWAY_COMPUTE": "spark-submit",
+        "RUNWAY_WHEEL_FILE": str(wheel),
+        "RUNWAY_DAG_ENVS": "dev",
+        "RUNWAY_DATA_DIR": str(data_dir),
+        "RUNWAY_SPARK_SUBMIT_ENGINE": engine,
+        "RUNWAY_SPARK_REMOTE": "",
         "RUNWAY_DELTA_SNAPSHOT_PARTITIONS": "2",  # a 2-core worker
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the pyspark package's spark-submit
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": f"spark://{master.hostname}",
-                                                  "port": master.port, "extra": {"deploy-mode": "client"}}),
-    }.items():  # fmt: skip
+        # the pyspark package's spark-submit
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+            {
+                "conn_type": "spark",
+                "host": f"spark://{master.hostname}",
+                "port": master.port,
+                "extra": {"deploy-mode": "client"},
+            }
+        ),
+    }.items():
         monkeypatch.setenv(key, value)
 
 
@@ -99,9 +110,26 @@ def local_gold(tmp_path_factory, spark):
         "RUNWAY_COMPUTE": "local",
         "RUNWAY_TABLE_ENGINE": "local",
     }
-    done = subprocess.run([sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", "--start",
-                           str(DAYS.start), "--end", str(DAYS.end), "--run-id", "local"], env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.feature_refresh",
+            "all",
+            "--env",
+            "dev",
+            "--start",
+            str(DAYS.start),
+            "--end",
+            str(DAYS.end),
+            "--run-id",
+            "local",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return _checksum(spark, root, GOLD)
 
@@ -210,8 +238,12 @@ def test_training_and_scoring_on_a_real_cluster_give_the_local_runs_model_and_pr
     _own_mlflow(monkeypatch)
     config = load_config("dev")
     before = {app["id"] for app in spark_cluster.applications()}
-    train = job_task(config, task_id="train", job="train",
-                     arguments=["--start", str(TRAINING.start), "--end", str(TRAINING.end), "--run-id", "cluster"])  # fmt: skip
+    train = job_task(
+        config,
+        task_id="train",
+        job="train",
+        arguments=["--start", str(TRAINING.start), "--end", str(TRAINING.end), "--run-id", "cluster"],
+    )
     trained = train.execute({})
     # the same model from the same rows, registered as the first version of the cluster's own registry
     assert trained["metrics"] == expected["metrics"] and trained["threshold"] == expected["threshold"]
@@ -245,7 +277,12 @@ def test_bad_input_fails_the_task_at_once_with_the_jobs_sentence(
     from jobs.config.loader import load_config
 
     _submit_to(spark_cluster, monkeypatch, project_wheel, tmp_path, engine="local")
-    operator = job_task(load_config("dev"), task_id="seed", job="seed", arguments=["--start", "2013-01-05", "--end", "2013-01-01"])  # fmt: skip
+    operator = job_task(
+        load_config("dev"),
+        task_id="seed",
+        job="seed",
+        arguments=["--start", "2013-01-05", "--end", "2013-01-01"],
+    )
     with pytest.raises(AirflowFailException, match=r"^bad input: .*2013-01-05"):
         operator.execute({})
 
@@ -272,8 +309,12 @@ def test_on_kill_ends_the_application_and_every_process_of_the_submission(
     shutil.copytree(refreshed, tmp_path / "data")
     _submit_to(spark_cluster, monkeypatch, project_wheel, tmp_path / "data", engine="local")
     before = {app["id"] for app in spark_cluster.applications()}
-    operator = job_task(load_config("dev"), task_id="refresh", job="feature_refresh",
-                        arguments=["all", "--start", str(TRAINING.start), "--end", str(STREAMED.end)])  # fmt: skip
+    operator = job_task(
+        load_config("dev"),
+        task_id="refresh",
+        job="feature_refresh",
+        arguments=["all", "--start", str(TRAINING.start), "--end", str(STREAMED.end)],
+    )
     errors: list[BaseException] = []
 
     def run() -> None:

@@ -67,10 +67,7 @@ def test_every_import_in_jobs_points_down():
                 wrong.append(f"{module} imports the entry module {target}")
             elif not is_entry(module) and rank(target) > rank(module):
                 wrong.append(f"{module} (rank {rank(module)}) imports {target} (rank {rank(target)})")
-            elif (
-                rank(target) == rank(module) < ENTRY_RANK
-                and module.split(".")[1] != target.split(".")[1]
-            ):
+            elif rank(target) == rank(module) < ENTRY_RANK and module.split(".")[1] != target.split(".")[1]:
                 wrong.append(f"{module} imports its sibling package's {target}")
     assert not wrong, "\n".join(wrong)
 

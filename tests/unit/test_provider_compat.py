@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from operators._provider_compat import DATABRICKS_SUBMIT_JSON, SPARK_SUBMIT_LOG, PrivateApi, ProviderVersionError
+from operators._provider_compat import (
+    DATABRICKS_SUBMIT_JSON,
+    SPARK_SUBMIT_LOG,
+    PrivateApi,
+    ProviderVersionError,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIVATE_NAMES = {"_prepare_submit_json", "_process_spark_submit_log", "_get_hook", "_registry_uri"}
@@ -20,7 +25,9 @@ def test_the_installed_providers_are_the_releases_the_compat_code_was_written_fo
 
 
 def test_another_provider_release_fails_with_one_sentence_naming_both():
-    api = PrivateApi("apache-airflow-providers-databricks", "0.1", "DatabricksSubmitRunOperator._prepare_submit_json")
+    api = PrivateApi(
+        "apache-airflow-providers-databricks", "0.1", "DatabricksSubmitRunOperator._prepare_submit_json"
+    )
     with pytest.raises(ProviderVersionError) as raised:
         api.check()
     message = str(raised.value)
@@ -37,8 +44,8 @@ def test_no_other_module_touches_a_providers_private_name():
         for path in (ROOT / folder).rglob("*.py")
         if path.name != "_provider_compat.py"
         and any(
-            isinstance(node, ast.Attribute | ast.FunctionDef) and getattr(node, "attr", getattr(node, "name", ""))
-            in PRIVATE_NAMES
+            isinstance(node, ast.Attribute | ast.FunctionDef)
+            and getattr(node, "attr", getattr(node, "name", "")) in PRIVATE_NAMES
             for node in ast.walk(ast.parse(path.read_text()))
         )
     )

@@ -52,8 +52,14 @@ class UseCaseRun:
         self.root = root
 
     def job(self, name: str, *args: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", f"jobs.{name}", "--env", "dev", *args], env=self.env,
-                              capture_output=True, text=True, timeout=900, cwd=ROOT)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", f"jobs.{name}", "--env", "dev", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=ROOT,
+        )
         outcome = read_result(done.stdout)
         assert done.returncode == 0 and outcome.get("ok"), (
             f"jobs.{name} {' '.join(args)}: exit {done.returncode}: {outcome or done.stderr[-3000:]}"
@@ -81,8 +87,15 @@ def test_the_use_case_runs_its_whole_lifecycle(use_case, tmp_path):
     assert refreshed["gold"]["rows"] == len(gold) > 0
     assert set(model.features.all) | {model.label} <= set(gold.columns)
 
-    trained = run.job("train", "--start", str(training_end - timedelta(days=model.training.window_days)),
-                      "--end", str(training_end), "--reason", "manual")  # fmt: skip
+    trained = run.job(
+        "train",
+        "--start",
+        str(training_end - timedelta(days=model.training.window_days)),
+        "--end",
+        str(training_end),
+        "--reason",
+        "manual",
+    )
     version = trained["version"]
     validated = run.job("validate_model", "--version", version)
     assert validated["status"] == "PASSED", validated

@@ -45,8 +45,10 @@ def test_retrieval_groundedness_and_citations_are_scored_per_question():
 def test_only_document_ids_count_as_citations_and_extractive_answers_cite_their_passages():
     text = 'lambda_expr ::= "lambda" [parameter_list] ":" expression. Lambdas create functions. [lambda]'
     assert citations_in(text, {"lambda", "for"}) == ["lambda"]  # the grammar's brackets are not citations
-    passages = [Passage("c1", "break", "The break statement ends the loop. It may occur in for or while loops.", 0.9),
-                Passage("c2", "pass", "Pass is a null operation.", 0.8)]  # fmt: skip
+    passages = [
+        Passage("c1", "break", "The break statement ends the loop. It may occur in for or while loops.", 0.9),
+        Passage("c2", "pass", "Pass is a null operation.", 0.8),
+    ]
     answer = extractive_answer("How does the break statement end a loop?", passages, sentences=1)
     assert answer == "The break statement ends the loop. [break]"
     prompt = render_prompt("Q: {{question}}\n{{context}}", "why?", passages)
@@ -130,8 +132,14 @@ def test_the_monitoring_policy_reindexes_on_failing_retrieval_and_reevaluates_on
     from jobs.config.assistant import AssistantMonitoringPolicy
 
     policy = AssistantMonitoringPolicy()
-    calm = {"requests": 100, "no_answer_rate": 0.05, "top_score_p50": 0.86, "feedback_rate": 0.1, "mean_rating": 4.2,
-            "uncovered_share": 0.1}  # fmt: skip
+    calm = {
+        "requests": 100,
+        "no_answer_rate": 0.05,
+        "top_score_p50": 0.86,
+        "feedback_rate": 0.1,
+        "mean_rating": 4.2,
+        "uncovered_share": 0.1,
+    }
     assert decide(calm, policy, 3, 3).action == "none"
     assert decide({**calm, "no_answer_rate": 0.4}, policy, 3, 3).action == REINDEX
     stale = decide(calm, policy, 2, 3)

@@ -246,7 +246,9 @@ def test_each_environment_names_its_own_chat_endpoint_and_the_assistant_target(m
     monkeypatch.setenv("RUNWAY_PROD_LLM_MODEL", "prod-chat")
     prod, dev = load_config("prod"), load_config("dev")
     assert (prod.assistant.generator.endpoint, prod.assistant.generator.model) == (
-        "https://workspace.example/serving-endpoints", "prod-chat")  # fmt: skip
+        "https://workspace.example/serving-endpoints",
+        "prod-chat",
+    )
     assert (dev.assistant.generator.endpoint, dev.assistant.generator.model) == (
         "http://127.0.0.1:9/v1",
         "shared-model",
@@ -311,12 +313,22 @@ def test_an_environment_may_not_point_at_another_environments_catalog(config_cop
     ("change", "key"),
     [
         (lambda t: t.setdefault("mlflow", {}).update(experiment="/runway/prod/tiny"), "mlflow.experiment"),
-        (lambda t: t.setdefault("storage", {}).update(checkpoint_root="${RUNWAY_DATA_DIR}/checkpoints/prod/.."),
-         None),  # resolves to its own <root>/staging: allowed
-        (lambda t: t.setdefault("serving", {}).setdefault("inference_log", {}).update(wal_root="${RUNWAY_DATA_DIR}/wal-x")
-         , None),
+        (
+            lambda t: t.setdefault("storage", {}).update(
+                checkpoint_root="${RUNWAY_DATA_DIR}/checkpoints/prod/.."
+            ),
+            None,
+        ),  # resolves to its own <root>/staging: allowed
+        (
+            lambda t: (
+                t.setdefault("serving", {})
+                .setdefault("inference_log", {})
+                .update(wal_root="${RUNWAY_DATA_DIR}/wal-x")
+            ),
+            None,
+        ),
     ],
-)  # fmt: skip
+)
 def test_no_two_environments_share_an_experiment_a_checkpoint_or_a_wal(config_copy, change, key):
     edit_yaml(config_copy / "staging.yaml", change)
     if key is None:

@@ -17,8 +17,16 @@ def rows(*violations: str | None, start: date = date(2013, 7, 1)) -> list[dict]:
     for i, metric in enumerate(violations):
         day = start + i * DAY
         for name in ("dataset_drift_share", "prediction_drift", "quality.roc_auc"):
-            out.append({"window_start": day, "window_end": day + DAY, "metric": name, "column": None,
-                        "value": 0.9 if name == metric else 0.01, "violated": name == metric})  # fmt: skip
+            out.append(
+                {
+                    "window_start": day,
+                    "window_end": day + DAY,
+                    "metric": name,
+                    "column": None,
+                    "value": 0.9 if name == metric else 0.01,
+                    "violated": name == metric,
+                }
+            )
         out.append(
             {
                 "window_start": day,
@@ -42,8 +50,12 @@ def test_n_of_the_last_m_windows_with_the_latest_violating():
 
 
 def test_the_latest_window_must_violate_and_one_is_not_enough():
-    assert not decide(window_statuses(rows("prediction_drift", "dataset_drift_share", None), POLICY),
-                      date(2013, 7, 4), POLICY, None).retrain  # fmt: skip
+    assert not decide(
+        window_statuses(rows("prediction_drift", "dataset_drift_share", None), POLICY),
+        date(2013, 7, 4),
+        POLICY,
+        None,
+    ).retrain
     lone = decide(
         window_statuses(rows(None, None, "prediction_drift"), POLICY), date(2013, 7, 4), POLICY, None
     )
@@ -86,7 +98,16 @@ def test_a_window_violates_when_any_watched_source_does_and_unwatched_sources_do
     # The same rows, with only batch predictions watched: a quiet history.
     assert not decide(window_statuses(batch + online, POLICY), end, POLICY, None).retrain
     # An endpoint without traffic in a window: monitored (ready), nothing violated.
-    quiet = [{"window_start": end, "window_end": end + DAY, "source": "inference_log", "metric": "rows",
-              "column": None, "value": 0.0, "violated": False}]  # fmt: skip
+    quiet = [
+        {
+            "window_start": end,
+            "window_end": end + DAY,
+            "source": "inference_log",
+            "metric": "rows",
+            "column": None,
+            "value": 0.0,
+            "violated": False,
+        }
+    ]
     decision = decide(window_statuses(quiet, POLICY, ["inference_log"]), end + DAY, POLICY, None)
     assert decision.ready and not decision.retrain

@@ -28,8 +28,9 @@ def test_the_load_test_names_every_figure_that_failed():
     slow = load_test_verdict(figures(30), figures(18), LIMITS)
     assert not slow.passed and slow.reason == "load test failed: p99 30 ms > 1.2 x the Champion's 18 ms"
     bad = load_test_verdict(figures(600, failures=5, rps=5), None, LIMITS)
-    assert bad.reason == ("load test failed: error rate 0.50% > 0.00%; p99 600 ms > 500 ms; "
-                          "throughput 5 req/s < 10 req/s")  # fmt: skip
+    assert bad.reason == (
+        "load test failed: error rate 0.50% > 0.00%; p99 600 ms > 500 ms; throughput 5 req/s < 10 req/s"
+    )
     assert load_test_verdict(figures(20), None, LIMITS).passed  # no Champion yet: the absolute limits
 
 
@@ -57,13 +58,20 @@ def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_ro
 
     from jobs.serving.online_report import arm_metrics, arm_quality, shadow_agreement
 
-    rows = pd.DataFrame([
-        # request, row, route, status, latency, prediction, label
-        ("a", 0, "champion", 200, 10.0, 0.9, 1), ("a", 0, "shadow", 200, 50.0, 0.8, 1),
-        ("b", 0, "champion", 200, 12.0, 0.2, 0), ("b", 0, "shadow", 200, 40.0, 0.6, 1),
-        ("c", 0, "candidate", 200, 20.0, 0.7, 1), ("c", 1, "candidate", 200, 20.0, 0.1, 0),
-        ("d", 0, "candidate", 500, 30.0, None, None), ("e", 0, "none", 400, 1.0, None, None),
-    ], columns=["request_id", "row_index", "route", "status", "latency_ms", "prediction", "predicted_label"])  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            # request, row, route, status, latency, prediction, label
+            ("a", 0, "champion", 200, 10.0, 0.9, 1),
+            ("a", 0, "shadow", 200, 50.0, 0.8, 1),
+            ("b", 0, "champion", 200, 12.0, 0.2, 0),
+            ("b", 0, "shadow", 200, 40.0, 0.6, 1),
+            ("c", 0, "candidate", 200, 20.0, 0.7, 1),
+            ("c", 1, "candidate", 200, 20.0, 0.1, 0),
+            ("d", 0, "candidate", 500, 30.0, None, None),
+            ("e", 0, "none", 400, 1.0, None, None),
+        ],
+        columns=["request_id", "row_index", "route", "status", "latency_ms", "prediction", "predicted_label"],
+    )
     arms = arm_metrics(rows)
     assert set(arms) == {"champion", "candidate"}  # the shadow and unrouted requests aside
     assert arms["candidate"]["requests"] == 2 and arms["candidate"]["server_errors"] == 1  # c (2 rows), d
@@ -80,8 +88,15 @@ def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_ro
 
 
 def test_labelled_rows_judge_accuracy_by_its_interval_and_a_shadow_by_its_agreement():
-    limits = CanaryLimits(min_requests=100, max_error_rate_diff=0.01, max_p99_ratio=1.5, max_prediction_drift=5,
-                          max_accuracy_drop=0.02, min_labelled=50, min_agreement=0.9)  # fmt: skip
+    limits = CanaryLimits(
+        min_requests=100,
+        max_error_rate_diff=0.01,
+        max_p99_ratio=1.5,
+        max_prediction_drift=5,
+        max_accuracy_drop=0.02,
+        min_labelled=50,
+        min_agreement=0.9,
+    )
     champion = ArmFigures(1000, 0, 10, arm(1000).predictions, labelled=1000, correct=850)
     worse = ArmFigures(1000, 0, 10, arm(1000).predictions, labelled=1000, correct=750)  # 10 points down
     verdict = canary_verdict(champion, worse, limits)

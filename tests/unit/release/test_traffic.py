@@ -10,9 +10,14 @@ import pytest
 from jobs.config.traffic import Route, Traffic, assign
 from jobs.core.errors import BadInputError
 
-AB = {"routes": [{"name": "champion", "alias": "Champion", "percent": 90},
-                 {"name": "candidate", "version": 7, "percent": 10}],
-      "shadow": {"alias": "Challenger"}, "sticky_key": "flight_id"}  # fmt: skip
+AB = {
+    "routes": [
+        {"name": "champion", "alias": "Champion", "percent": 90},
+        {"name": "candidate", "version": 7, "percent": 10},
+    ],
+    "shadow": {"alias": "Challenger"},
+    "sticky_key": "flight_id",
+}
 
 
 def test_a_spec_round_trips_and_describes_itself():
@@ -31,13 +36,24 @@ def test_a_spec_round_trips_and_describes_itself():
     [
         ({"routes": []}, "needs 'routes'"),
         ({"routes": [{"name": "a", "alias": "Champion", "percent": 60}]}, "add up to 100"),
-        ({"routes": [{"name": "a", "alias": "Champion", "version": 3, "percent": 100}]}, "exactly one of alias or version"),
-        ({"routes": [{"name": "a", "alias": "X", "percent": 50}, {"name": "a", "alias": "Y", "percent": 50}]}, "distinct"),
+        (
+            {"routes": [{"name": "a", "alias": "Champion", "version": 3, "percent": 100}]},
+            "exactly one of alias or version",
+        ),
+        (
+            {
+                "routes": [
+                    {"name": "a", "alias": "X", "percent": 50},
+                    {"name": "a", "alias": "Y", "percent": 50},
+                ]
+            },
+            "distinct",
+        ),
         ({"routes": [{"name": "shadow", "alias": "X", "percent": 100}]}, "not 'shadow'"),
         ({"routes": [{"name": "a", "alias": "X", "weight": 100}]}, "unknown keys ['weight']"),
         ({"routes": [{"name": "a", "alias": "X"}], "mirror": True}, "unknown keys ['mirror']"),
     ],
-)  # fmt: skip
+)
 def test_unservable_traffic_is_one_sentence_naming_the_problem(spec, message):
     with pytest.raises(BadInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Traffic.from_dict(spec)
