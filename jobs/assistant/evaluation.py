@@ -7,11 +7,23 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from jobs.assistant.gate import NotJudgedError
+import mlflow
+from mlflow.genai.scorers import scorer
+
+from jobs.assistant.chain import generator_from
+from jobs.assistant.gate import (
+    METRICS,
+    GateLimits,
+    LabelledQuestion,
+    NotJudgedError,
+    gate_verdict,
+    question_scores,
+)
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
+from jobs.platform.mlflow_setup import configure_mlflow
 from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
-from jobs.release.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TAG
+from jobs.release.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     from jobs.assistant.gate import LabelledQuestion
@@ -27,10 +39,6 @@ KEEP = "keep"
 
 def scorers(config: EnvConfig) -> list[Any]:
     """Runway's deterministic scorers, and a judge through the configured chat endpoint if any."""
-    from mlflow.genai.scorers import scorer
-
-    from jobs.assistant.chain import generator_from
-    from jobs.assistant.gate import METRICS, LabelledQuestion, question_scores
 
     def metric(name: str):
         def score(inputs, outputs, expectations) -> float:
@@ -61,7 +69,6 @@ def evaluate_chain(
     config: EnvConfig, target: ModelTarget, version: str, questions: list[LabelledQuestion], role: str
 ) -> dict[str, float]:
     """One chain version over the questions, in a child run; the summary of its scores."""
-    import mlflow
 
     for variable, workers in EVALUATION_WORKERS.items():
         os.environ.setdefault(variable, workers)
@@ -98,7 +105,6 @@ def evaluate_chain(
 
 
 def verdict_of(config: EnvConfig, candidate: dict[str, float], champion: dict[str, float] | None):
-    from jobs.assistant.gate import GateLimits, gate_verdict
 
     gate = config.assistant.gate
     floors = {
@@ -126,10 +132,6 @@ EVALUATION_WORKERS = {"MLFLOW_GENAI_EVAL_MAX_WORKERS": "2", "MLFLOW_ASYNC_TRACE_
 def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
     """Judge ``version`` and record the verdict on its tags (and the Challenger alias); a figure
     that could not be computed leaves it unjudged (``NotJudgedError``, retried)."""
-    import mlflow
-
-    from jobs.platform.mlflow_setup import configure_mlflow
-    from jobs.release.registry import ModelRegistry
 
     target = config.assistant_target
     registry = ModelRegistry.for_config(config, target)

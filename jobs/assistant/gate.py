@@ -9,8 +9,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import yaml
+
 from jobs.assistant.chain import SENTENCE_END, without_citations, words
-from jobs.core.errors import TransientError
+from jobs.core.errors import BadInputError, TransientError
 
 METRICS = ("recall_at_k", "mrr", "groundedness", "citation_correctness")  # higher is better
 SUPPORTED_SHARE = 0.6  # of a sentence's words that one retrieved passage must hold
@@ -138,7 +141,6 @@ def gate_verdict(
 def summary(scores: list[dict[str, float]], latencies: list[float]) -> dict[str, float]:
     """Mean of each metric over the questions, and the p95 latency; NaN where a question's score
     (or every latency) is missing: the gate then does not judge."""
-    import numpy as np
 
     nan = float("nan")
     means = {m: round(float(np.mean([s.get(m, nan) for s in scores])), 4) if scores else nan for m in METRICS}
@@ -167,9 +169,6 @@ def labelled_questions(raw: Any, where: str) -> list[LabelledQuestion]:
 
 def load_questions(config) -> list[LabelledQuestion]:
     """The assistant's labelled questions (``assistant.questions_file``), checked."""
-    import yaml
-
-    from jobs.core.errors import BadInputError
 
     path = config.assistant.file(config.assistant.questions_file)
     if not path.is_file():

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import faiss
+import numpy as np
+
 from jobs.core.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -153,7 +156,6 @@ class Embedder:
         self.dim = int(self._model.dim)
 
     def passages(self, texts: list[str], batch: int = 32) -> np.ndarray:
-        import numpy as np
 
         with _NATIVE_MODEL:
             parts = [self._model.passage(texts[i : i + batch]) for i in range(0, len(texts), batch)]
@@ -166,7 +168,6 @@ class Embedder:
 
 def check_embeddings(vectors: np.ndarray, dim: int, where: str) -> None:
     """Every embedding has ``dim`` finite values and unit length (cosine = inner product)."""
-    import numpy as np
 
     if vectors.ndim != 2 or vectors.shape[1] != dim:
         raise BadInputError(
@@ -206,8 +207,6 @@ class VectorIndex:
 
     @classmethod
     def build(cls, chunk_ids: list[str], vectors: np.ndarray, manifest: dict[str, Any]) -> VectorIndex:
-        import faiss
-        import numpy as np
 
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -217,7 +216,6 @@ class VectorIndex:
 
     def save(self, folder: Path) -> Path:
         """Written beside ``folder`` then renamed into place: a killed build leaves no half index."""
-        import faiss
 
         staging = folder.with_name(f".{folder.name}.{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -233,7 +231,6 @@ class VectorIndex:
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
-        import faiss
 
         if not (folder / cls.MANIFEST).is_file():
             raise BadInputError(f"no vector index at {folder}: run the knowledge refresh first")

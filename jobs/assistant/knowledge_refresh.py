@@ -6,6 +6,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
 from jobs.assistant.knowledge import (
     VERSION_KEY,
     Embedder,
@@ -20,6 +24,7 @@ from jobs.assistant.knowledge import (
 )
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
+from jobs.features.quality import QualityGateError, load_suite, validate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +44,6 @@ def assistant_of(config: EnvConfig) -> AssistantConfig:
 
 
 def chunks_schema(dim: int) -> pa.Schema:
-    import pyarrow as pa
 
     return pa.schema(
         [
@@ -63,7 +67,6 @@ def embed_new(
 ) -> tuple[np.ndarray, int]:
     """Each chunk's embedding: the table's where it holds the chunk (same id, same model), else new;
     and how many were new."""
-    import numpy as np
 
     known: dict[str, np.ndarray] = {}
     if store.exists(table):
@@ -82,9 +85,6 @@ def embed_new(
 
 def quality_gate(config: EnvConfig, chunks: list[dict[str, Any]], key: str) -> None:
     """The assistant's expectation suite (``expectations/<chunks_table>.json``) on the good chunks."""
-    import pandas as pd
-
-    from jobs.features.quality import QualityGateError, load_suite, validate
 
     assistant = assistant_of(config)
     suite_path = assistant.folder / "expectations" / f"{assistant.chunks_table}.json"
@@ -111,7 +111,6 @@ def quality_gate(config: EnvConfig, chunks: list[dict[str, Any]], key: str) -> N
 
 def refresh_knowledge(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]:
     """Corpus → checked chunks → embeddings → the chunks table's snapshot → its index."""
-    import pyarrow as pa
 
     assistant = assistant_of(config)
     documents = load_corpus(assistant.corpus)
@@ -181,7 +180,6 @@ def _quarantine(
 
 def build_index(config: EnvConfig, store: TableStore, table: TableName, version: int, key: str):
     """The index of the table's ``version`` (built once; an existing one is kept)."""
-    import numpy as np
 
     folder = index_dir(config, version)
     if (folder / VectorIndex.MANIFEST).is_file():

@@ -7,8 +7,13 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from jobs.assistant.knowledge import Embedder, latest_snapshot
+from jobs.assistant.monitoring_policy import decide, uncovered_share, window_figures
 from jobs.config.env import EnvConfig
 from jobs.core.window import Window
+from jobs.release.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
@@ -30,7 +35,6 @@ SAMPLE = 500  # questions embedded per window at most
 
 
 def answered_questions(config: EnvConfig, store: TableStore, window: Window):
-    import pandas as pd
 
     table = store.name("ml", f"{config.assistant.name}_inference_log")
     columns = [
@@ -53,7 +57,6 @@ def answered_questions(config: EnvConfig, store: TableStore, window: Window):
 
 
 def ratings_of(config: EnvConfig, store: TableStore, request_ids):
-    import pandas as pd
 
     table = store.name("ml", f"{config.assistant.name}_feedback")
     if not store.exists(table):
@@ -64,8 +67,6 @@ def ratings_of(config: EnvConfig, store: TableStore, request_ids):
 
 def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, int | None]:
     """(the Champion chain's index version, the chunks table's latest snapshot)."""
-    from jobs.assistant.knowledge import latest_snapshot
-    from jobs.release.registry import ModelRegistry
 
     target = config.assistant_target
     registry = ModelRegistry.for_config(config, target)
@@ -80,8 +81,6 @@ def index_versions(config: EnvConfig, store: TableStore) -> tuple[int | None, in
 
 
 def monitor(config: EnvConfig, store: TableStore, window: Window, run_id: str) -> dict[str, Any]:
-    from jobs.assistant.knowledge import Embedder
-    from jobs.assistant.monitoring_policy import decide, uncovered_share, window_figures
 
     answered = answered_questions(config, store, window)
     figures = window_figures(answered, ratings_of(config, store, answered.request_id))

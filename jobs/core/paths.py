@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -45,8 +47,6 @@ def git_commit() -> str:
     """The code version being deployed: ``$RUNWAY_GIT_COMMIT`` (set by CI), the checkout's HEAD,
     else the commit the installed wheel was built from (``<prefix>/share/runway/build_info.json``,
     stamped by setup.py: a Docker image, a Databricks cluster), else ``unknown``."""
-    import json
-    import subprocess
 
     if os.environ.get("RUNWAY_GIT_COMMIT"):
         return os.environ["RUNWAY_GIT_COMMIT"]

@@ -8,8 +8,11 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import functions as F
 
 from jobs.config.env import EnvConfig
 from jobs.config.use_case import SourceConfig
@@ -27,6 +30,10 @@ from jobs.features.pipeline import (
     silver_views,
     type_rows,
 )
+from jobs.features.quality import FAIL, QUARANTINE, QualityGateError, load_suite, validate, volume_parameters
+from jobs.features.use_case_check import check_use_case_once
+from jobs.platform.spark_session import get_spark
+from jobs.tablestore import DuplicateKeysError, open_table_store
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -120,9 +127,6 @@ def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -
 
     Files are grouped by header, so columns are matched by name even when a feed reorders them.
     """
-    from functools import reduce
-
-    from pyspark.sql import functions as F
 
     groups: dict[tuple[str, ...], list[str]] = {}
     bad_bytes = {}
@@ -164,7 +168,6 @@ def read_landing(spark: SparkSession, files: list[Path], source: SourceConfig) -
 
 def to_bronze(raw: DataFrame, run_id: str, ingested_at: datetime, daily: bool) -> tuple[DataFrame, DataFrame]:
     """(bronze rows, malformed lines with ``_record`` and ``_reason``) from raw landing rows."""
-    from pyspark.sql import functions as F
 
     file_date = (
         F.to_date(F.regexp_extract("_source_file", r"(\d{4}-\d{2}-\d{2})\.csv$", 1))
@@ -199,8 +202,6 @@ class JobContext:
 
     @classmethod
     def open(cls, config: EnvConfig, run_id: str) -> JobContext:
-        from jobs.platform.spark_session import get_spark
-        from jobs.tablestore import open_table_store
 
         spark = get_spark(config, app_name=f"runway-feature-refresh-{config.env}")
         return cls(config, spark, open_table_store(config, spark), run_id)
@@ -241,7 +242,6 @@ def _write_quarantine(
 
 def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Land the interval's files (and the reference snapshots) in bronze."""
-    from pyspark.sql import functions as F
 
     landing_root = Path(ctx.config.storage.landing_root)
     ingested_at = datetime.now(UTC)  # ingestion metadata, not business time
@@ -289,7 +289,6 @@ def run_bronze(ctx: JobContext, window: Window) -> dict[str, Any]:
 
 def _check(ctx: JobContext, df: DataFrame, name: str, source: SourceConfig, window: Window, severity: str):
     """Run one severity of the source's suite on ``df``; the result JSON is kept under reports."""
-    from jobs.features.quality import QUARANTINE, load_suite, validate, volume_parameters
 
     suite_name, expectations = load_suite(ctx.config.use_case.file("expectations", source.expectations))
     fraction = ctx.config.sample_fraction if source.sampled else 1.0
@@ -306,9 +305,6 @@ def _check(ctx: JobContext, df: DataFrame, name: str, source: SourceConfig, wind
 
 def run_silver(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Type, sample, de-duplicate and row-check bronze into silver; quarantine what fails."""
-    from pyspark.sql import functions as F
-
-    from jobs.features.quality import QUARANTINE
 
     summary: dict[str, Any] = {}
     for name, source in ctx.config.use_case.sources.items():
@@ -363,7 +359,6 @@ def run_gate(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Table-level expectations on the interval's staged silver rows; when every daily source
     passes, publish the staged bronze and silver rows and log the pass per day. Raises
     QualityGateError (nothing published) on failure."""
-    from jobs.features.quality import FAIL, QualityGateError
 
     summary: dict[str, Any] = {}
     failures = []
@@ -490,8 +485,6 @@ def ungated_days(ctx: JobContext, window: Window) -> list[str]:
 def run_gold(ctx: JobContext, window: Window) -> dict[str, Any]:
     """Compute the interval's features with the use case's SQL and replace them in gold; refuses a
     window whose silver did not pass its gate."""
-    from jobs.features.quality import QualityGateError
-    from jobs.tablestore import DuplicateKeysError
 
     if problems := ungated_days(ctx, window):
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
@@ -530,7 +523,6 @@ STEP_FUNCTIONS = {"bronze": run_bronze, "silver": run_silver, "gate": run_gate, 
 def refresh(ctx: JobContext, window: Window, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
     """Run ``steps`` for ``window``, after checking the use case's columns, SQL and (for the steps
     that validate) suites against its declared sources: a config mistake fails before any write."""
-    from jobs.features.use_case_check import check_use_case_once
 
     check_use_case_once(ctx.spark, ctx.config, suites=bool({"silver", "gate"} & set(steps)))
     return {step: STEP_FUNCTIONS[step](ctx, window) for step in steps}

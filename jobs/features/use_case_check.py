@@ -15,12 +15,19 @@ import json
 import logging
 import os
 from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import functions as F
 
 from jobs.config.base import ConfigError
 from jobs.config.env import EnvConfig
 from jobs.config.use_case import USE_CASE_FILE, SourceConfig
+from jobs.core.paths import PROJECT_ROOT
+from jobs.features.pipeline import build_features, feature_sql
+from jobs.features.quality import load_suite
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,8 +71,6 @@ def empty_silver_view(
 ) -> DataFrame:
     """The silver table ``name`` would hold, with no rows: the source's columns with their declared
     types, ``event_date`` from its expression over them (daily sources)."""
-    from pyspark.errors import AnalysisException
-    from pyspark.sql import functions as F
 
     typed = spark.range(0).select(
         *[F.lit(None).cast(kind).alias(column) for column, kind in source.columns.items()],
@@ -86,9 +91,6 @@ def empty_silver_view(
 
 def gold_schema(spark: SparkSession, config: EnvConfig) -> StructType:
     """The gold SQL's output schema, from analysing it over empty silver views (no data read)."""
-    from pyspark.errors import AnalysisException
-
-    from jobs.features.pipeline import build_features, feature_sql
 
     sql = feature_sql(config)
     sources = config.use_case.sources.items()
@@ -126,7 +128,6 @@ def check_gold_columns(columns: Iterable[str], config: EnvConfig, what: str) -> 
 
 def check_suites(config: EnvConfig) -> None:
     """Every suite exists, parses, uses expectation types GX has, and names its source's columns."""
-    from jobs.features.quality import load_suite
 
     for name, source in config.use_case.sources.items():
         if not source.expectations:
@@ -167,9 +168,6 @@ _CHECKER_PACKAGES = ("pyspark", "great_expectations")
 def fingerprint(config: EnvConfig) -> str:
     """What the checks' outcome depends on: the loaded use case, its SQL and suites files, the
     checking code and the Spark and GX versions. Equal fingerprints give equal outcomes."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from jobs.core.paths import PROJECT_ROOT
 
     digest = hashlib.sha256(config.use_case.model_dump_json().encode())
     files = [

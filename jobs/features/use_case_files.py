@@ -8,9 +8,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from jobs.config.base import IDENTIFIER, ConfigError
 from jobs.config.loader import load_config
 from jobs.config.use_case import USE_CASE_FILE
+from jobs.features.use_case_check import check_use_case
+from jobs.platform.spark_session import get_spark
 
 log = logging.getLogger("runway.use_case")
 
@@ -26,8 +31,6 @@ def sample_frames(start: date, days: int, rows_per_day: int, seed: int = 0) -> d
     reading, with the ``failed`` outcome), ``site_weather`` (daily: one row per site and day) and
     ``devices`` (reference). Failures depend on load, vibration, heat, age and model, so a model has
     something to learn; temperatures follow the seasons, so ``month`` moves by construction."""
-    import numpy as np
-    import pandas as pd
 
     rng = np.random.default_rng(seed)
     device_ids = [f"D{i:03d}" for i in range(24)]
@@ -358,8 +361,6 @@ def new_use_case(
 
 def check(env: str | None) -> dict[str, Any]:
     """Load the selected use case's config and run every load-time check on it."""
-    from jobs.features.use_case_check import check_use_case
-    from jobs.platform.spark_session import get_spark
 
     config = load_config(env)
     schema = check_use_case(get_spark(config, app_name="runway-use-case-check"), config)

@@ -10,6 +10,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from jobs.config.env import EnvConfig
 from jobs.core.errors import MissingInputError
 from jobs.core.window import Window
+from jobs.modeling.scoring import (
+    check_signature,
+    identity_columns,
+    load_pyfunc,
+    resolve_model,
+    score_batches,
+    score_frame,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,7 +52,6 @@ def chosen_scorer(store: TableStore, scorer: Scorer) -> str:
 
 def _score_in_process(config, store, window, model, run) -> pa.Table:
     """The window's gold, batch by batch, through the version's pyfunc in this process."""
-    from jobs.modeling.scoring import check_signature, identity_columns, load_pyfunc, score_batches
 
     features = config.use_case.features
     gold = store.name("gold", features.table)
@@ -63,7 +70,6 @@ def _score_in_process(config, store, window, model, run) -> pa.Table:
 
 def _score_with_spark(config, store, window, model, run) -> DataFrame:
     """The window's gold as a Spark DataFrame through ``spark_udf`` on the executors."""
-    from jobs.modeling.scoring import score_frame
 
     features = config.use_case.features
     gold = store.read(
@@ -82,7 +88,6 @@ def score_window(
     scorer: Scorer = "auto",
 ) -> dict[str, Any]:
     """Score ``window`` with ``model`` (default: the version the config's alias points at now)."""
-    from jobs.modeling.scoring import resolve_model
 
     features = config.use_case.features
     model = model or resolve_model(config)  # once: every row of this run is scored by this version

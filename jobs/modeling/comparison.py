@@ -22,6 +22,8 @@ from jobs.release.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore
+import mlflow
+
 from jobs.release.champion import log
 
 COMPARISONS = "model_comparisons"
@@ -36,7 +38,6 @@ COMPARISON_SCHEMA = (
 
 
 def compare(config: EnvConfig, store: TableStore, run_id: str) -> dict[str, Any]:
-    import mlflow
 
     name, rules = config.registered_model_name, config.promotion
     registry = ModelRegistry.for_config(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
 
 
 def load_version(config: EnvConfig, version: str):
-    import mlflow
 
     return mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{version}")
 

@@ -9,11 +9,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+import numpy as np
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.metrics import ValueDrift
+from evidently.presets import DataDriftPreset
+
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError, MissingInputError
 from jobs.core.window import Window
 from jobs.features.use_case_check import check_gold_columns
+from jobs.modeling.lifecycle import predicted_proba
 from jobs.modeling.retraining import ALERTS_TABLE, DEFAULT_SOURCE, METRICS_TABLE
+from jobs.modeling.scoring import threshold_of
+from jobs.modeling.training import classification_metrics, feature_columns, model_inputs
+from jobs.platform.mlflow_setup import configure_mlflow, mlflow_client
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,9 +108,6 @@ def _row(metric: str, column: str | None, value: float, threshold: float | None,
 
 def _model_reference(config: EnvConfig, version: str):
     """The version's lineage tags and loaded model (for the reference's predictions)."""
-    import mlflow
-
-    from jobs.platform.mlflow_setup import mlflow_client
 
     client = mlflow_client(config)
     record = client.get_model_version(config.registered_model_name, version)
@@ -122,11 +130,6 @@ def latest_predictions(predictions: pd.DataFrame, keys: list[str]) -> tuple[pd.D
 
 def drift_snapshot(config: EnvConfig, reference: pd.DataFrame, current: pd.DataFrame):
     """Evidently's report of the features' and the predictions' drift (current vs reference)."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
-    from jobs.modeling.training import feature_columns
 
     model_cfg, monitoring = config.use_case.model, config.monitoring
     definition = DataDefinition(
@@ -153,9 +156,6 @@ def drift_snapshot(config: EnvConfig, reference: pd.DataFrame, current: pd.DataF
 def quality_of(config: EnvConfig, predictions: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
     """(quality metric rows — none below ``quality_min_rows`` labelled rows or with one class —,
     the number of labelled predictions)."""
-    import numpy as np
-
-    from jobs.modeling.training import classification_metrics
 
     model_cfg, monitoring = config.use_case.model, config.monitoring
     labelled = (
@@ -174,7 +174,6 @@ def quality_of(config: EnvConfig, predictions: pd.DataFrame) -> tuple[list[dict[
 def served_predictions(logged: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, str | None]:
     """(the inference log's answered rows of the version that answered most of them, that version;
     None without any). Requests that carry the entity's keys count once, with their latest answer."""
-    import pandas as pd
 
     answered = logged[(logged.status == 200) & logged[PREDICTION].notna()]
     if answered.empty:
@@ -224,9 +223,6 @@ def monitor(
     streaming; ``inference_log``: the endpoint's answered requests) against the version's training
     reference: the I/O shell (reads, the report's file and MLflow run, the metrics table) around the
     functions above."""
-    from jobs.modeling.lifecycle import predicted_proba
-    from jobs.modeling.scoring import threshold_of
-    from jobs.modeling.training import feature_columns, model_inputs
 
     model_cfg, features, monitoring = config.use_case.model, config.use_case.features, config.monitoring
     columns = feature_columns(model_cfg)
@@ -339,9 +335,6 @@ def _log_monitoring_run(
     report_path: Path,
     run_id: str,
 ) -> str:
-    import mlflow
-
-    from jobs.platform.mlflow_setup import configure_mlflow
 
     with mlflow.start_run(
         experiment_id=configure_mlflow(config), run_name=f"monitor {source} {window}"
@@ -380,7 +373,6 @@ def _report_path(config: EnvConfig, window: Window, source: str) -> Path:
 
 def _write_metrics(config, store, window, source, rows, *, version, report, mlflow_run_id, run_id):
     """Replace the window's rows of ``source`` in the metrics table."""
-    import pandas as pd
 
     frame = pd.DataFrame(rows).assign(
         window_start=window.start,
@@ -417,7 +409,6 @@ def record_alert(
     training_run_id: str | None = None,
 ) -> dict[str, Any]:
     """One alert row per window (a rerun replaces it) for a drift-triggered retrain."""
-    import pandas as pd
 
     frame = pd.DataFrame(
         [

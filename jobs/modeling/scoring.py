@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import functions as F
+
 from jobs.core.errors import BadInputError
+from jobs.platform.spark_session import default_parallelism
+from jobs.release.registry import ModelRegistry
+from jobs.tablestore.arrow import column_types
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,7 +68,6 @@ class ModelRef:
 
 def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
     """The version ``alias`` (default: the config's, ``Champion``) points at now, with its signature."""
-    from jobs.release.registry import ModelRegistry
 
     alias = alias or config.champion_alias
     name = config.registered_model_name
@@ -75,7 +82,6 @@ def resolve_model(config: EnvConfig, alias: str | None = None) -> ModelRef:
 
 def model_ref(name: str, version: str, run_id: str, alias: str = "") -> ModelRef:
     """A registered version with its signature and threshold (read from its MLflow model)."""
-    import mlflow
 
     info = mlflow.models.get_model_info(f"models:/{name}/{version}")
     if info.signature is None or info.signature.inputs is None:
@@ -125,7 +131,6 @@ def _incompatible(signature_type: str, spark_type: str) -> bool:
 
 def model_input_columns(model: ModelRef) -> list[Column]:
     """The signature's columns, numerics cast to the signature's type (Delta ints → double)."""
-    from pyspark.sql import functions as F
 
     spark_type = {"double": "double", "float": "float", "long": "bigint", "integer": "int"}
     return [
@@ -140,7 +145,6 @@ _UDFS: dict[str, Any] = {}
 def model_udf(spark: SparkSession, model: ModelRef):
     """``mlflow.pyfunc.spark_udf`` of a version (cached: one per version per process). The model's
     pyfunc returns both classes' probabilities, hence ``array<double>``."""
-    import mlflow
 
     if model.uri not in _UDFS:
         _UDFS[model.uri] = mlflow.pyfunc.spark_udf(
@@ -168,9 +172,6 @@ def score(
 ) -> DataFrame:
     """Rows of the ``predictions`` table: keys, date, the model inputs as scored, P(label = 1), the
     label at the model's threshold, and which model version scored them, when and in which run."""
-    from pyspark.sql import functions as F
-
-    from jobs.platform.spark_session import default_parallelism
 
     check_signature(model, {f.name: f.dataType.simpleString() for f in df.schema.fields})
     inputs = model_input_columns(model)
@@ -207,7 +208,6 @@ _PYFUNCS: dict[str, Any] = {}
 
 def load_pyfunc(model: ModelRef):
     """The version's pyfunc, loaded once per process (batch, streaming and serving reuse it)."""
-    import mlflow
 
     if model.uri not in _PYFUNCS:
         _PYFUNCS[model.uri] = mlflow.pyfunc.load_model(model.uri)
@@ -217,9 +217,6 @@ def load_pyfunc(model: ModelRef):
 def signature_inputs(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> pa.Table:
     """The model's inputs of ``rows``, in signature order, cast to the signature's types (as the
     Spark path casts them); ``SignatureMismatchError`` names what is missing or mistyped."""
-    import pyarrow as pa
-
-    from jobs.tablestore.arrow import column_types
 
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     check_signature(model, column_types(table))
@@ -234,7 +231,6 @@ def signature_inputs(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> pa.Tab
 
 def positive_probability(pyfunc, frame) -> np.ndarray:
     """P(label = 1) per row from the version's pyfunc (``predict`` gives both classes' probabilities)."""
-    import numpy as np
 
     proba = np.asarray(pyfunc.predict(frame) if len(frame) else [], dtype="float64")
     return proba[:, 1] if proba.ndim == 2 else proba
@@ -243,7 +239,6 @@ def positive_probability(pyfunc, frame) -> np.ndarray:
 def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Table, dict[str, Any], Any]:
     """(the rows as a table, the model inputs cast to the signature's types, those inputs as the
     pandas frame the pyfunc takes)."""
-    import pyarrow as pa
 
     table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     inputs = signature_inputs(table, model)
@@ -253,7 +248,6 @@ def _prepared(rows: pa.RecordBatch | pa.Table, model: ModelRef) -> tuple[pa.Tabl
 def _prediction_rows(
     table, inputs, frame, pyfunc, model: ModelRef, *, keys, date_column, mode, run_id, scored_at
 ) -> pa.Table:
-    import pyarrow as pa
 
     count = len(table)
     prediction = positive_probability(pyfunc, frame)
@@ -289,7 +283,6 @@ def score_batches(batches: Iterable[pa.RecordBatch], model: ModelRef, pyfunc, **
     """``score_arrow`` over record batches, in order: while the model predicts one batch (its
     predict releases the GIL), a thread converts the next one — never more than one ahead, so
     memory stays two batches' inputs plus the prediction rows."""
-    import pyarrow as pa
 
     pending = (batch for batch in batches if batch.num_rows)
     parts = []

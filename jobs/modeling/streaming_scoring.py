@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -10,13 +11,28 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import mlflow
+from pyspark.sql import functions as F
 
 from jobs.config.env import STREAMING_QUERY, EnvConfig, checkpoint_dir
 from jobs.config.use_case import SourceConfig
 from jobs.core.errors import TransientError
+from jobs.features.pipeline import (
+    QUARANTINE_TABLE,
+    build_features,
+    feature_sql,
+    quarantine_frame,
+    silver_views,
+    type_rows,
+)
+from jobs.features.use_case_check import check_use_case_once
+from jobs.modeling.scoring import NoModelVersionError, load_pyfunc, model_udf, resolve_model, score_frame
+from jobs.release.registry import ModelRegistry
+from jobs.tablestore import open_table_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,9 +56,6 @@ def parse_events(raw: DataFrame, source: SourceConfig, required: list[str]) -> D
     silver rows are (same casts, same key and event-date checks); fields in ``required`` must be
     present. ``_line`` keeps the raw line for the quarantine. Blank lines are ignored.
     """
-    from pyspark.sql import functions as F
-
-    from jobs.features.pipeline import type_rows
 
     fields = F.from_json("value", "map<string,string>")
     lines = raw.where(F.trim("value") != "").select(
@@ -102,8 +115,6 @@ class MicroBatchScorer:
 
     def current_model(self) -> ModelRef:
         """The version the alias points at now (looked up every micro-batch; details cached per version)."""
-        from jobs.modeling.scoring import NoModelVersionError, resolve_model
-        from jobs.release.registry import ModelRegistry
 
         if self._registry is None:
             self._registry = ModelRegistry.for_config(self.config)
@@ -124,11 +135,6 @@ class MicroBatchScorer:
             raise
 
     def _process(self, batch: DataFrame, batch_id: int) -> None:
-        from pyspark.sql import functions as F
-
-        from jobs.features.pipeline import QUARANTINE_TABLE, build_features, feature_sql, quarantine_frame
-        from jobs.modeling.scoring import score_frame
-        from jobs.tablestore import open_table_store
 
         started = time.perf_counter()
         # The micro-batch lives in the query's own session: read and join the static tables there.
@@ -202,9 +208,6 @@ class MicroBatchScorer:
     def warm_up(self, spark: SparkSession, *, in_process: bool) -> None:
         """Load the Champion (in this process, or in Spark's Python workers) and score its input
         example before the first events arrive, so the first micro-batch is as fast as the rest."""
-        import mlflow
-
-        from jobs.modeling.scoring import load_pyfunc, model_udf
 
         model = self.current_model()
         example = mlflow.models.Model.load(model.uri).load_input_example()
@@ -220,9 +223,6 @@ class MicroBatchScorer:
     def _views(self, store: TableStore, good: DataFrame, first: date, last: date) -> dict[str, DataFrame]:
         """The micro-batch as the streaming source's view; the other sources as static silver
         tables (daily ones only for the batch's event dates): a stream–static join in the SQL."""
-        from datetime import timedelta
-
-        from jobs.features.pipeline import silver_views
 
         sources = self.config.use_case.sources
         others = silver_views(store, sources, first, last + timedelta(days=1), skip=(self.source_name,))
@@ -238,7 +238,6 @@ def exclusive_checkpoint(checkpoint: Path) -> Iterator[None]:
     """Hold the checkpoint's lock (``<checkpoint>.lock``, an OS file lock released when the process
     dies, also by kill -9) for the query's life: a second query on the same checkpoint — the
     scheduled ``--available-now`` drain next to the continuous service — fails at once."""
-    import fcntl
 
     lock_path = checkpoint.parent / f"{checkpoint.name}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +265,6 @@ def event_stream(
     spark: SparkSession, config: EnvConfig, max_files_per_trigger: int | None = None
 ) -> DataFrame:
     """The landing directory's JSON-lines files as a stream of raw lines with their file."""
-    from pyspark.sql import functions as F
 
     streaming = config.inference.streaming
     Path(streaming.landing_dir).mkdir(parents=True, exist_ok=True)
@@ -316,7 +314,6 @@ def _run_stream(
     max_files_per_trigger: int | None,
     stop: threading.Event | None,
 ) -> dict[str, Any]:
-    from jobs.features.use_case_check import check_use_case_once
 
     check_use_case_once(store.spark, config, suites=False)  # before the first event: a config mistake
     scorer = MicroBatchScorer(config, checkpoint)

@@ -9,12 +9,29 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+import mlflow.sklearn
+from mlflow.models import infer_signature
+
 from jobs.config.env import EnvConfig
 from jobs.config.use_case import TRAINING_REASONS
 from jobs.core.errors import BadInputError
 from jobs.core.paths import git_commit
 from jobs.core.window import Window
-from jobs.release.registry import PENDING, STATUS_TAG
+from jobs.features.gold import check_binary_label, labelled_gold
+from jobs.modeling.training import (
+    best_threshold,
+    build_pipeline,
+    classification_metrics,
+    evaluation_plots,
+    feature_columns,
+    importance_plot,
+    model_inputs,
+    permutation_importance_series,
+    time_split,
+)
+from jobs.platform.mlflow_setup import configure_mlflow, pinned_requirements
+from jobs.release.registry import PENDING, STATUS_TAG, ModelRegistry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +46,6 @@ log = logging.getLogger("runway.train")
 
 def model_requirements() -> list[str]:
     """The scoring environment, pinned to this one's versions."""
-    from jobs.platform.mlflow_setup import pinned_requirements
 
     return pinned_requirements(("scikit-learn", "pandas", "numpy", "cloudpickle", "mlflow"))
 
@@ -38,10 +54,6 @@ def prepare_mlflow(config: EnvConfig) -> str:
     """Connect to the tracking store and return the experiment id; also build the installed-package
     index that ``log_model`` checks the model's requirements against (a scan of every installed
     distribution, best done while the model fits). Only speed depends on that private helper."""
-    import matplotlib.figure  # noqa: F401  (for the plots)
-    import mlflow.sklearn  # noqa: F401
-
-    from jobs.platform.mlflow_setup import configure_mlflow
 
     experiment_id = configure_mlflow(config)
     try:
@@ -56,8 +68,6 @@ def prepare_mlflow(config: EnvConfig) -> str:
 def log_model(pipeline: Pipeline, example: pd.DataFrame, config: EnvConfig, threshold: float):
     """Log the fitted pipeline to the active run (signature, input example, pinned requirements,
     decision threshold) and register it as a new version of the environment's model."""
-    import mlflow
-    from mlflow.models import infer_signature
 
     return mlflow.sklearn.log_model(
         pipeline,
@@ -88,7 +98,6 @@ class Fitted:
 def fit_and_evaluate(pipeline: Pipeline, config: EnvConfig, frame: pd.DataFrame, end: date) -> Fitted:
     """Split the labelled rows by time (train | validation | test), fit, choose the decision
     threshold on validation, and measure validation and test (pure: no I/O)."""
-    from jobs.modeling.training import best_threshold, classification_metrics, model_inputs, time_split
 
     model_cfg, training = config.use_case.model, config.use_case.model.training
     parts = time_split(
@@ -136,14 +145,6 @@ def log_training_run(
     """The MLflow run (parameters, metrics, plots, importance, the model); returns (run id, the
     registered version). Permutation importance, mostly native predict calls, runs while the model
     is logged."""
-    import mlflow
-
-    from jobs.modeling.training import (
-        evaluation_plots,
-        feature_columns,
-        importance_plot,
-        permutation_importance_series,
-    )
 
     model = fitted.pipeline.named_steps["model"]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {window}") as run:
@@ -188,9 +189,6 @@ def train(
 ) -> dict[str, Any]:
     """Fit on the window's labelled gold and register a PENDING version: the I/O shell around
     ``fit_and_evaluate``, with MLflow's set-up overlapping the fit."""
-    from jobs.features.gold import check_binary_label, labelled_gold
-    from jobs.modeling.training import build_pipeline
-    from jobs.release.registry import ModelRegistry
 
     if reason not in TRAINING_REASONS:
         raise BadInputError(f"reason must be one of {TRAINING_REASONS}, not {reason!r}")

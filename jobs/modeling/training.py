@@ -11,6 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.compose import ColumnTransformer
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+    average_precision_score,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
 
 from jobs.core.errors import BadInputError, MissingInputError
 
@@ -27,9 +41,6 @@ def feature_columns(model: ModelConfig) -> list[str]:
 def build_pipeline(model: ModelConfig, params: dict[str, Any] | None = None) -> Pipeline:
     """Categoricals ordinal-encoded (unknown and missing → -1, which tree models read as missing),
     numerics passed through, then the configured estimator with its hyperparameters."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
 
     module, _, name = model.estimator.rpartition(".")
     estimator_class = getattr(importlib.import_module(module), name)
@@ -93,7 +104,6 @@ def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> 
 
 def best_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
     """The decision threshold that maximises F1."""
-    from sklearn.metrics import precision_recall_curve
 
     precision, recall, thresholds = precision_recall_curve(y_true, proba)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
@@ -101,7 +111,6 @@ def best_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, f1_score, log_loss, roc_auc_score
 
     y_true = np.asarray(y_true, dtype=int)
     both_classes = len(np.unique(y_true)) == 2
@@ -118,7 +127,6 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: flo
 
 def _figure(name: str, draw: Callable[[Any], Any]) -> Any:
     """A titled figure drawn without pyplot's global state (safe to build beside other threads)."""
-    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6, 4.5))
     ax = figure.subplots()
@@ -130,7 +138,6 @@ def _figure(name: str, draw: Callable[[Any], Any]) -> Any:
 
 def evaluation_plots(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
     """Matplotlib figures: ROC and PR curves, confusion matrix."""
-    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
     predicted = (proba >= threshold).astype(int)
     return {
@@ -156,7 +163,6 @@ def permutation_importance_series(
     The rows are encoded once and the encoded columns shuffled (the encoder works column by
     column, so this equals shuffling the raw column); all shuffled copies are scored in one
     ``predict_proba`` call, which keeps a tree ensemble's parallel predict busy."""
-    from sklearn.metrics import roc_auc_score
 
     sample = frame.sample(n=min(rows, len(frame)), random_state=0)
     y_sample = pd.Series(y, index=frame.index).loc[sample.index].to_numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,7 +127,6 @@ def performance_checks(
 
 
 def slice_checks(config: EnvConfig, frame: pd.DataFrame, y: np.ndarray, proba: np.ndarray) -> list[Check]:
-    from jobs.modeling.training import classification_metrics
 
     rules = config.validation
     checks = []
@@ -271,7 +271,6 @@ def record_validation(
 
 def _log_checks(registry: ModelRegistry, run_id: str, checks: list[Check], status: str, mode: str) -> None:
     """The full check table as artifacts of the version's run (JSON for tools, HTML for people)."""
-    import html
 
     table = [{"check": c.name, "passed": c.passed, "judged": c.judged, "detail": c.detail} for c in checks]
     registry.client.log_dict(

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import sys
+import uuid
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from jobs.core.errors import RunwayError
@@ -38,15 +41,12 @@ def add_run_id(parser: argparse.ArgumentParser) -> None:
 
 def manual_run_id() -> str:
     """A run id of its own for a command run by hand."""
-    import uuid
-    from datetime import UTC, datetime
 
     return f"manual__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
 
 
 def iso_date(text: str):
     """An argparse type: a ``YYYY-MM-DD`` day (a bad one is argparse's usage error, exit 2)."""
-    from datetime import date
 
     try:
         return date.fromisoformat(text)
@@ -56,7 +56,6 @@ def iso_date(text: str):
 
 def json_object(text: str) -> dict[str, Any]:
     """An argparse type: a JSON object (a bad one is argparse's usage error, exit 2)."""
-    import json
 
     try:
         value = json.loads(text)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from importlib.metadata import version
 from typing import TYPE_CHECKING
 
+import mlflow
+
+from jobs.config.loader import shared_mlflow
 from jobs.platform.identity import use_credentials
 
 if TYPE_CHECKING:
@@ -24,7 +28,6 @@ _STATED: set[str] = set()  # environments whose shared MLflow store this process
 def configure_mlflow(config: EnvConfig, target: ModelTarget | None = None) -> str:
     """Point MLflow at the environment's tracking server and registry; return the id of the
     target's experiment (default: the use case model's), created when missing."""
-    import mlflow
 
     point_mlflow(config)
     name = (target or config.model_target).experiment
@@ -40,7 +43,6 @@ def configure_mlflow(config: EnvConfig, target: ModelTarget | None = None) -> st
 
 def state_shared_mlflow(config: EnvConfig) -> None:
     """Say once per process and environment when other environments use the same MLflow store."""
-    from jobs.config.loader import shared_mlflow
 
     if config.env not in _STATED and (others := shared_mlflow(config)):
         log.warning(
@@ -57,7 +59,6 @@ def state_shared_mlflow(config: EnvConfig) -> None:
 def pinned_requirements(packages: tuple[str, ...]) -> list[str]:
     """A logged model's scoring environment, pinned to this one's versions (MLflow's import tracing
     is slower and can miss or over-include packages)."""
-    from importlib.metadata import version
 
     return [f"{package}=={version(package)}" for package in packages]
 
@@ -85,7 +86,6 @@ def point_mlflow(config: EnvConfig) -> None:
 
 
 def mlflow_client(config: EnvConfig):
-    import mlflow
 
     configure_mlflow(config)
     return mlflow.MlflowClient()

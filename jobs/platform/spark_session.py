@@ -13,6 +13,9 @@ import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from pyspark import SparkContext
+from pyspark.sql import SparkSession
+
 from jobs.core.errors import TransientError
 
 if TYPE_CHECKING:
@@ -65,7 +68,6 @@ class SparkServerUnavailableError(TransientError):
 
 def remote_session(url: str) -> SparkSession:
     """A session on the Spark Connect server at ``url``; one sentence, at once, when it is down."""
-    from pyspark.sql import SparkSession
 
     address = urlparse(url)
     try:
@@ -127,7 +129,6 @@ def with_semantics(spark: SparkSession) -> SparkSession:
 
 def _local_spark_running() -> bool:
     """Whether this process already runs a local Spark (a test session, a notebook): it is used."""
-    from pyspark import SparkContext
 
     return SparkContext._active_spark_context is not None
 
@@ -160,7 +161,6 @@ def get_spark(config: EnvConfig, app_name: str = "runway") -> SparkSession:
     With ``compute.spark_remote`` set, a session on that Spark Connect server.
     Locally, workers must use this interpreter (else they pick another ``python3`` without pandas).
     """
-    from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if config.compute.kind != "local":  # a cluster's driver: its session and sizing, Runway's semantics

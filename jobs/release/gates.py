@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from scipy.stats import wasserstein_distance
+
 from jobs.config.traffic import SHADOW
 
 
@@ -138,7 +140,6 @@ def shadow_pairs(rows):
 
 def prediction_drift(champion: tuple[float, ...], candidate: tuple[float, ...]) -> float:
     """Wasserstein distance between the arms' predictions, in units of the Champion's spread."""
-    from scipy.stats import wasserstein_distance
 
     if len(champion) < 2 or len(candidate) < 2:
         return 0.0

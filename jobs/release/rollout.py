@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from jobs.config.env import EnvConfig
-from jobs.config.traffic import SHADOW, TRAFFIC_TAG, Traffic
+from jobs.config.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic, to_databricks
 from jobs.core.errors import BadInputError
 from jobs.platform.identity import mlflow_identity
 from jobs.release.audit import record_change, settle_intents
+from jobs.release.gates import ArmFigures, CanaryLimits, canary_verdict, shadow_pairs
 from jobs.release.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
+from jobs.release.registry import ModelRegistry
 from jobs.release.route_rules import traffic_refusals
 
 if TYPE_CHECKING:
@@ -70,7 +74,6 @@ def set_traffic(
     else abandoned). The event names ``requested_by`` (the
     person it is done for, e.g. the Airflow user who triggered the deployment; default: the caller)
     and the identity the MLflow server authenticated (``actor``)."""
-    from jobs.release.registry import ModelRegistry
 
     target = target or config.model_target
     registry = ModelRegistry.for_config(config, target)
@@ -138,7 +141,6 @@ def canary_traffic(
 ) -> Traffic:
     """The configured traffic's primary route (the Champion) keeps ``100 - percent``; the candidate
     version takes ``percent`` as route ``candidate``, sticky by the configured key."""
-    from jobs.config.traffic import Route
 
     base = (target or config.model_target).configured_traffic()
     champion = base.primary
@@ -152,7 +154,6 @@ def canary_traffic(
 def arm_figures(rows, route: str, label: str | None = None):
     """One route's figures from inference-table rows (one row per scored row; a request counts
     once); with ``label`` (a column joined from gold), its labelled and correct rows."""
-    from jobs.release.gates import ArmFigures
 
     arm = rows[rows.route == route]
     requests = arm.drop_duplicates("request_id")
@@ -177,7 +178,6 @@ def judge(
     canary phase the candidate's route against the Champion's; in the shadow phase the shadow's
     answers against the ones they shadowed (agreement included). A breach at once when an endpoint
     refused the candidate (it could not load, warm up or accept the Champion's inputs)."""
-    from jobs.release.gates import CanaryLimits, canary_verdict, shadow_pairs
 
     if candidate:
         from jobs.config.traffic import REFUSED_AT_TAG, REFUSED_TAG
@@ -234,7 +234,6 @@ def with_champion_baseline(rows, before, primary: str, min_requests: int):
     """The step's rows, plus the Champion's latest requests before it when the step gave the Champion
     fewer than ``min_requests`` (the last step sends it only the requests in flight at the switch):
     the candidate is then compared with the Champion's recent traffic, not with a handful of rows."""
-    import pandas as pd
 
     served = rows.loc[rows.route == primary, "request_id"].nunique()
     if served >= min_requests:
@@ -247,9 +246,6 @@ def with_champion_baseline(rows, before, primary: str, min_requests: int):
 def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
     """The inference table's rows since ``since``, with gold's label where the requests logged the
     entity's keys."""
-    from datetime import date
-
-    import pandas as pd
 
     table = store.name("ml", config.serving.inference_log.table)
     columns = [
@@ -279,7 +275,6 @@ def databricks_config(
     """The traffic in force as the body of Databricks' ``PUT /api/2.0/serving-endpoints/{name}/config``
     (aliases resolved to versions), and what it cannot carry. A traffic the route rules refuse (a
     tag written behind Runway's back) is not rendered: Databricks would answer clients with it."""
-    from jobs.config.traffic import to_databricks
 
     aliases = registry.model_state()[0]
     if refusals := traffic_refusals(config.model_target, registry, store, traffic, aliases):

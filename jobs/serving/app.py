@@ -13,14 +13,36 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request  # at run time: FastAPI resolves the routes' annotations
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
-from jobs.config.traffic import NO_ROUTE, SHADOW
-from jobs.modeling.scoring import PREDICTED_LABEL, PREDICTION, SignatureMismatchError
+from jobs.config.base import ConfigError
+from jobs.config.traffic import NO_ROUTE, SHADOW, assign
+from jobs.modeling.scoring import (
+    PREDICTED_LABEL,
+    PREDICTION,
+    SignatureMismatchError,
+    positive_probability,
+    signature_inputs,
+)
+from jobs.serving.batcher import MicroBatcher
+from jobs.serving.follower import ModelFollower
+from jobs.serving.inference_log import InferenceLog, NoInferenceLog
 from jobs.serving.protocol import BadRequestError, parse_body
+from jobs.serving.shadow import ShadowWorker
+from jobs.tablestore import open_table_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,7 +72,6 @@ class Metrics:
 
     @classmethod
     def create(cls, log_backlog, log_dropped) -> Metrics:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         registry = CollectorRegistry()
         backlog = Gauge(
@@ -124,7 +145,6 @@ class Endpoint:
         """(status, JSON body, headers) for one scoring request (``body`` None: it exceeded
         ``max_body_bytes``); every outcome is logged. The request meets one route of the traffic
         in force; the shadow, if any, scores a copy after the answer is ready."""
-        from jobs.config.traffic import assign
 
         state = self.follower.state
         request = _Request(state.primary if state is not None else None)
@@ -163,7 +183,6 @@ class Endpoint:
     def score_shadow(self, request: _Request, rows: pa.Table) -> None:
         """Score and log a copy of an answered request with the shadow version (in the shadow
         thread): its answer is logged with route ``shadow`` and the request's id, never returned."""
-        from jobs.modeling.scoring import positive_probability
 
         request.started = time.perf_counter()  # the shadow's own latency
         try:
@@ -177,7 +196,6 @@ class Endpoint:
     def _inputs(self, rows: pa.Table, served: Served):
         """(the model's inputs of the rows, the entity's keys they also carry, if any: logged so
         that labels can be joined to the answers later)."""
-        from jobs.modeling.scoring import signature_inputs
 
         try:
             inputs = signature_inputs(rows, served.model)
@@ -268,7 +286,6 @@ class _Request:
 def client_tokens(settings: Any) -> tuple[bytes, ...]:
     """The bearer tokens the scoring routes accept: ``serving.client_tokens_env``'s comma-separated
     ones and ``serving.client_tokens_file``'s (one a line); empty: the routes are open."""
-    from jobs.config.base import ConfigError
 
     tokens = os.environ.get(settings.client_tokens_env, "").split(",")
     if settings.client_tokens_file is not None:
@@ -303,13 +320,6 @@ def _model_json(served: Served) -> dict[str, Any]:
 def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
     """The FastAPI app of ``config``'s environment: the lifespan starts the follower, the batcher
     and the inference log's flusher, and on shutdown commits what the log holds."""
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response
-
-    from jobs.serving.batcher import MicroBatcher
-    from jobs.serving.follower import ModelFollower
-    from jobs.serving.inference_log import InferenceLog, NoInferenceLog
-    from jobs.serving.shadow import ShadowWorker
-    from jobs.tablestore import open_table_store
 
     settings = config.serving
     store = open_table_store(config)
@@ -422,7 +432,6 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
 
     @app.get("/version")
     async def version() -> Response:
-        from importlib.metadata import version as package_version
 
         state = endpoint.follower.state
         routes = {name: _model_json(served) for name, served in state.arms.items()} if state else {}
@@ -441,7 +450,6 @@ def create_app(config: EnvConfig, pinned: Traffic | None = None) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(endpoint.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -23,9 +23,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jobs.config.traffic import NO_ROUTE
+import mlflow
+import pyarrow as pa
+from mlflow.entities import AssessmentSource, AssessmentSourceType
+
+from jobs.config.traffic import NO_ROUTE, SHADOW, assign
 from jobs.core.errors import BadInputError
+from jobs.platform.mlflow_setup import configure_mlflow
+from jobs.serving.follower import ModelFollower
+from jobs.serving.inference_log import InferenceLog
 from jobs.serving.protocol import load_json
+from jobs.tablestore.arrow import small_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,9 +64,6 @@ RECENT_TRACES = 10_000  # request id -> (trace id, version) kept in memory for f
 
 
 def log_table(rows: list[dict[str, Any]]) -> pa.Table:
-    import pyarrow as pa
-
-    from jobs.tablestore.arrow import small_schema
 
     schema = small_schema(ASSISTANT_LOG_SCHEMA)
     typed = [{**r, "requested_at": datetime.fromisoformat(r["requested_at"])} for r in rows]
@@ -135,9 +140,6 @@ class AssistantEndpoint:
         self._experiment_id: str | None = None
 
     def start(self) -> None:
-        import mlflow
-
-        from jobs.platform.mlflow_setup import configure_mlflow
 
         self._experiment_id = configure_mlflow(self.config, self.target)
         mlflow.set_experiment(experiment_id=self._experiment_id)  # the requests' traces go there
@@ -145,7 +147,6 @@ class AssistantEndpoint:
         self.follower.start()
 
     async def ask(self, body: bytes | None) -> tuple[int, dict[str, Any]]:
-        from jobs.config.traffic import SHADOW, assign
 
         asked = Asked(uuid.uuid4().hex, datetime.now(UTC), time.perf_counter())
         state = self.follower.state
@@ -185,7 +186,6 @@ class AssistantEndpoint:
 
     def _answer(self, served: Served, asked: Asked) -> Outcome:
         """The chain's answer to ``asked`` inside a trace of this request."""
-        import mlflow
 
         chain = served.pyfunc.unwrap_python_model().chain
         try:
@@ -267,8 +267,6 @@ class AssistantEndpoint:
 
     def _record_feedback(self, given: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """The rating on the request's trace (MLflow feedback) and in Delta (one row per request and user)."""
-        import mlflow
-        from mlflow.entities import AssessmentSource, AssessmentSourceType
 
         trace_id, version = self._traces.get(given["request_id"]) or self._logged(given["request_id"])
         if trace_id is None:
@@ -305,8 +303,6 @@ class AssistantEndpoint:
 def create_assistant_endpoint(
     config: EnvConfig, store: TableStore, shadow: ShadowWorker
 ) -> AssistantEndpoint:
-    from jobs.serving.follower import ModelFollower
-    from jobs.serving.inference_log import InferenceLog
 
     target, settings = config.assistant_target, config.serving
     follower = ModelFollower(

@@ -15,6 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+from threadpoolctl import threadpool_limits
+
+from jobs.modeling.scoring import positive_probability
+
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
@@ -84,10 +90,6 @@ class MicroBatcher:
                 await self._predict(loop, group)
 
     async def _predict(self, loop, group: list[_Pending]) -> None:
-        import numpy as np
-        import pyarrow as pa
-
-        from jobs.modeling.scoring import positive_probability
 
         served = group[0].served
         inputs = pa.concat_tables([p.inputs for p in group], promote_options="permissive")
@@ -114,7 +116,6 @@ def one_openmp_thread() -> None:
     """The predict thread runs OpenMP (scikit-learn's trees) single-threaded: handing each small
     batch to an OpenMP team from a worker thread cost ~15 ms per predict on 2 cores (4 ms without),
     and the other core serves the event loop. Kept for the thread's life."""
-    from threadpoolctl import threadpool_limits
 
     _limits.append(threadpool_limits(limits=1, user_api="openmp"))
 

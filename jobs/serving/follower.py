@@ -20,6 +20,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+import pandas as pd
+
+from jobs.config.traffic import TRAFFIC_TAG, Traffic
+from jobs.core.errors import BadInputError
+from jobs.modeling.scoring import model_ref, positive_probability
+from jobs.release.registry import ModelRegistry
+from jobs.release.route_rules import traffic_refusals
+from jobs.tablestore import open_table_store
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -166,9 +176,6 @@ class ModelFollower:
     def check(self) -> str | None:
         """Read the traffic and the aliases once; load what it newly names and put it in force.
         Returns the outcome (``loaded``/``refused``), None when nothing changed. One at a time."""
-        from jobs.config.traffic import TRAFFIC_TAG, Traffic
-        from jobs.core.errors import BadInputError
-        from jobs.release.registry import ModelRegistry
 
         with self._lock:
             self._registry = self._registry or ModelRegistry.for_config(self.config, self.target)
@@ -226,7 +233,6 @@ class ModelFollower:
     ) -> dict[str, Served] | tuple[str, str]:
         """Each route's version, loaded and warmed once (those serving already are reused); or
         (version, why) for the first one refused."""
-        from jobs.modeling.scoring import model_ref
 
         ready = {
             s.model.version: s
@@ -263,8 +269,6 @@ class ModelFollower:
 
     def _route_refusals(self, traffic: Traffic, aliases: dict[str, str]) -> dict[str, str]:
         """The routes of a traffic read from the registry that the promotion rules refuse."""
-        from jobs.release.route_rules import traffic_refusals
-        from jobs.tablestore import open_table_store
 
         self._store = self._store or open_table_store(self.config)
         return traffic_refusals(self.target, self._registry, self._store, traffic, aliases)
@@ -314,9 +318,6 @@ class ModelFollower:
         )
 
     def _load_and_warm(self, candidate: ModelRef):
-        import mlflow
-
-        from jobs.modeling.scoring import positive_probability
 
         pyfunc = mlflow.pyfunc.load_model(candidate.uri)
         sample = self._warm_up_rows(candidate, pyfunc)
@@ -325,7 +326,6 @@ class ModelFollower:
         return pyfunc
 
     def _warm_up_rows(self, candidate: ModelRef, pyfunc) -> pd.DataFrame | None:
-        import pandas as pd
 
         names = [name for name, _ in candidate.inputs]
         if self.last_rows is not None and set(names) <= set(self.last_rows.column_names):

@@ -28,7 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from jobs.core.errors import BadInputError
+from jobs.modeling.scoring import SIGNATURE_ARROW_TYPES
+from jobs.tablestore.arrow import simple_arrow_types, small_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -258,10 +262,6 @@ def log_rows(
 ) -> pa.Table:
     """The rows as the inference table's Arrow columns: the request's, then the inputs (typed as the
     table has them, else by the signature that scored them), then the outputs."""
-    import pyarrow as pa
-
-    from jobs.modeling.scoring import SIGNATURE_ARROW_TYPES
-    from jobs.tablestore.arrow import simple_arrow_types, small_schema
 
     def input_type(name: str) -> pa.DataType | None:  # the table's type wins: every segment must fit it
         if name in table_types:

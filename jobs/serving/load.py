@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -68,7 +72,6 @@ def run_locust(
 
 
 def free_port() -> int:
-    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -82,7 +85,6 @@ class LocalEndpoint:
     def __init__(
         self, env: str, traffic: dict, workdir: Path, log_table: str, ready_seconds: float = 180
     ) -> None:
-        import json
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -116,7 +118,6 @@ class LocalEndpoint:
         self._wait_ready(ready_seconds)
 
     def _wait_ready(self, seconds: float) -> None:
-        import urllib.request
 
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -134,7 +135,6 @@ class LocalEndpoint:
 
     def warm_up(self, body: bytes, requests: int) -> None:
         """A few sequential requests before measuring (answers not checked: the load run counts)."""
-        import urllib.request
 
         for _ in range(requests):
             call = urllib.request.Request(
@@ -150,7 +150,6 @@ class LocalEndpoint:
         return self.log.read_text()[-2000:] if self.log.exists() else ""
 
     def stop(self, grace: float = 60) -> None:
-        import signal
 
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)

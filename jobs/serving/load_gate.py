@@ -8,9 +8,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+
 from jobs.config.env import EnvConfig
 from jobs.core.errors import GateFailedError, MissingInputError
+from jobs.modeling.training import model_inputs
+from jobs.platform.mlflow_setup import configure_mlflow
 from jobs.release.gates import LoadFigures, LoadLimits, load_test_verdict
+from jobs.release.registry import ModelRegistry
+from jobs.serving.load import LocalEndpoint, run_locust
 
 if TYPE_CHECKING:
     from jobs.release.registry import ModelRegistry
@@ -32,7 +38,6 @@ WARM_UP_REQUESTS = 20
 def request_body(config: EnvConfig, store: TableStore, registry: ModelRegistry, versions: list[str]) -> bytes:
     """One scoring request of ``rows_per_request`` rows of gold: the test window of the first of
     ``versions`` (the candidate, then the Champion) whose lineage names one."""
-    from jobs.modeling.training import model_inputs
 
     features = config.use_case.features
     for version in versions:
@@ -53,7 +58,6 @@ def request_body(config: EnvConfig, store: TableStore, registry: ModelRegistry, 
 
 def drive(config: EnvConfig, version: str, body: bytes, workdir: Path) -> LoadFigures:
     """Serve ``version`` alone on loopback and drive it with the configured load."""
-    from jobs.serving.load import LocalEndpoint, run_locust
 
     settings = config.rollout.load_test
     traffic = {"routes": [{"name": "load_test", "version": version, "percent": 100}]}
@@ -75,7 +79,6 @@ def load_test(
     config: EnvConfig, store: TableStore, version: str, *, run_id: str = "manual"
 ) -> dict[str, Any]:
     """Measure the candidate and the Champion, record the figures, and judge."""
-    from jobs.release.registry import ModelRegistry
 
     registry = ModelRegistry.for_config(config)
     candidate = registry.resolve(version=version)
@@ -108,9 +111,6 @@ def load_test(
 def _record(
     config: EnvConfig, registry: ModelRegistry, candidate: str, champion: str | None, verdict, run_id: str
 ) -> str:
-    import mlflow
-
-    from jobs.platform.mlflow_setup import configure_mlflow
 
     figures = verdict.figures
     metrics = {

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
 from jobs.config.env import EnvConfig
 from jobs.config.traffic import NO_ROUTE, SHADOW
 from jobs.core.errors import BadInputError
+from jobs.features.gold import with_gold_labels
+from jobs.platform.mlflow_setup import configure_mlflow
+from jobs.release.gates import shadow_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +61,6 @@ def arm_metrics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def shadow_agreement(rows: pd.DataFrame) -> dict[str, float] | None:
     """The shadow's answers against the answers they shadowed, row by row (None without a shadow)."""
-    from jobs.release.gates import shadow_pairs
 
     if not ((rows.route == SHADOW) & (rows.status == 200)).any():
         return None
@@ -69,7 +76,6 @@ def shadow_agreement(rows: pd.DataFrame) -> dict[str, float] | None:
 
 def arm_quality(labelled: pd.DataFrame, label: str) -> dict[str, dict[str, float]]:
     """Per route, on answered rows whose label is known: ROC AUC (both classes present) and accuracy."""
-    from sklearn.metrics import roc_auc_score
 
     out = {}
     for route, arm in labelled[labelled.route != NO_ROUTE].groupby("route"):
@@ -149,7 +155,6 @@ def online_report(
 
 
 def _quality(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    from jobs.features.gold import with_gold_labels
 
     label = config.use_case.model.label
     joined = with_gold_labels(config, store, rows[rows.status == 200])
@@ -161,7 +166,6 @@ def _quality(config: EnvConfig, store: TableStore, rows: pd.DataFrame) -> dict[s
 
 def _html(config, rows, arms, agreement, quality, since, until) -> Path:
     """The arms' table, and Evidently's drift of the other arms' predictions from the largest's."""
-    import pandas as pd
 
     path = (
         Path(config.storage.reports_root)
@@ -211,11 +215,6 @@ def _prediction_drift_html(rows, arms) -> str | None:
 def _log_run(
     config: EnvConfig, records: list[dict[str, Any]], html: Path, report_id: str, run_id: str
 ) -> str:
-    import re
-
-    import mlflow
-
-    from jobs.platform.mlflow_setup import configure_mlflow
 
     with mlflow.start_run(
         experiment_id=configure_mlflow(config), run_name=f"online report {report_id}"

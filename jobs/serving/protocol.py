@@ -14,6 +14,9 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+from pyarrow import csv
+
 from jobs.core.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -103,7 +106,6 @@ def _from_json(body: bytes) -> pa.Table:
 
 
 def _table(columns: dict[str, list[Any]]) -> pa.Table:
-    import pyarrow as pa
 
     arrays = {}
     for name, values in columns.items():
@@ -119,8 +121,6 @@ def _table(columns: dict[str, list[Any]]) -> pa.Table:
 
 
 def _from_csv(body: bytes) -> pa.Table:
-    import pyarrow as pa
-    from pyarrow import csv
 
     try:
         return csv.read_csv(io.BytesIO(body))

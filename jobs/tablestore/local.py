@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.schema import Field
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from jobs.core.errors import BadInputError
 from jobs.tablestore.arrow import is_arrow
@@ -90,13 +92,11 @@ class LocalDeltaTableStore(TableStore):
         return pa.schema(table.schema().to_arrow())
 
     def _schema(self, name: TableName) -> dict[str, str]:
-        from pyspark.sql.pandas.types import from_arrow_schema
 
         spark_schema = from_arrow_schema(self._arrow_schema(self._table(name)))
         return {f.name: f.dataType.simpleString() for f in spark_schema.fields}
 
     def _add_columns(self, name: TableName, columns: dict[str, str], metadata: dict) -> None:
-        from deltalake.schema import Field
 
         delta_types = {"bigint": "long", "int": "integer"}  # Delta's names; the others are Spark's
         table = self._table(name)
@@ -136,7 +136,6 @@ class LocalDeltaTableStore(TableStore):
         return table.to_pyarrow_dataset(), expression
 
     def _read(self, name: TableName, *, version, timestamp, window) -> DataFrame:
-        from pyspark.sql.pandas.types import from_arrow_schema
 
         arrow = self._arrow(name, version=version, timestamp=timestamp, window=window)
         return self.spark.createDataFrame(arrow, schema=from_arrow_schema(arrow.schema))

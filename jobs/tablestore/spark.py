@@ -11,6 +11,8 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
+from delta.tables import DeltaTable
+
 from jobs.core.errors import BadInputError
 from jobs.tablestore.base import (
     USER_METADATA,
@@ -81,7 +83,6 @@ class SparkDeltaTableStore(TableStore):
             writer.saveAsTable(self._fqn(name))
 
     def _delta(self, name: TableName):
-        from delta.tables import DeltaTable
 
         self._existing(name)
         if self._by_path:
