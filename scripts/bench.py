@@ -233,7 +233,7 @@ def batch_scoring_full_year(version: str) -> dict:
 _SERVING_SETUP = """
 import json, sys
 from jobs.config.loader import load_config
-from jobs.modeling.training import model_inputs
+from jobs.modeling.estimator import model_inputs
 from jobs.tablestore import open_table_store
 config = load_config("dev")
 store = open_table_store(config)

@@ -38,7 +38,7 @@ def main(data_dir: str, last_month: str, training_ends: list[str]) -> dict:
     from jobs.core.window import Window
     from jobs.features.refresh import JobContext, refresh
     from jobs.features.seed import seed
-    from jobs.modeling.training import (
+    from jobs.modeling.estimator import (
         build_pipeline,
         classification_metrics,
         feature_columns,

@@ -11,7 +11,7 @@ from datetime import date
 from deltalake import DeltaTable
 
 from jobs.config.loader import load_config
-from jobs.modeling.training import build_pipeline, model_inputs, time_split
+from jobs.modeling.estimator import build_pipeline, model_inputs, time_split
 
 
 def main(gold_path: str, end: str) -> None:

@@ -10,7 +10,7 @@ import time
 from deltalake import DeltaTable
 
 from jobs.config.loader import load_config
-from jobs.modeling.training import model_inputs
+from jobs.modeling.estimator import model_inputs
 from jobs.platform.mlflow_setup import configure_mlflow
 
 

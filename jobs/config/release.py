@@ -11,7 +11,7 @@ from jobs.config.base import StrictModel
 
 
 class ValidationConfig(StrictModel):
-    """The validation gate's mode and thresholds (metrics are those of jobs.modeling.training)."""
+    """The validation gate's mode and thresholds (metrics are those of jobs.modeling.estimator)."""
 
     mode: Literal["disabled", "dry_run", "enabled"] = "enabled"
     floors: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.6}, description="metric >= floor")

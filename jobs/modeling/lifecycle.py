@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from jobs.modeling.training import classification_metrics, model_inputs
+from jobs.modeling.estimator import classification_metrics, model_inputs
 
 if TYPE_CHECKING:
     from jobs.config.env import EnvConfig

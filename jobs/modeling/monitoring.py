@@ -20,10 +20,10 @@ from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError, MissingInputError
 from jobs.core.window import Window
 from jobs.features.use_case_check import check_gold_columns
+from jobs.modeling.estimator import classification_metrics, feature_columns, model_inputs
 from jobs.modeling.lifecycle import predicted_proba
 from jobs.modeling.retraining import ALERTS_TABLE, DEFAULT_SOURCE, METRICS_TABLE
 from jobs.modeling.scoring import threshold_of
-from jobs.modeling.training import classification_metrics, feature_columns, model_inputs
 from jobs.platform.mlflow_setup import configure_mlflow, mlflow_client
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from jobs.core.errors import BadInputError
 from jobs.core.paths import git_commit
 from jobs.core.window import Window
 from jobs.features.gold import check_binary_label, labelled_gold
-from jobs.modeling.training import (
+from jobs.modeling.estimator import (
     best_threshold,
     build_pipeline,
     classification_metrics,

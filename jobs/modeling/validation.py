@@ -12,8 +12,8 @@ import numpy as np
 from jobs.config.env import EnvConfig
 from jobs.core.window import Window
 from jobs.features.gold import labelled_gold, pinned_gold_version
+from jobs.modeling.estimator import classification_metrics, model_inputs
 from jobs.modeling.lifecycle import decision_threshold, evaluate, load_version, predicted_proba
-from jobs.modeling.training import classification_metrics, model_inputs
 from jobs.release.promotion import DECISION_TAG, better_or_equal, fair_comparison
 from jobs.release.registry import CHALLENGER, FAILED, PASSED, STATUS_TAG, ModelRegistry
 

@@ -328,7 +328,7 @@ def _the_stack_serves_the_champion(stack, version: str) -> None:
     from deltalake import DeltaTable
 
     from jobs.config.loader import load_config
-    from jobs.modeling.training import model_inputs
+    from jobs.modeling.estimator import model_inputs
 
     url = stack["state"]["serving_url"]
     deadline = time.monotonic() + 60

@@ -14,6 +14,7 @@ import pytest
 
 from jobs.core.window import Window
 from jobs.modeling.batch_scoring import predictions_table, score_window
+from jobs.modeling.estimator import model_inputs
 from jobs.modeling.scoring import (
     ModelRef,
     NoModelVersionError,
@@ -21,7 +22,6 @@ from jobs.modeling.scoring import (
     check_signature,
     resolve_model,
 )
-from jobs.modeling.training import model_inputs
 
 WINDOW = Window(date(2013, 2, 1), date(2013, 2, 4))
 CHAMPION = "Champion"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from background import free_port  # scripts/background.py
 
-from jobs.modeling.training import model_inputs
+from jobs.modeling.estimator import model_inputs
 from jobs.release.audit import audit_trail
 from tests.conftest import ROOT
 
@@ -580,9 +580,9 @@ def test_monitoring_watches_the_endpoints_traffic(registry, tmp_path):
     from jobs.core.window import Window
     from jobs.features.refresh import JobContext, refresh
     from jobs.features.seed import seed
+    from jobs.modeling.estimator import feature_columns
     from jobs.modeling.monitoring import monitor
     from jobs.modeling.retraining import METRICS_TABLE, retraining_decision
-    from jobs.modeling.training import feature_columns
 
     store, base = registry["store"], registry["config"]
     summer = Window(date(2013, 7, 1), date(2013, 7, 8))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from jobs.core.errors import MissingInputError
-from jobs.modeling.training import (
+from jobs.modeling.estimator import (
     best_threshold,
     build_pipeline,
     calibration_error,
