@@ -39,7 +39,7 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.core.errors import BadInputError
 from jobs.modeling.comparison import compare
-from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.platform.cli import add_run_id, add_target, base_parser, run_cli, target_key
 from jobs.release.champion import approve, check_promotable, promote, rollback
 
 
@@ -48,24 +48,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("action", choices=["compare", "approve", "reject", "promote", "check", "rollback"])
     add_run_id(parser)
     parser.add_argument("--version", default=None, help="the version to approve, reject or promote")
-    parser.add_argument(
-        "--requested-by",
-        default=None,
-        help="rollback: the person it is done for (default: the authenticated caller)",
-    )
     parser.add_argument("--reason", default="", help="why (kept in the audit trail or the approval record)")
-    parser.add_argument(
-        "--model",
-        choices=["use_case", "assistant"],
-        default="use_case",
-        help="the use case's model, or the assistant's chain (its prompt's alias follows)",
-    )
+    add_target(parser, "the assistant's chain (its prompt's alias follows)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     config = load_config(args.env)
     if args.model == "assistant" and args.action == "compare":
         raise BadInputError("a chain is compared by its evaluation gate: python -m jobs.evaluate_assistant")
-    target = config.target("assistant" if args.model == "assistant" else "model")
+    target = config.target(target_key(args))
     if args.action in ("approve", "reject"):
         if not args.version:
             raise BadInputError(f"{args.action} needs --version")

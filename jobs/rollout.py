@@ -20,7 +20,7 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.config.traffic import SHADOW, Route, Traffic
 from jobs.core.errors import BadInputError
-from jobs.platform.cli import add_run_id, base_parser, json_object, run_cli
+from jobs.platform.cli import add_run_id, add_target, base_parser, json_object, run_cli, target_key
 from jobs.release.rollout import canary_traffic, databricks_config, judge, set_traffic, traffic_in_force
 
 
@@ -37,18 +37,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--traffic", type=json_object, default=None, help="traffic: the traffic to put in force"
     )
-    parser.add_argument(
-        "--requested-by",
-        default=None,
-        help="whom the change is for (audited; default: the authenticated caller)",
-    )
     parser.add_argument("--reason", default="", help="traffic: why (audited)")
-    parser.add_argument(
-        "--model",
-        choices=["use_case", "assistant"],
-        default="use_case",
-        help="the use case's model, or the assistant's chain (A/B and shadow on /assistant/ask)",
-    )
+    add_target(parser, "the assistant's chain (A/B and shadow on /assistant/ask)")
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
@@ -56,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise BadInputError(
             f"{args.action} is for the use case's model; a chain is judged by its evaluation gate"
         )
-    target = config.target("assistant" if args.model == "assistant" else "model")
+    target = config.target(target_key(args))
     if args.action in ("show", "databricks-config"):
         from jobs.release.registry import ModelRegistry
 

@@ -39,6 +39,26 @@ def add_run_id(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_target(parser: argparse.ArgumentParser, chain_note: str) -> None:
+    """``--model``: the target acted on, the use case's model or the assistant's chain (``chain_note``
+    says what the chain's differs in) — the key of ``EnvConfig.target``. ``--requested-by``: the
+    person it is done for (audited; default: the authenticated caller)."""
+    parser.add_argument(
+        "--model",
+        choices=["use_case", "assistant"],
+        default="use_case",
+        help=f"the use case's model, or {chain_note}",
+    )
+    parser.add_argument(
+        "--requested-by", default=None, help="whom it is done for (default: the authenticated caller)"
+    )
+
+
+def target_key(args: argparse.Namespace) -> str:
+    """The ``EnvConfig.target`` key ``--model`` names."""
+    return "assistant" if args.model == "assistant" else "model"
+
+
 def manual_run_id() -> str:
     """A run id of its own for a command run by hand."""
 

@@ -86,9 +86,7 @@ def _move_champion(
     store: TableStore,
     registry: ModelRegistry,
     alias: str,
-    *,
     move: Move,
-    run_id: str,
     approved_by: str,
     reason: str,
     metrics: dict[str, Any],
@@ -105,7 +103,7 @@ def _move_champion(
         "to_version": move.to_version,
         "metrics": json.dumps(metrics, default=str),
         "approved_by": approved_by,
-        "run_id": run_id,
+        "run_id": move.request_id,
         "reason": reason,
         "status": MOVE_PENDING,
         "request_id": move.request_id,
@@ -202,15 +200,9 @@ def promote(
     if why := promotion_refusal(candidate, champion, rules_of(target)):
         raise BadInputError(f"{registry.model_name}: {why}; {alias} stays {version_label(champion)}")
     metrics = {k: v for k, v in record.tags.items() if k.startswith("comparison.")}
+    move, approver = Move(PROMOTE, champion, wanted, request_id=run_id), candidate.approved_by or "auto"
     event = _move_champion(
-        store,
-        registry,
-        alias,
-        move=Move(PROMOTE, champion, wanted, request_id=run_id),
-        run_id=run_id,
-        approved_by=candidate.approved_by or "auto",
-        reason=record.tags.get("trigger.reason", ""),
-        metrics=metrics,
+        store, registry, alias, move, approver, record.tags.get("trigger.reason", ""), metrics
     )
     registry.delete_alias(CHALLENGER, only_from=wanted)
     return _settled(target, registry, event)
@@ -262,16 +254,8 @@ def rollback(
     back_to, why = rollback_target(history, champion)
     if back_to is None:
         raise BadInputError(f"{registry.model_name}: cannot roll back: {why}")
-    event = _move_champion(
-        store,
-        registry,
-        alias,
-        move=Move(ROLLBACK, champion, back_to, request_id=run_id),
-        run_id=run_id,
-        approved_by=requested_by or actor_of(registry),
-        reason=reason,
-        metrics={"replaced": champion},
-    )
+    move, approver = Move(ROLLBACK, champion, back_to, request_id=run_id), requested_by or actor_of(registry)
+    event = _move_champion(store, registry, alias, move, approver, reason, {"replaced": champion})
     return _settled(target, registry, event)
 
 

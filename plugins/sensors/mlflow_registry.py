@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -78,6 +77,7 @@ class ModelVersionTagSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from triggers.mlflow_registry import ModelVersionTagTrigger
+        from triggers.polling import defer_until_final
 
         hook = self.hook
         registry = hook.registry(self.model_name)
@@ -86,20 +86,16 @@ class ModelVersionTagSensor(BaseSensorOperator):
         if self._check(value, version):
             return {"version": version, "value": value}
         tracking_uri, registry_uri = hook.get_uris()
-        self.defer(
-            trigger=ModelVersionTagTrigger(
-                model_name=self.model_name,
-                version=version,
-                tag_key=self.tag_key,
-                target_values=self.target_values,
-                failure_values=self.failure_values,
-                tracking_uri=tracking_uri,
-                registry_uri=registry_uri,
-                poke_interval=float(self.poke_interval),
-                timeout=float(self.timeout),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+        defer_until_final(
+            self,
+            ModelVersionTagTrigger,
+            model_name=self.model_name,
+            version=version,
+            tag_key=self.tag_key,
+            target_values=self.target_values,
+            failure_values=self.failure_values,
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
         )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -52,19 +51,16 @@ class DriftPolicySensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from triggers.monitoring import DriftPolicyTrigger
+        from triggers.polling import defer_until_final
 
         decision = self._settle(self.hook.decide(self.window_end))
         if decision is not None:
             return decision
-        self.defer(
-            trigger=DriftPolicyTrigger(
-                runway_env=self.runway_env,
-                window_end=str(self.window_end),
-                poke_interval=float(self.poke_interval),
-                timeout=float(self.timeout),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+        defer_until_final(
+            self,
+            DriftPolicyTrigger,
+            runway_env=self.runway_env,
+            window_end=str(self.window_end),
         )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -55,23 +54,20 @@ class CanaryStepSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from hooks.rollout import RolloutHook
+        from triggers.polling import defer_until_final
         from triggers.rollout import CanaryStepTrigger
 
         verdict = self._settle(RolloutHook(self.runway_env).judge(self.since, self.candidate, self.phase))
         if verdict is not None:
             return verdict
-        self.defer(
-            trigger=CanaryStepTrigger(
-                runway_env=self.runway_env,
-                since=str(self.since),
-                candidate=str(self.candidate),
-                phase=self.phase,
-                hold_seconds=self.hold_seconds,
-                poke_interval=float(self.poke_interval),
-                timeout=float(self.timeout),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+        defer_until_final(
+            self,
+            CanaryStepTrigger,
+            runway_env=self.runway_env,
+            since=str(self.since),
+            candidate=str(self.candidate),
+            phase=self.phase,
+            hold_seconds=self.hold_seconds,
         )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:

@@ -5,20 +5,32 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-CLASSPATH = "triggers.mlflow_registry.ModelVersionTagTrigger"
+from triggers.polling import FieldsTrigger
 
 
-class ModelVersionTagTrigger(BaseTrigger):
+class ModelVersionTagTrigger(FieldsTrigger):
     """Polls a version's tag until it takes a target value (success) or a failure value (failed),
     or ``timeout`` seconds pass (timeout). Yields exactly one event.
 
     The registry URIs are resolved by the sensor before deferring, so the triggerer needs no
     connection lookup; MLflow calls run in a worker thread to keep the event loop free.
     """
+
+    classpath = "triggers.mlflow_registry.ModelVersionTagTrigger"
+    fields = (
+        "model_name",
+        "version",
+        "tag_key",
+        "target_values",
+        "failure_values",
+        "tracking_uri",
+        "registry_uri",
+        "poke_interval",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -43,19 +55,6 @@ class ModelVersionTagTrigger(BaseTrigger):
         self.registry_uri = registry_uri
         self.poke_interval = poke_interval
         self.timeout = timeout
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {
-            "model_name": self.model_name,
-            "version": self.version,
-            "tag_key": self.tag_key,
-            "target_values": self.target_values,
-            "failure_values": self.failure_values,
-            "tracking_uri": self.tracking_uri,
-            "registry_uri": self.registry_uri,
-            "poke_interval": self.poke_interval,
-            "timeout": self.timeout,
-        }
 
     def _read_tag(self) -> str | None:
         from jobs.release.registry import ModelRegistry

@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from triggers.polling import poll_until_final
-
-CLASSPATH = "triggers.monitoring.DriftPolicyTrigger"
+from triggers.polling import FieldsTrigger, poll_until_final
 
 
-class DriftPolicyTrigger(BaseTrigger):
+class DriftPolicyTrigger(FieldsTrigger):
     """Evaluates the retraining policy for the window ending ``window_end`` until the window has
     been monitored, then yields one event: ``retrain`` (the policy holds) or ``hold`` (it does
     not); ``timeout`` after ``timeout`` seconds without monitoring results; ``error`` on a failure.
     Reads run in a worker thread to keep the event loop free."""
+
+    classpath = "triggers.monitoring.DriftPolicyTrigger"
+    fields = ("runway_env", "window_end", "poke_interval", "timeout")
 
     def __init__(self, *, runway_env: str, window_end: str, poke_interval: float, timeout: float) -> None:
         super().__init__()
@@ -24,14 +25,6 @@ class DriftPolicyTrigger(BaseTrigger):
         self.window_end = str(window_end)
         self.poke_interval = float(poke_interval)
         self.timeout = float(timeout)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {
-            "runway_env": self.runway_env,
-            "window_end": self.window_end,
-            "poke_interval": self.poke_interval,
-            "timeout": self.timeout,
-        }
 
     def _decide(self) -> dict[str, Any]:
         from hooks.monitoring import MonitoringHook

@@ -6,9 +6,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, ClassVar
 
-from airflow.triggers.base import TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class FieldsTrigger(BaseTrigger):
+    """A trigger that serializes as its ``classpath`` and the attributes named in ``fields`` (what
+    its ``__init__`` takes), so the triggerer rebuilds the same trigger."""
+
+    classpath: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return self.classpath, {name: getattr(self, name) for name in self.fields}
+
+
+def defer_until_final(sensor: Any, trigger_class: type[BaseTrigger], **fields: Any) -> None:
+    """Hand the sensor's wait to ``trigger_class`` (with the sensor's poke interval and timeout);
+    Airflow resumes the sensor in ``execute_complete`` with the trigger's one event."""
+    timeout = float(sensor.timeout)
+    trigger = trigger_class(**fields, poke_interval=float(sensor.poke_interval), timeout=timeout)
+    sensor.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=timeout))
 
 
 async def poll_until_final(

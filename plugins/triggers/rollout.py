@@ -6,17 +6,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from triggers.polling import poll_until_final
-
-CLASSPATH = "triggers.rollout.CanaryStepTrigger"
+from triggers.polling import FieldsTrigger, poll_until_final
 
 
-class CanaryStepTrigger(BaseTrigger):
+class CanaryStepTrigger(FieldsTrigger):
     """Judges the canary step begun at ``since`` every ``poke_interval`` seconds; yields one event:
     ``breach`` at once, ``pass`` once the step held ``hold_seconds`` with enough traffic,
     ``timeout`` (not enough traffic in ``timeout`` seconds) or ``error``. Reads run in a thread."""
+
+    classpath = "triggers.rollout.CanaryStepTrigger"
+    fields = ("runway_env", "since", "candidate", "phase", "hold_seconds", "poke_interval", "timeout")
 
     def __init__(
         self,
@@ -41,17 +42,6 @@ class CanaryStepTrigger(BaseTrigger):
             float(poke_interval),
             float(timeout),
         )
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {
-            "runway_env": self.runway_env,
-            "since": self.since,
-            "candidate": self.candidate,
-            "phase": self.phase,
-            "hold_seconds": self.hold_seconds,
-            "poke_interval": self.poke_interval,
-            "timeout": self.timeout,
-        }
 
     def _judge(self) -> dict[str, Any]:
         from hooks.rollout import RolloutHook
