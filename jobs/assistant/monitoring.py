@@ -21,15 +21,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.monitor_assistant")
 
-
 METRICS = "assistant_metrics"  # in the monitoring schema
-
 
 METRICS_SCHEMA = (
     "window_start date, window_end date, metric string, value double, model_version string, "
     "run_id string, computed_at timestamp"
 )
-
 
 SAMPLE = 500  # questions embedded per window at most
 

@@ -11,7 +11,6 @@ from jobs.core.errors import BadInputError
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 
-
 # Each environment deploys one DAG per pipeline: <env>_<pipeline>.
 PIPELINES = (
     "feature_refresh",
@@ -27,10 +26,8 @@ PIPELINES = (
     "assistant_monitoring",
 )
 
-
 # A plain identifier: catalog, schema, table, use case and environment variable names.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 
 ColumnType = Literal["string", "int", "bigint", "double", "boolean", "date", "timestamp"]
 

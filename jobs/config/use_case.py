@@ -14,9 +14,7 @@ from jobs.config.base import IDENTIFIER, ColumnType, ConfigKeyError, StrictModel
 # What a use case's file may set (its thresholds and streaming events; each environment may override).
 USE_CASE_KEYS = {"use_case", "validation", "promotion", "monitoring", "inference"}
 
-
 USE_CASE_FILE = "use_case.yaml"
-
 
 # Why a model is trained (kept on its MLflow run): the training DAG's Param and the train job's argument.
 TRAINING_REASONS = ("manual", "schedule", "asset", "drift")

@@ -45,15 +45,11 @@ log = logging.getLogger("runway.feature_refresh")
 PASSED_GATE = "passed"
 FAILED_GATE = "failed"
 
-
 STEPS = ("bronze", "silver", "gate", "gold")
-
 
 CORRUPT = "_corrupt_record"
 
-
 GATE_LOG = "gate_log"
-
 
 GATE_LOG_SCHEMA = "source string, day date, status string, run_id string, checked_at timestamp, detail string"
 
@@ -64,7 +60,6 @@ def staged(table: str) -> str:
 
 
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
-
 
 REPLACEMENT = "\ufffd"  # what a UTF-8 reader makes of bytes that are not UTF-8
 

@@ -19,9 +19,7 @@ from jobs.platform.spark_session import get_spark
 
 log = logging.getLogger("runway.use_case")
 
-
 SITES = ("north", "south", "east")
-
 
 MODELS = ("A100", "B200", "C300")
 

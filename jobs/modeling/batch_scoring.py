@@ -29,12 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.batch_inference")
 
-
 BATCH = "batch"
 
-
 SCORERS = ("auto", "in_process", "spark_udf")
-
 
 Scorer = Literal["auto", "in_process", "spark_udf"]
 

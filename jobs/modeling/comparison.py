@@ -28,7 +28,6 @@ from jobs.release.champion import log
 
 COMPARISONS = "model_comparisons"
 
-
 COMPARISON_SCHEMA = (
     "comparison_id string, compared_at timestamp, model_name string, challenger_version string, "
     "champion_version string, metric string, challenger_value double, champion_value double, "

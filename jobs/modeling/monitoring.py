@@ -34,9 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.monitoring")
 
-
 PREDICTION = "prediction"
-
 
 METRICS_SCHEMA = (
     "window_start date, window_end date, source string, metric string, column string, value double, "

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.streaming_inference")
 
-
 STREAM = "stream"
 
 

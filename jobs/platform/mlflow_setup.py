@@ -21,7 +21,6 @@ log = logging.getLogger("runway.mlflow")
 
 URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
-
 _STATED: set[str] = set()  # environments whose shared MLflow store this process has stated
 
 

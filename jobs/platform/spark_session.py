@@ -46,7 +46,6 @@ SESSION_SEMANTICS = {
 # size for two cores. A cluster keeps its own sizing (compute.spark_submit.conf, the cluster's).
 SESSION_CONF = {"spark.sql.shuffle.partitions": "4", **SESSION_SEMANTICS}
 
-
 # How long a job keeps retrying a Spark Connect server that stopped answering before it gives up
 # (PySpark's default retries for at least 10 minutes): backoff 50 ms x4 up to 5 s, 6 retries, ~15 s.
 CONNECT_RETRIES = {"max_retries": 6, "initial_backoff": 50, "max_backoff": 5000}
@@ -56,7 +55,6 @@ SESSION_LOST = (
     "INVALID_HANDLE.SESSION_NOT_FOUND",
     "INVALID_HANDLE.SESSION_CLOSED",
 )
-
 
 log = logging.getLogger("runway.spark")
 _connected_to: list[str] = []  # the Spark Connect URL(s) this process opened sessions on

@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.rollout")
 
-
 TRAFFIC = "traffic"  # the audit trail's action
-
 
 CANDIDATE = "candidate"  # the canary's route
 

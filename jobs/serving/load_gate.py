@@ -25,12 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.load_test")
 
-
 LOAD_TEST_LOG = "inference_log_load_test"  # the load test's requests, apart from real traffic
 
-
 LOAD_TEST_STATUS_TAG = "load_test_status"
-
 
 WARM_UP_REQUESTS = 20
 

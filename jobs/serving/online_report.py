@@ -27,9 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runway.online_report")
 
-
 REPORT_TABLE = "online_comparison"  # in the ml schema
-
 
 SCHEMA = (
     "report_id string, window_start timestamp, window_end timestamp, route string, model_versions string, "

@@ -36,9 +36,7 @@ from jobs.tablestore.arrow import column_types, is_arrow, small_schema
 
 log = logging.getLogger("runway.tablestore")
 
-
 COMMIT_ATTEMPTS = 6  # tries of one write that loses commit races to concurrent writers
-
 
 # Where both engines keep a commit's metadata (run id, window...): Delta's ``userMetadata``, one
 # JSON string. Not keys of the commit info's own: some (``job``, ``notebook``) are Delta fields with
