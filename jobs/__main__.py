@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from jobs.platform.cli import run_cli
 from jobs.runnable import JOBS, UnknownJobError, check_job
 
 
@@ -23,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownJobError as exc:
         print(exc, file=sys.stderr)
         return 2
-    from jobs.platform.cli import run_cli
 
     return run_cli(importlib.import_module(f"jobs.{job}").main, arguments)
 

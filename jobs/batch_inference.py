@@ -20,7 +20,9 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.core.window import Window
 from jobs.modeling.batch_scoring import SCORERS, chosen_scorer, score_window
+from jobs.modeling.scoring import resolve_model
 from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -37,12 +39,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
     if chosen_scorer(store, args.scorer) == "spark_udf":
         store.start_spark()  # the JVM starts while MLflow resolves the Champion (a missing one fails at once)
-    from jobs.modeling.scoring import resolve_model
 
     model = resolve_model(config, args.alias)
     return score_window(config, store, window, run_id=args.run_id, model=model, scorer=args.scorer)

@@ -19,6 +19,7 @@ from typing import Any
 from jobs.assistant.build import _optional, build
 from jobs.config.loader import load_config
 from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -35,7 +36,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     return build(
         config,

@@ -21,6 +21,7 @@ from typing import Any
 from jobs.assistant.evaluation import evaluate, latest_version
 from jobs.config.loader import load_config
 from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.release.registry import ModelRegistry
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -29,7 +30,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--version", help="the chain version to judge (default: the newest)")
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.release.registry import ModelRegistry
 
     version = args.version or latest_version(ModelRegistry.for_config(config, config.assistant_target))
     return evaluate(config, str(version), args.run_id)

@@ -16,6 +16,7 @@ from typing import Any
 from jobs.assistant.knowledge_refresh import refresh_knowledge
 from jobs.config.loader import load_config
 from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -23,7 +24,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     return refresh_knowledge(config, open_table_store(config), args.run_id)
 

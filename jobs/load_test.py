@@ -19,6 +19,7 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.platform.cli import add_run_id, base_parser, run_cli
 from jobs.serving.load_gate import load_test
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -27,7 +28,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     return load_test(config, open_table_store(config), args.version, run_id=args.run_id)
 

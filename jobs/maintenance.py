@@ -15,6 +15,7 @@ from typing import Any
 
 from jobs.config.loader import load_config
 from jobs.platform.cli import base_parser, run_cli
+from jobs.tablestore import open_table_store
 from jobs.tablestore.maintenance import upkeep
 
 
@@ -23,7 +24,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--table", action="append", help="schema.table (repeatable; default: every table)")
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     return upkeep(config, open_table_store(config), args.table)
 

@@ -21,6 +21,7 @@ from jobs.assistant.monitoring import monitor
 from jobs.config.loader import load_config
 from jobs.core.window import Window
 from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
+from jobs.tablestore import open_table_store
 
 log = logging.getLogger("runway.monitor_assistant")
 
@@ -31,7 +32,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     result = monitor(config, open_table_store(config), Window.parse(args.start, args.end), args.run_id)
     log.debug(json.dumps(result))

@@ -32,6 +32,7 @@ from jobs.core.window import Window
 from jobs.modeling.monitoring import monitor, record_alert
 from jobs.modeling.retraining import DEFAULT_SOURCE, retraining_decision
 from jobs.platform.cli import add_run_id, add_window, base_parser, json_object, run_cli
+from jobs.tablestore import open_table_store
 
 log = logging.getLogger("runway.monitoring")
 
@@ -52,7 +53,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     config = load_config(args.env)
     window = Window.parse(args.start, args.end)
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
     if args.action == "decide":

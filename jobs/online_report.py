@@ -19,6 +19,7 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.platform.cli import add_run_id, base_parser, run_cli
 from jobs.serving.online_report import _utc, online_report
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -28,7 +29,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     since = _utc(datetime.fromisoformat(args.since))
     until = _utc(datetime.fromisoformat(args.until)) if args.until else datetime.now(UTC)

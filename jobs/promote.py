@@ -41,6 +41,7 @@ from jobs.core.errors import BadInputError
 from jobs.modeling.comparison import compare
 from jobs.platform.cli import add_run_id, add_target, base_parser, run_cli, target_key
 from jobs.release.champion import approve, check_promotable, promote, rollback
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -62,7 +63,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return approve(
             config, args.version, reject=args.action == "reject", reason=args.reason, target=target
         )
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # Spark starts only if the engine needs it to write Delta
     if args.action == "check":

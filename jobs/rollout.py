@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from jobs.tablestore import open_table_store
 
         return databricks_config(config, registry, open_table_store(config), traffic)
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
     if args.action == "judge":

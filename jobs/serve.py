@@ -19,8 +19,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import uvicorn
+
 from jobs.config.loader import load_config
+from jobs.config.traffic import Traffic
 from jobs.platform.cli import base_parser, json_object, run_cli
+from jobs.serving.app import create_app
 
 log = logging.getLogger("runway.serve")
 
@@ -39,10 +43,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     config = load_config(args.env)
     host, port = args.host or config.serving.host, args.port or config.serving.port
-    import uvicorn
-
-    from jobs.config.traffic import Traffic
-    from jobs.serving.app import create_app
 
     app = create_app(config, Traffic.from_dict(args.traffic) if args.traffic else None)
     log.info(

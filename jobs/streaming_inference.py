@@ -18,8 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.config.loader import load_config
+from jobs.modeling.scoring import resolve_model
 from jobs.modeling.streaming_scoring import run_stream
 from jobs.platform.cli import base_parser, run_cli
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -37,8 +39,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # Its own in-process session, not a warm server's: foreachBatch keeps the query's state (counts,
     # the model in use, errors) in this process, and a long-running query pays its JVM start once.
     config = config.model_copy(update={"compute": config.compute.model_copy(update={"spark_remote": None})})
-    from jobs.modeling.scoring import resolve_model
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
     store.start_spark()  # the JVM starts while MLflow resolves the Champion

@@ -21,6 +21,7 @@ from jobs.config.use_case import TRAINING_REASONS
 from jobs.core.window import Window
 from jobs.modeling.train import train
 from jobs.platform.cli import add_run_id, base_parser, iso_date, json_object, run_cli
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -41,7 +42,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(args.env)
     end = args.end
     start = args.start or end - timedelta(days=config.use_case.model.training.window_days)
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)  # the local engine reads gold into pandas without Spark
     params = args.params

@@ -29,6 +29,7 @@ from jobs.core.errors import GateFailedError
 from jobs.modeling.validation import validate_version
 from jobs.platform.cli import add_run_id, base_parser, run_cli
 from jobs.release.registry import FAILED
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -45,7 +46,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_run_id(parser)
     args = parser.parse_args(argv)
     config = load_config(args.env)
-    from jobs.tablestore import open_table_store
 
     store = open_table_store(config)
     result = validate_version(config, store, args.version, mode=args.mode, run_id=args.run_id)

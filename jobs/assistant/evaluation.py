@@ -17,7 +17,9 @@ from jobs.assistant.gate import (
     LabelledQuestion,
     NotJudgedError,
     gate_verdict,
+    load_questions,
     question_scores,
+    summary,
 )
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
@@ -71,8 +73,6 @@ def evaluate_chain(
 
     for variable, workers in EVALUATION_WORKERS.items():
         os.environ.setdefault(variable, workers)
-
-    from jobs.assistant.gate import summary
 
     chain = mlflow.pyfunc.load_model(
         f"models:/{target.registered_model_name}/{version}"
@@ -143,7 +143,6 @@ def evaluate(config: EnvConfig, version: str, run_id: str) -> dict[str, Any]:
             "v%s was already judged against %s: %s", version, champion or "no Champion", tags[STATUS_TAG]
         )
         return _outcome(target, version, tags, champion, changed=False)
-    from jobs.assistant.gate import load_questions
 
     questions = load_questions(config)
     experiment_id = configure_mlflow(config, target)

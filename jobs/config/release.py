@@ -1,4 +1,8 @@
-"""Validation, promotion, inference, serving, load test and canary settings."""
+"""Validation, promotion, inference, serving, load test and canary settings.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
+"""
 
 from __future__ import annotations
 

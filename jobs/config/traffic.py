@@ -8,6 +8,9 @@ always meets the same arm, across requests, restarts and replicas); without the 
 
 The traffic in force is the registered model's ``runway.traffic`` tag when set (``jobs.rollout``
 writes it, audited), else the environment's ``serving.traffic`` config.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Where the project's files live. Overridable by environment variables for clusters and tests."""
+"""Where the project's files live. Overridable by environment variables for clusters and tests.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """The use case's row transforms shared by the feature pipeline and streaming inference: typing raw
 values strictly, flagging duplicates, the quarantine table's shape, and the feature SQL over silver
-views. Pure DataFrame → DataFrame functions (Spark), plus the one windowed read of silver."""
+views. Pure DataFrame → DataFrame functions (Spark), plus the one windowed read of silver.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
+"""
 
 from __future__ import annotations
 

@@ -186,7 +186,7 @@ class ValidationOutcome:
 
 def _context():
     _gx_ready()
-    import great_expectations as gx
+    import great_expectations as gx  # after _gx_ready: a background import must finish first
 
     context = gx.get_context(mode="ephemeral")
     try:

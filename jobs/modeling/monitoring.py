@@ -19,6 +19,7 @@ from evidently.presets import DataDriftPreset
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError, MissingInputError
 from jobs.core.window import Window
+from jobs.features.gold import with_gold_labels
 from jobs.features.use_case_check import check_gold_columns
 from jobs.modeling.estimator import classification_metrics, feature_columns, model_inputs
 from jobs.modeling.lifecycle import predicted_proba
@@ -248,7 +249,6 @@ def monitor(
     snapshot = drift_snapshot(config, reference, current)
     expected = tuple(model_cfg.features.expected_to_move)
     rows = drift_rows(snapshot.dict(), columns, monitoring.drift_share, expected)
-    from jobs.features.gold import with_gold_labels
 
     # Labels join on the entity's keys: batch scoring's rows are its window's, requests' of any date.
     joined = with_gold_labels(config, store, predictions, window if source == DEFAULT_SOURCE else None)

@@ -66,7 +66,7 @@ def point_mlflow(config: EnvConfig) -> None:
     """Point MLflow at the environment's tracking server and registry (no call to either); says
     once per process when other environments share that server."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
+    import mlflow  # after MLFLOW_DISABLE_TELEMETRY is set
 
     state_shared_mlflow(config)
 

@@ -17,6 +17,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from jobs.core.errors import TransientError
+from jobs.core.paths import delta_jars
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,7 +96,7 @@ def server_lost(exc: BaseException) -> SparkServerUnavailableError | None:
     connect_errors = sys.modules.get("pyspark.errors.exceptions.connect")  # loaded by any Connect session
     if connect_errors is None or not isinstance(exc, connect_errors.SparkConnectGrpcException):
         return None
-    import grpc
+    import grpc  # loaded with any Connect session; never for a local one
 
     url = _connected_to[-1] if _connected_to else "(unknown)"
     stopping = "stopped SparkContext" in str(exc)  # the server shut down while serving the job
@@ -145,7 +146,6 @@ def with_delta_jars(conf: dict[str, str]) -> dict[str, str]:
     settings name jars or packages already; without any, the spark engine says what is missing."""
     if "spark.jars" in conf or "spark.jars.packages" in conf:
         return conf
-    from jobs.core.paths import delta_jars
 
     jars, _ = delta_jars()
     return {**conf, "spark.jars": ",".join(jars)} if jars else conf

@@ -5,6 +5,9 @@ One rule for failures: "no such alias" is the only thing read as "not set"; a re
 not answer (or answers with a server error) is a ``RegistryUnavailableError``, retried by the
 orchestrator; a request the registry refuses (an unknown version, a bad name) is bad input.
 Every write is idempotent: nothing is written when the registry already reads as asked.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
 """
 
 from __future__ import annotations

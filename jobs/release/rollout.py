@@ -13,6 +13,7 @@ import pandas as pd
 from jobs.config.env import EnvConfig
 from jobs.config.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic, to_databricks
 from jobs.core.errors import BadInputError
+from jobs.features.gold import with_gold_labels
 from jobs.platform.identity import mlflow_identity
 from jobs.release.audit import record_change, settle_intents
 from jobs.release.gates import ArmFigures, CanaryLimits, canary_verdict, shadow_pairs
@@ -262,7 +263,6 @@ def _step_rows(config: EnvConfig, store: TableStore, since: datetime):
     rows = store.read_pandas(
         table, window=("requested_at", since, date(9999, 1, 1)), columns=[*columns, *keys]
     )
-    from jobs.features.gold import with_gold_labels
 
     return with_gold_labels(config, store, rows)
 

@@ -190,7 +190,7 @@ def _html(config, rows, arms, agreement, quality, since, until) -> Path:
 def _prediction_drift_html(rows, arms) -> str | None:
     if len(arms) < 2:
         return None
-    from evidently import DataDefinition, Dataset, Report
+    from evidently import DataDefinition, Dataset, Report  # heavy; only for two arms or more
     from evidently.metrics import ValueDrift
 
     largest = max(arms, key=lambda r: arms[r]["requests"])

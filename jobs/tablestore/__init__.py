@@ -1,4 +1,8 @@
-"""Delta table store: ``open_table_store(config, spark)`` returns the environment's engine."""
+"""Delta table store: ``open_table_store(config, spark)`` returns the environment's engine.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Arrow helpers the table store owns: column types and small schemas."""
+"""Arrow helpers the table store owns: column types and small schemas.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Names are three-level, ``<catalog>.<schema>.<table>`` (Unity Catalog style). A store belongs to one
 environment: it may read the catalogs in ``access.read_catalogs`` and write only its own catalog.
+
+On the DAG parse path (the DAG factories import it): pyspark, mlflow, pyarrow and the engines are
+imported in the functions that use them.
 """
 
 from __future__ import annotations

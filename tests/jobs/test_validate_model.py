@@ -115,7 +115,7 @@ def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, m
     config, version, store, client = registry
     strict = with_validation(config, floors={"roc_auc": 0.99})
     monkeypatch.setattr("jobs.validate_model.load_config", lambda env=None: strict)
-    monkeypatch.setattr("jobs.tablestore.open_table_store", lambda config, spark=None: store)
+    monkeypatch.setattr("jobs.validate_model.open_table_store", lambda config, spark=None: store)
     monkeypatch.setenv("RUNWAY_RESULT_FILE", str(tmp_path / "result.json"))
     assert run_cli(main, ["--version", version]) == 3
     result = read_result("RUNWAY_RESULT " + (tmp_path / "result.json").read_text())
