@@ -181,9 +181,7 @@ def to_databricks(
         ServedEntityInput,
         TrafficConfig,
     )
-    from databricks.sdk.service.serving import (
-        Route as DatabricksRoute,
-    )
+    from databricks.sdk.service.serving import Route as DatabricksRoute
 
     entities = [
         ServedEntityInput(

@@ -261,71 +261,45 @@ def _suites() -> dict[str, dict[str, Any]]:
         "from the source's `quality` config."
     )
     fail = {"severity": "fail"}
+    volume = {
+        "type": "expect_table_row_count_to_be_between",
+        "meta": fail,
+        "kwargs": {"min_value": {"$PARAMETER": "min_rows"}, "max_value": {"$PARAMETER": "max_rows"}},
+    }
+
+    def check(kind: str, column: str, **kwargs) -> dict:
+        return {"type": f"expect_column_values_to_{kind}", "kwargs": {"column": column, **kwargs}}
+
+    vibration = {
+        "type": "expect_column_proportion_of_non_null_values_to_be_between",
+        "meta": fail,
+        "kwargs": {"column": "vibration", "min_value": {"$PARAMETER": "min_fraction_with_vibration"}},
+    }
+    readings = [
+        volume,
+        vibration,
+        check("not_be_null", "device_id"),
+        check("be_in_set", "site", value_set=list(SITES)),
+        check("be_between", "hour", min_value=0, max_value=23),
+        check("be_between", "temperature", min_value=-40, max_value=150),
+        check("be_between", "load_pct", min_value=0, max_value=100),
+        check("be_in_set", "failed", value_set=[0, 1]),
+    ]
+    weather = [
+        volume,
+        check("be_in_set", "site", value_set=list(SITES)),
+        check("be_between", "humidity", min_value=0, max_value=100),
+    ]
     return {
         "silver_readings.json": {
             "name": "silver_readings",
             "meta": {"notes": notes},
-            "expectations": [
-                {
-                    "type": "expect_table_row_count_to_be_between",
-                    "meta": fail,
-                    "kwargs": {
-                        "min_value": {"$PARAMETER": "min_rows"},
-                        "max_value": {"$PARAMETER": "max_rows"},
-                    },
-                },
-                {
-                    "type": "expect_column_proportion_of_non_null_values_to_be_between",
-                    "meta": fail,
-                    "kwargs": {
-                        "column": "vibration",
-                        "min_value": {"$PARAMETER": "min_fraction_with_vibration"},
-                    },
-                },
-                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "device_id"}},
-                {
-                    "type": "expect_column_values_to_be_in_set",
-                    "kwargs": {"column": "site", "value_set": list(SITES)},
-                },
-                {
-                    "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": "hour", "min_value": 0, "max_value": 23},
-                },
-                {
-                    "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": "temperature", "min_value": -40, "max_value": 150},
-                },
-                {
-                    "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": "load_pct", "min_value": 0, "max_value": 100},
-                },
-                {
-                    "type": "expect_column_values_to_be_in_set",
-                    "kwargs": {"column": "failed", "value_set": [0, 1]},
-                },
-            ],
+            "expectations": readings,
         },
         "silver_site_weather.json": {
             "name": "silver_site_weather",
             "meta": {"notes": notes},
-            "expectations": [
-                {
-                    "type": "expect_table_row_count_to_be_between",
-                    "meta": fail,
-                    "kwargs": {
-                        "min_value": {"$PARAMETER": "min_rows"},
-                        "max_value": {"$PARAMETER": "max_rows"},
-                    },
-                },
-                {
-                    "type": "expect_column_values_to_be_in_set",
-                    "kwargs": {"column": "site", "value_set": list(SITES)},
-                },
-                {
-                    "type": "expect_column_values_to_be_between",
-                    "kwargs": {"column": "humidity", "min_value": 0, "max_value": 100},
-                },
-            ],
+            "expectations": weather,
         },
     }
 

@@ -57,10 +57,7 @@ class DriftPolicySensor(BaseSensorOperator):
         if decision is not None:
             return decision
         defer_until_final(
-            self,
-            DriftPolicyTrigger,
-            runway_env=self.runway_env,
-            window_end=str(self.window_end),
+            self, DriftPolicyTrigger, runway_env=self.runway_env, window_end=str(self.window_end)
         )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:

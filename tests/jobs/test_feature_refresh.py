@@ -61,13 +61,7 @@ def corrupted(spark, tmp_path_factory):
             ("gold", run_gold),
         ]
     }
-    return {
-        "ctx": ctx,
-        "results": results,
-        "bad_int": bad_int,
-        "bad_site": bad_site,
-        "day2_rows": len(body),
-    }
+    return {"ctx": ctx, "results": results, "bad_int": bad_int, "bad_site": bad_site, "day2_rows": len(body)}
 
 
 def quarantine(ctx, **where):

@@ -498,6 +498,21 @@ def test_every_request_is_logged_and_a_kill_9_loses_or_repeats_none(registry, go
     assert len(counts) == len(set(acknowledged)) and set(counts) == {2}  # each acknowledged request, once
 
 
+def _logged_row(request_id: str, x: float) -> dict:
+    """One answered request's row as the endpoint logs it."""
+    return {
+        "request_id": request_id,
+        "row_index": 0,
+        "requested_at": "2013-01-01T00:00:00+00:00",
+        "route": "primary",
+        "status": 200,
+        "latency_ms": 1.0,
+        "inputs": {"x": x},
+        "prediction": 0.5,
+        "predicted_label": 1,
+    }
+
+
 def test_a_segment_committed_before_a_crash_is_not_committed_again(registry, tmp_path):
     """The crash between a segment's Delta commit and the deletion of its file: the restarted log
     finds the file again and commits it as a no-op (append_once), then deletes it."""
@@ -506,20 +521,7 @@ def test_a_segment_committed_before_a_crash_is_not_committed_again(registry, tmp
     store = registry["store"]
     table = store.name("ml", "inference_log_crash_test")
     wal = tmp_path / "wal"
-    rows = [
-        {
-            "request_id": f"r{i}",
-            "row_index": 0,
-            "requested_at": "2013-01-01T00:00:00+00:00",
-            "route": "primary",
-            "status": 200,
-            "latency_ms": 1.0,
-            "inputs": {"x": float(i)},
-            "prediction": 0.5,
-            "predicted_label": 1,
-        }
-        for i in range(3)
-    ]
+    rows = [_logged_row(f"r{i}", float(i)) for i in range(3)]
     log = InferenceLog(wal, store, table)
     log.append(rows, {"x": "double"})
     segment = next(wal.glob("*.jsonl"))
@@ -546,20 +548,7 @@ def test_when_delta_cannot_be_written_the_segments_wait_and_the_backlog_shows(re
     table = store.name("ml", "inference_log_blocked_test")
     store.overwrite(table, pa.table({"request_id": pa.array([1], pa.int64())}))  # request_id: not a string
     log = InferenceLog(tmp_path / "wal", store, table)
-    rows = [
-        {
-            "request_id": f"r{i}",
-            "row_index": 0,
-            "requested_at": "2013-01-01T00:00:00+00:00",
-            "route": "primary",
-            "status": 200,
-            "latency_ms": 1.0,
-            "inputs": {"x": 1.0},
-            "prediction": 0.5,
-            "predicted_label": 1,
-        }
-        for i in range(4)
-    ]
+    rows = [_logged_row(f"r{i}", 1.0) for i in range(4)]
     assert log.append(rows[:2], {"x": "double"}) and log.append(rows[2:], {"x": "double"})
     with pytest.raises(Exception, match="does not match its schema"):
         log.flush()

@@ -12,10 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from hooks.mlflow_registry import MlflowRegistryHook
-from operators.mlflow_registry import (
-    DeleteModelAliasOperator,
-    SetModelVersionTagsOperator,
-)
+from operators.mlflow_registry import DeleteModelAliasOperator, SetModelVersionTagsOperator
 from sensors.mlflow_registry import ModelVersionTagSensor
 from triggers.mlflow_registry import ModelVersionTagTrigger
 
