@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 
@@ -62,3 +63,9 @@ def spark_engine_store(config, spark, namespace: str = "path"):
     yield open_table_store(config.model_copy(update={"table_store": settings}), spark)
     for database in {d.name for d in spark.catalog.listDatabases()} - before:
         spark.sql(f"DROP DATABASE IF EXISTS {database} CASCADE")
+
+
+def refresh_command(start: str, end: str, run_id: str) -> list[str]:
+    """``python -m jobs.feature_refresh all`` of dev's ``[start, end)``, as a task runs it."""
+    window = ["--start", str(start), "--end", str(end)]
+    return [sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", *window, "--run-id", run_id]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import date
 
@@ -17,7 +16,7 @@ import spark_server  # scripts/spark_server.py (conftest puts scripts/ on the pa
 from jobs.core.results import read_result
 from jobs.core.window import Window
 from jobs.features.seed import seed
-from tests.support import content_checksum, make_config
+from tests.support import content_checksum, make_config, refresh_command
 
 TABLES = (
     ("bronze", "readings"),
@@ -37,20 +36,7 @@ def server(warm_spark):
 
 def _refresh_command(root, start: str, end: str, remote: str | None) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "RUNWAY_DATA_DIR": str(root), "RUNWAY_SPARK_REMOTE": remote or ""}
-    command = [
-        sys.executable,
-        "-m",
-        "jobs.feature_refresh",
-        "all",
-        "--env",
-        "dev",
-        "--start",
-        start,
-        "--end",
-        end,
-        "--run-id",
-        "same-run",
-    ]
+    command = refresh_command(start, end, "same-run")
     return command, env
 
 

@@ -22,6 +22,7 @@ import jobs.tablestore.local as local_engine
 from jobs.core.errors import EXIT_TRANSIENT
 from jobs.tablestore import open_table_store
 from jobs.tablestore.base import CommitConflictError
+from tests.support import refresh_command
 
 SCHEMA = "day date, id int, value string"
 
@@ -258,20 +259,7 @@ def test_two_feature_refreshes_of_different_days_on_a_fresh_environment(tmp_path
     seed(config, Window(date(2013, 1, 1), date(2013, 1, 3)))
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jobs.feature_refresh",
-                "all",
-                "--env",
-                "dev",
-                "--start",
-                start,
-                "--end",
-                end,
-                "--run-id",
-                f"race-{start}",
-            ],
+            refresh_command(start, end, f"race-{start}"),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

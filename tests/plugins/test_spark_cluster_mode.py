@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 import pytest
 
 from jobs.core.window import Window
-from tests.support import content_checksum
+from tests.support import content_checksum, refresh_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DAYS = Window(date(2013, 11, 12), date(2013, 11, 14))
@@ -111,20 +111,7 @@ def local_gold(tmp_path_factory, spark):
         "RUNWAY_TABLE_ENGINE": "local",
     }
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobs.feature_refresh",
-            "all",
-            "--env",
-            "dev",
-            "--start",
-            str(DAYS.start),
-            "--end",
-            str(DAYS.end),
-            "--run-id",
-            "local",
-        ],
+        refresh_command(str(DAYS.start), str(DAYS.end), "local"),
         env=env,
         capture_output=True,
         text=True,
