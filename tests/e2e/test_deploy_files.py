@@ -136,7 +136,7 @@ def test_airflow_components_are_the_ones_make_up_runs(compose):
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     stack = (ROOT / "scripts" / "stack.py").read_text()
     mlflow = compose["services"]["mlflow"]["command"]
-    assert mlflow[:2] == ["mlflow", "server"] and '"mlflow", "server"' in stack
+    assert mlflow[:2] == ["mlflow", "server"] and re.search(r'"mlflow",\s*"server"', stack)
     for flag in ("--backend-store-uri", "--default-artifact-root", "--host", "--port"):
         assert flag in mlflow and f'"{flag}"' in stack, flag
 

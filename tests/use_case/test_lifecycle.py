@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 
 from jobs.config.loader import list_use_cases, load_config
 from jobs.core.results import read_result
+from jobs.platform.fork_server import SOCKET_ENV, run_job
 from tests.conftest import ROOT, SELECTED_USE_CASE
 
 # `make test-use-case USE_CASE=<name>` (RUNWAY_TEST_ONLY_SELECTED=1): that use case alone.
@@ -52,17 +53,28 @@ class UseCaseRun:
         self.root = root
 
     def job(self, name: str, *args: str) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", f"jobs.{name}", "--env", "dev", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            cwd=ROOT,
-        )
-        outcome = read_result(done.stdout)
-        assert done.returncode == 0 and outcome.get("ok"), (
-            f"jobs.{name} {' '.join(args)}: exit {done.returncode}: {outcome or done.stderr[-3000:]}"
+        """``python -m jobs.<name> --env dev <args>``, forked from the session's job server as the
+        stack's Airflow tasks are (a new interpreter when the session runs without one)."""
+        arguments = ["--env", "dev", *args]
+        if server := os.environ.get(SOCKET_ENV):
+            lines: list[str] = []
+            exit_code = run_job(
+                server, f"jobs.{name}", arguments, env=self.env, cwd=ROOT, on_line=lines.append
+            )
+            output = "\n".join(lines)
+        else:
+            done = subprocess.run(
+                [sys.executable, "-m", f"jobs.{name}", *arguments],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=ROOT,
+            )
+            exit_code, output = done.returncode, done.stdout + done.stderr
+        outcome = read_result(output)
+        assert exit_code == 0 and outcome.get("ok"), (
+            f"jobs.{name} {' '.join(args)}: exit {exit_code}: {outcome or output[-3000:]}"
         )
         return outcome["result"]
 
