@@ -338,7 +338,7 @@ class PromotionMachine(RuleBasedStateMachine):
         )
         registry = self.model.registry
         refused = version in traffic_refusals(
-            self.model.config, registry, self.model.store, traffic, registry.model_state()[0]
+            self.model.config.model_target, registry, self.model.store, traffic, registry.model_state()[0]
         )
         tags = registry.version(version).tags
         if not answers:
