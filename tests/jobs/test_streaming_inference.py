@@ -224,7 +224,7 @@ def test_one_query_per_checkpoint_and_the_lock_dies_with_its_process(dev_config,
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from jobs.streaming_inference import exclusive_checkpoint\n"
+            "from jobs.modeling.streaming_scoring import exclusive_checkpoint\n"
             f"with exclusive_checkpoint(Path({str(checkpoint)!r})):\n    print('held', flush=True); "
             "time.sleep(60)",
         ],
