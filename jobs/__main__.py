@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from jobs.platform.cli import run_cli
 from jobs.runnable import JOBS, UnknownJobError, check_job
+from jobs.runtime.cli import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

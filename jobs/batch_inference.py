@@ -21,7 +21,7 @@ from jobs.config.loader import load_config
 from jobs.core.window import Window
 from jobs.modeling.batch_scoring import SCORERS, chosen_scorer, score_window
 from jobs.modeling.scoring import resolve_model
-from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
+from jobs.runtime.cli import add_run_id, add_window, base_parser, run_cli
 from jobs.tablestore import open_table_store
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from jobs.assistant.build import _optional, build
 from jobs.config.loader import load_config
-from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.runtime.cli import add_run_id, base_parser, run_cli
 from jobs.tablestore import open_table_store
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from jobs.assistant.evaluation import evaluate, latest_version
 from jobs.config.loader import load_config
-from jobs.platform.cli import add_run_id, base_parser, run_cli
 from jobs.release.registry import ModelRegistry
+from jobs.runtime.cli import add_run_id, base_parser, run_cli
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

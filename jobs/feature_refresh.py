@@ -28,7 +28,7 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.core.window import Window
 from jobs.features.refresh import STEPS, JobContext, refresh
-from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
+from jobs.runtime.cli import add_run_id, add_window, base_parser, run_cli
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

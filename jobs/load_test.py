@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.config.loader import load_config
-from jobs.platform.cli import add_run_id, base_parser, run_cli
+from jobs.runtime.cli import add_run_id, base_parser, run_cli
 from jobs.serving.load_gate import load_test
 from jobs.tablestore import open_table_store
 

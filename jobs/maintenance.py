@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.config.loader import load_config
-from jobs.platform.cli import base_parser, run_cli
+from jobs.runtime.cli import base_parser, run_cli
 from jobs.tablestore import open_table_store
 from jobs.tablestore.maintenance import upkeep
 

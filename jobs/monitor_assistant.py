@@ -20,7 +20,7 @@ from typing import Any
 from jobs.assistant.monitoring import monitor
 from jobs.config.loader import load_config
 from jobs.core.window import Window
-from jobs.platform.cli import add_run_id, add_window, base_parser, run_cli
+from jobs.runtime.cli import add_run_id, add_window, base_parser, run_cli
 from jobs.tablestore import open_table_store
 
 log = logging.getLogger("runway.monitor_assistant")

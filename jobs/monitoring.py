@@ -31,7 +31,7 @@ from jobs.core.errors import MissingInputError
 from jobs.core.window import Window
 from jobs.modeling.monitoring import monitor, record_alert
 from jobs.modeling.retraining import DEFAULT_SOURCE, retraining_decision
-from jobs.platform.cli import add_run_id, add_window, base_parser, json_object, run_cli
+from jobs.runtime.cli import add_run_id, add_window, base_parser, json_object, run_cli
 from jobs.tablestore import open_table_store
 
 log = logging.getLogger("runway.monitoring")

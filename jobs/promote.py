@@ -11,7 +11,7 @@
   ``min_improvement``. Results go to an MLflow run in the environment's experiment, the
   Challenger's tags and the Delta table ``<catalog>.ml.model_comparisons``.
 - approve / reject: the approval record on the version's tags — the approver is the identity the
-  MLflow server authenticates for the credentials in use (``jobs.platform.identity``), never a typed
+  MLflow server authenticates for the credentials in use (``jobs.runtime.identity``), never a typed
   name; a rejection also takes ``Challenger`` away. Environments with ``promotion.approval: human``
   promote only versions approved by an authenticated person (this way, or in Airflow).
 - promote: moves the Champion alias to a version (default: the Challenger) that passed validation,
@@ -39,8 +39,8 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.core.errors import BadInputError
 from jobs.modeling.comparison import compare
-from jobs.platform.cli import add_run_id, add_target, base_parser, run_cli, target_key
 from jobs.release.champion import approve, check_promotable, promote, rollback
+from jobs.runtime.cli import add_run_id, add_target, base_parser, run_cli, target_key
 from jobs.tablestore import open_table_store
 
 

@@ -20,8 +20,8 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.config.traffic import SHADOW, Route, Traffic
 from jobs.core.errors import BadInputError
-from jobs.platform.cli import add_run_id, add_target, base_parser, json_object, run_cli, target_key
 from jobs.release.rollout import canary_traffic, databricks_config, judge, set_traffic, traffic_in_force
+from jobs.runtime.cli import add_run_id, add_target, base_parser, json_object, run_cli, target_key
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

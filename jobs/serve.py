@@ -23,7 +23,7 @@ import uvicorn
 
 from jobs.config.loader import load_config
 from jobs.config.traffic import Traffic
-from jobs.platform.cli import base_parser, json_object, run_cli
+from jobs.runtime.cli import base_parser, json_object, run_cli
 from jobs.serving.app import create_app
 
 log = logging.getLogger("runway.serve")

@@ -20,7 +20,7 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.modeling.scoring import resolve_model
 from jobs.modeling.streaming_scoring import run_stream
-from jobs.platform.cli import base_parser, run_cli
+from jobs.runtime.cli import base_parser, run_cli
 from jobs.tablestore import open_table_store
 
 

@@ -20,7 +20,7 @@ from jobs.config.loader import load_config
 from jobs.config.use_case import TRAINING_REASONS
 from jobs.core.window import Window
 from jobs.modeling.train import train
-from jobs.platform.cli import add_run_id, base_parser, iso_date, json_object, run_cli
+from jobs.runtime.cli import add_run_id, base_parser, iso_date, json_object, run_cli
 from jobs.tablestore import open_table_store
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from jobs.config.loader import list_use_cases
 from jobs.core.paths import use_cases_dir
 from jobs.features.use_case_files import check, new_use_case
-from jobs.platform.cli import base_parser, iso_date, run_cli
+from jobs.runtime.cli import base_parser, iso_date, run_cli
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.core.errors import GateFailedError
 from jobs.modeling.validation import validate_version
-from jobs.platform.cli import add_run_id, base_parser, run_cli
 from jobs.release.registry import FAILED
+from jobs.runtime.cli import add_run_id, base_parser, run_cli
 from jobs.tablestore import open_table_store
 
 

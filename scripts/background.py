@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.platform.fork_server import group_exists  # noqa: F401  (scripts and tests use it from here)
+from jobs.runtime.fork_server import group_exists  # noqa: F401  (scripts and tests use it from here)
 
 # The warm services: name -> (their script, the variable jobs find them by, the record's address key)
 WARM_SERVICES = {

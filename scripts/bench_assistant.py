@@ -32,7 +32,7 @@ def _in_process(data: Path) -> dict:
 
     from jobs.assistant.knowledge import Embedder, VectorIndex
     from jobs.config.loader import load_config
-    from jobs.platform.mlflow_setup import point_mlflow
+    from jobs.runtime.mlflow_setup import point_mlflow
     from jobs.tablestore import open_table_store
 
     config = load_config("dev")

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from jobs.config.loader import load_config
 from jobs.modeling.estimator import model_inputs
-from jobs.platform.mlflow_setup import configure_mlflow
+from jobs.runtime.mlflow_setup import configure_mlflow
 
 
 def main(gold_path: str, version: str) -> None:

@@ -162,7 +162,7 @@ class Demo:
     # -- stages ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Start the dev environment over; other environments and the Airflow history stay."""
-        from jobs.platform.mlflow_setup import mlflow_client
+        from jobs.runtime.mlflow_setup import mlflow_client
 
         config = self.config
         for path in (

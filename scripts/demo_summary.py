@@ -20,7 +20,7 @@ def table(config, schema: str, name: str) -> pd.DataFrame:
 
 
 def model_versions(config) -> list[dict[str, Any]]:
-    from jobs.platform.mlflow_setup import mlflow_client
+    from jobs.runtime.mlflow_setup import mlflow_client
 
     client = mlflow_client(config)
     name = config.registered_model_name

@@ -1,5 +1,5 @@
 """A warm Python for the embedded stack's jobs: one server that has imported the jobs' libraries
-and forks each job task's process (jobs/platform/fork_server.py); `make up`, `make demo`, `make bench`
+and forks each job task's process (jobs/runtime/fork_server.py); `make up`, `make demo`, `make bench`
 and the test session start it beside the warm Spark.
 
     .venv/bin/python scripts/job_server.py start     # prints RUNWAY_JOB_SERVER=<socket>
@@ -37,7 +37,7 @@ def socket_path(data_dir: Path) -> Path:
 
 
 def service(data_dir: Path) -> Background:
-    from jobs.platform.fork_server import socket_answers
+    from jobs.runtime.fork_server import socket_answers
 
     return Background("job_server", data_dir, lambda state: socket_answers(state["socket"]))
 
@@ -46,7 +46,7 @@ def start(data_dir: Path) -> dict:
     """Start the server unless one runs; returns its record (pid, socket, python, log)."""
     path = socket_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "jobs.platform.fork_server", "serve", "--socket", str(path)]
+    command = [sys.executable, "-m", "jobs.runtime.fork_server", "serve", "--socket", str(path)]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     record = {"socket": str(path), "python": sys.executable}
     return service(data_dir).start(command, env, record, START_TIMEOUT)

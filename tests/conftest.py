@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO at interpreter e
 def spark():
     """The one local SparkSession all in-process tests share."""
     from jobs.config.loader import load_config
-    from jobs.platform.spark_session import DELTA_SESSION_CONF, get_spark, with_delta_jars
+    from jobs.runtime.spark_session import DELTA_SESSION_CONF, get_spark, with_delta_jars
 
     config = load_config("dev")
     # With delta-spark's jars (make install fetches them where mvn is present) the same session
@@ -95,6 +96,7 @@ def warm_stack(request):
 def project_wheel(tmp_path_factory) -> Path:
     """The project's wheel, built once for the session as `make wheel` builds it."""
     out = tmp_path_factory.mktemp("dist")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would ship a stale build/lib's modules
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
         check=True,

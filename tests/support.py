@@ -28,7 +28,7 @@ def edit_yaml(path: Path, change) -> None:
 def make_config(root: Path, env: str = "dev"):
     """``env``'s config with its lakehouse, landing zones, reports and checkpoints under ``root``."""
     from jobs.config.loader import load_config
-    from jobs.config.runtime import Storage
+    from jobs.config.platform import Storage
 
     storage = Storage(
         lakehouse_root=root / "lakehouse",

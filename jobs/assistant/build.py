@@ -20,8 +20,8 @@ from jobs.assistant.knowledge import VectorIndex, index_dir, latest_snapshot
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
 from jobs.core.paths import git_commit
-from jobs.platform.mlflow_setup import configure_mlflow, pinned_requirements
 from jobs.release.registry import PENDING, STATUS_TAG, ModelRegistry
+from jobs.runtime.mlflow_setup import configure_mlflow, pinned_requirements
 
 if TYPE_CHECKING:
     from jobs.config.targets import ModelTarget

@@ -23,9 +23,9 @@ from jobs.assistant.gate import (
 )
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
-from jobs.platform.mlflow_setup import configure_mlflow
 from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, PROMOTE
 from jobs.release.registry import CHALLENGER, FAILED, PASSED, PENDING, STATUS_TAG, ModelRegistry
+from jobs.runtime.mlflow_setup import configure_mlflow
 
 if TYPE_CHECKING:
     from jobs.assistant.gate import LabelledQuestion

@@ -10,14 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from jobs.config.assistant import AssistantConfig
 from jobs.config.base import IDENTIFIER, ConfigError, ConfigKeyError, StrictModel
 from jobs.config.monitoring import MonitoringConfig
-from jobs.config.release import (
-    InferenceConfig,
-    PromotionConfig,
-    RolloutConfig,
-    ServingConfig,
-    ValidationConfig,
-)
-from jobs.config.runtime import (
+from jobs.config.platform import (
     Access,
     AirflowSettings,
     Compute,
@@ -29,6 +22,13 @@ from jobs.config.runtime import (
     Storage,
     TableOptions,
     TableStoreSettings,
+)
+from jobs.config.release import (
+    InferenceConfig,
+    PromotionConfig,
+    RolloutConfig,
+    ServingConfig,
+    ValidationConfig,
 )
 from jobs.config.targets import ModelTarget, TargetKey
 from jobs.config.use_case import SourceConfig, UseCase

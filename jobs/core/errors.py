@@ -1,7 +1,7 @@
 """Runway's error classes and the exit codes they map to: whether a retry can help is decided here,
 once, instead of from built-in exception types raised anywhere in a library.
 
-Jobs raise these; ``jobs.platform.cli.run_cli`` turns them into one sentence and an exit code that
+Jobs raise these; ``jobs.runtime.cli.run_cli`` turns them into one sentence and an exit code that
 the orchestrator reads (codes 2 and 3 are not retried).
 """
 

@@ -32,7 +32,7 @@ from jobs.features.pipeline import (
 )
 from jobs.features.quality import FAIL, QUARANTINE, QualityGateError, load_suite, validate, volume_parameters
 from jobs.features.use_case_check import check_use_case_once
-from jobs.platform.spark_session import get_spark
+from jobs.runtime.spark_session import get_spark
 from jobs.tablestore import DuplicateKeysError, open_table_store
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from jobs.config.base import IDENTIFIER, ConfigError
 from jobs.config.loader import load_config
 from jobs.config.use_case import USE_CASE_FILE
 from jobs.features.use_case_check import check_use_case
-from jobs.platform.spark_session import get_spark
+from jobs.runtime.spark_session import get_spark
 
 log = logging.getLogger("runway.use_case")
 

@@ -11,9 +11,9 @@ from jobs.core.errors import BadInputError
 from jobs.core.window import Window
 from jobs.features.gold import labelled_gold, pinned_gold_version
 from jobs.modeling.lifecycle import evaluate, load_version
-from jobs.platform.mlflow_setup import configure_mlflow
 from jobs.release.promotion import COMPARED_WITH_TAG, DECISION_TAG, better_or_equal, fair_comparison
 from jobs.release.registry import CHALLENGER, PASSED, STATUS_TAG, ModelRegistry
+from jobs.runtime.mlflow_setup import configure_mlflow
 
 if TYPE_CHECKING:
     from jobs.tablestore import TableStore

@@ -25,7 +25,7 @@ from jobs.modeling.estimator import classification_metrics, feature_columns, mod
 from jobs.modeling.lifecycle import predicted_proba
 from jobs.modeling.retraining import ALERTS_TABLE, DEFAULT_SOURCE, METRICS_TABLE
 from jobs.modeling.scoring import threshold_of
-from jobs.platform.mlflow_setup import configure_mlflow, mlflow_client
+from jobs.runtime.mlflow_setup import configure_mlflow, mlflow_client
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -22,8 +22,8 @@ import pyarrow as pa
 from pyspark.sql import functions as F
 
 from jobs.core.errors import BadInputError
-from jobs.platform.spark_session import default_parallelism
 from jobs.release.registry import ModelRegistry
+from jobs.runtime.spark_session import default_parallelism
 from jobs.tablestore.arrow import column_types
 
 if TYPE_CHECKING:

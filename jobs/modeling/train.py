@@ -30,8 +30,8 @@ from jobs.modeling.estimator import (
     permutation_importance_series,
     time_split,
 )
-from jobs.platform.mlflow_setup import configure_mlflow, pinned_requirements
 from jobs.release.registry import PENDING, STATUS_TAG, ModelRegistry
+from jobs.runtime.mlflow_setup import configure_mlflow, pinned_requirements
 
 if TYPE_CHECKING:
     import numpy as np

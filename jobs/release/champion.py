@@ -12,7 +12,6 @@ import mlflow
 
 from jobs.config.env import EnvConfig
 from jobs.core.errors import BadInputError
-from jobs.platform.identity import mlflow_identity
 from jobs.release.audit import audit_trail as common_audit_trail
 from jobs.release.audit import record_change, settle_intents
 from jobs.release.promotion import (
@@ -35,6 +34,7 @@ from jobs.release.promotion import (
     version_label,
 )
 from jobs.release.registry import CHALLENGER, ModelRegistry
+from jobs.runtime.identity import mlflow_identity
 
 if TYPE_CHECKING:
     from jobs.config.targets import ModelTarget

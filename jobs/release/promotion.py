@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from jobs.platform.identity import UNAUTHENTICATED
 from jobs.release.registry import PASSED, STATUS_TAG
+from jobs.runtime.identity import UNAUTHENTICATED
 
 if TYPE_CHECKING:
     from jobs.core.window import Window

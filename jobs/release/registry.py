@@ -78,7 +78,7 @@ class ModelRegistry:
         environment."""
         import mlflow
 
-        from jobs.platform.mlflow_setup import point_mlflow
+        from jobs.runtime.mlflow_setup import point_mlflow
 
         point_mlflow(config)
         uri = config.mlflow.registry_uri or config.mlflow.tracking_uri

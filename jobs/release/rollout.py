@@ -14,12 +14,12 @@ from jobs.config.env import EnvConfig
 from jobs.config.traffic import SHADOW, TRAFFIC_TAG, Route, Traffic, to_databricks
 from jobs.core.errors import BadInputError
 from jobs.features.gold import with_gold_labels
-from jobs.platform.identity import mlflow_identity
 from jobs.release.audit import record_change, settle_intents
 from jobs.release.gates import ArmFigures, CanaryLimits, canary_verdict, shadow_pairs
 from jobs.release.promotion import MOVE_ABANDONED, MOVE_DONE, MOVE_PENDING
 from jobs.release.registry import ModelRegistry
 from jobs.release.route_rules import traffic_refusals
+from jobs.runtime.identity import mlflow_identity
 
 if TYPE_CHECKING:
     from jobs.config.targets import ModelTarget

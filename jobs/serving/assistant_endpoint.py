@@ -29,7 +29,7 @@ from mlflow.entities import AssessmentSource, AssessmentSourceType
 
 from jobs.config.traffic import NO_ROUTE, SHADOW, assign
 from jobs.core.errors import BadInputError
-from jobs.platform.mlflow_setup import configure_mlflow
+from jobs.runtime.mlflow_setup import configure_mlflow
 from jobs.serving.follower import ModelFollower
 from jobs.serving.inference_log import InferenceLog
 from jobs.serving.protocol import load_json

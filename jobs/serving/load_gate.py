@@ -13,9 +13,9 @@ import mlflow
 from jobs.config.env import EnvConfig
 from jobs.core.errors import GateFailedError, MissingInputError
 from jobs.modeling.estimator import model_inputs
-from jobs.platform.mlflow_setup import configure_mlflow
 from jobs.release.gates import LoadFigures, LoadLimits, load_test_verdict
 from jobs.release.registry import ModelRegistry
+from jobs.runtime.mlflow_setup import configure_mlflow
 from jobs.serving.load import LocalEndpoint, run_locust
 
 if TYPE_CHECKING:

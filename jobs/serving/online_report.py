@@ -16,8 +16,8 @@ from jobs.config.env import EnvConfig
 from jobs.config.traffic import NO_ROUTE, SHADOW
 from jobs.core.errors import BadInputError
 from jobs.features.gold import with_gold_labels
-from jobs.platform.mlflow_setup import configure_mlflow
 from jobs.release.gates import shadow_pairs
+from jobs.runtime.mlflow_setup import configure_mlflow
 
 if TYPE_CHECKING:
     import pandas as pd

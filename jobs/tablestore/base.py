@@ -170,7 +170,7 @@ class TableStore(ABC):
         """The session computing with this store's tables; started on first use."""
         with self._spark_lock:  # one start, also when start_spark's thread is still at it
             if self._spark is None:
-                from jobs.platform.spark_session import get_spark
+                from jobs.runtime.spark_session import get_spark
 
                 self._spark = get_spark(self.config)
             return self._spark

@@ -75,7 +75,7 @@ def spark_submit_spec(config: EnvConfig) -> dict[str, Any]:
     spec["conf"] = {k: v for k, v in spec["conf"].items() if v not in ("", None)}  # empty: the cluster's own
     native_delta = spec["env_vars"].get("RUNWAY_TABLE_ENGINE") == "spark"
     if not native_delta:  # a cluster without Delta: delta-rs commits from the driver
-        from jobs.platform.spark_session import DELTA_SESSION_CONF
+        from jobs.runtime.spark_session import DELTA_SESSION_CONF
 
         spec["conf"] = {k: v for k, v in spec["conf"].items() if k not in DELTA_SESSION_CONF}
     elif not (spec["jars"] or spec["packages"] or "spark.jars" in spec["conf"]):

@@ -19,8 +19,8 @@ from airflow.sdk import BaseHook
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from jobs.platform.identity import Identity
     from jobs.release.registry import ModelRegistry
+    from jobs.runtime.identity import Identity
 
 
 class MlflowRegistryHook(BaseHook):
@@ -59,7 +59,7 @@ class MlflowRegistryHook(BaseHook):
                 )
             return tracking, extra.get("registry_uri") or tracking
         from jobs.config.loader import load_config
-        from jobs.platform.identity import use_credentials
+        from jobs.runtime.identity import use_credentials
 
         mlflow = load_config(self.runway_env).mlflow
         use_credentials(mlflow)  # the environment's deployer, where its server authenticates
@@ -87,6 +87,6 @@ class MlflowRegistryHook(BaseHook):
     def identity(self) -> Identity:
         """Whom the tracking server authenticates for this hook's credentials (``unauthenticated``
         where it authenticates nobody): what an approval recorded through this hook names."""
-        from jobs.platform.identity import mlflow_identity
+        from jobs.runtime.identity import mlflow_identity
 
         return mlflow_identity(self.get_uris()[0])

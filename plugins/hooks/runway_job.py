@@ -13,7 +13,7 @@ from airflow.providers.standard.hooks.subprocess import SubprocessHook
 from airflow.sdk import BaseHook
 
 from jobs.core.errors import NON_RETRYABLE_EXIT_CODES  # a retry cannot fix bad input or a failed gate
-from jobs.platform.fork_server import SOCKET_ENV, ForkedJob, JobServerUnavailable, run_job
+from jobs.runtime.fork_server import SOCKET_ENV, ForkedJob, JobServerUnavailable, run_job
 
 
 class RunwayJobError(RuntimeError):
@@ -27,7 +27,7 @@ class LocalJobHook(BaseHook):
     """Runs jobs on this worker with the worker's interpreter; the job's process group is killable.
 
     Where ``$RUNWAY_JOB_SERVER`` names a running job server of this interpreter (the warm Python
-    `make up` and `make demo` start: jobs/platform/fork_server.py), the job is forked from it instead
+    `make up` and `make demo` start: jobs/runtime/fork_server.py), the job is forked from it instead
     of a new interpreter importing its libraries again; the job's process, environment, output and
     exit code are the same either way. A server that does not answer is logged and skipped.
     """

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from jobs.config.runtime import MlflowSettings
+from jobs.config.platform import MlflowSettings
 from jobs.config.use_case import TrainingConfig
 from jobs.core.window import Window
 from jobs.features.refresh import JobContext, refresh

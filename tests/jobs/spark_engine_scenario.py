@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow
 
 from jobs.config.loader import load_config
-from jobs.config.runtime import Compute, TableStoreSettings
-from jobs.platform.spark_session import get_spark
+from jobs.config.platform import Compute, TableStoreSettings
+from jobs.runtime.spark_session import get_spark
 from jobs.tablestore import (
     DuplicateKeysError,
     SchemaMismatchError,

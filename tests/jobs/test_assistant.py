@@ -140,7 +140,7 @@ def test_a_busy_machine_gets_the_quiet_verdict_and_every_trace(assistant):
 
     from jobs.assistant.evaluation import evaluate_chain, verdict_of
     from jobs.assistant.gate import METRICS, load_questions
-    from jobs.platform.mlflow_setup import configure_mlflow
+    from jobs.runtime.mlflow_setup import configure_mlflow
 
     config, store = assistant
     chain = config.assistant_target

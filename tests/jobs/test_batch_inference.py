@@ -130,7 +130,7 @@ def test_rescoring_after_a_promotion_records_the_new_version(champion):
 
 
 def test_without_a_champion_the_job_fails_in_one_sentence(tmp_path):
-    from jobs.config.runtime import MlflowSettings
+    from jobs.config.platform import MlflowSettings
     from tests.support import make_config
 
     empty = make_config(tmp_path).model_copy(
@@ -174,7 +174,7 @@ def test_a_model_whose_signature_does_not_fit_the_features_fails_clearly(champio
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    from jobs.platform.mlflow_setup import point_mlflow
+    from jobs.runtime.mlflow_setup import point_mlflow
 
     config, result, store, client = champion
     frame = store.read_pandas(

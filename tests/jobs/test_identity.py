@@ -17,11 +17,10 @@ import requests
 from background import free_port, kill_group  # scripts/background.py
 from mlflow_auth import provision, write_config  # scripts/mlflow_auth.py
 
+from jobs.config.platform import MlflowSettings
 from jobs.config.release import PromotionConfig
-from jobs.config.runtime import MlflowSettings
 from jobs.config.traffic import TRAFFIC_TAG
 from jobs.core.errors import BadInputError
-from jobs.platform.identity import Identity, mlflow_identity
 from jobs.release.champion import approve, audit_trail, promote
 from jobs.release.promotion import (
     APPROVED,
@@ -33,6 +32,7 @@ from jobs.release.promotion import (
     approval_tags,
 )
 from jobs.release.registry import PASSED, STATUS_TAG, ModelRegistry
+from jobs.runtime.identity import Identity, mlflow_identity
 from tests.support import make_config
 
 ADMIN = ("admin", "admin-password-for-tests")
@@ -43,7 +43,7 @@ SOURCE = "s3://runway-tests/model"  # versions are registry entries: nothing loa
 @pytest.fixture(autouse=True)
 def credentials_kept_to_the_test(monkeypatch):
     """use_credentials exports into os.environ: each test's exports end with it (as a fresh job's)."""
-    from jobs.platform import identity
+    from jobs.runtime import identity
 
     for key in identity.CREDENTIAL_VARIABLES:
         monkeypatch.delenv(key, raising=False)  # restored after the test, as they were
@@ -217,7 +217,7 @@ def test_approvals_and_the_audit_trail_name_the_authenticated_person(server, tmp
 def test_an_environments_credentials_never_serve_another_and_the_callers_come_back(monkeypatch):
     """A job forked from the warm job server gets its task's variables after import: the credentials
     restored are those from before Runway exported an environment's, not those at import."""
-    from jobs.platform.identity import use_credentials
+    from jobs.runtime.identity import use_credentials
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "task-user")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "task-password")

@@ -1,4 +1,4 @@
-"""The warm Python (jobs/platform/fork_server.py): a job forked by the server is the process
+"""The warm Python (jobs/runtime/fork_server.py): a job forked by the server is the process
 ``python -m <module>`` would be — arguments, environment, folder, descriptors, exit code, its own
 process group and random state — and it stops when its caller goes away or the server stops."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.platform.fork_server import JobServerUnavailable, run_job, socket_answers, start_job
+from jobs.runtime.fork_server import JobServerUnavailable, run_job, socket_answers, start_job
 
 PROBE = """
     import json, os, subprocess, sys, time

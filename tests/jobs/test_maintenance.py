@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 from deltalake import DeltaTable
 
-from jobs.config.runtime import MaintenanceConfig
+from jobs.config.platform import MaintenanceConfig
 from jobs.tablestore import open_table_store
 from jobs.tablestore.maintenance import upkeep
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from jobs.config.platform import MlflowSettings
 from jobs.config.release import PromotionConfig
-from jobs.config.runtime import MlflowSettings
 from jobs.core.errors import BadInputError
 from jobs.modeling.comparison import record_comparison
 from jobs.modeling.validation import record_validation

@@ -100,7 +100,7 @@ def registry(trained, tmp_path_factory):
 
     import mlflow
 
-    from jobs.config.runtime import MlflowSettings
+    from jobs.config.platform import MlflowSettings
     from jobs.core.window import Window
     from jobs.modeling.train import train
 

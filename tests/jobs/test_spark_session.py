@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.platform.spark_session import SESSION_SEMANTICS, get_spark
+from jobs.runtime.spark_session import SESSION_SEMANTICS, get_spark
 
 
 @pytest.mark.parametrize("kind", ["spark-submit", "databricks"])

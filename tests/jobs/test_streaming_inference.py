@@ -84,7 +84,7 @@ def test_malformed_events_are_quarantined_good_ones_scored_and_champion_swaps_mi
     (landing / "2013-02-05-bad.jsonl").write_text("\n".join(BAD_LINES) + "\n\n")
     expected = _events(landing, "2013-02-05")
     current = client.get_model_version(name, result["version"])
-    from jobs.platform.mlflow_setup import point_mlflow
+    from jobs.runtime.mlflow_setup import point_mlflow
 
     point_mlflow(config)  # MLflow resolves a models:/ source through the process-wide tracking URI
     swapped = client.create_model_version(name, current.source, run_id=current.run_id).version

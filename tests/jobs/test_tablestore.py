@@ -364,7 +364,7 @@ def test_spark_engine_refuses_to_run_without_delta_jars(tmp_path):
     import sys
 
     code = (
-        "from jobs.config.loader import load_config; from jobs.platform.spark_session import get_spark; "
+        "from jobs.config.loader import load_config; from jobs.runtime.spark_session import get_spark; "
         "from jobs.tablestore import open_table_store; c = load_config('dev'); "
         "open_table_store(c, get_spark(c))"
     )

@@ -111,7 +111,7 @@ def test_training_registers_a_pending_version_with_lineage(trained):
 def test_the_registered_model_loads_by_uri_and_scores_with_its_signature(trained, spark):
     import mlflow
 
-    from jobs.platform.mlflow_setup import point_mlflow
+    from jobs.runtime.mlflow_setup import point_mlflow
 
     config, result, _ = trained
     point_mlflow(config)  # mlflow.set_tracking_uri would export the URI to every later test's jobs

@@ -109,7 +109,7 @@ def test_a_failed_revalidation_takes_challenger_away_and_promotion_refuses(regis
 
 def test_the_validation_command_exits_3_on_failed_unless_record_only(registry, monkeypatch, tmp_path):
     from jobs.core.results import read_result
-    from jobs.platform.cli import run_cli
+    from jobs.runtime.cli import run_cli
     from jobs.validate_model import main
 
     config, version, store, client = registry

@@ -125,7 +125,7 @@ def test_the_decide_job_makes_the_sensors_decision_for_remote_modes(monitored, c
     from jobs.core.errors import EXIT_MISSING_INPUT
     from jobs.core.results import read_result
     from jobs.monitoring import main
-    from jobs.platform.cli import run_cli
+    from jobs.runtime.cli import run_cli
 
     assert run_cli(main, ["decide", "--env", "dev", "--start", "2013-07-03", "--end", "2013-07-04"]) == 0
     result = read_result(capsys.readouterr().out)

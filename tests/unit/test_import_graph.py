@@ -4,6 +4,7 @@ packages import only packages below them, plugins never import a job's entry mod
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RANKS = {
     "core": 0,
     "config": 1,
-    "platform": 2,
+    "runtime": 2,
     "tablestore": 3,
     "features": 4,
     "release": 5,
@@ -100,3 +101,10 @@ def test_no_module_imports_itself_back():
         if module not in done:
             visit(module, [module])
     assert not cycles, "\n".join(sorted(set(cycles)))
+
+
+def test_no_name_in_jobs_shadows_a_standard_module():
+    """spark-submit runs ``jobs/__main__.py`` as a script, which puts ``jobs/`` first on sys.path:
+    a package ``jobs/platform/`` was then imported for the standard library's ``platform``."""
+    names = {p.stem for p in (ROOT / "jobs").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    assert not names & set(sys.stdlib_module_names)

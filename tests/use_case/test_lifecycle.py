@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 
 from jobs.config.loader import list_use_cases, load_config
 from jobs.core.results import read_result
-from jobs.platform.fork_server import SOCKET_ENV, run_job
+from jobs.runtime.fork_server import SOCKET_ENV, run_job
 from tests.conftest import ROOT, SELECTED_USE_CASE
 
 # `make test-use-case USE_CASE=<name>` (RUNWAY_TEST_ONLY_SELECTED=1): that use case alone.

@@ -150,7 +150,7 @@ def test_configuring_mlflow_for_one_environment_does_not_redirect_another(tmp_pa
     """MLflow exports its URIs to the environment; the config reads them as overrides."""
     import mlflow
 
-    from jobs.platform.mlflow_setup import URI_VARIABLES, configure_mlflow
+    from jobs.runtime.mlflow_setup import URI_VARIABLES, configure_mlflow
 
     for key in URI_VARIABLES:
         monkeypatch.delenv(key, raising=False)
@@ -171,7 +171,7 @@ def test_an_environment_file_must_declare_the_environment_it_is_loaded_for(confi
 
 
 def test_each_environment_can_have_its_own_mlflow_and_a_shared_one_is_stated(monkeypatch, caplog):
-    from jobs.platform import mlflow_setup
+    from jobs.runtime import mlflow_setup
 
     monkeypatch.setenv("RUNWAY_PROD_MLFLOW_TRACKING_URI", "http://mlflow-prod.internal:5000")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow-shared.internal:5000")

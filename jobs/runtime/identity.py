@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from jobs.core.errors import BadInputError, TransientError
 
 if TYPE_CHECKING:
-    from jobs.config.runtime import MlflowSettings
+    from jobs.config.platform import MlflowSettings
 
 log = logging.getLogger("runway.identity")
 UNAUTHENTICATED = "unauthenticated"  # what a store that authenticates nobody records

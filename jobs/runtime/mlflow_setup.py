@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import mlflow
 
 from jobs.config.loader import shared_mlflow
-from jobs.platform.identity import use_credentials
+from jobs.runtime.identity import use_credentials
 
 if TYPE_CHECKING:
     from jobs.config.env import EnvConfig

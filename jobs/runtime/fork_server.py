@@ -3,7 +3,7 @@ scikit-learn, pandas, Evidently, Great Expectations, PySpark's client) and forks
 so a task stops paying 2-6 s of imports before its first line of work — the Python analogue of the
 warm Spark (``scripts/spark_server.py``).
 
-    python -m jobs.platform.fork_server serve --socket <path>     # what scripts/job_server.py starts
+    python -m jobs.runtime.fork_server serve --socket <path>     # what scripts/job_server.py starts
 
 A job run through it is still its own process, as ``python -m jobs.<job> <arguments>`` would be: its
 own session and process group (killable as one), the caller's environment, working folder, stdin,

@@ -114,7 +114,7 @@ def _report(main: Callable[[list[str] | None], dict[str, Any] | None], argv: lis
     except RunwayError as exc:  # expected: one sentence; anything else is a crash (traceback, exit 1)
         code, message = exc.exit_code, str(exc)
     except Exception as exc:
-        from jobs.platform.spark_session import server_lost
+        from jobs.runtime.spark_session import server_lost
 
         if (lost := server_lost(exc)) is None:
             raise

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.core.errors import BadInputError, GateFailedError, MissingInputError, TransientError
-from jobs.platform.cli import run_cli
+from jobs.runtime.cli import run_cli
 
 
 def failing(exc: BaseException):
