@@ -40,6 +40,18 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def start_group(command: list[str], env: dict[str, str], log) -> subprocess.Popen:
+    """``command`` in a process group of its own (stoppable as one), its output to ``log``."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def kill_group(pgid: int, grace: float = 20) -> None:
     """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
     signal_group(pgid, signal.SIGTERM)
@@ -137,14 +149,7 @@ class Background:
             return running
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
-            process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            process = start_group(command, env, log)
         state = {
             "pid": process.pid,
             "started_at": started_at(process.pid),

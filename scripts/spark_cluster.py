@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from background import free_port, kill_group
+from background import free_port, kill_group, start_group
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "data" / "spark-cluster"
@@ -75,16 +74,7 @@ class SparkStandaloneCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         for name, command in commands.items():
             with (self.root / f"{name}.log").open("w") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        command,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                )
+                self.processes.append(start_group(command, env, log))
         try:
             if self._wait_until_registered(timeout):
                 return self.url

@@ -69,3 +69,25 @@ def refresh_command(start: str, end: str, run_id: str) -> list[str]:
     """``python -m jobs.feature_refresh all`` of dev's ``[start, end)``, as a task runs it."""
     window = ["--start", str(start), "--end", str(end)]
     return [sys.executable, "-m", "jobs.feature_refresh", "all", "--env", "dev", *window, "--run-id", run_id]
+
+
+# The assistant tests' corpus: Python's reference pages of these statements (the python-reference
+# documents the knowledge refresh chunks).
+ASSISTANT_TOPICS = [
+    "assert",
+    "break",
+    "continue",
+    "del",
+    "for",
+    "global",
+    "if",
+    "lambda",
+    "nonlocal",
+    "pass",
+    "raise",
+    "return",
+    "try",
+    "while",
+    "with",
+    "yield",
+]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobs.config.loader import load_config
-from tests.support import edit_yaml
+from tests.support import ASSISTANT_TOPICS, edit_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,24 +29,7 @@ def test_the_assistant_dag_builds_judges_and_promotes_after_a_refresh(airflow_db
     configs = tmp_path_factory.mktemp("configs")
     shutil.copytree(ROOT / "include" / "configs", configs, dirs_exist_ok=True)
     questions = ROOT / "tests" / "jobs" / "assistant" / "questions.yaml"
-    topics = [
-        "assert",
-        "break",
-        "continue",
-        "del",
-        "for",
-        "global",
-        "if",
-        "lambda",
-        "nonlocal",
-        "pass",
-        "raise",
-        "return",
-        "try",
-        "while",
-        "with",
-        "yield",
-    ]
+    topics = ASSISTANT_TOPICS
     edit_yaml(
         configs / "dev.yaml",
         lambda dev: dev.setdefault("assistant", {}).update(

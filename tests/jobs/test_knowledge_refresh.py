@@ -22,29 +22,10 @@ from jobs.assistant.knowledge import (
 )
 from jobs.assistant.knowledge_refresh import refresh_knowledge
 from jobs.core.errors import BadInputError
-from tests.support import make_config
-
-TOPICS = [
-    "assert",
-    "break",
-    "continue",
-    "del",
-    "for",
-    "global",
-    "if",
-    "lambda",
-    "nonlocal",
-    "pass",
-    "raise",
-    "return",
-    "try",
-    "while",
-    "with",
-    "yield",
-]
+from tests.support import ASSISTANT_TOPICS, make_config
 
 
-def assistant_config(tmp_path, topics=TOPICS, **corpus):
+def assistant_config(tmp_path, topics=ASSISTANT_TOPICS, **corpus):
     config = make_config(tmp_path)
     assistant = config.assistant.model_copy(
         update={
@@ -98,7 +79,7 @@ def test_a_refresh_writes_chunks_and_index_once_per_knowledge_version_and_heals_
     table = store.name("gold", "knowledge_chunks")
     rows = store.read_pandas(table)
     assert first["chunks_written"] == len(rows) == first["newly_embedded"] >= 10
-    assert set(rows.doc_id) == set(TOPICS) and rows.chunk_id.is_unique
+    assert set(rows.doc_id) == set(ASSISTANT_TOPICS) and rows.chunk_id.is_unique
     vectors = np.vstack(rows.embedding.to_numpy())
     assert vectors.shape[1] == 384 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
     assert store.last_commit_metadata(table)[VERSION_KEY] == first["knowledge_version"]
@@ -119,7 +100,7 @@ def test_a_refresh_writes_chunks_and_index_once_per_knowledge_version_and_heals_
     assert healed["table_version"] == first["table_version"]
     assert VectorIndex.load(index_dir(config, first["table_version"])).chunk_ids == index.chunk_ids
 
-    grown = assistant_config(tmp_path, [*TOPICS, "import"])  # one document more
+    grown = assistant_config(tmp_path, [*ASSISTANT_TOPICS, "import"])  # one document more
     more = refresh_knowledge(grown, store, "run-4")
     assert (
         more["table_version"] == first["table_version"] + 1
