@@ -20,8 +20,10 @@ from typing import Any
 from jobs.config.loader import load_config
 from jobs.config.traffic import SHADOW, Route, Traffic
 from jobs.core.errors import BadInputError
+from jobs.release.registry import ModelRegistry
 from jobs.release.rollout import canary_traffic, databricks_config, judge, set_traffic, traffic_in_force
 from jobs.runtime.cli import add_run_id, add_target, base_parser, json_object, run_cli, target_key
+from jobs.tablestore import open_table_store
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -48,14 +50,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     target = config.target(target_key(args))
     if args.action in ("show", "databricks-config"):
-        from jobs.release.registry import ModelRegistry
-
         registry = ModelRegistry.for_config(config, target)
         traffic = traffic_in_force(config, registry, target)
         if args.action == "show":
             return {"traffic": traffic.as_dict()}
-        from jobs.tablestore import open_table_store
-
         return databricks_config(config, registry, open_table_store(config), traffic)
 
     store = open_table_store(config)

@@ -108,3 +108,27 @@ def test_no_name_in_jobs_shadows_a_standard_module():
     a package ``jobs/platform/`` was then imported for the standard library's ``platform``."""
     names = {p.stem for p in (ROOT / "jobs").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
     assert not names & set(sys.stdlib_module_names)
+
+
+def test_no_function_uses_a_name_only_a_branch_of_it_imports():
+    """An import inside an ``if`` makes its name local to the whole function: a path that skips the
+    branch then fails with UnboundLocalError (``jobs.rollout traffic`` did, after an import moved)."""
+    wrong = []
+    for path in sorted((ROOT / "jobs").rglob("*.py")):
+        for func in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            nested = [
+                node
+                for stmt in func.body
+                if not isinstance(stmt, ast.Import | ast.ImportFrom)
+                for node in ast.walk(stmt)
+                if isinstance(node, ast.Import | ast.ImportFrom)
+            ]
+            for node in nested:
+                names = {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+                for stmt in func.body:
+                    used = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+                    if node not in ast.walk(stmt) and names & used:
+                        wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {sorted(names & used)}")
+    assert not wrong, "\n".join(wrong)
