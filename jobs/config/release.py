@@ -153,7 +153,10 @@ class CanarySettings(StrictModel):
     min_requests: int = Field(100, ge=1, description="... and until the candidate answered this many")
     timeout_seconds: float = Field(3600, gt=0, description="a step without enough traffic fails after this")
     max_error_rate_diff: float = Field(0.01, ge=0, description="candidate error rate minus the Champion's")
-    max_p99_ratio: float = Field(1.5, gt=0)
+    max_p99_ratio: float = Field(
+        1.5, gt=0, description="candidate p99 <= this x the Champion's, both answering during the step"
+    )
+    max_p99_ms: float = Field(1000, gt=0, description="the candidate's p99 ceiling at every step")
     max_prediction_drift: float = Field(
         0.5, gt=0, description="normed Wasserstein between the arms' predictions"
     )

@@ -118,6 +118,7 @@ class CanaryLimits:
     max_accuracy_drop: float = 0.02  # breach when the accuracy difference's 95 % interval lies below -this
     min_labelled: int = 50  # labelled rows per arm before accuracy is judged
     min_agreement: float = 0.0  # shadow phase: the share of rows whose label the shadow agrees on
+    max_p99_ms: float = float("inf")  # the candidate's p99 ceiling, at every step
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,27 @@ class CanaryVerdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _latency_breach(
+    champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits, against_champion: bool
+) -> str | None:
+    """The candidate's p99 over the ceiling, or (``against_champion``) over the ratio allowed."""
+    if candidate.p99_ms > limits.max_p99_ms:
+        return f"p99 {candidate.p99_ms:g} ms > the {limits.max_p99_ms:g} ms ceiling"
+    if against_champion and champion.p99_ms > 0 and candidate.p99_ms > limits.max_p99_ratio * champion.p99_ms:
+        return (
+            f"p99 {candidate.p99_ms:g} ms > {limits.max_p99_ratio:g} x the Champion's {champion.p99_ms:g} ms"
+        )
+    return None
+
+
+def _ceiling(limits: CanaryLimits) -> str:
+    return (
+        "without a ceiling"
+        if limits.max_p99_ms == float("inf")
+        else f"within the {limits.max_p99_ms:g} ms ceiling"
+    )
 
 
 def shadow_pairs(rows):
@@ -159,13 +181,19 @@ def accuracy_difference(candidate: ArmFigures, champion: ArmFigures) -> tuple[fl
 
 
 def canary_verdict(
-    champion: ArmFigures, candidate: ArmFigures, limits: CanaryLimits, agreement: float | None = None
+    champion: ArmFigures,
+    candidate: ArmFigures,
+    limits: CanaryLimits,
+    agreement: float | None = None,
+    concurrent: bool = True,
 ) -> CanaryVerdict:
     """Errors breach at once (a step never waits for more failures than the limit allows); the rest
-    is judged once the candidate answered ``min_requests``: error rate difference, and against a
-    Champion arm of at least ``min_requests`` (fewer are no baseline) the p99 ratio and the drift
-    between the arms' predictions; where labels arrived the accuracy difference with its
-    confidence interval, and in a shadow phase the shadow's agreement with the answers."""
+    is judged once the candidate answered ``min_requests``: error rate difference, the p99 ceiling,
+    and against a Champion arm of at least ``min_requests`` (fewer are no baseline) the drift
+    between the arms' predictions and, when the Champion answered at the same time as the candidate
+    (``concurrent``; a baseline from before the step met another moment's load), the p99 ratio;
+    where labels arrived the accuracy difference with its confidence interval, and in a shadow
+    phase the shadow's agreement with the answers."""
     figures = {"champion": champion.summary(), "candidate": candidate.summary()}
     excess = candidate.error_rate - champion.error_rate
     allowed_errors = limits.max_error_rate_diff * max(candidate.requests, limits.min_requests)
@@ -184,10 +212,8 @@ def canary_verdict(
             "wait", f"{candidate.requests} of {limits.min_requests} candidate requests", figures
         )
     failed, compared = [], champion.requests >= limits.min_requests  # a few rows are no baseline
-    if compared and champion.p99_ms > 0 and candidate.p99_ms > limits.max_p99_ratio * champion.p99_ms:
-        failed.append(
-            f"p99 {candidate.p99_ms:g} ms > {limits.max_p99_ratio:g} x the Champion's {champion.p99_ms:g} ms"
-        )
+    if slow := _latency_breach(champion, candidate, limits, compared and concurrent):
+        failed.append(slow)
     drift = prediction_drift(champion.predictions, candidate.predictions) if compared else 0.0
     figures["prediction_drift"] = round(drift, 4) if compared else None
     if drift > limits.max_prediction_drift:
@@ -209,11 +235,15 @@ def canary_verdict(
             )
     if failed:
         return CanaryVerdict("breach", "; ".join(failed), figures)
-    versus = (
-        f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f}"
-        if compared
-        else f"p99 and drift not compared: the Champion answered {champion.requests} requests"
-    )
+    if not compared:
+        versus = f"p99 and drift not compared: the Champion answered {champion.requests} requests"
+    elif concurrent:
+        versus = f"p99 {candidate.p99_ms:g} vs {champion.p99_ms:g} ms, drift {drift:.2f}"
+    else:
+        versus = (
+            f"p99 {candidate.p99_ms:g} ms {_ceiling(limits)}, not compared with the Champion's "
+            f"from before the step, drift {drift:.2f}"
+        )
     return CanaryVerdict(
         "pass",
         f"candidate within limits over {candidate.requests} requests "

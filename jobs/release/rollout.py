@@ -195,14 +195,16 @@ def judge(
                 "phase": phase,
             }
     settings = config.rollout.canary
+    off_the_request_path = phase == "shadow"  # a shadow's latency delays no answer
     limits = CanaryLimits(
         settings.min_requests,
         settings.max_error_rate_diff,
-        float("inf") if phase == "shadow" else settings.max_p99_ratio,  # off the request path
+        float("inf") if off_the_request_path else settings.max_p99_ratio,
         settings.max_prediction_drift,
         settings.max_accuracy_drop,
         settings.min_labelled,
         settings.min_shadow_agreement,
+        float("inf") if off_the_request_path else settings.max_p99_ms,
     )
     arm, primary = (
         SHADOW if phase == "shadow" else CANDIDATE,
@@ -213,7 +215,7 @@ def judge(
     rows = recent[recent.requested_at >= since]
     if (rows.route == arm).any():  # from the arm's first request: both arms then meet the same endpoint state
         rows = rows[rows.requested_at >= rows.loc[rows.route == arm, "requested_at"].min()]
-    rows = with_champion_baseline(
+    rows, concurrent = with_champion_baseline(
         rows, recent[recent.requested_at < rows.requested_at.min()], primary, settings.min_requests
     )
     label = config.use_case.model.label if config.use_case.model.label in rows.columns else None
@@ -224,22 +226,26 @@ def judge(
             float((pairs.predicted_label == pairs.predicted_label_shadow).mean()) if len(pairs) else None
         )
     champion = arm_figures(rows, primary, label)
-    verdict = canary_verdict(champion, arm_figures(rows, arm, label), limits, agreement)
+    verdict = canary_verdict(champion, arm_figures(rows, arm, label), limits, agreement, concurrent)
     log.info("%s since %s: %s — %s", phase, since.isoformat(), verdict.state, verdict.reason)
     return {**verdict.as_dict(), "since": since.isoformat(), "phase": phase}
 
 
-def with_champion_baseline(rows, before, primary: str, min_requests: int):
+def with_champion_baseline(rows, before, primary: str, min_requests: int) -> tuple[pd.DataFrame, bool]:
     """The step's rows, plus the Champion's latest requests before it when the step gave the Champion
     fewer than ``min_requests`` (the last step sends it only the requests in flight at the switch):
-    the candidate is then compared with the Champion's recent traffic, not with a handful of rows."""
+    the candidate is then compared with the Champion's recent traffic, not with a handful of rows.
+    The flag says whether the Champion's arm answered during the step (False: it was filled from
+    before it, under another moment's load)."""
 
     served = rows.loc[rows.route == primary, "request_id"].nunique()
     if served >= min_requests:
-        return rows
+        return rows, True
     earlier = before[before.route == primary].sort_values("requested_at")
     latest = earlier.request_id.drop_duplicates().iloc[served - min_requests :]
-    return pd.concat([earlier[earlier.request_id.isin(latest)], rows])
+    if latest.empty:
+        return rows, True
+    return pd.concat([earlier[earlier.request_id.isin(latest)], rows]), False
 
 
 def _step_rows(config: EnvConfig, store: TableStore, since: datetime):

@@ -53,6 +53,23 @@ def test_a_canary_waits_for_traffic_breaches_on_errors_at_once_and_passes_within
     assert canary_verdict(arm(3), arm(200, errors=10), CANARY).state == "breach"  # errors still count
 
 
+def test_latency_is_compared_only_with_a_champion_answering_at_the_same_time():
+    """A baseline from before the step (``concurrent=False``) answered under another moment's load:
+    p99 is then held to the ceiling alone; errors and drift are still compared with it."""
+    ceiling = CanaryLimits(
+        min_requests=100, max_error_rate_diff=0.01, max_p99_ratio=1.5, max_prediction_drift=0.5, max_p99_ms=50
+    )
+    same_time = canary_verdict(arm(1000, p99=10), arm(200, p99=30), ceiling)
+    assert same_time.state == "breach" and "p99 30 ms > 1.5 x the Champion's 10 ms" in same_time.reason
+    earlier = canary_verdict(arm(1000, p99=10), arm(200, p99=30), ceiling, concurrent=False)
+    assert earlier.state == "pass" and "p99 30 ms within the 50 ms ceiling" in earlier.reason
+    over = canary_verdict(arm(1000, p99=10), arm(200, p99=60), ceiling, concurrent=False)
+    assert over.state == "breach" and over.reason == "p99 60 ms > the 50 ms ceiling"
+    drifted = canary_verdict(arm(1000), arm(200, shift=0.3), ceiling, concurrent=False)
+    assert drifted.state == "breach" and "prediction drift between the arms" in drifted.reason
+    assert canary_verdict(arm(1000), arm(200, p99=60), ceiling).reason.startswith("p99 60 ms > the 50 ms")
+
+
 def test_the_online_report_compares_arms_pairs_the_shadow_and_scores_labelled_rows():
     import pandas as pd
 
