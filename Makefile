@@ -31,9 +31,11 @@ $(STAMP): requirements.txt pyproject.toml
 delta-jars: $(STAMP)
 	@$(PY) scripts/fetch_delta_jars.py
 
-## The whole test suite (what CI runs), after the linter and the formatter's check.
+## The whole test suite (what CI runs), after the linter and the formatter's check: on
+## TEST_WORKERS processes (pytest-xdist), each taking whole modules (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ## The fast tier: pure functions and policies (tests/unit), no Spark and no servers.
 test-unit: install

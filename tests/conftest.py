@@ -82,6 +82,50 @@ def warm_python():
 
 UNIT_TESTS = ROOT / "tests" / "unit"
 
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadscope): a worker takes whole
+# groups, so a module's fixtures start once, and each worker has its own session (one Spark session,
+# one pair of warm services, one Airflow home). A group is a module, or the modules that share a
+# session resource dearer than a module: the wheel and the Spark cluster. (xdist's own loadgroup
+# cannot do it under pytest 9.2: it renames the items' `_nodeid`, which pytest no longer reads, so
+# every test became a group of its own and module fixtures such as the stack started twice.)
+SHARED_SESSION_RESOURCE = {"tests/jobs/test_wheel.py": "tests/plugins/test_spark_cluster_mode.py"}
+# The longest groups first (seconds on a quiet 2-core machine, `--durations`), so that the last
+# group a worker takes is a short one and neither waits long for the other at the end.
+LONGEST_FIRST = (
+    "tests/plugins/test_spark_cluster_mode.py",  # ~330
+    "tests/jobs/test_serving.py",  # ~340
+    "tests/e2e/test_stack.py",  # ~220
+    "tests/use_case/test_lifecycle.py",  # ~160
+    "tests/jobs/test_spark_remote.py",  # ~130
+    "tests/jobs/test_tablestore.py",  # ~130
+)
+
+
+def distribution_group(nodeid: str) -> str:
+    """The group of tests one worker runs together (see SHARED_SESSION_RESOURCE)."""
+    module = nodeid.split("::", 1)[0]
+    return SHARED_SESSION_RESOURCE.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return distribution_group(nodeid)
+
+    return ByGroup(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {group: index for index, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(distribution_group(item.nodeid), len(rank)))  # stable
+
 
 @pytest.fixture(autouse=True)
 def warm_stack(request):
@@ -95,14 +139,19 @@ def warm_stack(request):
 @pytest.fixture(scope="session")
 def project_wheel(tmp_path_factory) -> Path:
     """The project's wheel, built once for the session as `make wheel` builds it."""
+    from filelock import FileLock
+
     out = tmp_path_factory.mktemp("dist")
-    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would ship a stale build/lib's modules
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    with FileLock(
+        tempfile.gettempdir() + "/runway-tests-wheel.lock"
+    ):  # build/ is the checkout's, not the worker's
+        shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would ship a stale build/lib's modules
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     return next(out.glob("runway_mlops-*-py3-none-any.whl"))
 
 

@@ -1,5 +1,6 @@
-"""The table-store verbs on the native ``spark`` engine (delta-spark), run in its own interpreter
-because it needs a SparkSession started with the Delta jars. Exits non-zero on the first failure.
+"""The table-store verbs on the native ``spark`` engine (delta-spark) with session-catalog names:
+``check_verbs`` on a store of that engine (the test session's, which starts with the Delta jars),
+or in an interpreter of its own. Raises on the first failure.
 
     python tests/jobs/spark_engine_scenario.py /tmp/warehouse     # the jars make install fetched
 """
@@ -11,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow
+from pyspark.sql import SparkSession
 
 from jobs.config.loader import load_config
 from jobs.config.platform import Compute, TableStoreSettings
@@ -20,6 +22,7 @@ from jobs.tablestore import (
     SchemaMismatchError,
     TableName,
     TablePermissionError,
+    TableStore,
     open_table_store,
 )
 
@@ -35,7 +38,11 @@ def main(warehouse: Path) -> None:
         }
     )
     spark = get_spark(config, "runway-spark-engine-check")
-    store = open_table_store(config, spark)
+    check_verbs(open_table_store(config, spark), spark)
+
+
+def check_verbs(store: TableStore, spark: SparkSession) -> None:
+    """Every verb once, on tables of ``store``'s environment (their databases are created)."""
     assert store.engine == "spark"
     schema = "day date, id int, value string"
     table = store.name("silver", "events")

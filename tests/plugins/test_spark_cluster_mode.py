@@ -3,10 +3,10 @@ loopback): the apache-spark provider's SparkSubmitOperator submits each job in c
 wheel as --py-files; executors are separate JVMs and Python workers, so anything that only works on
 a driver fails here.
 
-- The feature-refresh DAG, committed with native delta-spark (the shipped spark-submit config: the
-  spark engine, tables by location, the jars make install fetched shipped with each job) and with
-  delta-rs from the driver (the local engine, for clusters without Delta): both give the tables a
-  local run of the same days gives.
+- The feature-refresh DAG committed with native delta-spark (the shipped spark-submit config: the
+  spark engine, tables by location, the jars make install fetched shipped with each job), and the
+  refresh job committed with delta-rs from the driver (the local engine, for clusters without
+  Delta): both give the tables a local run of the same days gives.
 - Training, batch inference (spark_udf: in a standalone application every task runs on an
   executor) and a streaming drain on the cluster give the model and the predictions a local run
   of the same jobs gives.
@@ -125,6 +125,7 @@ def local_gold(tmp_path_factory, spark):
 def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
     engine, airflow_db, spark_cluster, project_wheel, local_gold, spark, tmp_path, monkeypatch
 ):
+    from dag_factories.compute import job_task
     from jobs.config.loader import load_config
     from jobs.features.seed import seed
 
@@ -133,11 +134,17 @@ def test_feature_refresh_on_a_real_cluster_gives_the_local_runs_tables(
     assert config.compute.kind == "spark-submit"
     seed(config, DAYS)
     before = {app["id"] for app in spark_cluster.applications()}
-    _run_dag("feature_refresh.py", "dev_feature_refresh", start_date=str(DAYS.start), end_date=str(DAYS.end))
+    window = ["--start", str(DAYS.start), "--end", str(DAYS.end)]
+    if engine == "spark":  # the shipped config: the DAG, each stage its own application
+        _run_dag("feature_refresh.py", "dev_feature_refresh", start_date=window[1], end_date=window[3])
+        stages = 4  # bronze, silver, gate and gold
+    else:  # delta-rs from the driver: one application refreshing every stage
+        job_task(config, task_id="refresh", job="feature_refresh", arguments=["all", *window]).execute({})
+        stages = 1
 
     ran = [app for app in spark_cluster.applications() if app["id"] not in before]
-    # bronze, silver, gate and gold each ran as an application with executors on the worker
-    assert [app["name"] for app in ran] == ["runway-feature-refresh-dev"] * 4
+    # each stage ran as an application with executors on the worker
+    assert [app["name"] for app in ran] == ["runway-feature-refresh-dev"] * stages
     assert all(app["cores"] > 0 for app in ran)
     assert _checksum(spark, tmp_path, GOLD) == local_gold
 
