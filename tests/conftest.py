@@ -88,16 +88,17 @@ UNIT_TESTS = ROOT / "tests" / "unit"
 # session resource dearer than a module: the wheel and the Spark cluster. (xdist's own loadgroup
 # cannot do it under pytest 9.2: it renames the items' `_nodeid`, which pytest no longer reads, so
 # every test became a group of its own and module fixtures such as the stack started twice.)
+XDIST_WRITTEN_FOR = "3.8."
 SHARED_SESSION_RESOURCE = {"tests/jobs/test_wheel.py": "tests/plugins/test_spark_cluster_mode.py"}
 # The longest groups first (seconds on a quiet 2-core machine, `--durations`), so that the last
 # group a worker takes is a short one and neither waits long for the other at the end.
 LONGEST_FIRST = (
-    "tests/plugins/test_spark_cluster_mode.py",  # ~330
-    "tests/jobs/test_serving.py",  # ~340
-    "tests/e2e/test_stack.py",  # ~220
-    "tests/use_case/test_lifecycle.py",  # ~160
-    "tests/jobs/test_spark_remote.py",  # ~130
-    "tests/jobs/test_tablestore.py",  # ~130
+    "tests/plugins/test_spark_cluster_mode.py",  # ~590 beside the other worker, ~380 alone
+    "tests/jobs/test_serving.py",  # ~500, ~340
+    "tests/e2e/test_stack.py",  # ~370, ~250
+    "tests/use_case/test_lifecycle.py",  # ~265, ~160
+    "tests/jobs/test_spark_remote.py",  # ~170, ~140
+    "tests/jobs/test_tablestore.py",  # ~165, ~130
 )
 
 
@@ -111,7 +112,14 @@ def distribution_group(nodeid: str) -> str:
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") != "loadscope":
         return None
+    import xdist
     from xdist.scheduler import LoadScopeScheduling
+
+    if not xdist.__version__.startswith(XDIST_WRITTEN_FOR):  # _split_scope is xdist's private API
+        raise pytest.UsageError(
+            f"tests/conftest.py's scheduler overrides pytest-xdist {XDIST_WRITTEN_FOR}'s private "
+            f"LoadScopeScheduling._split_scope; this is {xdist.__version__}: check it and update the pin"
+        )
 
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

@@ -995,6 +995,7 @@ def test_the_deployment_dag_promotes_a_healthy_canary_and_rolls_a_failing_one_ba
         "RUNWAY_CANARY_HOLD_SECONDS": "3",
         "RUNWAY_CANARY_MIN_REQUESTS": "60",
         "RUNWAY_CANARY_TIMEOUT_SECONDS": "180",
+        "RUNWAY_CANARY_MAX_P99_MS": "10000",  # errors decide here: a busy machine's p99 is no breach
         "RUNWAY_LOAD_TEST_USERS": "2",
         "RUNWAY_LOAD_TEST_SECONDS": "2",
         "RUNWAY_LOAD_TEST_ROUNDS": "1",
