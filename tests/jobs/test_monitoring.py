@@ -14,7 +14,7 @@ from jobs.config.monitoring import RetrainingPolicy
 from jobs.core.window import Window
 from jobs.modeling.batch_scoring import score_window
 from jobs.modeling.monitoring import drift_rows, monitor, record_alert
-from jobs.modeling.retraining import METRICS_TABLE, decide, window_statuses
+from jobs.modeling.retraining import DEFAULT_SOURCE, METRICS_TABLE, decide, window_statuses
 
 WINTER = Window(date(2013, 2, 5), date(2013, 2, 12))  # the week after the model's training window
 SUMMER = Window(date(2013, 7, 1), date(2013, 7, 8))
@@ -35,11 +35,18 @@ def monitored(champion):
     return config, store, outcomes
 
 
+def batch_metrics(store):
+    """The metrics of the batch predictions this module monitors. The session's store is shared:
+    other modules monitor the endpoint's inference log in it (windows of today's date)."""
+    rows = store.read_pandas(store.name("monitoring", METRICS_TABLE))
+    return rows[rows.source == DEFAULT_SOURCE]
+
+
 def test_adjacent_winter_weeks_barely_drift_and_january_against_july_does(monitored):
     config, store, outcomes = monitored
     winter, summer = outcomes["winter"], outcomes["summer"]
     assert winter["dataset_drift_share"] < config.monitoring.drift_share <= summer["dataset_drift_share"]
-    rows = store.read_pandas(store.name("monitoring", METRICS_TABLE))
+    rows = batch_metrics(store)
     features = rows[rows.metric == "feature_drift"]
     drifted = {day: set(group.column[group.violated]) for day, group in features.groupby("window_start")}
     assert drifted[WINTER.start] == set()
